@@ -1,0 +1,50 @@
+"""Command-line entry points: ``python -m api COMMAND``."""
+
+import argparse
+import logging
+import sys
+from typing import List
+from typing import Optional
+
+from api.logs import configure_logging
+from api.settings import Settings
+from db.sql import Database
+from db.sql import create_schema
+
+log = logging.getLogger("api.cli")
+
+
+def init_db(settings: Settings, args: argparse.Namespace) -> int:
+    """Create the SQL tables that are missing."""
+    database = Database(settings.database_url)
+    create_schema(database.engine)
+    database.dispose()
+    log.info("database ready: %s", database.engine.url.render_as_string())
+    return 0
+
+
+def show_settings(settings: Settings, args: argparse.Namespace) -> int:
+    """Print every setting with its current value."""
+    for env, value, default, doc in settings.describe():
+        print(f"{env}={value!r}  # {doc} (default {default!r})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init-db", help=init_db.__doc__).set_defaults(run=init_db)
+    commands.add_parser("settings", help=show_settings.__doc__).set_defaults(run=show_settings)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return args.run(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

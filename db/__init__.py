@@ -1,0 +1,1 @@
+"""Stores: SQL (SQLAlchemy), RethinkDB and the embedded notes store."""

@@ -1,0 +1,1 @@
+"""Imports every module that defines SQL tables, so Base.metadata knows them all."""

@@ -1,0 +1,47 @@
+"""Liveness (``/health``) and readiness (``/ready``) probes."""
+
+import logging
+from typing import Callable
+from typing import Dict
+
+import falcon
+
+from db.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    """``GET /health``: the process answers; no backend is touched."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Liveness probe."""
+        resp.media = {"status": "ok"}
+
+
+class Ready:
+    """``GET /ready``: every backend answers, else 503 naming the ones that do not.
+
+    Args:
+        checks: backend name -> callable that raises Unavailable when it is down.
+    """
+
+    def __init__(self, checks: Dict[str, Callable[[], None]]):
+        self._checks = checks
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Readiness probe: checks every configured backend."""
+        status = {}
+        for name, check in self._checks.items():
+            try:
+                check()
+            except Unavailable as ex:
+                log.warning("readiness: %s is down: %s", name, ex.detail)
+                status[name] = "down"
+            else:
+                status[name] = "ok"
+        down = sorted(name for name, state in status.items() if state != "ok")
+        resp.media = {"status": "down" if down else "ok", "backends": status}
+        if down:
+            resp.status = falcon.HTTP_503
+            resp.media["detail"] = "unavailable: " + ", ".join(down)
