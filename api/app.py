@@ -17,9 +17,11 @@ from api.middleware import RequireJSON
 from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
+from db.primes import PrimeStore
 from db.sql import Database
 from resources.health import Health
 from resources.health import Ready
+from resources.primes import Primes
 
 TITLE = "Falcon PyPy API"
 
@@ -40,6 +42,13 @@ def create_app(settings: Settings) -> falcon.App:
     routes = Routes(app)
     routes.add("/health", Health())
     routes.add("/ready", Ready({"sql": database.ping}))
+
+    # Primes (SQL): all-or-nothing batches; /supply_primes is the seed's path.
+    primes = Primes(PrimeStore(database))
+    routes.add("/primes", primes)
+    routes.add("/primes/{n:int}", primes, suffix="item")
+    routes.add("/supply_primes", primes, suffix="seed")
+
     add_docs(routes, TITLE, __version__)
     return app
 

@@ -95,5 +95,7 @@ class LiveServer(Process):
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")
         try:
             return requests.get(self.url + "/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # A worker still booting on a loaded machine may accept the
+            # connection and answer late: keep polling until the deadline.
             return False

@@ -1,0 +1,154 @@
+"""The primes table and its store: all-or-nothing batch inserts, ascending reads.
+
+Numbers go up to 2**64 - 1, but SQLite's INTEGER and PostgreSQL's BIGINT are
+signed 64-bit. The column holds ``n - 2**63`` instead: that maps
+0..2**64-1 one to one, in order, onto -2**63..2**63-1, so the primary key
+still guards uniqueness and ``ORDER BY`` is still ascending, in 8 bytes (a
+NUMERIC would be lossy on SQLite, which stores big numerics as REAL; a
+zero-padded string would be 20 bytes and slower to compare).
+:class:`UnsignedInt64` does the shift on the way in and out, so code above
+the column only ever sees the real numbers, in values and in comparisons.
+"""
+
+import logging
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Set
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy import orm
+from sqlalchemy import types
+
+from db.errors import Conflict
+from db.sql import Base
+from db.sql import Database
+
+log = logging.getLogger(__name__)
+
+_OFFSET = 2**63
+#: Numbers per ``IN (...)`` list: far under SQLite's bound-variable limit
+#: (999 before 3.32) and small enough for any planner.
+IN_CHUNK = 500
+
+
+class UnsignedInt64(types.TypeDecorator):
+    """0 <= n < 2**64 kept in a signed 64-bit column as ``n - 2**63`` (order kept)."""
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        # SQLite makes an INTEGER PRIMARY KEY the rowid itself (no second
+        # index); its INTEGER is 64-bit like BIGINT elsewhere.
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Integer())
+        return dialect.type_descriptor(sa.BigInteger())
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else value - _OFFSET
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value + _OFFSET
+
+
+class Prime(Base):
+    """A stored prime; the number is the primary key, so each is stored once."""
+
+    __tablename__ = "primes"
+
+    number: orm.Mapped[int] = orm.mapped_column(
+        UnsignedInt64(), primary_key=True, autoincrement=False
+    )
+
+
+class PrimeStore:
+    """Stores batches of numbers all or nothing, and reads them back in order."""
+
+    def __init__(self, database: Database):
+        self._database = database
+
+    def insert(self, numbers: Sequence[int]) -> List[int]:
+        """Store every number of ``numbers`` in one transaction, or none.
+
+        The caller has checked that they are primes in range; this checks they
+        are new. Returns ``numbers``.
+
+        Raises:
+            Conflict: with ``duplicates`` (index, number, reason) naming every
+                number repeated in the batch or already stored; nothing is stored.
+        """
+        repeated = _repeats(numbers)
+        if repeated:
+            # Nothing to insert, but the answer should name stored ones too.
+            raise self._conflict(numbers, repeated, self.stored_among(numbers))
+        # Inserting in ascending order makes concurrent batches take their row
+        # locks in the same order, so PostgreSQL cannot deadlock them.
+        rows = [{"number": n} for n in sorted(numbers)]
+        try:
+            with self._database.session() as session:
+                session.execute(sa.insert(Prime), rows)
+        except exc.IntegrityError:
+            # The primary key refused a number: stored before, or by a batch
+            # that committed first. The transaction is rolled back; look up
+            # which ones to name them.
+            stored = self.stored_among(numbers)
+            log.debug("batch of %d refused: %d stored", len(numbers), len(stored))
+            raise self._conflict(numbers, {}, stored) from None
+        return list(numbers)
+
+    def stored_among(self, numbers: Iterable[int]) -> Set[int]:
+        """The numbers of ``numbers`` that are stored."""
+        distinct = sorted(set(numbers))
+        found: Set[int] = set()
+        with self._database.session() as session:
+            for start in range(0, len(distinct), IN_CHUNK):
+                chunk = distinct[start:start + IN_CHUNK]
+                query = sa.select(Prime.number).where(Prime.number.in_(chunk))
+                found.update(session.scalars(query))
+        return found
+
+    def contains(self, number: int) -> bool:
+        """Whether ``number`` is stored."""
+        with self._database.session() as session:
+            return session.get(Prime, number) is not None
+
+    def page(self, limit: int, after: Optional[int] = None) -> List[int]:
+        """Up to ``limit`` stored numbers in ascending order, all above ``after``."""
+        query = sa.select(Prime.number).order_by(Prime.number).limit(limit)
+        if after is not None:
+            query = query.where(Prime.number > after)
+        with self._database.session() as session:
+            return list(session.scalars(query))
+
+    @staticmethod
+    def _conflict(
+        numbers: Sequence[int], repeated: Dict[int, int], stored: Set[int]
+    ) -> Conflict:
+        duplicates = []
+        for index, number in enumerate(numbers):
+            entry = {"index": index, "number": number}
+            if number in stored:
+                duplicates.append({**entry, "reason": "stored"})
+            elif index in repeated:
+                duplicates.append(
+                    {**entry, "reason": "repeated", "first_index": repeated[index]}
+                )
+        verb = "is" if len(duplicates) == 1 else "are"
+        detail = (f"{len(duplicates)} of the {len(numbers)} numbers {verb} already "
+                  "stored or repeated in the batch; nothing was stored.")
+        return Conflict(detail, duplicates=duplicates)
+
+
+def _repeats(numbers: Sequence[int]) -> Dict[int, int]:
+    """Index of every repeat -> index of the number's first occurrence."""
+    first: Dict[int, int] = {}
+    repeated: Dict[int, int] = {}
+    for index, number in enumerate(numbers):
+        seen = first.setdefault(number, index)
+        if seen != index:
+            repeated[index] = seen
+    return repeated

@@ -1,0 +1,185 @@
+"""Primes: store batches of primes all or nothing; list them; ask about one number.
+
+``POST /primes`` (and the seed's ``POST /supply_primes``) checks the whole
+batch before touching the database: types and range (422 with errors per
+index), then primality (422 naming every number that is not prime), then the
+store checks for duplicates (409 naming every one) and inserts in one
+transaction.
+"""
+
+from typing import List
+from typing import Sequence
+
+import falcon
+import marshmallow
+from marshmallow import fields
+from marshmallow import validate as check
+
+from api.errors import Problem
+from api.paging import limit_field
+from api.paging import next_link
+from api.validation import QuerySchema
+from api.validation import validate
+from db.primes import PrimeStore
+from resources.primality import UPPER_BOUND
+from resources.primality import is_prime
+
+MAX_BATCH = 10_000
+SEED_ANSWER = {"response": "prime numbers insert API"}
+
+
+class LengthFirstList(fields.List):
+    """A list field that checks its length before its items.
+
+    A list far over the limit gets one error, not one per item.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        self._validate(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class PrimesIn(marshmallow.Schema):
+    """A batch of numbers to store: JSON integers (not 13.0, "13" or true)."""
+
+    primes = LengthFirstList(
+        # Strict: only JSON integers. marshmallow refuses booleans in any
+        # number field, so true is not taken for 1.
+        fields.Integer(
+            strict=True,
+            validate=check.Range(2, UPPER_BOUND - 1),
+        ),
+        required=True,
+        validate=check.Length(1, MAX_BATCH),
+        metadata={"description": f"1..{MAX_BATCH} primes, each 2 <= n < 2**64"},
+    )
+
+
+class PrimesStored(marshmallow.Schema):
+    """The numbers a batch stored, in the order sent."""
+
+    stored = fields.List(fields.Integer())
+    count = fields.Integer()
+
+
+class PrimesPage(marshmallow.Schema):
+    """One page of stored primes, ascending."""
+
+    primes = fields.List(fields.Integer())
+    next = fields.String(
+        allow_none=True, metadata={"description": "null on the last page"}
+    )
+
+
+class PrimesQuery(QuerySchema):
+    """Paging of ``GET /primes``: ``limit`` and the ``after`` cursor."""
+
+    limit = limit_field(default=100, maximum=1000)
+    after = fields.Integer(
+        validate=check.Range(0, UPPER_BOUND - 1),
+        metadata={"description": "list the primes above this number"},
+    )
+
+
+class NumberOut(marshmallow.Schema):
+    """What is known about one number."""
+
+    number = fields.Integer()
+    prime = fields.Boolean()
+    stored = fields.Boolean()
+
+
+class SeedAnswer(marshmallow.Schema):
+    """The seed's fixed answer."""
+
+    response = fields.String()
+
+
+def check_primes(numbers: Sequence[int]) -> None:
+    """Raise a 422 problem naming every number of ``numbers`` that is not prime."""
+    not_prime = [
+        {"index": index, "number": number}
+        for index, number in enumerate(numbers)
+        if not is_prime(number)
+    ]
+    if not_prime:
+        raise Problem(
+            422,
+            f"{_count(not_prime, numbers)} not prime; nothing was stored.",
+            errors={"primes": {str(bad["index"]): ["Not a prime number."]
+                               for bad in not_prime}},
+            not_prime=not_prime,
+        )
+
+
+def _count(found: Sequence, numbers: Sequence) -> str:
+    verb = "is" if len(found) == 1 else "are"
+    return f"{len(found)} of the {len(numbers)} numbers {verb}"
+
+
+class Primes:
+    """``/primes``, ``/primes/{n}`` and the seed's ``/supply_primes``."""
+
+    def __init__(self, store: PrimeStore):
+        self._store = store
+
+    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409,))
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Store a batch of primes, all or nothing.
+
+        422 names every number that is not prime (``not_prime``: index and
+        number); 409 names every number already stored or repeated in the
+        batch (``duplicates``). Either way nothing is stored.
+        """
+        self._store_batch(req, resp)
+
+    @validate(query=PrimesQuery(), response=PrimesPage())
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List the stored primes in ascending order, a page at a time."""
+        query = req.context.query
+        limit = query["limit"]
+        numbers = self._store.page(limit + 1, after=query.get("after"))
+        more = len(numbers) > limit
+        numbers = numbers[:limit]
+        resp.media = {
+            "primes": numbers,
+            "next": next_link(req, after=numbers[-1]) if more else None,
+        }
+
+    @validate(response=NumberOut(), errors=(422,))
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, n: int) -> None:
+        """Whether n (1 <= n < 2**64) is prime and whether it is stored.
+
+        A path that is not an integer is 404; an integer out of range is 422.
+        """
+        if not 1 <= n < UPPER_BOUND:
+            raise Problem(
+                422,
+                "The request did not pass validation; see errors.",
+                errors={"n": [f"Must be greater than or equal to 1 and less than or "
+                              f"equal to {UPPER_BOUND - 1}."]},
+            )
+        resp.media = {
+            "number": n,
+            "prime": is_prime(n),
+            "stored": self._store.contains(n),
+        }
+
+    @validate(response=SeedAnswer())
+    def on_get_seed(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The seed's description of its insert API."""
+        resp.media = SEED_ANSWER
+
+    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409,))
+    def on_post_seed(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Store a batch of primes, all or nothing (the seed's path for it)."""
+        self._store_batch(req, resp)
+
+    def _store_batch(self, req: falcon.Request, resp: falcon.Response) -> None:
+        numbers: List[int] = req.context.body["primes"]
+        check_primes(numbers)
+        stored = self._store.insert(numbers)
+        resp.status = falcon.HTTP_201
+        resp.media = {"stored": stored, "count": len(stored)}
