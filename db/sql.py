@@ -6,6 +6,7 @@ they all hang off :class:`Base`, so :func:`create_schema` creates every one.
 
 import contextlib
 import os
+import platform
 from typing import Iterator
 
 import sqlalchemy as sa
@@ -20,11 +21,20 @@ class Base(orm.DeclarativeBase):
     """Declarative base of every SQL table."""
 
 
+# The PostgreSQL driver that works under each interpreter (see requirements.txt).
+_PG_DRIVER = "psycopg2cffi" if platform.python_implementation() == "PyPy" else "psycopg"
+
+
 def make_engine(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite files get their folder, WAL and foreign keys."""
+    """An engine for ``url``; SQLite files get their folder, WAL and foreign keys.
+
+    A plain ``postgresql://`` URL gets the driver that works under this interpreter.
+    """
     sa_url = sa.engine.make_url(url)
+    if sa_url.drivername == "postgresql":
+        sa_url = sa_url.set(drivername=f"postgresql+{_PG_DRIVER}")
     if sa_url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(sa_url, pool_pre_ping=True)
     engine = sa.create_engine(url, connect_args={"timeout": 30})
     if sa_url.database and sa_url.database != ":memory:":
         folder = os.path.dirname(os.path.abspath(sa_url.database))
