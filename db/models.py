@@ -1,1 +1,3 @@
 """Imports every module that defines SQL tables, so Base.metadata knows them all."""
+
+import db.notes_sql  # noqa: F401  (notes, note_changes, note_sequence)
