@@ -17,9 +17,11 @@ from api.middleware import RequireJSON
 from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
+from db import notes as notes_db
 from db.sql import Database
 from resources.health import Health
 from resources.health import Ready
+from resources.notes import Notes
 
 TITLE = "Falcon PyPy API"
 
@@ -39,7 +41,16 @@ def create_app(settings: Settings) -> falcon.App:
 
     routes = Routes(app)
     routes.add("/health", Health())
-    routes.add("/ready", Ready({"sql": database.ping}))
+    ready_checks = {"sql": database.ping}
+
+    # Notes (issue 3): RethinkDB when RETHINKDB_URL is set, else the SQL store.
+    notes_store = notes_db.open_store(settings, database)
+    notes = Notes(notes_store)
+    routes.add("/notes", notes)
+    routes.add("/notes/{note_id}", notes, suffix="item")
+    ready_checks["notes"] = notes_store.ping
+
+    routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)
     return app
 
