@@ -95,5 +95,5 @@ class LiveServer(Process):
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")
         try:
             return requests.get(self.url + "/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
+        except (requests.ConnectionError, requests.Timeout):
+            return False  # not listening yet, or too busy starting to answer
