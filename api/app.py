@@ -17,10 +17,12 @@ from api.middleware import RequireJSON
 from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
+from db import notes as notes_db
 from db.primes import PrimeStore
 from db.sql import Database
 from resources.health import Health
 from resources.health import Ready
+from resources.notes import Notes
 from resources.primes import Primes
 
 TITLE = "Falcon PyPy API"
@@ -41,7 +43,14 @@ def create_app(settings: Settings) -> falcon.App:
 
     routes = Routes(app)
     routes.add("/health", Health())
-    routes.add("/ready", Ready({"sql": database.ping}))
+    ready_checks = {"sql": database.ping}
+
+    # Notes: RethinkDB when RETHINKDB_URL is set, else the SQL store.
+    notes_store = notes_db.open_store(settings, database)
+    notes = Notes(notes_store)
+    routes.add("/notes", notes)
+    routes.add("/notes/{note_id}", notes, suffix="item")
+    ready_checks["notes"] = notes_store.ping
 
     # Primes (SQL): all-or-nothing batches; /supply_primes is the seed's path.
     primes = Primes(PrimeStore(database))
@@ -49,6 +58,7 @@ def create_app(settings: Settings) -> falcon.App:
     routes.add("/primes/{n:int}", primes, suffix="item")
     routes.add("/supply_primes", primes, suffix="seed")
 
+    routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)
     return app
 

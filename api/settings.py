@@ -39,7 +39,10 @@ class Settings:
         "rethinkdb://host:28015/db selects RethinkDB for notes; unset: SQLite",
     )
     rethinkdb_timeout: float = _env_field(
-        "RETHINKDB_TIMEOUT", 5.0, "seconds to wait for a RethinkDB connection"
+        "RETHINKDB_TIMEOUT", 5.0, "seconds to wait for a RethinkDB connect or answer"
+    )
+    rethinkdb_table: str = _env_field(
+        "RETHINKDB_TABLE", "notes", "RethinkDB notes table (log: <table>_changes)"
     )
 
     # Shortener

@@ -1,0 +1,206 @@
+"""Notes: create, read, list, replace, patch and delete (``/notes``).
+
+Every note response carries an ``ETag`` (the note's version). Writes honour
+``If-Match`` (412 when the note has moved on; the store checks and writes
+in one atomic step), reads honour ``If-None-Match`` (304).
+"""
+
+from typing import List
+from typing import Optional
+from typing import Set
+
+import falcon
+import marshmallow
+from marshmallow import fields
+from marshmallow import validate as check
+
+from api.paging import limit_field
+from api.paging import next_link
+from api.validation import QuerySchema
+from api.validation import validate
+from db.notes import BODY_MAX
+from db.notes import TITLE_MAX
+from db.notes import Note
+from db.notes import NotesStore
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise marshmallow.ValidationError("Must not be blank.")
+
+
+def _title(**kwargs) -> fields.String:
+    return fields.String(validate=[check.Length(1, TITLE_MAX), _not_blank],
+                         metadata={"description": f"1..{TITLE_MAX} characters"},
+                         **kwargs)
+
+
+def _body(**kwargs) -> fields.String:
+    return fields.String(validate=check.Length(max=BODY_MAX),
+                         metadata={"description": f"0..{BODY_MAX} characters"},
+                         **kwargs)
+
+
+class NoteCreate(marshmallow.Schema):
+    """Body of ``POST /notes``."""
+
+    title = _title(required=True)
+    body = _body(load_default="")
+
+
+class NoteReplace(marshmallow.Schema):
+    """Body of ``PUT /notes/{id}``: both fields."""
+
+    title = _title(required=True)
+    body = _body(required=True)
+
+
+class NotePatch(marshmallow.Schema):
+    """Body of ``PATCH /notes/{id}``: the fields to change, at least one."""
+
+    title = _title()
+    body = _body()
+
+    @marshmallow.validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise marshmallow.ValidationError("Give at least one of title, body.",
+                                              field_name="_schema")
+
+
+class NoteOut(marshmallow.Schema):
+    """A note as the API shows it."""
+
+    id = fields.String(metadata={"description": "32 hex digits"})
+    title = fields.String()
+    body = fields.String()
+    created_at = fields.String(metadata={"format": "date-time"})
+    updated_at = fields.String(metadata={"format": "date-time"})
+
+
+class NoteEnvelope(marshmallow.Schema):
+    """``GET /notes?id=``: the note under ``note`` (the seed tutorial's shape)."""
+
+    note = fields.Nested(NoteOut)
+
+
+class NoteList(marshmallow.Schema):
+    """A page of notes, newest first."""
+
+    notes = fields.List(fields.Nested(NoteOut))
+    next = fields.String(allow_none=True,
+                         metadata={"description": "next page; null on the last"})
+
+
+class NoteListQuery(QuerySchema):
+    """Query of ``GET /notes``."""
+
+    limit = limit_field(50, 500)
+    cursor = fields.Integer(validate=check.Range(min=0), metadata={
+        "description": "from a previous page's next link"})
+    id = fields.String(metadata={"description": "answer this one note as {note: ...}"})
+
+
+def _versions(req: falcon.Request) -> Optional[Set[int]]:
+    """The versions If-Match accepts (strong comparison); None without If-Match."""
+    tags = req.if_match
+    if tags is None or "*" in tags:
+        return None  # "*": any current version
+    return {int(tag) for tag in tags if not tag.is_weak and tag.isdigit()}
+
+
+def _not_modified(req: falcon.Request, note: Note) -> bool:
+    """Whether If-None-Match names this version (weak comparison)."""
+    tags: Optional[List[str]] = req.if_none_match
+    return tags is not None and ("*" in tags or note.etag in tags)
+
+
+class Notes:
+    """``/notes`` and ``/notes/{note_id}`` (suffix ``item``).
+
+    Args:
+        store: The notes store (SQL or RethinkDB).
+    """
+
+    def __init__(self, store: NotesStore):
+        self._store = store
+
+    def _show(self, req: falcon.Request, resp: falcon.Response, note: Note,
+              envelope: bool = False) -> None:
+        resp.etag = note.etag
+        if _not_modified(req, note):
+            resp.status = falcon.HTTP_304
+            return
+        resp.media = {"note": note.to_dict()} if envelope else note.to_dict()
+
+    @validate(query=NoteListQuery(), response=NoteList(), errors=(404,))
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List notes, newest first (or one note with ?id=).
+
+        Cursor pagination: follow `next` until it is null; notes added
+        meanwhile never shift a page. With `id`, answers `{"note": {...}}`
+        (the seed tutorial's form), with ETag and If-None-Match (304).
+        """
+        query = req.context.query
+        if "id" in query:
+            self._show(req, resp, self._store.get(query["id"]), envelope=True)
+            return
+        page = self._store.list_page(query["limit"], query.get("cursor"))
+        resp.media = {
+            "notes": [note.to_dict() for note in page.notes],
+            "next": None if page.next_cursor is None
+            else next_link(req, cursor=page.next_cursor),
+        }
+
+    @validate(body=NoteCreate(), response=NoteOut(), status=201)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Create a note."""
+        body = req.context.body
+        note = self._store.create(body["title"], body["body"])
+        resp.status = falcon.HTTP_201
+        resp.location = f"/notes/{note.id}"
+        resp.etag = note.etag
+        resp.media = note.to_dict()
+
+    @validate(response=NoteOut(), errors=(404,))
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response,
+                    note_id: str) -> None:
+        """Read a note.
+
+        If-None-Match with its ETag: 304 Not Modified.
+        """
+        self._show(req, resp, self._store.get(note_id))
+
+    @validate(body=NoteReplace(), response=NoteOut(), errors=(404, 412))
+    def on_put_item(self, req: falcon.Request, resp: falcon.Response,
+                    note_id: str) -> None:
+        """Replace a note's title and body.
+
+        If-Match with the ETag you read: 412 if the note changed since.
+        """
+        body = req.context.body
+        note = self._store.replace(note_id, body["title"], body["body"],
+                                   if_versions=_versions(req))
+        resp.etag = note.etag
+        resp.media = note.to_dict()
+
+    @validate(body=NotePatch(), response=NoteOut(), errors=(404, 412))
+    def on_patch_item(self, req: falcon.Request, resp: falcon.Response,
+                      note_id: str) -> None:
+        """Change some of a note's fields.
+
+        If-Match with the ETag you read: 412 if the note changed since.
+        """
+        note = self._store.patch(note_id, req.context.body, if_versions=_versions(req))
+        resp.etag = note.etag
+        resp.media = note.to_dict()
+
+    @validate(status=204, errors=(404, 412))
+    def on_delete_item(self, req: falcon.Request, resp: falcon.Response,
+                       note_id: str) -> None:
+        """Delete a note.
+
+        If-Match with the ETag you read: 412 if the note changed since.
+        """
+        self._store.delete(note_id, if_versions=_versions(req))
+        resp.status = falcon.HTTP_204
