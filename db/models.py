@@ -1,1 +1,3 @@
 """Imports every module that defines SQL tables, so Base.metadata knows them all."""
+
+import db.links  # noqa: F401
