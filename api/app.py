@@ -17,9 +17,12 @@ from api.middleware import RequireJSON
 from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
+from db.links import LinkStore
 from db.sql import Database
 from resources.health import Health
 from resources.health import Ready
+from resources.shortener import Links
+from resources.shortener import Redirect
 
 TITLE = "Falcon PyPy API"
 
@@ -41,6 +44,15 @@ def create_app(settings: Settings) -> falcon.App:
     routes.add("/health", Health())
     routes.add("/ready", Ready({"sql": database.ping}))
     add_docs(routes, TITLE, __version__)
+
+    # Shortener. "/{code}" catches every other one-segment path: Falcon
+    # prefers literal segments, and aliases may not take a route's name.
+    link_store = LinkStore(database, settings.visit_salt)
+    links = Links(link_store, settings.public_base_url)
+    routes.add("/links", links)
+    routes.add("/links/{code}", links, suffix="item")
+    routes.add("/links/{code}/visits", links, suffix="visits")
+    routes.add("/{code}", Redirect(link_store, settings.redirect_status))
     return app
 
 
