@@ -95,5 +95,5 @@ class LiveServer(Process):
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")
         try:
             return requests.get(self.url + "/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # workers still booting
             return False
