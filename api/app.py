@@ -18,12 +18,15 @@ from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
 from db import notes as notes_db
+from db.links import LinkStore
 from db.primes import PrimeStore
 from db.sql import Database
 from resources.health import Health
 from resources.health import Ready
 from resources.notes import Notes
 from resources.primes import Primes
+from resources.shortener import Links
+from resources.shortener import Redirect
 
 TITLE = "Falcon PyPy API"
 
@@ -57,6 +60,15 @@ def create_app(settings: Settings) -> falcon.App:
     routes.add("/primes", primes)
     routes.add("/primes/{n:int}", primes, suffix="item")
     routes.add("/supply_primes", primes, suffix="seed")
+
+    # Shortener. "/{code}" catches every other one-segment path: Falcon
+    # prefers literal segments, and aliases may not take a route's name.
+    link_store = LinkStore(database, settings.visit_salt)
+    links = Links(link_store, settings.public_base_url)
+    routes.add("/links", links)
+    routes.add("/links/{code}", links, suffix="item")
+    routes.add("/links/{code}/visits", links, suffix="visits")
+    routes.add("/{code}", Redirect(link_store, settings.redirect_status))
 
     routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)
