@@ -17,7 +17,9 @@ from api.middleware import RequireJSON
 from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
+from db.salary_store import SalaryStore
 from db.sql import Database
+from resources import salaries
 from resources.health import Health
 from resources.health import Ready
 
@@ -40,6 +42,17 @@ def create_app(settings: Settings) -> falcon.App:
     routes = Routes(app)
     routes.add("/health", Health())
     routes.add("/ready", Ready({"sql": database.ping}))
+
+    # Salaries (issue 4): the City of Chicago salary file, loaded by
+    # `python -m api import-salaries`.
+    salary_store = SalaryStore(database)
+    department_employees = salaries.DepartmentEmployees(salary_store)
+    routes.add("/departments", salaries.Departments(salary_store))
+    routes.add("/departments/{name}", salaries.DepartmentStats(salary_store))
+    routes.add("/departments/{name}/employees", department_employees)
+    routes.add("/dept/{name}", department_employees)  # the seed's path
+    routes.add("/employees", salaries.Employees(salary_store))
+
     add_docs(routes, TITLE, __version__)
     return app
 
