@@ -20,7 +20,9 @@ from api.settings import Settings
 from db import notes as notes_db
 from db.links import LinkStore
 from db.primes import PrimeStore
+from db.salary_store import SalaryStore
 from db.sql import Database
+from resources import salaries
 from resources.health import Health
 from resources.health import Ready
 from resources.notes import Notes
@@ -69,6 +71,16 @@ def create_app(settings: Settings) -> falcon.App:
     routes.add("/links/{code}", links, suffix="item")
     routes.add("/links/{code}/visits", links, suffix="visits")
     routes.add("/{code}", Redirect(link_store, settings.redirect_status))
+
+    # Salaries: the City of Chicago salary file, loaded by
+    # `python -m api import-salaries`.
+    salary_store = SalaryStore(database)
+    department_employees = salaries.DepartmentEmployees(salary_store)
+    routes.add("/departments", salaries.Departments(salary_store))
+    routes.add("/departments/{name}", salaries.DepartmentStats(salary_store))
+    routes.add("/departments/{name}/employees", department_employees)
+    routes.add("/dept/{name}", department_employees)  # the seed's path
+    routes.add("/employees", salaries.Employees(salary_store))
 
     routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)
