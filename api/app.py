@@ -18,8 +18,11 @@ from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
 from db.sql import Database
+from resources.collatz import CollatzChain
+from resources.collatz import CollatzLongest
 from resources.health import Health
 from resources.health import Ready
+from workers.collatz_client import CollatzClient
 
 TITLE = "Falcon PyPy API"
 
@@ -40,6 +43,14 @@ def create_app(settings: Settings) -> falcon.App:
     routes = Routes(app)
     routes.add("/health", Health())
     routes.add("/ready", Ready({"sql": database.ping}))
+
+    # Collatz: the longest chain comes from the ZeroMQ workers through the
+    # broker; one start's chain is computed here. The client connects lazily,
+    # in the gunicorn worker that uses it.
+    collatz = CollatzClient(settings.collatz_frontend, settings.collatz_timeout)
+    routes.add("/collatz", CollatzLongest(collatz, settings.collatz_max_n))
+    routes.add("/collatz/{k:int}", CollatzChain(settings.collatz_max_n))
+
     add_docs(routes, TITLE, __version__)
     return app
 
