@@ -95,5 +95,6 @@ class LiveServer(Process):
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")
         try:
             return requests.get(self.url + "/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Bound but no worker booted yet (slow under load): not healthy yet.
             return False
