@@ -23,12 +23,15 @@ from db.primes import PrimeStore
 from db.salary_store import SalaryStore
 from db.sql import Database
 from resources import salaries
+from resources.collatz import CollatzChain
+from resources.collatz import CollatzLongest
 from resources.health import Health
 from resources.health import Ready
 from resources.notes import Notes
 from resources.primes import Primes
 from resources.shortener import Links
 from resources.shortener import Redirect
+from workers.collatz_client import CollatzClient
 
 TITLE = "Falcon PyPy API"
 
@@ -81,6 +84,14 @@ def create_app(settings: Settings) -> falcon.App:
     routes.add("/departments/{name}/employees", department_employees)
     routes.add("/dept/{name}", department_employees)  # the seed's path
     routes.add("/employees", salaries.Employees(salary_store))
+
+    # Collatz: the longest chain comes from the ZeroMQ workers through the
+    # broker; one start's chain is computed here. The client connects lazily,
+    # in the gunicorn worker that uses it.
+    collatz = CollatzClient(settings.collatz_frontend, settings.collatz_timeout)
+    routes.add("/collatz", CollatzLongest(collatz, settings.collatz_max_n))
+    routes.add("/collatz/{k:int}", CollatzChain(settings.collatz_max_n))
+    ready_checks["collatz"] = collatz.ping
 
     routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)
