@@ -4,3 +4,5 @@ import db.links  # noqa: F401
 import db.notes_sql  # noqa: F401  (notes, note_changes, note_sequence)
 import db.primes  # noqa: F401
 import db.salaries  # noqa: F401
+import db.subscriptions  # noqa: F401
+import db.webhooks  # noqa: F401
