@@ -21,16 +21,21 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Debian's PyPy (pypy3, pypy3-venv, pypy3-dev): installed when missing and
-# running as root; otherwise the exact command is printed.
+# Debian packages the project needs: PyPy (pypy3, pypy3-venv, pypy3-dev) and
+# libpq-dev (psycopg2cffi builds against it under PyPy). Installed when missing
+# and running as root; otherwise the exact command is printed.
+DEBIAN_PACKAGES := $(if $(filter pypy3,$(notdir $(PY))),pypy3 pypy3-venv pypy3-dev libpq-dev)
+
 interpreter:
-	@command -v $(PY) >/dev/null 2>&1 || { \
-	  if [ "$(PY)" != pypy3 ]; then echo "$(PY) not found" >&2; exit 1; fi; \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pypy3 pypy3-venv pypy3-dev; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else \
-	    echo "PyPy 3 is missing. Run: sudo apt-get install -y pypy3 pypy3-venv pypy3-dev" >&2; exit 1; \
-	  fi; }
+	    echo "Missing Debian packages. Run: sudo apt-get install -y" $$missing >&2; exit 1; \
+	  fi; \
+	fi
+	@command -v $(PY) >/dev/null 2>&1 || { echo "$(PY) not found" >&2; exit 1; }
 
 $(BIN)/python:
 	@$(MAKE) --no-print-directory interpreter PY=$(PY)
