@@ -13,7 +13,8 @@ backlog = 2048
 # Worker processes. PyPy's JIT makes each worker hold more memory than
 # CPython's, so the usual 2 x cores + 1 is capped.
 workers = _settings.workers or min(2 * multiprocessing.cpu_count() + 1, 8)
-worker_class = "sync"
+worker_class = _settings.worker_class
+threads = _settings.threads
 timeout = 30
 graceful_timeout = 20
 keepalive = 5  # used by threaded/async worker classes; sync closes each connection
