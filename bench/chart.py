@@ -22,16 +22,17 @@ def _rps(result) -> float:
 def draw(results: dict, out: Path) -> None:
     """Req/s per path per interpreter; worker classes in a second panel if measured."""
     names = results["interpreters"]
-    rows = [results["bare"]] + [
-        row for row in results["paths"]
+    rows = [
+        row for row in [results["bare"]] + results["paths"]
         if any(r.get("available") for r in row["results"].values())
     ]
     comparison = results.get("worker_classes") or {}
     class_rows = comparison.get("rows", [])
     panels = 2 if class_rows else 1
-    height = max(3.0, 0.5 * len(rows) * len(names)) + (3.5 if class_rows else 0)
+    height = max(3.0, 0.5 * len(rows) * len(names)) + (0.3 * len(class_rows) + 1)
+    ratios = [len(rows) * len(names) + 1, 0.6 * len(class_rows) + 1][:panels]
     figure, axes = plt.subplots(panels, 1, figsize=(10, height), squeeze=False,
-                                gridspec_kw={"height_ratios": [len(rows) + 1, 4][:panels]})
+                                gridspec_kw={"height_ratios": ratios})
 
     paths_axis = axes[0][0]
     bar = 0.8 / max(len(names), 1)
@@ -47,7 +48,8 @@ def draw(results: dict, out: Path) -> None:
     paths_axis.invert_yaxis()
     paths_axis.set_xlabel("requests/second (higher is better)")
     paths_axis.set_title(_title(results))
-    paths_axis.legend(fontsize=8)
+    paths_axis.legend(fontsize=8, loc="lower right")
+    paths_axis.margins(x=0.12)  # room for the value labels
     paths_axis.grid(axis="x", alpha=0.3)
 
     if class_rows:
@@ -60,6 +62,7 @@ def draw(results: dict, out: Path) -> None:
         classes_axis.set_yticks(range(len(class_rows)))
         classes_axis.set_yticklabels(labels, fontsize=7)
         classes_axis.invert_yaxis()
+        classes_axis.margins(x=0.12)
         classes_axis.set_xlabel("requests/second, gunicorn worker classes under PyPy")
         classes_axis.grid(axis="x", alpha=0.3)
 

@@ -58,6 +58,10 @@ def _measured(result: Optional[dict]) -> List[str]:
     return [f"{result['rps']:,.0f}{flag}", f"{latency['p50']:.2f}", f"{latency['p99']:.2f}"]
 
 
+def _cpu(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
 def _times(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.2f}x"
 
@@ -73,14 +77,16 @@ def table(results: dict) -> str:
     could not be measured, with the reason.
     """
     names: List[str] = results["interpreters"]
+    with_bare = bool(results["bare"]["results"])
     header = ["path"]
     for name in names:
         header += [f"{name} req/s", "p50 ms", "p99 ms"]
     if len(names) >= 2:
         header.append(f"{names[0]}/{names[1]}")
-    header += [f"{name} % of bare" for name in names]
+    if with_bare:
+        header += [f"{name} % of bare" for name in names]
     rows, missing = [], []
-    for row in [results["bare"]] + results["paths"]:
+    for row in ([results["bare"]] if with_bare else []) + results["paths"]:
         measured = row["results"]
         if not any(result.get("available") for result in measured.values()):
             reasons = sorted({result.get("reason", "") for result in measured.values()})
@@ -91,7 +97,8 @@ def table(results: dict) -> str:
             cells += _measured(measured.get(name))
         if len(names) >= 2:
             cells.append(_times(row["ratio"]))
-        cells += [_percent(row["ceiling_share"][name]) for name in names]
+        if with_bare:
+            cells += [_percent(row["ceiling_share"][name]) for name in names]
         rows.append(cells)
     text = _markdown(header, rows)
     errors = any(
@@ -108,11 +115,13 @@ def table(results: dict) -> str:
 
 def worker_table(comparison: dict) -> str:
     """Worker classes x connection mode x path: req/s, p50, p99 (Markdown)."""
-    header = ["worker class", "connection", "path", "req/s", "p50 ms", "p99 ms"]
+    header = ["worker class", "connection", "path", "req/s", "p50 ms", "p99 ms",
+              "server CPU ms/req"]
     rows = [
         [f"{row['worker_class']}" + (f" ({row['threads']} threads)"
                                       if row["threads"] > 1 else ""),
          row["connection"], row["label"]] + _measured(row)
+        + [_cpu(row.get("cpu_ms_per_request"))]
         for row in comparison.get("rows", [])
     ]
     text = _markdown(header, rows, text_columns=3) if rows else ""
@@ -145,9 +154,10 @@ def markdown(results: dict) -> str:
         f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB; "
         f"{versions}; gunicorn {settings['workers']} workers "
         f"({settings['worker_class']}, {settings['threads']} threads); wrk "
-        f"{settings['connections']} connections, {settings['warmup']:g} s warm-up + "
-        f"{settings['duration']:g} s per path" + (" (QUICK run: noisy)"
-                                                  if settings["quick"] else ""),
+        f"{settings['connections']} connections, {settings['warmup']:g} s warm-up "
+        f"(+{settings.get('server_warmup', 0):g} s before a server's first path) + "
+        f"{settings['duration']:g} s measured per path"
+        + (" (QUICK run: noisy)" if settings["quick"] else ""),
         table(results),
     ]
     if "worker_classes" in results:

@@ -46,8 +46,13 @@ DEFAULT_INTERPRETERS = {
 }
 #: (warm-up s, measured s) per path; the full run warms long enough for
 #: PyPy's JIT to have compiled the path's loops.
-FULL = {"warmup": 10.0, "duration": 20.0, "class_warmup": 10.0, "class_duration": 15.0}
-QUICK = {"warmup": 2.0, "duration": 2.0, "class_warmup": 1.0, "class_duration": 2.0}
+FULL = {"warmup": 10.0, "duration": 20.0, "server_warmup": 20.0,
+        "class_warmup": 10.0, "class_duration": 15.0}
+QUICK = {"warmup": 1.0, "duration": 2.0, "server_warmup": 0.0,
+         "class_warmup": 1.0, "class_duration": 1.0}
+#: What gunicorn.conf.py picks when WORKERS is unset, fixed here so every
+#: server of a run has the same number whatever the environment says.
+DEFAULT_WORKERS = min(2 * (os.cpu_count() or 1) + 1, 8)
 #: How long a path may answer 503 while its backend comes up (collatz workers).
 BACKEND_PATIENCE = 30.0
 COLLATZ_MODULES = ("workers.collatz_broker", "workers.collatz_worker")
@@ -68,11 +73,14 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         f"known: {', '.join(t.name for t in paths.TARGETS)}")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per path")
     parser.add_argument("--duration", type=float, help="measured seconds per path")
+    parser.add_argument("--server-warmup", type=float,
+                        help="extra warm-up before the first path on each server")
     parser.add_argument("--connections", type=int, default=16,
                         help="concurrent connections wrk keeps open (default 16)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                        help="gunicorn workers per server (default: one per core)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help="gunicorn workers per server (default: gunicorn.conf.py's "
+                        f"2 x cores + 1, capped at 8: {DEFAULT_WORKERS} here)")
     parser.add_argument("--no-worker-classes", action="store_true",
                         help="skip the worker-class comparison")
     parser.add_argument("--no-figures", action="store_true",
@@ -124,12 +132,16 @@ class Run:
         timings = QUICK if args.quick else FULL
         warmup = timings["warmup"] if args.warmup is None else args.warmup
         duration = timings["duration"] if args.duration is None else args.duration
+        server_warmup = (timings["server_warmup"] if args.server_warmup is None
+                         else args.server_warmup)
         self.measurer = Measurer(
-            Settings(warmup, duration, args.connections, args.threads), workdir)
+            Settings(warmup, duration, args.connections, args.threads,
+                     server_warmup=server_warmup), workdir)
         self.class_measurer = Measurer(
             Settings(min(warmup, timings["class_warmup"]),
                      min(duration, timings["class_duration"]),
-                     args.connections, args.threads), workdir)
+                     args.connections, args.threads, server_warmup=server_warmup),
+            workdir)
         if args.only:
             names = [name.strip() for name in args.only.split(",") if name.strip()]
         else:
@@ -142,6 +154,7 @@ class Run:
                 timespec="seconds"),
             "settings": {
                 "quick": args.quick, "warmup": warmup, "duration": duration,
+                "server_warmup": server_warmup,
                 "connections": args.connections, "wrk_threads": args.threads,
                 "workers": args.workers,
                 "worker_class": server_settings.worker_class,
@@ -193,8 +206,8 @@ class Run:
             row["results"][name] = unavailable(f"did not start: {ex}", paths.BARE, name)
             return
         try:
-            row["results"][name] = self.measurer.measure(stack.url, paths.BARE, "/",
-                                                         label=name)
+            row["results"][name] = self.measurer.measure(
+                stack.url, paths.BARE, "/", label=name, cpu_seconds=stack.cpu_seconds)
         finally:
             stack.stop()
 
@@ -252,7 +265,8 @@ class Run:
             path = _prepare(target, api)
         except paths.NotAvailable as ex:
             return unavailable(str(ex), target, name)
-        return self.measurer.measure(stack.url, target, path, label=name)
+        return self.measurer.measure(stack.url, target, path, label=name,
+                                     cpu_seconds=stack.cpu_seconds)
 
     def _worker_classes(self) -> None:
         pypy = next((name for name, version in self.results["versions"].items()

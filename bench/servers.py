@@ -37,6 +37,28 @@ def has_module(name: str) -> bool:
         return False
 
 
+def session_cpu_seconds(sessions) -> Optional[float]:
+    """Summed user + system CPU seconds of the live processes in ``sessions`` (Linux)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        # Fields after the parenthesised command name (which may hold spaces):
+        # state ppid pgrp session ... utime stime are the 12th and 13th.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) in sessions:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 class Process:
     """A child process in its own session, its output in a log file."""
 
@@ -166,6 +188,15 @@ class Stack:
             return requests.get(self.url + self.ready_path, timeout=2).status_code == 200
         except requests.RequestException:
             return False
+
+    def cpu_seconds(self) -> Optional[float]:
+        """CPU time (user + system) used so far by every process of the stack.
+
+        Less sensitive than req/s to other work on the machine, since it counts
+        only what these processes ran. None where /proc is not available.
+        """
+        sessions = {process.proc.pid for process in self.processes if process.proc}
+        return session_cpu_seconds(sessions)
 
     def stop(self) -> None:
         """Stop gunicorn first (it is the collatz client), then the rest."""

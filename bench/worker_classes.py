@@ -86,7 +86,8 @@ def compare(python: str, workdir: Path, measurer: Measurer, *, workers: int,
                     continue
                 for mode, headers in KEEPALIVE.items():
                     result = measurer.measure(stack.url, target, path, headers=headers,
-                                              label=f"{name}/{mode}")
+                                              label=f"{name}/{mode}",
+                                              cpu_seconds=stack.cpu_seconds)
                     rows.append({"worker_class": name, "threads": int(env["THREADS"]),
                                  "connection": mode, "target": target.name,
                                  "label": target.label, **result})

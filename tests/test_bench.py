@@ -348,6 +348,7 @@ def test_harness_smoke_run_writes_valid_results(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--only", "health,bare",
          "--interpreter", f"this={sys.executable}", "--warmup", "0", "--duration", "1",
+         "--server-warmup", "0", "--workers", "1",
          "--no-worker-classes", "--no-figures", "--no-chart",
          "--out", str(tmp_path), "--name", "smoke"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
