@@ -15,19 +15,20 @@ backlog = 2048
 workers = _settings.workers or min(2 * multiprocessing.cpu_count() + 1, 8)
 
 # Worker class: sync (WORKER_CLASS and THREADS override it). Chosen from
-# `make bench`'s comparison under PyPy on 2 cores (README, Performance; 5
+# `make bench`'s comparison under PyPy on 2 cores (README, Performance): 5
 # workers, 16 wrk connections, /health and a SQL path, each with keep-alive
-# and with Connection: close). Once the JIT is warm, sync spends the least
-# server CPU per request (about 0.2-0.45 ms against 0.4-0.5 ms for gthread
-# with 4 threads and 0.6-1.3 ms for gevent) and serves as many requests/s as
-# gthread or more when the machine is not shared; gevent under PyPy was
-# slowest, with p99 tails of 0.6-1.2 s on keep-alive connections. The TCP
-# connect that sync pays per request (it closes every connection) costs less
-# on loopback than the thread hand-off does. Our handlers are short and
-# CPU-bound, which is the case sync is made for. Use gthread (WORKER_CLASS=
-# gthread THREADS=4) when requests wait long on a backend (large collatz n)
-# or clients are slow and no buffering proxy sits in front: a sync worker is
-# held for the whole wait.
+# and with Connection: close, after the JIT warm-up. sync spent the least
+# server CPU per request (0.11-0.22 ms, against 0.21-1.24 ms for gthread with
+# 4 threads and 0.24-0.53 ms for gevent), served the most requests/s
+# (4,300-7,600 against 1,100-5,800 and 3,300-5,000) and had the shortest p99
+# (8-30 ms against 33-109 ms and, for gevent on keep-alive connections,
+# 280-380 ms). The TCP connect sync pays for every request (it closes each
+# connection) costs less than gthread's hand-off between threads; our
+# handlers are short and CPU-bound, which is what sync is made for. Use
+# gthread (WORKER_CLASS=gthread THREADS=4) when requests wait long on a
+# backend (large collatz n) or slow clients reach gunicorn with no buffering
+# proxy in front: a sync worker is held for the whole wait. (Ranges from a
+# run on a shared machine; the README's full-run table is the reference.)
 worker_class = _settings.worker_class
 threads = _settings.threads
 timeout = 30

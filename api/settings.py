@@ -28,7 +28,7 @@ class Settings:
         "WORKER_CLASS", "sync", "gunicorn worker class: sync, gthread or gevent"
     )
     threads: int = _env_field(
-        "THREADS", 1, "threads per worker (gthread; more than 1 turns sync into gthread)"
+        "THREADS", 1, "threads per worker (gthread); more than 1 makes sync gthread"
     )
     log_level: str = _env_field("LOG_LEVEL", "info", "log level of every process")
     max_body_bytes: int = _env_field(

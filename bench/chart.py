@@ -23,7 +23,8 @@ def draw(results: dict, out: Path) -> None:
     """Req/s per path per interpreter; worker classes in a second panel if measured."""
     names = results["interpreters"]
     rows = [
-        row for row in [results["bare"]] + results["paths"]
+        row
+        for row in [results["bare"]] + results["paths"]
         if any(r.get("available") for r in row["results"].values())
     ]
     comparison = results.get("worker_classes") or {}
@@ -31,8 +32,13 @@ def draw(results: dict, out: Path) -> None:
     panels = 2 if class_rows else 1
     height = max(3.0, 0.5 * len(rows) * len(names)) + (0.3 * len(class_rows) + 1)
     ratios = [len(rows) * len(names) + 1, 0.6 * len(class_rows) + 1][:panels]
-    figure, axes = plt.subplots(panels, 1, figsize=(10, height), squeeze=False,
-                                gridspec_kw={"height_ratios": ratios})
+    figure, axes = plt.subplots(
+        panels,
+        1,
+        figsize=(10, height),
+        squeeze=False,
+        gridspec_kw={"height_ratios": ratios},
+    )
 
     paths_axis = axes[0][0]
     bar = 0.8 / max(len(names), 1)
@@ -41,8 +47,12 @@ def draw(results: dict, out: Path) -> None:
         values = [_rps(row["results"].get(name)) for row in rows]
         label = results.get("versions", {}).get(name, name)
         bars = paths_axis.barh(positions, values, height=bar, label=label)
-        paths_axis.bar_label(bars, labels=[f"{v:,.0f}" if v else "n/a" for v in values],
-                             fontsize=7, padding=2)
+        paths_axis.bar_label(
+            bars,
+            labels=[f"{v:,.0f}" if v else "n/a" for v in values],
+            fontsize=7,
+            padding=2,
+        )
     paths_axis.set_yticks([n + bar * (len(names) - 1) / 2 for n in range(len(rows))])
     paths_axis.set_yticklabels([row["label"] for row in rows], fontsize=8)
     paths_axis.invert_yaxis()
@@ -54,11 +64,15 @@ def draw(results: dict, out: Path) -> None:
 
     if class_rows:
         classes_axis = axes[1][0]
-        labels = [f"{r['worker_class']} / {r['connection']} / {r['label']}" for r in class_rows]
+        labels = [
+            f"{r['worker_class']} / {r['connection']} / {r['label']}"
+            for r in class_rows
+        ]
         values = [_rps(r) for r in class_rows]
         bars = classes_axis.barh(range(len(class_rows)), values, color="tab:green")
-        classes_axis.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7,
-                               padding=2)
+        classes_axis.bar_label(
+            bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, padding=2
+        )
         classes_axis.set_yticks(range(len(class_rows)))
         classes_axis.set_yticklabels(labels, fontsize=7)
         classes_axis.invert_yaxis()
@@ -75,10 +89,12 @@ def draw(results: dict, out: Path) -> None:
 def _title(results: dict) -> str:
     machine = results.get("machine", {})
     settings = results.get("settings", {})
-    return (f"{machine.get('cores')} cores, {settings.get('workers')} gunicorn workers, "
-            f"{settings.get('connections')} connections, "
-            f"{settings.get('duration')} s per path"
-            + (" (QUICK: noisy)" if settings.get("quick") else ""))
+    return (
+        f"{machine.get('cores')} cores, {settings.get('workers')} gunicorn workers, "
+        f"{settings.get('connections')} connections, "
+        f"{settings.get('duration')} s per path"
+        + (" (QUICK: noisy)" if settings.get("quick") else "")
+    )
 
 
 def main(argv=None) -> int:

@@ -11,20 +11,37 @@ from typing import Tuple
 from bench.servers import ROOT
 
 
-def _cli(python: str, args, database: Path, timeout: float) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), DATABASE_URL=f"sqlite:///{database}",
-               LOG_LEVEL="warning")
+def _cli(
+    python: str, args, database: Path, timeout: float
+) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=f"sqlite:///{database}",
+        LOG_LEVEL="warning",
+    )
     return subprocess.run(
-        [python, "-m", "api"] + list(args), cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+        [python, "-m", "api"] + list(args),
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
     )
 
 
 def has_command(python: str, command: str) -> bool:
     """Whether ``python -m api`` offers ``command`` (its usage line lists them)."""
-    done = subprocess.run([python, "-m", "api", "--help"], cwd=ROOT, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    done = subprocess.run(
+        [python, "-m", "api", "--help"],
+        cwd=ROOT,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=120,
+    )
     return command in done.stdout
 
 
@@ -41,7 +58,9 @@ def prepare(python: str, folder: Path) -> Tuple[Path, Dict[str, Optional[str]]]:
         raise RuntimeError(f"python -m api init-db failed:\n{done.stdout[-3000:]}")
     missing: Dict[str, Optional[str]] = {"salaries": None}
     if not has_command(python, "import-salaries"):
-        missing["salaries"] = "no 'python -m api import-salaries' command in this checkout"
+        missing["salaries"] = (
+            "no 'python -m api import-salaries' command in this checkout"
+        )
     else:
         done = _cli(python, ["import-salaries"], database, timeout=600)
         if done.returncode != 0:

@@ -19,7 +19,10 @@ def run_one(name: str, quick: bool) -> dict:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as ex:
         if ex.name != module_name:
-            return {"available": False, "reason": f"{module_name} does not import: {ex}"}
+            return {
+                "available": False,
+                "reason": f"{module_name} does not import: {ex}",
+            }
         return {"available": False, "reason": f"{module_name} is not in this checkout"}
     started = time.monotonic()
     try:
@@ -27,8 +30,11 @@ def run_one(name: str, quick: bool) -> dict:
     except Exception as ex:  # one broken figure must not lose the others
         traceback.print_exc()
         return {"available": True, "error": f"{type(ex).__name__}: {ex}"}
-    return {"available": True, "seconds": round(time.monotonic() - started, 1),
-            "result": value}
+    return {
+        "available": True,
+        "seconds": round(time.monotonic() - started, 1),
+        "result": value,
+    }
 
 
 def run_all(quick: bool, names=FIGURES) -> dict:

@@ -25,10 +25,10 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from typing import Dict
 from typing import List
 from typing import Optional
-from typing import Sequence
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
@@ -42,7 +42,7 @@ def schedule(rate: float, duration: float) -> List[float]:
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> Optional[float]:
-    """The nearest-rank ``p``-th percentile of ascending ``sorted_values`` (None if empty).
+    """The nearest-rank ``p``-th percentile of ascending ``sorted_values``, or None.
 
     The smallest value with at least ``p`` percent of the values at or below it;
     always one of the measured values, never an interpolation.
@@ -55,15 +55,18 @@ def percentile(sorted_values: Sequence[float], p: float) -> Optional[float]:
     return sorted_values[max(rank, 1) - 1]
 
 
-def summarize(latencies: Sequence[float], errors: Dict[str, int], *, due: int,
-              elapsed: float) -> dict:
+def summarize(
+    latencies: Sequence[float], errors: Dict[str, int], *, due: int, elapsed: float
+) -> dict:
     """Counts, achieved rate and latency percentiles (ms) of a finished run.
 
     ``latencies`` are seconds, one per answered request (any status);
     ``errors`` counts failures by kind (``"HTTP 503"``, ``"timeout"``, ...).
     """
     ordered = sorted(latencies)
-    failed_without_answer = sum(n for kind, n in errors.items() if not kind.startswith("HTTP"))
+    failed_without_answer = sum(
+        n for kind, n in errors.items() if not kind.startswith("HTTP")
+    )
     answered = len(ordered)
     latency = {}
     if ordered:
@@ -89,15 +92,19 @@ class _Client:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"--url must be http:// or https://, not {url!r}")
-        self.factory = (http.client.HTTPSConnection if parts.scheme == "https"
-                        else http.client.HTTPConnection)
+        self.factory = (
+            http.client.HTTPSConnection
+            if parts.scheme == "https"
+            else http.client.HTTPConnection
+        )
         self.netloc = parts.netloc
         self.prefix = parts.path.rstrip("/")
         self.timeout = timeout
         self.connection = None
 
-    def send(self, method: str, path: str, body: Optional[bytes],
-             headers: Dict[str, str]) -> int:
+    def send(
+        self, method: str, path: str, body: Optional[bytes], headers: Dict[str, str]
+    ) -> int:
         reused = self.connection is not None
         try:
             return self._send(method, path, body, headers)
@@ -112,7 +119,9 @@ class _Client:
         if self.connection is None:
             self.connection = self.factory(self.netloc, timeout=self.timeout)
         try:
-            self.connection.request(method, self.prefix + path, body=body, headers=headers)
+            self.connection.request(
+                method, self.prefix + path, body=body, headers=headers
+            )
             response = self.connection.getresponse()
             response.read()  # drain, so the connection can carry the next request
             return response.status
@@ -134,10 +143,19 @@ def _error_kind(ex: BaseException) -> str:
 class LoadRun:
     """One open-loop run; :meth:`run` returns the :func:`summarize` dict."""
 
-    def __init__(self, url: str, path: str = "/", *, rate: float, duration: float,
-                 method: str = "GET", body: Optional[bytes] = None,
-                 headers: Optional[Dict[str, str]] = None, connections: int = 32,
-                 timeout: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        path: str = "/",
+        *,
+        rate: float,
+        duration: float,
+        method: str = "GET",
+        body: Optional[bytes] = None,
+        headers: Optional[Dict[str, str]] = None,
+        connections: int = 32,
+        timeout: float = 10.0,
+    ):
         self.url = url
         self.path = path if path.startswith("/") else "/" + path
         self.rate = rate
@@ -145,12 +163,14 @@ class LoadRun:
         self.method = method.upper()
         self.body = body
         self.headers = dict(headers or {})
-        if body is not None and not any(k.lower() == "content-type" for k in self.headers):
+        if body is not None and not any(
+            k.lower() == "content-type" for k in self.headers
+        ):
             self.headers["Content-Type"] = "application/json"
         self.connections = max(1, connections)
         self.timeout = timeout
         _Client(url, timeout)  # validate the URL before any thread starts
-        self._due: "queue.Queue" = queue.Queue()
+        self._due: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self.latencies: List[float] = []
         self.errors: Dict[str, int] = collections.Counter()
@@ -181,8 +201,10 @@ class LoadRun:
         ``progress(run, elapsed)`` is called about twice a second if given.
         """
         offsets = schedule(self.rate, self.duration)
-        threads = [threading.Thread(target=self._worker, daemon=True)
-                   for _ in range(self.connections)]
+        threads = [
+            threading.Thread(target=self._worker, daemon=True)
+            for _ in range(self.connections)
+        ]
         for thread in threads:
             thread.start()
         start = time.perf_counter()
@@ -210,11 +232,16 @@ class LoadRun:
                     progress(self, time.perf_counter() - start)
         elapsed = time.perf_counter() - start
         with self._lock:
-            summary = summarize(self.latencies, self.errors, due=len(offsets),
-                                elapsed=elapsed)
+            summary = summarize(
+                self.latencies, self.errors, due=len(offsets), elapsed=elapsed
+            )
         summary.update(
-            url=self.url, path=self.path, method=self.method, rate=self.rate,
-            duration_s=self.duration, connections=self.connections,
+            url=self.url,
+            path=self.path,
+            method=self.method,
+            rate=self.rate,
+            duration_s=self.duration,
+            connections=self.connections,
             generator_lag_max_ms=self.lag_max * 1000,
         )
         return summary
@@ -225,11 +252,15 @@ def progress_line(run: LoadRun, elapsed: float) -> str:
     with run._lock:
         ordered = sorted(run.latencies)
         errors = sum(run.errors.values())
-    text = (f"{elapsed:6.1f}/{run.duration:g}s  sent {run.sent}  "
-            f"answered {len(ordered)}  errors {errors}")
+    text = (
+        f"{elapsed:6.1f}/{run.duration:g}s  sent {run.sent}  "
+        f"answered {len(ordered)}  errors {errors}"
+    )
     if ordered:
-        text += (f"  p50 {percentile(ordered, 50) * 1000:.1f} ms"
-                 f"  p99 {percentile(ordered, 99) * 1000:.1f} ms")
+        text += (
+            f"  p50 {percentile(ordered, 50) * 1000:.1f} ms"
+            f"  p99 {percentile(ordered, 99) * 1000:.1f} ms"
+        )
     return text
 
 
@@ -255,15 +286,21 @@ def format_summary(summary: dict) -> str:
         f"achieved {summary['achieved_rate']:.1f}/s",
     ]
     if summary["errors"]:
-        lines.append("errors: " + ", ".join(f"{kind} x{n}" for kind, n in
-                                            sorted(summary["errors"].items())))
+        lines.append(
+            "errors: "
+            + ", ".join(f"{kind} x{n}" for kind, n in sorted(summary["errors"].items()))
+        )
     latency = summary["latency_ms"]
     if latency:
-        lines.append("latency (ms, from the intended send time): " + "  ".join(
-            f"{name} {value:.2f}" for name, value in latency.items()))
+        lines.append(
+            "latency (ms, from the intended send time): "
+            + "  ".join(f"{name} {value:.2f}" for name, value in latency.items())
+        )
     if summary["generator_lag_max_ms"] > 100:
-        lines.append(f"note: this client fell up to {summary['generator_lag_max_ms']:.0f} ms"
-                     " behind its schedule; latencies still count from the schedule")
+        lines.append(
+            f"note: this client fell up to {summary['generator_lag_max_ms']:.0f} ms"
+            " behind its schedule; latencies still count from the schedule"
+        )
     return "\n".join(lines)
 
 
@@ -275,23 +312,47 @@ def _header(text: str):
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8000")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--url", required=True, help="base URL, e.g. http://127.0.0.1:8000"
+    )
     parser.add_argument("--path", default="/", help="request path (default /)")
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds (default 10)"
+    )
     parser.add_argument("--method", default="GET", help="HTTP method (default GET)")
-    parser.add_argument("--body", help="request body; @FILE reads it from a file "
-                        "(Content-Type defaults to application/json)")
-    parser.add_argument("--header", action="append", type=_header, default=[],
-                        metavar="'NAME: VALUE'", help="extra header (repeatable)")
-    parser.add_argument("--connections", type=int, default=32,
-                        help="connections (and threads) in the pool (default 32)")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds per request (default 10)")
-    parser.add_argument("--json", metavar="FILE", help="also write the summary as JSON "
-                        "to FILE ('-' for standard output)")
+    parser.add_argument(
+        "--body",
+        help="request body; @FILE reads it from a file "
+        "(Content-Type defaults to application/json)",
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra header (repeatable)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=32,
+        help="connections (and threads) in the pool (default 32)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per request (default 10)"
+    )
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the summary as JSON to FILE ('-' for standard output)",
+    )
     return parser.parse_args(argv)
 
 
@@ -305,9 +366,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                 body = source.read()
         else:
             body = args.body.encode()
-    run = LoadRun(args.url, args.path, rate=args.rate, duration=args.duration,
-                  method=args.method, body=body, headers=dict(args.header),
-                  connections=args.connections, timeout=args.timeout)
+    run = LoadRun(
+        args.url,
+        args.path,
+        rate=args.rate,
+        duration=args.duration,
+        method=args.method,
+        body=body,
+        headers=dict(args.header),
+        connections=args.connections,
+        timeout=args.timeout,
+    )
     progress = _terminal_progress(sys.stderr)
     summary = run.run(progress)
     if progress:

@@ -15,9 +15,14 @@ _VERSION_CODE = (
 
 
 def interpreter(python: str) -> str:
-    """``'PyPy 3.9.16 (PyPy 7.3.11)'`` or ``'CPython 3.11.7'`` for an interpreter path."""
-    done = subprocess.run([python, "-c", _VERSION_CODE], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=60)
+    """``'PyPy 3.9.16 (PyPy 7.3.11)'`` or ``'CPython 3.11.7'`` for an interpreter."""
+    done = subprocess.run(
+        [python, "-c", _VERSION_CODE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{python} does not run: {done.stdout.strip()}")
     return done.stdout.strip()
@@ -47,8 +52,13 @@ def _memory_gib() -> Optional[float]:
 
 def _wrk_version() -> Optional[str]:
     try:
-        done = subprocess.run(["wrk", "--version"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=10)
+        done = subprocess.run(
+            ["wrk", "--version"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=10,
+        )
     except OSError:
         return None
     return done.stdout.splitlines()[0].strip() if done.stdout else None

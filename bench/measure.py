@@ -52,20 +52,39 @@ class Measurer:
             self._body_files[key] = path
         return self._body_files[key]
 
-    def _wrk(self, base_url: str, target: Target, path: str, phase: str,
-             seconds: float, headers: Dict[str, str]) -> dict:
+    def _wrk(
+        self,
+        base_url: str,
+        target: Target,
+        path: str,
+        phase: str,
+        seconds: float,
+        headers: Dict[str, str],
+    ) -> dict:
         body_file = self._body_file(target, phase, seconds) if target.bodies else None
         return wrk.run(
-            base_url, path, seconds=seconds,
-            connections=self.settings.connections, threads=self.settings.threads,
-            method=target.method, body=target.body, body_file=body_file,
-            headers={**target.headers, **headers}, counter=_COUNTER_START[phase],
+            base_url,
+            path,
+            seconds=seconds,
+            connections=self.settings.connections,
+            threads=self.settings.threads,
+            method=target.method,
+            body=target.body,
+            body_file=body_file,
+            headers={**target.headers, **headers},
+            counter=_COUNTER_START[phase],
             timeout=self.settings.timeout,
         )
 
-    def measure(self, base_url: str, target: Target, path: str,
-                headers: Optional[Dict[str, str]] = None, label: str = "",
-                cpu_seconds: Optional[Callable[[], Optional[float]]] = None) -> dict:
+    def measure(
+        self,
+        base_url: str,
+        target: Target,
+        path: str,
+        headers: Optional[Dict[str, str]] = None,
+        label: str = "",
+        cpu_seconds: Optional[Callable[[], Optional[float]]] = None,
+    ) -> dict:
         """Warm up (unless 0 s), measure, print one line; the result dict.
 
         ``cpu_seconds`` (the server's CPU time so far) adds the server's CPU
@@ -81,18 +100,24 @@ class Measurer:
         if warmup > 0:
             self._wrk(base_url, target, path, "warmup", warmup, headers)
         cpu_before = cpu_seconds() if cpu_seconds else None
-        result = self._wrk(base_url, target, path, "measure", settings.duration, headers)
+        result = self._wrk(
+            base_url, target, path, "measure", settings.duration, headers
+        )
         cpu_after = cpu_seconds() if cpu_seconds else None
         if cpu_before is not None and cpu_after is not None and result["requests"]:
-            result["cpu_ms_per_request"] = (cpu_after - cpu_before) * 1000 / result["requests"]
+            result["cpu_ms_per_request"] = (
+                (cpu_after - cpu_before) * 1000 / result["requests"]
+            )
         latency = result["latency_ms"]
         errors = result["errors"]["total"]
         cpu = result.get("cpu_ms_per_request")
-        print(f"{result['rps']:>10,.0f} req/s  p50 {latency['p50']:7.2f} ms  "
-              f"p99 {latency['p99']:7.2f} ms"
-              + (f"  cpu {cpu:.3f} ms/req" if cpu is not None else "")
-              + (f"  errors {errors}" if errors else ""),
-              flush=True)
+        print(
+            f"{result['rps']:>10,.0f} req/s  p50 {latency['p50']:7.2f} ms  "
+            f"p99 {latency['p99']:7.2f} ms"
+            + (f"  cpu {cpu:.3f} ms/req" if cpu is not None else "")
+            + (f"  errors {errors}" if errors else ""),
+            flush=True,
+        )
         return {"available": True, "path": path, **result}
 
 

@@ -38,15 +38,21 @@ class Api:
         self.base_url = base_url
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: Optional[dict] = None) -> requests.Response:
+    def call(
+        self, method: str, path: str, body: Optional[dict] = None
+    ) -> requests.Response:
         """``method path`` with a JSON body; NotAvailable on 404 or 405."""
         response = requests.request(
-            method, self.base_url + path, json=body, timeout=self.timeout,
+            method,
+            self.base_url + path,
+            json=body,
+            timeout=self.timeout,
             allow_redirects=False,
         )
         if response.status_code in (404, 405):
-            raise NotAvailable(f"{method} {path} answers {response.status_code}",
-                               response.status_code)
+            raise NotAvailable(
+                f"{method} {path} answers {response.status_code}", response.status_code
+            )
         return response
 
 
@@ -126,23 +132,42 @@ TARGETS = [
     Target("health", "GET /health", "/health"),
     Target("notes-get", "GET /notes/{id}", setup=_note),
     Target(
-        "notes-post", "POST /notes", "/notes", method="POST",
+        "notes-post",
+        "POST /notes",
+        "/notes",
+        method="POST",
         body=json.dumps({"title": "bench", "body": "written by wrk"}),
     ),
-    Target("department", "GET /departments/POLICE", "/departments/POLICE",
-           needs="salaries"),
-    Target("employees", "GET /departments/POLICE/employees?limit=100",
-           "/departments/POLICE/employees?limit=100", needs="salaries"),
+    Target(
+        "department", "GET /departments/POLICE", "/departments/POLICE", needs="salaries"
+    ),
+    Target(
+        "employees",
+        "GET /departments/POLICE/employees?limit=100",
+        "/departments/POLICE/employees?limit=100",
+        needs="salaries",
+    ),
     Target("redirect", "GET /{code} (redirect)", setup=_link),
     Target(
-        "primes", f"POST /primes ({PRIMES_PER_BATCH} new primes)", "/primes",
-        method="POST", bodies=_prime_bodies,
+        "primes",
+        f"POST /primes ({PRIMES_PER_BATCH} new primes)",
+        "/primes",
+        method="POST",
+        bodies=_prime_bodies,
         probe_body=json.dumps({"primes": [2, 3, 5, 7, 11]}),
     ),
-    Target("collatz-cached", "GET /collatz?n=100000 (cached)",
-           "/collatz?n=100000", needs="collatz"),
-    Target("collatz-uncached", "GET /collatz?n=... (uncached)",
-           "/collatz?n={i}", needs="collatz"),
+    Target(
+        "collatz-cached",
+        "GET /collatz?n=100000 (cached)",
+        "/collatz?n=100000",
+        needs="collatz",
+    ),
+    Target(
+        "collatz-uncached",
+        "GET /collatz?n=... (uncached)",
+        "/collatz?n={i}",
+        needs="collatz",
+    ),
 ]
 
 BY_NAME = {target.name: target for target in TARGETS}
@@ -156,6 +181,8 @@ def by_name(names: List[str]) -> List[Target]:
     known = {target.name for target in TARGETS}
     unknown = sorted(set(names) - known - {"bare"})
     if unknown:
-        raise ValueError(f"unknown targets: {', '.join(unknown)}; known: "
-                         f"{', '.join(sorted(known))}, bare")
+        raise ValueError(
+            f"unknown targets: {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(known))}, bare"
+        )
     return [target for target in TARGETS if target.name in names]

@@ -7,7 +7,7 @@ windows above a start number, so two runs with different starts never overlap.
 
 import itertools
 import math
-from typing import Iterator
+from collections.abc import Iterator
 from typing import List
 
 
@@ -24,7 +24,7 @@ def small_primes(limit: int) -> List[int]:
 
 
 def primes_from(start: int, window: int = 1 << 20) -> Iterator[int]:
-    """The primes >= ``start`` in increasing order, sieved ``window`` numbers at a time."""
+    """The primes >= ``start``, ascending; sieves ``window`` numbers at a time."""
     low = max(start, 2)
     while True:
         high = low + window

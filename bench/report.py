@@ -23,7 +23,9 @@ def derive(results: dict) -> None:
     first, second = (names[0], names[1]) if len(names) >= 2 else (None, None)
     for row in results["paths"] + [results["bare"]]:
         measured = row["results"]
-        row["ratio"] = ratio(measured.get(first), measured.get(second)) if first else None
+        row["ratio"] = (
+            ratio(measured.get(first), measured.get(second)) if first else None
+        )
         row["ceiling_share"] = {
             name: ratio(measured.get(name), results["bare"]["results"].get(name))
             for name in names
@@ -44,9 +46,14 @@ def _markdown(header: List[str], rows: List[List[str]], text_columns: int = 1) -
         ]
         return "| " + " | ".join(padded) + " |"
 
-    rule = "|" + "|".join(
-        "-" * (w + 1) + ("-" if i < text_columns else ":") for i, w in enumerate(widths)
-    ) + "|"
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (w + 1) + ("-" if i < text_columns else ":")
+            for i, w in enumerate(widths)
+        )
+        + "|"
+    )
     return "\n".join([line(header), rule] + [line(row) for row in rows])
 
 
@@ -55,7 +62,11 @@ def _measured(result: Optional[dict]) -> List[str]:
         return ["n/a", "", ""]
     latency = result["latency_ms"]
     flag = " *" if result["errors"]["total"] else ""
-    return [f"{result['rps']:,.0f}{flag}", f"{latency['p50']:.2f}", f"{latency['p99']:.2f}"]
+    return [
+        f"{result['rps']:,.0f}{flag}",
+        f"{latency['p50']:.2f}",
+        f"{latency['p99']:.2f}",
+    ]
 
 
 def _cpu(value: Optional[float]) -> str:
@@ -71,7 +82,7 @@ def _percent(value: Optional[float]) -> str:
 
 
 def table(results: dict) -> str:
-    """Req/s, p50 and p99 (ms) per path per interpreter, their ratio, share of the ceiling.
+    """Req/s, p50, p99 (ms) per path per interpreter, their ratio, share of the ceiling.
 
     A Markdown table (it goes into the README as it is), then the paths that
     could not be measured, with the reason.
@@ -115,12 +126,23 @@ def table(results: dict) -> str:
 
 def worker_table(comparison: dict) -> str:
     """Worker classes x connection mode x path: req/s, p50, p99 (Markdown)."""
-    header = ["worker class", "connection", "path", "req/s", "p50 ms", "p99 ms",
-              "server CPU ms/req"]
+    header = [
+        "worker class",
+        "connection",
+        "path",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU ms/req",
+    ]
     rows = [
-        [f"{row['worker_class']}" + (f" ({row['threads']} threads)"
-                                      if row["threads"] > 1 else ""),
-         row["connection"], row["label"]] + _measured(row)
+        [
+            f"{row['worker_class']}"
+            + (f" ({row['threads']} threads)" if row["threads"] > 1 else ""),
+            row["connection"],
+            row["label"],
+        ]
+        + _measured(row)
         + [_cpu(row.get("cpu_ms_per_request"))]
         for row in comparison.get("rows", [])
     ]
@@ -128,7 +150,8 @@ def worker_table(comparison: dict) -> str:
     missing = comparison.get("not_available", {})
     if missing:
         text += "\n\nNot available in this run:\n" + "\n".join(
-            f"- {name}: {reason}" for name, reason in missing.items())
+            f"- {name}: {reason}" for name, reason in missing.items()
+        )
     return text.strip()
 
 
@@ -161,8 +184,10 @@ def markdown(results: dict) -> str:
         table(results),
     ]
     if "worker_classes" in results:
-        parts.append("Gunicorn worker classes under PyPy:\n\n"
-                     + worker_table(results["worker_classes"]))
+        parts.append(
+            "Gunicorn worker classes under PyPy:\n\n"
+            + worker_table(results["worker_classes"])
+        )
     if "figures" in results:
         parts.append("Figures:\n\n" + figures_table(results["figures"]))
     return "\n\n".join(parts) + "\n"

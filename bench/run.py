@@ -36,20 +36,30 @@ from bench.measure import Measurer
 from bench.measure import Settings
 from bench.measure import unavailable
 from bench.servers import ROOT
-from bench.servers import StartError
 from bench.servers import Stack
+from bench.servers import StartError
 from bench.servers import has_module
 
 DEFAULT_INTERPRETERS = {
     "pypy3": str(ROOT / ".venv" / "pypy3" / "bin" / "python"),
     "python3": str(ROOT / ".venv" / "python3" / "bin" / "python"),
 }
-#: (warm-up s, measured s) per path; the full run warms long enough for
+#: Seconds of warm-up and measurement; the full run warms up long enough for
 #: PyPy's JIT to have compiled the path's loops.
-FULL = {"warmup": 10.0, "duration": 20.0, "server_warmup": 20.0,
-        "class_warmup": 10.0, "class_duration": 15.0}
-QUICK = {"warmup": 1.0, "duration": 2.0, "server_warmup": 0.0,
-         "class_warmup": 1.0, "class_duration": 1.0}
+FULL = {
+    "warmup": 10.0,
+    "duration": 20.0,
+    "server_warmup": 20.0,
+    "class_warmup": 10.0,
+    "class_duration": 15.0,
+}
+QUICK = {
+    "warmup": 1.0,
+    "duration": 2.0,
+    "server_warmup": 0.0,
+    "class_warmup": 1.0,
+    "class_duration": 1.0,
+}
 #: What gunicorn.conf.py picks when WORKERS is unset, fixed here so every
 #: server of a run has the same number whatever the environment says.
 DEFAULT_WORKERS = min(2 * (os.cpu_count() or 1) + 1, 8)
@@ -59,35 +69,73 @@ COLLATZ_MODULES = ("workers.collatz_broker", "workers.collatz_worker")
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="short warm-ups and runs (under two minutes; noisy)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
-                        help="folder for NAME.json and NAME.png (default bench/results)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short warm-ups and runs (under two minutes; noisy)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "results",
+        help="folder for NAME.json and NAME.png (default bench/results)",
+    )
     parser.add_argument("--name", help="file name stem (default: latest, or quick)")
-    parser.add_argument("--interpreter", action="append", metavar="NAME=PYTHON",
-                        help="an interpreter to measure (repeatable; default "
-                             "pypy3 and python3 from .venv/)")
-    parser.add_argument("--only", help="comma-separated path names (and 'bare'); "
-                        f"known: {', '.join(t.name for t in paths.TARGETS)}")
+    parser.add_argument(
+        "--interpreter",
+        action="append",
+        metavar="NAME=PYTHON",
+        help="an interpreter to measure (repeatable; default "
+        "pypy3 and python3 from .venv/)",
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated path names (and 'bare'); "
+        f"known: {', '.join(t.name for t in paths.TARGETS)}",
+    )
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per path")
     parser.add_argument("--duration", type=float, help="measured seconds per path")
-    parser.add_argument("--server-warmup", type=float,
-                        help="extra warm-up before the first path on each server")
-    parser.add_argument("--connections", type=int, default=16,
-                        help="concurrent connections wrk keeps open (default 16)")
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                        help="gunicorn workers per server (default: gunicorn.conf.py's "
-                        f"2 x cores + 1, capped at 8: {DEFAULT_WORKERS} here)")
-    parser.add_argument("--no-worker-classes", action="store_true",
-                        help="skip the worker-class comparison")
-    parser.add_argument("--no-figures", action="store_true",
-                        help="skip bench/primes.py, collatz.py, push.py")
+    parser.add_argument(
+        "--server-warmup",
+        type=float,
+        help="extra warm-up before the first path on each server",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=16,
+        help="concurrent connections wrk keeps open (default 16)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="wrk threads (default 1)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help="gunicorn workers per server (default: gunicorn.conf.py's "
+        f"2 x cores + 1, capped at 8: {DEFAULT_WORKERS} here)",
+    )
+    parser.add_argument(
+        "--no-worker-classes",
+        action="store_true",
+        help="skip the worker-class comparison",
+    )
+    parser.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="skip bench/primes.py, collatz.py, push.py",
+    )
     parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
-    parser.add_argument("--chart-python", help="interpreter with matplotlib "
-                        "(default: the python3 one, else this one)")
+    parser.add_argument(
+        "--chart-python",
+        help="interpreter with matplotlib (default: the python3 one, else this one)",
+    )
     return parser.parse_args(argv)
 
 
@@ -105,8 +153,10 @@ def _interpreters(args: argparse.Namespace) -> Dict[str, str]:
             chosen[name] = os.path.abspath(python)
     for name, python in chosen.items():
         if not Path(python).exists():
-            raise SystemExit(f"{name}: {python} does not exist; `make bench` creates "
-                             f"the virtualenvs (or: make test PY={name})")
+            raise SystemExit(
+                f"{name}: {python} does not exist; `make bench` creates "
+                f"the virtualenvs (or: make test PY={name})"
+            )
     return chosen
 
 
@@ -132,16 +182,31 @@ class Run:
         timings = QUICK if args.quick else FULL
         warmup = timings["warmup"] if args.warmup is None else args.warmup
         duration = timings["duration"] if args.duration is None else args.duration
-        server_warmup = (timings["server_warmup"] if args.server_warmup is None
-                         else args.server_warmup)
+        server_warmup = (
+            timings["server_warmup"]
+            if args.server_warmup is None
+            else args.server_warmup
+        )
         self.measurer = Measurer(
-            Settings(warmup, duration, args.connections, args.threads,
-                     server_warmup=server_warmup), workdir)
+            Settings(
+                warmup,
+                duration,
+                args.connections,
+                args.threads,
+                server_warmup=server_warmup,
+            ),
+            workdir,
+        )
         self.class_measurer = Measurer(
-            Settings(min(warmup, timings["class_warmup"]),
-                     min(duration, timings["class_duration"]),
-                     args.connections, args.threads, server_warmup=server_warmup),
-            workdir)
+            Settings(
+                min(warmup, timings["class_warmup"]),
+                min(duration, timings["class_duration"]),
+                args.connections,
+                args.threads,
+                server_warmup=server_warmup,
+            ),
+            workdir,
+        )
         if args.only:
             names = [name.strip() for name in args.only.split(",") if name.strip()]
         else:
@@ -151,11 +216,15 @@ class Run:
         server_settings = ServerSettings.from_env()
         self.results = {
             "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
+                timespec="seconds"
+            ),
             "settings": {
-                "quick": args.quick, "warmup": warmup, "duration": duration,
+                "quick": args.quick,
+                "warmup": warmup,
+                "duration": duration,
                 "server_warmup": server_warmup,
-                "connections": args.connections, "wrk_threads": args.threads,
+                "connections": args.connections,
+                "wrk_threads": args.threads,
                 "workers": args.workers,
                 "worker_class": server_settings.worker_class,
                 "threads": server_settings.threads,
@@ -171,8 +240,12 @@ class Run:
 
     @staticmethod
     def _row(target: paths.Target) -> dict:
-        return {"name": target.name, "label": target.label, "method": target.method,
-                "results": {}}
+        return {
+            "name": target.name,
+            "label": target.label,
+            "method": target.method,
+            "results": {},
+        }
 
     def execute(self) -> dict:
         """Run everything asked for; returns the results (also kept on self)."""
@@ -181,7 +254,9 @@ class Run:
             self.results["versions"][name] = machine.interpreter(python)
         first_python = next(iter(self.interpreters.values()))
         print("preparing the data set ...", flush=True)
-        self.database, self.missing = dataset.prepare(first_python, self.workdir / "dataset")
+        self.database, self.missing = dataset.prepare(
+            first_python, self.workdir / "dataset"
+        )
         for name, python in self.interpreters.items():
             print(f"== {name}: {self.results['versions'][name]}", flush=True)
             if self.with_bare:
@@ -198,8 +273,13 @@ class Run:
 
     def _bare(self, name: str, python: str) -> None:
         row = self.results["bare"]
-        stack = Stack(python, self.workdir / f"{name}-bare", app="bench.bare:app",
-                      ready_path="/", env={"WORKERS": str(self.args.workers)})
+        stack = Stack(
+            python,
+            self.workdir / f"{name}-bare",
+            app="bench.bare:app",
+            ready_path="/",
+            env={"WORKERS": str(self.args.workers)},
+        )
         try:
             stack.start()
         except StartError as ex:
@@ -207,7 +287,8 @@ class Run:
             return
         try:
             row["results"][name] = self.measurer.measure(
-                stack.url, paths.BARE, "/", label=name, cpu_seconds=stack.cpu_seconds)
+                stack.url, paths.BARE, "/", label=name, cpu_seconds=stack.cpu_seconds
+            )
         finally:
             stack.stop()
 
@@ -220,43 +301,58 @@ class Run:
         return None
 
     def _start_api(self, name: str, python: str):
-        """The API stack (with collatz processes when possible); None if it cannot start."""
+        """The API stack (with collatz processes if possible) or None, and a reason."""
         env = {"WORKERS": str(self.args.workers)}
         collatz_reason = self._collatz_reason()
         workers = 0 if collatz_reason else (os.cpu_count() or 2)
-        stack = Stack(python, self.workdir / name, env=env, collatz_workers=workers,
-                      database=self.database)
+        stack = Stack(
+            python,
+            self.workdir / name,
+            env=env,
+            collatz_workers=workers,
+            database=self.database,
+        )
         try:
             return stack.start(), collatz_reason
         except StartError as ex:
             if not workers:
-                return None, f"the API did not start: {ex}"
+                return None, f"the API did not start: {str(ex)[-500:]}"
             collatz_reason = f"the collatz processes did not start: {str(ex)[-300:]}"
             print(f"  {collatz_reason}", flush=True)
-        stack = Stack(python, self.workdir / f"{name}-no-collatz", env=env,
-                      database=self.database)
+        stack = Stack(
+            python, self.workdir / f"{name}-no-collatz", env=env, database=self.database
+        )
         try:
             return stack.start(), collatz_reason
         except StartError as ex:
-            return None, f"the API did not start: {ex}"
+            return None, f"the API did not start: {str(ex)[-500:]}"
 
     def _api(self, name: str, python: str) -> None:
         stack, collatz_reason = self._start_api(name, python)
         rows = {row["name"]: row for row in self.results["paths"]}
         if stack is None:
             for target in self.targets:
-                rows[target.name]["results"][name] = unavailable(collatz_reason, target, name)
+                rows[target.name]["results"][name] = unavailable(
+                    collatz_reason, target, name
+                )
             return
         try:
             api = paths.Api(stack.url)
             for target in self.targets:
                 rows[target.name]["results"][name] = self._target(
-                    stack, api, target, name, collatz_reason)
+                    stack, api, target, name, collatz_reason
+                )
         finally:
             stack.stop()
 
-    def _target(self, stack: Stack, api: paths.Api, target: paths.Target, name: str,
-                collatz_reason: Optional[str]) -> dict:
+    def _target(
+        self,
+        stack: Stack,
+        api: paths.Api,
+        target: paths.Target,
+        name: str,
+        collatz_reason: Optional[str],
+    ) -> dict:
         if target.needs == "salaries" and self.missing["salaries"]:
             return unavailable(self.missing["salaries"], target, name)
         if target.needs == "collatz" and collatz_reason:
@@ -265,16 +361,25 @@ class Run:
             path = _prepare(target, api)
         except paths.NotAvailable as ex:
             return unavailable(str(ex), target, name)
-        return self.measurer.measure(stack.url, target, path, label=name,
-                                     cpu_seconds=stack.cpu_seconds)
+        return self.measurer.measure(
+            stack.url, target, path, label=name, cpu_seconds=stack.cpu_seconds
+        )
 
     def _worker_classes(self) -> None:
-        pypy = next((name for name, version in self.results["versions"].items()
-                     if version.startswith("PyPy")), None)
+        pypy = next(
+            (
+                name
+                for name, version in self.results["versions"].items()
+                if version.startswith("PyPy")
+            ),
+            None,
+        )
         print("== gunicorn worker classes under PyPy", flush=True)
         if pypy is None:
             self.results["worker_classes"] = {
-                "rows": [], "not_available": {"all": "no PyPy interpreter in this run"}}
+                "rows": [],
+                "not_available": {"all": "no PyPy interpreter in this run"},
+            }
             print("  not available: no PyPy interpreter in this run", flush=True)
             return
         slots = worker_classes.SLOTS[:1] if self.args.quick else worker_classes.SLOTS
@@ -282,8 +387,13 @@ class Run:
             "interpreter": self.results["versions"][pypy],
             "workers": self.args.workers,
             **worker_classes.compare(
-                self.interpreters[pypy], self.workdir, self.class_measurer,
-                workers=self.args.workers, database=self.database, slots=slots),
+                self.interpreters[pypy],
+                self.workdir,
+                self.class_measurer,
+                workers=self.args.workers,
+                database=self.database,
+                slots=slots,
+            ),
         }
 
 
@@ -296,9 +406,13 @@ def _chart_python(args: argparse.Namespace, interpreters: Dict[str, str]) -> str
 def draw_chart(python: str, json_path: Path, png_path: Path) -> Optional[str]:
     """Run bench.chart under ``python``; the reason when no PNG was drawn."""
     done = subprocess.run(
-        [python, "-m", "bench.chart", str(json_path), str(png_path)], cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=300,
+        [python, "-m", "bench.chart", str(json_path), str(png_path)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
     )
     if done.returncode != 0:
         return (done.stdout.strip().splitlines() or ["bench.chart failed"])[-1]

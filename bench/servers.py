@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def has_module(name: str) -> bool:
-    """Whether ``name`` (for example ``workers.collatz_broker``) exists in the project."""
+    """Whether module ``name`` (say ``workers.collatz_broker``) is in the checkout."""
     try:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:
@@ -38,7 +38,7 @@ def has_module(name: str) -> bool:
 
 
 def session_cpu_seconds(sessions) -> Optional[float]:
-    """Summed user + system CPU seconds of the live processes in ``sessions`` (Linux)."""
+    """User + system CPU seconds of the live processes in ``sessions`` (Linux)."""
     proc = Path("/proc")
     if not proc.is_dir():
         return None
@@ -53,7 +53,7 @@ def session_cpu_seconds(sessions) -> Optional[float]:
             continue  # the process ended meanwhile
         # Fields after the parenthesised command name (which may hold spaces):
         # state ppid pgrp session ... utime stime are the 12th and 13th.
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[3]) in sessions:
             total += int(fields[11]) + int(fields[12])
     return total / ticks
@@ -72,8 +72,12 @@ class Process:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.args, cwd=self.cwd, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def exited(self) -> bool:
@@ -151,8 +155,9 @@ class Stack:
         self.processes: List[Process] = []
 
     def _spawn(self, name: str, args: List[str]) -> Process:
-        process = Process([self.python] + args, self.env, self.workdir,
-                          self.workdir / f"{name}.log")
+        process = Process(
+            [self.python] + args, self.env, self.workdir, self.workdir / f"{name}.log"
+        )
         process.start()
         self.processes.append(process)
         return process
@@ -165,10 +170,18 @@ class Stack:
                 self._spawn(f"collatz_worker{number}", ["-m", "workers.collatz_worker"])
         # The access log goes to /dev/null: it is still formatted and written
         # (the cost a deployment pays) but a run does not leave gigabytes behind.
-        gunicorn = self._spawn("gunicorn", [
-            "-m", "gunicorn", "-c", str(GUNICORN_CONF),
-            "--access-logfile", os.devnull, self.app,
-        ])
+        gunicorn = self._spawn(
+            "gunicorn",
+            [
+                "-m",
+                "gunicorn",
+                "-c",
+                str(GUNICORN_CONF),
+                "--access-logfile",
+                os.devnull,
+                self.app,
+            ],
+        )
         deadline = time.monotonic() + timeout
         while not self._answers():
             for process in self.processes:
@@ -179,13 +192,17 @@ class Stack:
                     )
             if time.monotonic() > deadline:
                 self.stop()
-                raise StartError(f"gunicorn not ready in {timeout}s:\n{gunicorn.log_tail()}")
+                raise StartError(
+                    f"gunicorn not ready in {timeout}s:\n{gunicorn.log_tail()}"
+                )
             time.sleep(0.1)
         return self
 
     def _answers(self) -> bool:
         try:
-            return requests.get(self.url + self.ready_path, timeout=2).status_code == 200
+            return (
+                requests.get(self.url + self.ready_path, timeout=2).status_code == 200
+            )
         except requests.RequestException:
             return False
 

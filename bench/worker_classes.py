@@ -14,8 +14,8 @@ from typing import Optional
 from bench import paths
 from bench.measure import Measurer
 from bench.measure import unavailable
-from bench.servers import StartError
 from bench.servers import Stack
+from bench.servers import StartError
 
 #: name -> environment; gthread's thread count is what the default would use.
 CLASSES = {
@@ -33,13 +33,20 @@ def missing_reason(python: str, worker_class: str) -> Optional[str]:
     """Why ``worker_class`` cannot run under ``python``, or None if it can."""
     if worker_class != "gevent":
         return None
-    done = subprocess.run([python, "-c", "import gevent"], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=120)
+    done = subprocess.run(
+        [python, "-c", "import gevent"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+    )
     if done.returncode == 0:
         return None
     last_line = (done.stdout.strip().splitlines() or ["import failed"])[-1]
-    return (f"gevent does not import under this interpreter ({last_line}); "
-            "make bench installs it from requirements-bench.txt")
+    return (
+        f"gevent does not import under this interpreter ({last_line}); "
+        "make bench installs it from requirements-bench.txt"
+    )
 
 
 #: What each class is measured on: /health, and a database path (the first of
@@ -57,8 +64,15 @@ def _prepare(api: paths.Api, alternatives: List[paths.Target]):
     raise paths.NotAvailable("; ".join(reasons))
 
 
-def compare(python: str, workdir: Path, measurer: Measurer, *, workers: int,
-            database: Path, slots: List[List[paths.Target]] = SLOTS) -> dict:
+def compare(
+    python: str,
+    workdir: Path,
+    measurer: Measurer,
+    *,
+    workers: int,
+    database: Path,
+    slots: List[List[paths.Target]] = SLOTS,
+) -> dict:
     """Measure every class x connection mode x slot; the results as rows."""
     rows = []
     missing = {}
@@ -68,8 +82,12 @@ def compare(python: str, workdir: Path, measurer: Measurer, *, workers: int,
             missing[name] = reason
             print(f"  {name:<10} not available: {reason}", flush=True)
             continue
-        stack = Stack(python, workdir / f"class-{name}", database=database,
-                      env={**env, "WORKERS": str(workers)})
+        stack = Stack(
+            python,
+            workdir / f"class-{name}",
+            database=database,
+            env={**env, "WORKERS": str(workers)},
+        )
         try:
             stack.start()
         except StartError as ex:
@@ -85,12 +103,24 @@ def compare(python: str, workdir: Path, measurer: Measurer, *, workers: int,
                     unavailable(str(ex), alternatives[0], name)
                     continue
                 for mode, headers in KEEPALIVE.items():
-                    result = measurer.measure(stack.url, target, path, headers=headers,
-                                              label=f"{name}/{mode}",
-                                              cpu_seconds=stack.cpu_seconds)
-                    rows.append({"worker_class": name, "threads": int(env["THREADS"]),
-                                 "connection": mode, "target": target.name,
-                                 "label": target.label, **result})
+                    result = measurer.measure(
+                        stack.url,
+                        target,
+                        path,
+                        headers=headers,
+                        label=f"{name}/{mode}",
+                        cpu_seconds=stack.cpu_seconds,
+                    )
+                    rows.append(
+                        {
+                            "worker_class": name,
+                            "threads": int(env["THREADS"]),
+                            "connection": mode,
+                            "target": target.name,
+                            "label": target.label,
+                            **result,
+                        }
+                    )
         finally:
             stack.stop()
     return {"rows": rows, "not_available": missing}

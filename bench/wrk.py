@@ -67,8 +67,12 @@ def run(
         base_url.rstrip("/") + "/",
     ]
     done = subprocess.run(
-        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=seconds + timeout + 60,
+        args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=seconds + timeout + 60,
     )
     if done.returncode != 0:
         raise WrkError(f"wrk exited with {done.returncode}:\n{done.stdout[-2000:]}")
@@ -82,12 +86,10 @@ def parse(output: str) -> dict:
     ``errors`` counts socket errors, timeouts and responses >= 400 by kind, and
     ``errors["total"]`` sums them.
     """
-    line = next(
-        (ln for ln in output.splitlines() if ln.startswith(_MARKER)), None
-    )
+    line = next((ln for ln in output.splitlines() if ln.startswith(_MARKER)), None)
     if line is None:
         raise WrkError(f"no {_MARKER.strip()} line in wrk's output:\n{output[-2000:]}")
-    raw = json.loads(line[len(_MARKER):])
+    raw = json.loads(line[len(_MARKER) :])
     seconds = raw["duration_us"] / 1e6
     errors = dict(raw["errors"])
     errors["total"] = sum(errors.values())

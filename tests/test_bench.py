@@ -1,4 +1,4 @@
-"""The benchmark harness: its arithmetic, its wrk script, its load generator, a smoke run.
+"""The benchmark harness: its arithmetic, wrk script, load generator, a smoke run.
 
 Nothing here asserts how fast anything is; the e2e tests only check that
 measuring works and produces well-formed results.
@@ -24,11 +24,13 @@ from bench import report
 from bench import wrk
 from tests.live import ROOT
 
-needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None,
-                               reason="wrk is not installed (make bench installs it)")
+needs_wrk = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)"
+)
 
 
 # --- load.py: schedule, percentiles, summary -----------------------------------------
+
 
 def test_schedule_spaces_requests_evenly_from_zero():
     assert load.schedule(4, 1) == [0.0, 0.25, 0.5, 0.75]
@@ -68,8 +70,9 @@ def test_percentile_refuses_out_of_range(p):
 
 
 def test_summary_counts_answers_errors_and_unfinished():
-    summary = load.summarize([0.004, 0.001, 0.003, 0.002],
-                             {"HTTP 500": 1, "timeout": 2}, due=8, elapsed=2.0)
+    summary = load.summarize(
+        [0.004, 0.001, 0.003, 0.002], {"HTTP 500": 1, "timeout": 2}, due=8, elapsed=2.0
+    )
     assert summary["answered"] == 4
     assert summary["error_count"] == 3
     assert summary["unfinished"] == 2  # 8 due - 4 answered - 2 never answered
@@ -107,8 +110,14 @@ def test_wrk_output_is_parsed_from_the_done_hook_line():
     assert result["rps"] == pytest.approx(4900.0)
     assert result["requests"] == 9800
     assert result["seconds"] == pytest.approx(2.0)
-    assert result["errors"] == {"connect": 0, "read": 1, "write": 0, "status": 3,
-                                "timeout": 2, "total": 6}
+    assert result["errors"] == {
+        "connect": 0,
+        "read": 1,
+        "write": 0,
+        "status": 3,
+        "timeout": 2,
+        "total": 6,
+    }
     assert result["latency_ms"]["p50"] == pytest.approx(0.9)
     assert result["latency_ms"]["p99"] == pytest.approx(15.0)
     assert result["latency_ms"]["p99.9"] == pytest.approx(30.0)
@@ -120,6 +129,7 @@ def test_wrk_output_without_result_line_is_an_error():
 
 
 # --- unique prime bodies -------------------------------------------------------------
+
 
 def _is_prime(n):
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
@@ -156,30 +166,51 @@ def test_primes_target_makes_distinct_json_bodies():
 
 # --- targets, report, figures --------------------------------------------------------
 
+
 def test_unknown_target_names_are_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="health"):
         paths.by_name(["health", "nope"])
     assert [t.name for t in paths.by_name(["notes-get", "health", "bare"])] == [
-        "health", "notes-get"]
+        "health",
+        "notes-get",
+    ]
 
 
 def _result(rps, errors=0):
-    return {"available": True, "rps": rps, "errors": {"total": errors},
-            "latency_ms": {"p50": 1.0, "p99": 2.0}}
+    return {
+        "available": True,
+        "rps": rps,
+        "errors": {"total": errors},
+        "latency_ms": {"p50": 1.0, "p99": 2.0},
+    }
 
 
 def _results():
     return {
         "interpreters": ["pypy3", "python3"],
         "versions": {"pypy3": "PyPy", "python3": "CPython"},
-        "bare": {"name": "bare", "label": "bare", "results": {
-            "pypy3": _result(10000), "python3": _result(4000)}},
+        "bare": {
+            "name": "bare",
+            "label": "bare",
+            "results": {"pypy3": _result(10000), "python3": _result(4000)},
+        },
         "paths": [
-            {"name": "health", "label": "GET /health", "results": {
-                "pypy3": _result(5000), "python3": _result(2000, errors=1)}},
-            {"name": "notes-get", "label": "GET /notes/{id}", "results": {
-                "pypy3": {"available": False, "reason": "POST /notes answers 404"},
-                "python3": {"available": False, "reason": "POST /notes answers 404"}}},
+            {
+                "name": "health",
+                "label": "GET /health",
+                "results": {"pypy3": _result(5000), "python3": _result(2000, errors=1)},
+            },
+            {
+                "name": "notes-get",
+                "label": "GET /notes/{id}",
+                "results": {
+                    "pypy3": {"available": False, "reason": "POST /notes answers 404"},
+                    "python3": {
+                        "available": False,
+                        "reason": "POST /notes answers 404",
+                    },
+                },
+            },
         ],
     }
 
@@ -189,8 +220,10 @@ def test_derived_ratio_and_share_of_the_ceiling():
     report.derive(results)
     health = results["paths"][0]
     assert health["ratio"] == pytest.approx(2.5)
-    assert health["ceiling_share"] == {"pypy3": pytest.approx(0.5),
-                                       "python3": pytest.approx(0.5)}
+    assert health["ceiling_share"] == {
+        "pypy3": pytest.approx(0.5),
+        "python3": pytest.approx(0.5),
+    }
     assert results["paths"][1]["ratio"] is None
     assert results["bare"]["ceiling_share"]["pypy3"] == pytest.approx(1.0)
 
@@ -208,8 +241,10 @@ def test_table_lists_measured_rows_and_says_why_others_are_missing():
 
 def test_missing_figure_module_is_reported_not_available():
     result = figures.run_one("no_such_figure", quick=True)
-    assert result == {"available": False,
-                      "reason": "bench.no_such_figure is not in this checkout"}
+    assert result == {
+        "available": False,
+        "reason": "bench.no_such_figure is not in this checkout",
+    }
 
 
 def test_failing_figure_module_is_reported_with_its_error(monkeypatch):
@@ -226,14 +261,16 @@ def test_failing_figure_module_is_reported_with_its_error(monkeypatch):
 
 # --- against a local stub server -----------------------------------------------------
 
+
 class _Recorder(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real server
 
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
-        self.server.seen.append((self.command, self.path, body,
-                                 self.headers.get("X-Bench")))
+        self.server.seen.append(
+            (self.command, self.path, body, self.headers.get("X-Bench"))
+        )
         status = 200
         if self.path.startswith("/slow"):
             time.sleep(0.02)  # service time of the fake server
@@ -272,8 +309,15 @@ def test_load_run_answers_and_counts_http_errors(stub):
     ok = load.LoadRun(url, "/ok", rate=100, duration=0.2, connections=4).run()
     assert ok["due"] == ok["answered"] == 20
     assert ok["error_count"] == 0 and ok["unfinished"] == 0
-    failing = load.LoadRun(url, "/fail", rate=100, duration=0.1, method="POST",
-                           body=b"{}", headers={"X-Bench": "yes"}).run()
+    failing = load.LoadRun(
+        url,
+        "/fail",
+        rate=100,
+        duration=0.1,
+        method="POST",
+        body=b"{}",
+        headers={"X-Bench": "yes"},
+    ).run()
     assert failing["errors"] == {"HTTP 500": 10}
     posted = [entry for entry in server.seen if entry[1] == "/fail"]
     assert posted[0] == ("POST", "/fail", "{}", "yes")
@@ -296,10 +340,27 @@ def test_load_command_line_writes_json(stub, tmp_path):
     _, url = stub
     out = tmp_path / "load.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.load", "--url", url, "--path", "/ok",
-         "--rate", "50", "--duration", "0.2", "--header", "X-Bench: 1",
-         "--json", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--url",
+            url,
+            "--path",
+            "/ok",
+            "--rate",
+            "50",
+            "--duration",
+            "0.2",
+            "--header",
+            "X-Bench: 1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr  # no progress line when stderr is not a terminal
@@ -325,8 +386,16 @@ def test_wrk_script_sends_unique_bodies_and_counters(stub, tmp_path):
     bodies = tmp_path / "bodies"
     lines = [f'{{"n": {i}}}' for i in range(100_000)]
     bodies.write_text("\n".join(lines) + "\n")
-    result = wrk.run(url, "/ok", seconds=1, connections=2, threads=2, method="POST",
-                     body_file=bodies, headers={"X-Bench": "b"})
+    result = wrk.run(
+        url,
+        "/ok",
+        seconds=1,
+        connections=2,
+        threads=2,
+        method="POST",
+        body_file=bodies,
+        headers={"X-Bench": "b"},
+    )
     posted = [entry for entry in server.seen if entry[0] == "POST"]
     assert result["requests"] > 0 and posted
     sent = [entry[2] for entry in posted]
@@ -346,12 +415,34 @@ def test_wrk_script_sends_unique_bodies_and_counters(stub, tmp_path):
 @needs_wrk
 def test_harness_smoke_run_writes_valid_results(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--only", "health,bare",
-         "--interpreter", f"this={sys.executable}", "--warmup", "0", "--duration", "1",
-         "--server-warmup", "0", "--workers", "1",
-         "--no-worker-classes", "--no-figures", "--no-chart",
-         "--out", str(tmp_path), "--name", "smoke"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--only",
+            "health,bare",
+            "--interpreter",
+            f"this={sys.executable}",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--server-warmup",
+            "0",
+            "--workers",
+            "1",
+            "--no-worker-classes",
+            "--no-figures",
+            "--no-chart",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "smoke",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout
