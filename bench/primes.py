@@ -1,7 +1,10 @@
 """Benchmark: validate and store a batch of 10,000 64-bit primes.
 
-``python -m bench.primes [--quick]`` prints JSON. Three figures, each the
-best and the median of several runs after one warm-up (PyPy's JIT needs it):
+``python -m bench.primes [--quick]`` prints JSON: the figures below measured
+under PyPy and under CPython (each in a fresh process of the project's venv),
+and CPython's time over PyPy's. ``--here`` measures only the running
+interpreter. Three figures, each the best and the median of several runs after
+one warm-up (PyPy's JIT needs it):
 
 - ``validate``: the request schema plus the primality of every number,
   exactly what ``POST /primes`` does before touching the database;
@@ -18,6 +21,7 @@ import json
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +30,8 @@ from typing import Any
 from typing import Callable
 from typing import List
 
+from bench.collatz import ROOT
+from bench.collatz import interpreter
 from db.primes import PrimeStore
 from db.sql import Database
 from db.sql import create_schema
@@ -75,6 +81,25 @@ def _timed(
 
 
 def run(quick: bool) -> dict:
+    """The figures under PyPy and CPython, and CPython's time over PyPy's."""
+    results = {}
+    for name, python in (("pypy", interpreter("pypy3")), ("cpython", interpreter("python3"))):
+        if python is None:
+            results[name] = {"available": False}
+            continue
+        command = [python, "-m", "bench.primes", "--here"] + (["--quick"] if quick else [])
+        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                             check=True, timeout=1800)
+        results[name] = json.loads(out.stdout)
+    if "validate_store" in results["pypy"] and "validate_store" in results["cpython"]:
+        results["cpython_over_pypy"] = {
+            key: round(results["cpython"][key]["best_s"] / results["pypy"][key]["best_s"], 2)
+            for key in ("validate", "store", "validate_store")
+        }
+    return results
+
+
+def measure(quick: bool) -> dict:
     """Time validation, storing, and both, for a batch of 10,000 64-bit primes."""
     numbers = batch_of_primes(MAX_BATCH)
     repeats = 3 if quick else 10
@@ -114,8 +139,10 @@ def run(quick: bool) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.primes", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument("--here", action="store_true",
+                        help="measure only the running interpreter")
     args = parser.parse_args(argv)
-    json.dump(run(args.quick), sys.stdout, indent=2)
+    json.dump((measure if args.here else run)(args.quick), sys.stdout, indent=2)
     print()
     return 0
 
