@@ -2,4 +2,4 @@
 
 import db.notes_sql  # noqa: F401  (notes, note_changes, note_sequence)
 import db.primes  # noqa: F401
-
+import db.push  # noqa: F401  (push_checkpoints)
