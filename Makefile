@@ -12,6 +12,7 @@ PYTEST_ARGS ?=
 
 serve: $(STAMP)
 	$(BIN)/python -m api init-db
+	$(BIN)/python -m api import-salaries --if-empty
 	@# honcho hands each process a PORT; the web process gets ours (default 8000).
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -f Procfile -p "$${PORT:-8000}"
 

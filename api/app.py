@@ -18,12 +18,17 @@ from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
 from db import notes as notes_db
+from db.links import LinkStore
 from db.primes import PrimeStore
+from db.salary_store import SalaryStore
 from db.sql import Database
+from resources import salaries
 from resources.health import Health
 from resources.health import Ready
 from resources.notes import Notes
 from resources.primes import Primes
+from resources.shortener import Links
+from resources.shortener import Redirect
 
 TITLE = "Falcon PyPy API"
 
@@ -57,6 +62,25 @@ def create_app(settings: Settings) -> falcon.App:
     routes.add("/primes", primes)
     routes.add("/primes/{n:int}", primes, suffix="item")
     routes.add("/supply_primes", primes, suffix="seed")
+
+    # Shortener. "/{code}" catches every other one-segment path: Falcon
+    # prefers literal segments, and aliases may not take a route's name.
+    link_store = LinkStore(database, settings.visit_salt)
+    links = Links(link_store, settings.public_base_url)
+    routes.add("/links", links)
+    routes.add("/links/{code}", links, suffix="item")
+    routes.add("/links/{code}/visits", links, suffix="visits")
+    routes.add("/{code}", Redirect(link_store, settings.redirect_status))
+
+    # Salaries: the City of Chicago salary file, loaded by
+    # `python -m api import-salaries`.
+    salary_store = SalaryStore(database)
+    department_employees = salaries.DepartmentEmployees(salary_store)
+    routes.add("/departments", salaries.Departments(salary_store))
+    routes.add("/departments/{name}", salaries.DepartmentStats(salary_store))
+    routes.add("/departments/{name}/employees", department_employees)
+    routes.add("/dept/{name}", department_employees)  # the seed's path
+    routes.add("/employees", salaries.Employees(salary_store))
 
     routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)

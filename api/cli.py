@@ -6,6 +6,7 @@ import sys
 from typing import List
 from typing import Optional
 
+from api import salary_import
 from api.logs import configure_logging
 from api.settings import Settings
 from db.sql import Database
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init-db", help=init_db.__doc__).set_defaults(run=init_db)
     commands.add_parser("settings", help=show_settings.__doc__).set_defaults(run=show_settings)
+    salary_import.add_command(commands)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Pagination helpers shared by the list endpoints."""
 
 from typing import Optional
+from urllib.parse import quote
 from urllib.parse import urlencode
 
 import falcon
@@ -23,4 +24,7 @@ def next_link(req: falcon.Request, **changes) -> Optional[str]:
     params = dict(req.params)
     params.update(changes)
     query = urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
-    return req.path + ("?" + query if query else "")
+    # req.path is decoded ("/departments/STREETS & SAN"); a link must be
+    # encoded again. RFC 3986 lets sub-delims, ':' and '@' stand in a path.
+    path = quote(req.path, safe="/!$&'()*+,;=:@")
+    return path + ("?" + query if query else "")

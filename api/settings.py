@@ -52,6 +52,11 @@ class Settings:
     redirect_status: int = _env_field(
         "REDIRECT_STATUS", 302, "status of a short-link redirect: 301, 302, 307, 308"
     )
+    visit_salt: str = _env_field(
+        "VISIT_SALT",
+        "",
+        "secret salt of the visitor-address hash; empty: random per process",
+    )
 
     # Collatz
     collatz_frontend: str = _env_field(

@@ -1,0 +1,296 @@
+"""The City of Chicago salaries: departments, their statistics, employees, search.
+
+Every response derives from the data of the last import, so each carries an
+ETag made from the import's checksum (and the API version) and a
+Cache-Control header; a request whose If-None-Match names it gets a 304
+before any employee is read.
+"""
+
+from decimal import Decimal
+from typing import Optional
+
+import falcon
+import marshmallow
+from marshmallow import fields
+from marshmallow import validate as check
+
+from api import __version__
+from api.paging import limit_field
+from api.paging import next_link
+from api.validation import QuerySchema
+from api.validation import validate
+from db.salary_csv import MAX_CENTS
+from db.salary_csv import MAX_TEXT
+from db.salary_store import ORDERS
+from db.salary_store import Department
+from db.salary_store import EmployeeFilter
+from db.salary_store import EmployeeRecord
+from db.salary_store import SalaryStore
+from db.salary_store import Snapshot
+
+#: How long clients and proxies may reuse a response without revalidating.
+CACHE_CONTROL = "public, max-age=300"
+#: Largest offset accepted; it keeps the value inside every database's integers.
+MAX_OFFSET = 2**31 - 1
+#: Largest salary filter accepted, in dollars (the largest salary loaded).
+MAX_SALARY = MAX_CENTS // 100
+
+
+def money(cents: int) -> float:
+    """Cents as a JSON number of dollars: 8896800 -> 88968.0, 96 -> 0.96.
+
+    Dividing two integers is correctly rounded, so the float is the one
+    nearest the exact amount, the same float ``float("0.96")`` parses to,
+    and it prints with the file's digits.
+    """
+    return cents / 100
+
+
+def _cents(dollars: Optional[Decimal]) -> Optional[int]:
+    return None if dollars is None else int(dollars * 100)
+
+
+def _salary_amount(value: Decimal) -> None:
+    if not 0 <= value <= MAX_SALARY:
+        raise marshmallow.ValidationError(f"Must be between 0 and {MAX_SALARY}.")
+    # Read off the digits rather than computed, so no amount can overflow.
+    _, digits, exponent = value.as_tuple()
+    if isinstance(exponent, int) and exponent < -2 and any(digits[exponent + 2 :]):
+        raise marshmallow.ValidationError("Use at most two decimals.")
+
+
+def _money_field(description: str) -> fields.Decimal:
+    # One validator of our own rather than validate.Range: apispec would copy
+    # Range's bounds into the OpenAPI document as Decimal, which JSON refuses.
+    return fields.Decimal(
+        validate=_salary_amount,
+        metadata={"description": description, "minimum": 0, "maximum": MAX_SALARY},
+    )
+
+
+# -- schemas -------------------------------------------------------------------
+
+
+class DepartmentsQuery(QuerySchema):
+    """Query string of ``GET /departments``."""
+
+    stats = fields.Boolean(
+        load_default=False,
+        metadata={"description": "true: every department with its salary statistics"},
+    )
+
+
+class EmployeesQuery(QuerySchema):
+    """Paging, order and filters of an employee list."""
+
+    limit = limit_field(default=100, maximum=1000)
+    offset = fields.Integer(
+        load_default=0,
+        validate=check.Range(min=0, max=MAX_OFFSET),
+        metadata={"description": "employees to skip"},
+    )
+    order = fields.String(
+        load_default="name",
+        validate=check.OneOf(ORDERS),
+        metadata={
+            "description": "name, salary (lowest first) or -salary (highest first)"
+        },
+    )
+    title = fields.String(
+        validate=check.Length(max=MAX_TEXT),
+        metadata={"description": "position title contains this (any case)"},
+    )
+    min_salary = _money_field("annual salary at least this many dollars")
+    max_salary = _money_field("annual salary at most this many dollars")
+
+    @marshmallow.validates_schema
+    def _salary_range(self, data, **kwargs):
+        low, high = data.get("min_salary"), data.get("max_salary")
+        if low is not None and high is not None and low > high:
+            raise marshmallow.ValidationError(
+                "Must not be greater than max_salary.", field_name="min_salary"
+            )
+
+
+class SearchQuery(EmployeesQuery):
+    """``GET /employees``: an employee list across departments, with a search."""
+
+    q = fields.String(
+        validate=check.Length(max=MAX_TEXT),
+        metadata={"description": "name or position title contains this (any case)"},
+    )
+
+
+class SalaryOut(marshmallow.Schema):
+    """Salary statistics in dollars; mean and median rounded to the cent."""
+
+    min = fields.Float()
+    max = fields.Float()
+    mean = fields.Float()
+    median = fields.Float()
+    total = fields.Float()
+
+
+class DepartmentOut(marshmallow.Schema):
+    """A department with its salary statistics."""
+
+    name = fields.String()
+    employees = fields.Integer()
+    salary = fields.Nested(SalaryOut)
+
+
+class DepartmentsOut(marshmallow.Schema):
+    """Department names (or, with ``stats=true``, DepartmentOut objects)."""
+
+    departments = fields.List(fields.Raw())
+
+
+class EmployeeOut(marshmallow.Schema):
+    """One employee; ``annual_salary`` in dollars."""
+
+    name = fields.String()
+    position_title = fields.String()
+    department = fields.String()
+    annual_salary = fields.Float()
+
+
+class EmployeePage(marshmallow.Schema):
+    """A page of employees and the link to the next one (null on the last)."""
+
+    data = fields.List(fields.Nested(EmployeeOut))
+    next = fields.String(allow_none=True)
+
+
+# -- shaping -------------------------------------------------------------------
+
+
+def department_body(department: Department) -> dict:
+    """A department as JSON."""
+    stats = department.stats
+    return {
+        "name": department.name,
+        "employees": stats.employees,
+        "salary": {
+            "min": money(stats.min_cents),
+            "max": money(stats.max_cents),
+            "mean": money(stats.mean_cents),
+            "median": money(stats.median_cents),
+            "total": money(stats.total_cents),
+        },
+    }
+
+
+def employee_body(employee: EmployeeRecord) -> dict:
+    """An employee as JSON."""
+    return {
+        "name": employee.name,
+        "position_title": employee.position_title,
+        "department": employee.department,
+        "annual_salary": money(employee.salary_cents),
+    }
+
+
+# -- resources -----------------------------------------------------------------
+
+
+class _SalaryResource:
+    """Shared by the salary resources: the store, and the conditional-GET check."""
+
+    def __init__(self, store: SalaryStore):
+        self._store = store
+
+    @staticmethod
+    def _not_modified(
+        req: falcon.Request, resp: falcon.Response, data: Snapshot
+    ) -> bool:
+        """Set ETag and Cache-Control; True (and 304) if the client's copy is fresh."""
+        # The checksum changes with each import of different data; the API
+        # version changes when the shape of the responses may have.
+        etag = f"{(data.version or 'empty')[:20]}-{__version__}"
+        resp.etag = etag
+        resp.cache_control = [CACHE_CONTROL]
+        if any(tag == "*" or tag == etag for tag in (req.if_none_match or ())):
+            resp.status = falcon.HTTP_304
+            return True
+        return False
+
+    def _employee_page(self, req, resp, data: Snapshot, where: EmployeeFilter) -> None:
+        query = req.context.query
+        if self._not_modified(req, resp, data):
+            return
+        limit, offset = query["limit"], query["offset"]
+        # One row more than asked for tells whether there is a next page.
+        rows = self._store.employees(where, query["order"], limit + 1, offset)
+        resp.media = {
+            "data": [employee_body(row) for row in rows[:limit]],
+            "next": next_link(req, offset=offset + limit)
+            if len(rows) > limit
+            else None,
+        }
+
+
+def _filter(query: dict, **extra) -> EmployeeFilter:
+    return EmployeeFilter(
+        title=query.get("title"),
+        min_cents=_cents(query.get("min_salary")),
+        max_cents=_cents(query.get("max_salary")),
+        **extra,
+    )
+
+
+class Departments(_SalaryResource):
+    """``GET /departments``: the department names, or every department's stats."""
+
+    @validate(query=DepartmentsQuery(), response=DepartmentsOut())
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List the departments, sorted by name (case-insensitively).
+
+        `{"departments": [names]}`; with `stats=true` each entry is a department
+        object with its employee count and salary statistics.
+        """
+        data = self._store.snapshot()
+        if self._not_modified(req, resp, data):
+            return
+        if req.context.query["stats"]:
+            resp.media = {"departments": [department_body(d) for d in data.departments]}
+        else:
+            resp.media = {"departments": data.names}
+
+
+class DepartmentStats(_SalaryResource):
+    """``GET /departments/{name}``: one department's salary statistics."""
+
+    @validate(response=DepartmentOut(), errors=(404,))
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        """Salary statistics of one department (name in any case).
+
+        Mean and median are rounded to the cent, half up.
+        """
+        data = self._store.snapshot()
+        department = data.department(name)
+        if self._not_modified(req, resp, data):
+            return
+        resp.media = department_body(department)
+
+
+class DepartmentEmployees(_SalaryResource):
+    """``GET /departments/{name}/employees`` (and the seed's ``GET /dept/{name}``)."""
+
+    @validate(query=EmployeesQuery(), response=EmployeePage(), errors=(404,))
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        """List one department's employees, paginated, ordered and filtered."""
+        data = self._store.snapshot()
+        department = data.department(name)
+        where = _filter(req.context.query, department=department.name)
+        self._employee_page(req, resp, data, where)
+
+
+class Employees(_SalaryResource):
+    """``GET /employees``: employees across departments, searched by name or title."""
+
+    @validate(query=SearchQuery(), response=EmployeePage())
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Search employees by name or position title, paginated and filtered."""
+        query = req.context.query
+        data = self._store.snapshot()
+        self._employee_page(req, resp, data, _filter(query, q=query.get("q")))
