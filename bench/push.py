@@ -211,7 +211,7 @@ def measure_latency(stack: Stack, receiver: Receiver, count: int, warmup: int) -
 
 def measure_live(stack: Stack, receiver: Receiver, seconds: float,
                  clients: int = 4) -> dict:
-    """``clients`` threads POST for ``seconds``; the rate events reach the SUB client."""
+    """``clients`` threads POST for ``seconds``; the rate events reach the SUB."""
     url = stack.api_url + "/notes"
     made: List[str] = []
     lock = threading.Lock()
@@ -241,7 +241,7 @@ def measure_live(stack: Stack, receiver: Receiver, seconds: float,
 
 
 def measure_catch_up(stack: Stack, receiver: Receiver, count: int) -> dict:
-    """Write ``count`` changes while the worker is stopped; the rate it forwards them."""
+    """Write ``count`` changes while the worker is stopped; how fast it sends them."""
     from db.notes_sql import SqlNotesStore
     from db.sql import Database
 
@@ -320,7 +320,8 @@ def run(quick: bool, pythons: Optional[List[str]] = None) -> dict:
     if "pypy" in results and "cpython" in results:
         pypy, cpython = results["pypy"], results["cpython"]
         out["pypy_over_cpython"] = {
-            "latency_p50": _ratio(pypy["latency"]["p50_ms"], cpython["latency"]["p50_ms"]),
+            "latency_p50": _ratio(pypy["latency"]["p50_ms"],
+                                  cpython["latency"]["p50_ms"]),
             "live_events_per_s": _ratio(pypy["live"]["events_per_s"],
                                         cpython["live"]["events_per_s"]),
             "catch_up_events_per_s": _ratio(pypy["catch_up"]["events_per_s"],

@@ -55,7 +55,7 @@ class PushWorkerProcess(Process):
         self._log.close()
 
     def wait_subscribed(self, topic: str) -> None:
-        """Until a SUB client subscribes to ``topic`` (ZeroMQ drops what came before)."""
+        """Until a SUB client subscribes to ``topic`` (ZeroMQ drops what is earlier)."""
         wait_until(lambda: topic in (self.health() or {}).get("pub_topics", ()),
                    timeout=30, what=f"a SUB subscription to {topic!r}")
 

@@ -40,7 +40,8 @@ def test_saved_checkpoints_are_kept_per_consumer_and_overwritten(checkpoints, tm
 
 
 def test_load_prefix_and_delete(checkpoints):
-    for name, seq in [("push", 1), ("webhook:1", 2), ("webhook:12", 3), ("webhook_x", 4)]:
+    saved = [("push", 1), ("webhook:1", 2), ("webhook:12", 3), ("webhook_x", 4)]
+    for name, seq in saved:
         checkpoints.save(name, seq)
     assert checkpoints.load_prefix("webhook:") == {"webhook:1": 2, "webhook:12": 3}
     checkpoints.delete("webhook:1")

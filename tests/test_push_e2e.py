@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def push_worker(tmp_path):
-    """Factory: the push worker on the live server's database; stopped after the test."""
+    """Factory: the push worker on the live server's database; stopped at the end."""
     workers = []
 
     def start(env=None, args=()) -> PushWorkerProcess:

@@ -14,7 +14,8 @@ from workers.push_events import to_event
 from workers.push_events import zmq_frames
 
 NOTE = {"id": "a" * 32, "title": "Groceries", "body": "milk\neggs, \u00e9t\u00e9",
-        "created_at": "2025-01-31T12:00:00.123Z", "updated_at": "2025-01-31T12:00:00.123Z"}
+        "created_at": "2025-01-31T12:00:00.123Z",
+        "updated_at": "2025-01-31T12:00:00.123Z"}
 LATER = {**NOTE, "body": "bread", "updated_at": "2025-01-31T12:05:00.000Z"}
 TS = datetime.datetime(2025, 1, 31, 12, 5, 0, 7000, tzinfo=datetime.timezone.utc)
 

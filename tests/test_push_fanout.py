@@ -97,7 +97,7 @@ class Setup:
             self.store.create("n", "")
 
     def mirror(self):
-        """Publish to the feed what the store's log holds beyond it (the worker's job)."""
+        """Publish what the store's log holds beyond the feed (the worker's job)."""
         target = self.store.last_seq()
         if self.feed.head >= target:
             return

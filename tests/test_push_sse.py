@@ -63,7 +63,8 @@ def test_without_last_event_id_the_stream_starts_with_the_next_change(worker):
     got = take_sse_events(worker.url + "/events", 1,
                           on_open=lambda: worker.change("new"))
     assert got[0]["data"]["new_val"]["title"] == "new"
-    assert got[0]["id"] == str(got[0]["data"]["id"]) and got[0]["event"] == "note.created"
+    assert got[0]["id"] == str(got[0]["data"]["id"])
+    assert got[0]["event"] == "note.created"
 
 
 def test_keep_alive_comments_while_nothing_happens(worker):

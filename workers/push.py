@@ -133,7 +133,8 @@ class PushWorker:
         if self._since is not None:
             log.info("starting after event %d, as asked", self._since)
             return self._since
-        saved = self._retry(lambda: checkpoints.load(CONSUMER), "reading the checkpoint")
+        saved = self._retry(lambda: checkpoints.load(CONSUMER),
+                            "reading the checkpoint")
         if saved is not None:
             log.info("resuming after the checkpoint, event %d", saved)
             return saved
@@ -149,17 +150,17 @@ class PushWorker:
         self._checkpointer = checkpointer = Checkpointer(
             checkpoints, CONSUMER, start, self._checkpoint_interval)
         self._publisher = publisher
-        checkpointer.start()
-        publisher.start(feed, checkpointer)
-        sse.start(feed)
         if self._make_fanout is not None:
             self._fanout = self._make_fanout(self.settings, database, feed,
                                              checkpoints, start)
+        checkpointer.start()
+        publisher.start(feed, checkpointer)
+        sse.start(feed)
         if self._fanout is not None:
             self._fanout.start()
         host, port = sse.address
-        log.info("push worker forwarding changes after %d: PUB %s, SSE http://%s:%d/events",
-                 start, publisher.endpoint, host, port)
+        log.info("push worker forwarding changes after %d: PUB %s, "
+                 "SSE http://%s:%d/events", start, publisher.endpoint, host, port)
         try:
             self._follow(store, feed, start)
         finally:

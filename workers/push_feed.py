@@ -68,7 +68,8 @@ class EventFeed:
         """Add the next event (its ``id`` above every earlier one) and wake readers."""
         with self._changed:
             if event["id"] <= self._head:
-                raise ValueError(f"event {event['id']} after {self._head}: out of order")
+                raise ValueError(
+                    f"event {event['id']} after {self._head}: out of order")
             self._events.append(event)
             self._ids.append(event["id"])
             self._head = event["id"]
@@ -112,7 +113,7 @@ class EventFeed:
 
     def _replay(self, cursor: int, target: int, limit: int,
                 timeout: Optional[float]) -> List[Event]:
-        """Events after ``cursor`` from the store's log, up to ``target`` (in memory)."""
+        """Events after ``cursor`` from the store's log, up to ``target`` at most."""
         found: List[Event] = []
         changes = self._store.changes(since=cursor, stop=self._closed,
                                       timeout=timeout)

@@ -132,7 +132,7 @@ class Publisher:
             self._read_subscriptions()
 
     def _read_subscriptions(self) -> None:
-        """Take the (un)subscribe messages XPUB queued: ``\\x01topic``/``\\x00topic``."""
+        """Take the messages XPUB queued: ``\\x01topic`` (subscribe), ``\\x00topic``."""
         while True:
             try:
                 message = self._socket.recv(zmq.NOBLOCK)

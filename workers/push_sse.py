@@ -90,7 +90,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if url.path == "/events":
             self._events(url.query)
         elif url.path == "/health":
-            self._send(200, "application/json", json.dumps(self.server.status()).encode())
+            body = json.dumps(self.server.status()).encode()
+            self._send(200, "application/json", body)
         elif url.path == "/":
             self._send(200, "text/html; charset=utf-8", PAGE)
         else:
