@@ -14,7 +14,9 @@ serve: $(STAMP)
 	$(BIN)/python -m api init-db
 	$(BIN)/python -m api import-salaries --if-empty
 	@# honcho hands each process a PORT; the web process gets ours (default 8000).
-	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -f Procfile -p "$${PORT:-8000}"
+	@# One collatz worker per core.
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -f Procfile -p "$${PORT:-8000}" \
+	  -c "collatz-worker=$$(nproc)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -14,7 +14,9 @@ backlog = 2048
 # CPython's, so the usual 2 x cores + 1 is capped.
 workers = _settings.workers or min(2 * multiprocessing.cpu_count() + 1, 8)
 worker_class = "sync"
-timeout = 30
+# A sync worker busy with one request for longer than this is killed; a
+# collatz request may wait COLLATZ_TIMEOUT seconds before its 503, so leave room.
+timeout = max(30, int(_settings.collatz_timeout) + 10)
 graceful_timeout = 20
 keepalive = 5  # used by threaded/async worker classes; sync closes each connection
 

@@ -17,24 +17,36 @@ from api.middleware import RequireJSON
 from api.openapi import Routes
 from api.openapi import add_docs
 from api.settings import Settings
+from api.webhook_sources import parse_sources
 from db import notes as notes_db
 from db.links import LinkStore
 from db.primes import PrimeStore
 from db.salary_store import SalaryStore
 from db.sql import Database
+from db.subscriptions import SubscriptionStore
+from db.webhooks import WebhookStore
 from resources import salaries
+from resources.collatz import CollatzChain
+from resources.collatz import CollatzLongest
 from resources.health import Health
 from resources.health import Ready
 from resources.notes import Notes
 from resources.primes import Primes
 from resources.shortener import Links
 from resources.shortener import Redirect
+from resources.subscriptions import Subscriptions
+from resources.webhooks import WebhookDeliveries
+from resources.webhooks import WebhookReceiver
+from workers.collatz_client import CollatzClient
+from workers.webhook_handlers import registry as webhook_handlers
 
 TITLE = "Falcon PyPy API"
 
 
 def create_app(settings: Settings) -> falcon.App:
     """Build the WSGI app for ``settings``."""
+    # Parsed first: a bad WEBHOOK_SOURCES stops the app before anything starts.
+    webhook_sources = parse_sources(settings.webhook_sources)
     database = Database(settings.database_url)
 
     app = falcon.App(
@@ -81,6 +93,28 @@ def create_app(settings: Settings) -> falcon.App:
     routes.add("/departments/{name}/employees", department_employees)
     routes.add("/dept/{name}", department_employees)  # the seed's path
     routes.add("/employees", salaries.Employees(salary_store))
+
+    # Collatz: the longest chain comes from the ZeroMQ workers through the
+    # broker; one start's chain is computed here. The client connects lazily,
+    # in the gunicorn worker that uses it.
+    collatz = CollatzClient(settings.collatz_frontend, settings.collatz_timeout)
+    routes.add("/collatz", CollatzLongest(collatz, settings.collatz_max_n))
+    routes.add("/collatz/{k:int}", CollatzChain(settings.collatz_max_n))
+    ready_checks["collatz"] = collatz.ping
+
+    # Webhooks: inbound deliveries, handled by workers.webhook_runner;
+    # outbound subscriptions, delivered by the push worker. The literal
+    # /webhooks/deliveries wins over /webhooks/{source} in Falcon's router, so
+    # parse_sources refuses a source named "deliveries".
+    webhook_store = WebhookStore(database)
+    routes.add("/webhooks/deliveries", WebhookDeliveries(webhook_store))
+    routes.add("/webhooks/{source}",
+               WebhookReceiver(webhook_sources, webhook_store, webhook_handlers))
+    subscriptions = Subscriptions(SubscriptionStore(database))
+    routes.add("/subscriptions", subscriptions)
+    routes.add("/subscriptions/{subscription_id:int}", subscriptions, suffix="item")
+    routes.add("/subscriptions/{subscription_id:int}/deliveries", subscriptions,
+               suffix="deliveries")
 
     routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)

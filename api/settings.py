@@ -78,6 +78,23 @@ class Settings:
         "",
         "inbound webhook sources as JSON (see README, Webhooks)",
     )
+    webhook_poll_interval: float = _env_field(
+        "WEBHOOK_POLL_INTERVAL", 0.5, "seconds the webhook runner waits when idle"
+    )
+    webhook_handler_attempts: int = _env_field(
+        "WEBHOOK_HANDLER_ATTEMPTS", 5, "attempts of a failing webhook handler"
+    )
+    subscription_timeout: float = _env_field(
+        "SUBSCRIPTION_TIMEOUT", 10.0, "seconds an outbound webhook attempt may take"
+    )
+    subscription_max_attempts: int = _env_field(
+        "SUBSCRIPTION_MAX_ATTEMPTS", 5, "attempts per outbound event, retries included"
+    )
+    subscription_max_failures: int = _env_field(
+        "SUBSCRIPTION_MAX_FAILURES",
+        5,
+        "failed deliveries in a row that disable a subscription",
+    )
     push_pub_endpoint: str = _env_field(
         "PUSH_PUB_ENDPOINT", "tcp://127.0.0.1:5556", "ZeroMQ PUB endpoint of note events"
     )

@@ -14,10 +14,12 @@ def test_health_is_ok(client):
     assert result.json == {"status": "ok"}
 
 
-def test_ready_checks_sql(client):
+def test_ready_checks_every_backend_and_names_the_one_down(client):
+    # No collatz broker runs here; the SQL and notes stores are up.
     result = client.simulate_get("/ready")
-    assert result.status_code == 200
-    assert result.json["backends"]["sql"] == "ok"
+    assert result.status_code == 503
+    assert result.json["backends"] == {"sql": "ok", "notes": "ok", "collatz": "down"}
+    assert result.json["detail"] == "unavailable: collatz"
 
 
 def test_ready_is_503_naming_what_is_down(settings, tmp_path):

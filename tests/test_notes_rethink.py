@@ -84,7 +84,8 @@ def test_api_answers_503_problem_and_ready_names_notes(make_client, closed_port_
         assert result.json["detail"] == "notes store unavailable"
     ready = client.simulate_get("/ready")
     assert ready.status_code == 503
-    assert ready.json["backends"] == {"sql": "ok", "notes": "down"}
+    assert ready.json["backends"]["sql"] == "ok"
+    assert ready.json["backends"]["notes"] == "down"
 
 
 def test_client_errors_are_answered_before_the_store_is_asked(make_client,

@@ -1,0 +1,348 @@
+"""Outbound webhook subscriptions and the record of every delivery attempt.
+
+A subscription names a URL, the event types it wants and the secret its
+deliveries are signed with. ``failure_count`` counts consecutive failed
+deliveries; :meth:`SubscriptionStore.record_delivery` disables the
+subscription when it reaches the configured maximum, and a success resets it.
+"""
+
+import dataclasses
+import datetime
+from typing import Any
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from db.errors import NotFound
+from db.sql import Base
+from db.sql import Database
+from db.webhooks import isoformat
+from db.webhooks import utcnow
+
+#: The event types a subscription can ask for.
+EVENT_TYPES = ("note.created", "note.updated", "note.deleted")
+#: Patterns that stand for several types: every event, every note event.
+WILDCARDS = ("*", "note.*")
+
+
+def matches(patterns: Sequence[str], event_type: str) -> bool:
+    """Whether a subscription to ``patterns`` wants an event of ``event_type``."""
+    for pattern in patterns:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+class SubscriptionRow(Base):
+    """One outbound subscription."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    events: Mapped[Any] = mapped_column(sa.JSON)
+    secret: Mapped[str] = mapped_column(sa.String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    failure_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
+    disabled_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
+    last_delivery_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
+
+
+class AttemptRow(Base):
+    """One HTTP attempt to deliver one event to one subscription."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        sa.Index("ix_webhook_attempts_subscription", "subscription_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(sa.String(200))
+    event_type: Mapped[str] = mapped_column(sa.String(200))
+    attempt: Mapped[int]
+    at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
+    status_code: Mapped[Optional[int]]
+    latency_ms: Mapped[float]
+    error: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    delivered: Mapped[bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscription:
+    """A subscription as the API and the sender see it (``secret`` included)."""
+
+    id: int
+    url: str
+    events: List[str]
+    secret: str = dataclasses.field(repr=False)
+    active: bool
+    failure_count: int
+    created_at: datetime.datetime
+    disabled_at: Optional[datetime.datetime]
+    last_delivery_at: Optional[datetime.datetime]
+
+    def wants(self, event_type: str) -> bool:
+        """Whether this subscription asked for events of ``event_type``."""
+        return matches(self.events, event_type)
+
+    def to_dict(self, with_secret: bool = False) -> dict:
+        """The public view; the secret only when asked (at creation)."""
+        out = {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "active": self.active,
+            "failure_count": self.failure_count,
+            "created_at": isoformat(self.created_at),
+            "disabled_at": isoformat(self.disabled_at),
+            "last_delivery_at": isoformat(self.last_delivery_at),
+        }
+        if with_secret:
+            out["secret"] = self.secret
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One recorded delivery attempt."""
+
+    id: int
+    subscription_id: int
+    event_id: str
+    event_type: str
+    attempt: int
+    at: datetime.datetime
+    status_code: Optional[int]
+    latency_ms: float
+    error: Optional[str]
+    delivered: bool
+
+    def to_dict(self) -> dict:
+        """The public view."""
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "attempt": self.attempt,
+            "at": isoformat(self.at),
+            "status_code": self.status_code,
+            "latency_ms": round(self.latency_ms, 3),
+            "error": self.error,
+            "delivered": self.delivered,
+        }
+
+
+def _subscription(row: SubscriptionRow) -> Subscription:
+    return Subscription(
+        id=row.id,
+        url=row.url,
+        events=list(row.events),
+        secret=row.secret,
+        active=row.active,
+        failure_count=row.failure_count,
+        created_at=row.created_at,
+        disabled_at=row.disabled_at,
+        last_delivery_at=row.last_delivery_at,
+    )
+
+
+def _attempt(row: AttemptRow) -> Attempt:
+    return Attempt(
+        id=row.id,
+        subscription_id=row.subscription_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        attempt=row.attempt,
+        at=row.at,
+        status_code=row.status_code,
+        latency_ms=row.latency_ms,
+        error=row.error,
+        delivered=row.delivered,
+    )
+
+
+class SubscriptionStore:
+    """Subscriptions and their delivery attempts on the SQL database."""
+
+    def __init__(self, database: Database):
+        self._db = database
+
+    def create(self, url: str, events: Sequence[str], secret: str) -> Subscription:
+        """Store a new, active subscription."""
+        row = SubscriptionRow(
+            url=url,
+            events=list(events),
+            secret=secret,
+            active=True,
+            failure_count=0,
+            created_at=utcnow(),
+        )
+        with self._db.session() as session:
+            session.add(row)
+            session.flush()
+            return _subscription(row)
+
+    def get(self, subscription_id: int) -> Subscription:
+        """The subscription ``subscription_id``; NotFound if there is none."""
+        with self._db.session() as session:
+            return _subscription(self._row(session, subscription_id))
+
+    def page(
+        self, limit: int, after: Optional[int] = None
+    ) -> Tuple[List[Subscription], Optional[int]]:
+        """Oldest first: up to ``limit`` subscriptions after the cursor; next cursor."""
+        query = sa.select(SubscriptionRow).order_by(SubscriptionRow.id)
+        if after is not None:
+            query = query.where(SubscriptionRow.id > after)
+        with self._db.session() as session:
+            rows = session.scalars(query.limit(limit + 1)).all()
+            items = [_subscription(row) for row in rows[:limit]]
+        return items, (items[-1].id if len(rows) > limit else None)
+
+    def update(
+        self,
+        subscription_id: int,
+        url: Optional[str] = None,
+        events: Optional[Sequence[str]] = None,
+        active: Optional[bool] = None,
+    ) -> Subscription:
+        """Change the given fields. Re-enabling resets the failure count."""
+        with self._db.session() as session:
+            row = self._row(session, subscription_id)
+            if url is not None:
+                row.url = url
+            if events is not None:
+                row.events = list(events)
+            if active is True and not row.active:
+                row.active, row.failure_count, row.disabled_at = True, 0, None
+            elif active is False and row.active:
+                row.active, row.disabled_at = False, utcnow()
+            session.flush()
+            return _subscription(row)
+
+    def delete(self, subscription_id: int) -> None:
+        """Delete the subscription and its attempts; NotFound if there is none."""
+        with self._db.session() as session:
+            session.execute(
+                sa.delete(AttemptRow).where(
+                    AttemptRow.subscription_id == subscription_id
+                )
+            )
+            result = session.execute(
+                sa.delete(SubscriptionRow).where(SubscriptionRow.id == subscription_id)
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"No subscription {subscription_id}.")
+
+    def matching(self, event_type: str) -> List[Subscription]:
+        """The active subscriptions that want ``event_type``, oldest first."""
+        with self._db.session() as session:
+            rows = session.scalars(
+                sa.select(SubscriptionRow)
+                .where(SubscriptionRow.active.is_(True))
+                .order_by(SubscriptionRow.id)
+            ).all()
+            return [
+                _subscription(row) for row in rows if matches(row.events, event_type)
+            ]
+
+    # The sender's side -------------------------------------------------------
+
+    def record_attempt(
+        self,
+        subscription_id: int,
+        event_id: str,
+        event_type: str,
+        attempt: int,
+        status_code: Optional[int],
+        latency_ms: float,
+        error: Optional[str],
+        delivered: bool,
+    ) -> Attempt:
+        """Store one attempt; NotFound if the subscription was deleted meanwhile."""
+        with self._db.session() as session:
+            self._row(session, subscription_id)
+            row = AttemptRow(
+                subscription_id=subscription_id,
+                event_id=event_id,
+                event_type=event_type,
+                attempt=attempt,
+                at=utcnow(),
+                status_code=status_code,
+                latency_ms=latency_ms,
+                error=None if error is None else error[:500],
+                delivered=delivered,
+            )
+            session.add(row)
+            session.flush()
+            return _attempt(row)
+
+    def record_delivery(
+        self, subscription_id: int, delivered: bool, max_failures: int
+    ) -> Subscription:
+        """Count a finished delivery: success resets the failure count, failure adds 1.
+
+        The subscription is disabled when ``max_failures`` deliveries in a row
+        have failed. The count is changed in SQL (``failure_count + 1``), so
+        concurrent senders do not lose an increment.
+        """
+        now = utcnow()
+        with self._db.session() as session:
+            self._row(session, subscription_id)
+            row_id = SubscriptionRow.id == subscription_id
+            if delivered:
+                values = {"failure_count": 0}
+            else:
+                values = {"failure_count": SubscriptionRow.failure_count + 1}
+            session.execute(
+                sa.update(SubscriptionRow)
+                .where(row_id)
+                .values(last_delivery_at=now, **values)
+            )
+            if not delivered:
+                session.execute(
+                    sa.update(SubscriptionRow)
+                    .where(
+                        row_id,
+                        SubscriptionRow.active.is_(True),
+                        SubscriptionRow.failure_count >= max_failures,
+                    )
+                    .values(active=False, disabled_at=now)
+                )
+            session.expire_all()
+            return _subscription(self._row(session, subscription_id))
+
+    def attempts(
+        self, subscription_id: int, limit: int, before: Optional[int] = None
+    ) -> Tuple[List[Attempt], Optional[int]]:
+        """Newest first: up to ``limit`` attempts older than the cursor; next cursor."""
+        query = (
+            sa.select(AttemptRow)
+            .where(AttemptRow.subscription_id == subscription_id)
+            .order_by(AttemptRow.id.desc())
+        )
+        if before is not None:
+            query = query.where(AttemptRow.id < before)
+        with self._db.session() as session:
+            self._row(session, subscription_id)
+            rows = session.scalars(query.limit(limit + 1)).all()
+            items = [_attempt(row) for row in rows[:limit]]
+        return items, (items[-1].id if len(rows) > limit else None)
+
+    @staticmethod
+    def _row(session, subscription_id: int) -> SubscriptionRow:
+        row = session.get(SubscriptionRow, subscription_id)
+        if row is None:
+            raise NotFound(f"No subscription {subscription_id}.")
+        return row

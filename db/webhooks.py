@@ -1,0 +1,279 @@
+"""Inbound webhook deliveries: stored before they are answered, handled later.
+
+A delivery moves through ``pending`` -> ``processing`` -> ``processed`` or
+``failed``; one whose event has no handler is stored as ``ignored``. The
+handler runner claims due deliveries with a conditional UPDATE (so several
+runners never handle the same one) and holds a lease: a runner that dies
+mid-way leaves a ``processing`` row whose lease expires and is claimed again.
+``due_at`` holds when a pending delivery may be tried, or when a claim's lease
+runs out.
+"""
+
+import dataclasses
+import datetime
+from typing import Any
+from typing import List
+from typing import Optional
+from typing import Tuple
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from db.errors import NotFound
+from db.sql import Base
+from db.sql import Database
+
+PENDING = "pending"
+PROCESSING = "processing"
+PROCESSED = "processed"
+IGNORED = "ignored"
+FAILED = "failed"
+STATUSES = (PENDING, PROCESSING, PROCESSED, IGNORED, FAILED)
+
+
+def utcnow() -> datetime.datetime:
+    """Now in UTC, naive: stored the same way on SQLite and PostgreSQL."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def isoformat(moment: Optional[datetime.datetime]) -> Optional[str]:
+    """A stored (naive UTC) time as ISO 8601 with a ``Z``."""
+    return None if moment is None else moment.isoformat(timespec="milliseconds") + "Z"
+
+
+class InboundDelivery(Base):
+    """One webhook received from a configured source."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),
+        sa.Index("ix_webhook_deliveries_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    delivery_id: Mapped[str] = mapped_column(sa.String(200))
+    event: Mapped[str] = mapped_column(sa.String(200))
+    payload: Mapped[Any] = mapped_column(sa.JSON)
+    received_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
+    handled_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
+    outcome: Mapped[Optional[Any]] = mapped_column(sa.JSON)
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """A stored delivery as the resources and the handlers see it."""
+
+    pk: int
+    source: str
+    delivery_id: str
+    event: str
+    payload: Any
+    received_at: datetime.datetime
+    status: str
+    attempts: int
+    handled_at: Optional[datetime.datetime]
+    outcome: Any
+
+    def to_dict(self) -> dict:
+        """The public view (no payload)."""
+        return {
+            "id": self.delivery_id,
+            "source": self.source,
+            "event": self.event,
+            "received_at": isoformat(self.received_at),
+            "status": self.status,
+            "attempts": self.attempts,
+            "handled_at": isoformat(self.handled_at),
+            "outcome": self.outcome,
+        }
+
+
+def _view(row: InboundDelivery) -> Delivery:
+    return Delivery(
+        pk=row.id,
+        source=row.source,
+        delivery_id=row.delivery_id,
+        event=row.event,
+        payload=row.payload,
+        received_at=row.received_at,
+        status=row.status,
+        attempts=row.attempts,
+        handled_at=row.handled_at,
+        outcome=row.outcome,
+    )
+
+
+class WebhookStore:
+    """Inbound deliveries on the SQL database."""
+
+    def __init__(self, database: Database):
+        self._db = database
+
+    def receive(
+        self, source: str, delivery_id: str, event: str, payload: Any, handled: bool
+    ) -> Tuple[Delivery, bool]:
+        """Store a delivery once; returns ``(delivery, created)``.
+
+        ``handled`` says whether a handler exists: the delivery is stored as
+        pending (to be handled) or as ignored. A delivery id already stored
+        for ``source`` is not stored again: the first one is returned with
+        ``created`` False, even when two arrive at the same moment.
+        """
+        existing = self.find(source, delivery_id)
+        if existing is not None:
+            return existing, False
+        now = utcnow()
+        row = InboundDelivery(
+            source=source,
+            delivery_id=delivery_id,
+            event=event,
+            payload=payload,
+            received_at=now,
+            status=PENDING if handled else IGNORED,
+            attempts=0,
+            due_at=now if handled else None,
+            handled_at=None if handled else now,
+            outcome=None if handled else {"ignored": f"no handler for {event!r}"},
+        )
+        try:
+            with self._db.session() as session:
+                session.add(row)
+                session.flush()
+                created = _view(row)
+        except exc.IntegrityError:
+            # Lost the race against the same delivery arriving concurrently.
+            existing = self.find(source, delivery_id)
+            if existing is None:
+                raise
+            return existing, False
+        return created, True
+
+    def find(self, source: str, delivery_id: str) -> Optional[Delivery]:
+        """The delivery ``delivery_id`` from ``source``, or None."""
+        with self._db.session() as session:
+            row = session.scalars(
+                sa.select(InboundDelivery).where(
+                    InboundDelivery.source == source,
+                    InboundDelivery.delivery_id == delivery_id,
+                )
+            ).one_or_none()
+            return None if row is None else _view(row)
+
+    def get(self, pk: int) -> Delivery:
+        """The delivery with primary key ``pk``; NotFound if there is none."""
+        with self._db.session() as session:
+            row = session.get(InboundDelivery, pk)
+            if row is None:
+                raise NotFound(f"No delivery {pk}.")
+            return _view(row)
+
+    def page(
+        self,
+        limit: int,
+        before: Optional[int] = None,
+        source: Optional[str] = None,
+        status: Optional[str] = None,
+    ) -> Tuple[List[Delivery], Optional[int]]:
+        """Newest first: up to ``limit`` deliveries older than the cursor ``before``.
+
+        Returns the deliveries and the cursor of the next page (None on the last).
+        """
+        query = sa.select(InboundDelivery).order_by(InboundDelivery.id.desc())
+        if before is not None:
+            query = query.where(InboundDelivery.id < before)
+        if source is not None:
+            query = query.where(InboundDelivery.source == source)
+        if status is not None:
+            query = query.where(InboundDelivery.status == status)
+        with self._db.session() as session:
+            rows = session.scalars(query.limit(limit + 1)).all()
+            items = [_view(row) for row in rows[:limit]]
+        return items, (items[-1].pk if len(rows) > limit else None)
+
+    # The handler runner's side ------------------------------------------------
+
+    def claim_due(
+        self,
+        lease_seconds: float,
+        limit: int = 10,
+        now: Optional[datetime.datetime] = None,
+    ) -> List[Delivery]:
+        """Claim up to ``limit`` deliveries that are due, oldest first.
+
+        Due: pending and past ``due_at``, or processing with an expired lease
+        (its runner died). Each claim sets ``processing``, a new lease and one
+        more attempt, with an UPDATE that only succeeds if nobody claimed the
+        row in between; the returned deliveries carry the new attempt number,
+        which :meth:`finish` and :meth:`retry_later` check.
+        """
+        now = now or utcnow()
+        due = sa.and_(
+            InboundDelivery.status.in_((PENDING, PROCESSING)),
+            InboundDelivery.due_at <= now,
+        )
+        claimed = []
+        with self._db.session() as session:
+            candidates = session.execute(
+                sa.select(InboundDelivery.id, InboundDelivery.attempts)
+                .where(due)
+                .order_by(InboundDelivery.id)
+                .limit(limit)
+            ).all()
+            lease_end = now + datetime.timedelta(seconds=lease_seconds)
+            for pk, attempts in candidates:
+                result = session.execute(
+                    sa.update(InboundDelivery)
+                    .where(
+                        InboundDelivery.id == pk,
+                        InboundDelivery.attempts == attempts,
+                        due,
+                    )
+                    .values(status=PROCESSING, due_at=lease_end, attempts=attempts + 1)
+                )
+                if result.rowcount == 1:
+                    claimed.append(pk)
+        return [self.get(pk) for pk in claimed]
+
+    def finish(
+        self,
+        claim: Delivery,
+        status: str,
+        outcome: Any,
+        now: Optional[datetime.datetime] = None,
+    ) -> bool:
+        """Record the final ``status`` (processed or failed) and ``outcome`` of a claim.
+
+        Returns False (and changes nothing) when the claim was lost: its lease
+        ran out and another runner took the delivery.
+        """
+        if status not in (PROCESSED, FAILED):
+            raise ValueError(f"not a final status: {status}")
+        now = now or utcnow()
+        return self._update_claim(
+            claim, status=status, outcome=outcome, handled_at=now, due_at=None
+        )
+
+    def retry_later(
+        self, claim: Delivery, outcome: Any, due_at: datetime.datetime
+    ) -> bool:
+        """Put a claimed delivery back to pending, to be tried again at ``due_at``."""
+        return self._update_claim(claim, status=PENDING, outcome=outcome, due_at=due_at)
+
+    def _update_claim(self, claim: Delivery, **values) -> bool:
+        with self._db.session() as session:
+            result = session.execute(
+                sa.update(InboundDelivery)
+                .where(
+                    InboundDelivery.id == claim.pk,
+                    InboundDelivery.status == PROCESSING,
+                    InboundDelivery.attempts == claim.attempts,
+                )
+                .values(**values)
+            )
+            return result.rowcount == 1

@@ -1,0 +1,84 @@
+"""Collatz chains: the longest in 1..n (from the workers) and one start's chain."""
+
+import falcon
+import marshmallow
+from marshmallow import fields
+from marshmallow import validate as check
+
+from api.validation import QuerySchema
+from api.validation import validate
+from workers import collatz_core
+from workers.collatz_client import CollatzClient
+
+#: A chain of this many terms or more is returned without its sequence.
+MAX_SEQUENCE = 1000
+
+
+class LongestQuery(QuerySchema):
+    n = fields.Integer(required=True, validate=check.Range(min=1),
+                       metadata={"description": "the largest start considered"})
+
+
+class LongestOut(marshmallow.Schema):
+    n = fields.Integer(metadata={"description": "the n asked for"})
+    number = fields.Integer(metadata={"description": "the start of the longest chain"})
+    length = fields.Integer(metadata={"description": "terms of its chain, both ends"})
+
+
+class ChainQuery(QuerySchema):
+    sequence = fields.Boolean(
+        load_default=False,
+        metadata={"description": f"include the terms (chains under {MAX_SEQUENCE})"},
+    )
+
+
+class ChainOut(marshmallow.Schema):
+    start = fields.Integer()
+    length = fields.Integer(metadata={"description": "terms, both ends included"})
+    peak = fields.Integer(metadata={"description": "the largest term"})
+    sequence = fields.List(fields.Integer(), metadata={"description": "the terms"})
+
+
+def check_bound(name: str, value: int, maximum: int) -> None:
+    """422 unless ``1 <= value <= maximum`` (the maximum is a setting)."""
+    try:
+        check.Range(1, maximum)(value)
+    except marshmallow.ValidationError as ex:
+        raise marshmallow.ValidationError({name: ex.messages}) from None
+
+
+class CollatzLongest:
+    """``GET /collatz?n=``: the start in 1..n with the longest chain (the workers)."""
+
+    def __init__(self, client: CollatzClient, max_n: int):
+        self._client = client
+        self._max_n = max_n
+
+    @validate(query=LongestQuery(), response=LongestOut(), errors=(503,))
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The longest Collatz chain among the starts 1..n.
+
+        Ties go to the smallest start. Computed by the collatz workers; 503
+        when none answers within ``COLLATZ_TIMEOUT``.
+        """
+        n = req.context.query["n"]
+        check_bound("n", n, self._max_n)
+        number, length = self._client.longest(n)
+        resp.media = {"n": n, "number": number, "length": length}
+
+
+class CollatzChain:
+    """``GET /collatz/{k}``: one start's chain, computed here (it is short)."""
+
+    def __init__(self, max_n: int):
+        self._max_n = max_n
+
+    @validate(query=ChainQuery(), response=ChainOut())
+    def on_get(self, req: falcon.Request, resp: falcon.Response, k: int) -> None:
+        """The Collatz chain from one start: its length and its peak."""
+        check_bound("k", k, self._max_n)
+        want_sequence = req.context.query["sequence"]
+        chain = collatz_core.chain(k, keep_sequence=want_sequence)
+        resp.media = {"start": k, "length": chain.length, "peak": chain.peak}
+        if want_sequence and chain.length < MAX_SEQUENCE:
+            resp.media["sequence"] = chain.sequence
