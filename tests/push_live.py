@@ -59,6 +59,11 @@ class PushWorkerProcess(Process):
         wait_until(lambda: topic in (self.health() or {}).get("pub_topics", ()),
                    timeout=30, what=f"a SUB subscription to {topic!r}")
 
+    def wait_webhooks(self, count: int) -> None:
+        """Until ``count`` webhook subscriptions have a delivering thread."""
+        wait_until(lambda: len((self.health() or {}).get("webhooks", ())) == count,
+                   timeout=30, what=f"{count} webhook subscriptions")
+
     def wait_head(self, seq: int) -> dict:
         """Until the worker has read the change ``seq``; its health then."""
         def there() -> Optional[dict]:

@@ -50,6 +50,7 @@ from workers.push_events import to_event
 from workers.push_feed import EventFeed
 from workers.push_pub import Publisher
 from workers.push_sse import SseServer
+from workers.push_webhooks import make_fanout as webhook_fanout
 
 log = logging.getLogger("workers.push")
 
@@ -70,7 +71,8 @@ class PushWorker:
         settings: Endpoints and stores.
         since: Start after this ``seq`` instead of the checkpoint.
         store: The notes store (default: the one the settings select).
-        make_fanout: Builds the webhook output (default: none).
+        make_fanout: Builds the webhook output (default: the webhook
+            subscriptions of the SQL database; None: no webhooks).
         grace: Seconds the PUB output waits for a first SUB client at start.
         checkpoint_interval: Seconds between checkpoint saves.
         keepalive: Seconds between SSE keep-alive comments.
@@ -79,7 +81,7 @@ class PushWorker:
 
     def __init__(self, settings: Settings, *, since: Optional[int] = None,
                  store: Optional[NotesStore] = None,
-                 make_fanout: Optional[FanoutFactory] = None,
+                 make_fanout: Optional[FanoutFactory] = webhook_fanout,
                  grace: float = 2.0, checkpoint_interval: float = 0.5,
                  keepalive: float = 15.0, feed_capacity: int = 10000):
         self.settings = settings
