@@ -24,6 +24,12 @@ class Settings:
     workers: int = _env_field(
         "WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1, capped at 8"
     )
+    worker_class: str = _env_field(
+        "WORKER_CLASS", "sync", "gunicorn worker class: sync, gthread or gevent"
+    )
+    threads: int = _env_field(
+        "THREADS", 1, "threads per worker (gthread); more than 1 makes sync gthread"
+    )
     log_level: str = _env_field("LOG_LEVEL", "info", "log level of every process")
     max_body_bytes: int = _env_field(
         "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"

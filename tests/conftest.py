@@ -1,21 +1,46 @@
-"""Shared fixtures: settings on a temp SQLite file, a TestClient, a live gunicorn."""
+"""Shared fixtures: a fresh database per test, a TestClient, a live gunicorn.
+
+Tests run on a temp SQLite file each. With ``TEST_DATABASE_URL`` set to a
+PostgreSQL URL (``postgresql://user@host:port/db``) every test gets a schema
+of its own in that database instead, dropped afterwards (see .ci/run).
+"""
 
 import dataclasses
 
 import falcon.testing
 import pytest
+import sqlalchemy as sa
 
 from api.app import create_app
 from api.settings import Settings
 from db.sql import Database
 from db.sql import create_schema
+from db.sql import make_engine
+from tests import live
 from tests.live import LiveServer
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    """Settings for one test: its own SQLite file, nothing shared."""
-    return Settings(database_url=f"sqlite:///{tmp_path / 'api.db'}")
+def database_url(tmp_path) -> str:
+    """The URL of an empty database for one test (SQLite file or PostgreSQL schema)."""
+    url = live.database_url(tmp_path)
+    if not live.TEST_DATABASE_URL:
+        yield url
+        return
+    schema = sa.engine.make_url(url).query["options"].split("=", 1)[1]
+    engine = make_engine(live.TEST_DATABASE_URL)
+    with engine.begin() as connection:  # the name is made by live.database_url
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield url
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    """Settings for one test: its own database, nothing shared."""
+    return Settings(database_url=database_url)
 
 
 @pytest.fixture
@@ -39,7 +64,7 @@ def client(make_client) -> falcon.testing.TestClient:
 
 
 @pytest.fixture
-def live_server(tmp_path):
+def live_server(tmp_path, database_url):  # noqa: ARG001 (creates the schema)
     """Factory: start real gunicorn under this interpreter; stopped after the test."""
     servers = []
 

@@ -1,5 +1,6 @@
 """Run real processes (gunicorn, workers) for end-to-end tests."""
 
+import hashlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import requests
+import sqlalchemy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,10 +65,29 @@ class Process:
         self._log.close()
 
 
+#: A PostgreSQL database to run the tests on instead of SQLite files (.ci/run).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def database_url(tmp_path: Path) -> str:
+    """The database of the test that owns ``tmp_path``.
+
+    A SQLite file in ``tmp_path``, or with ``TEST_DATABASE_URL`` a PostgreSQL
+    schema named after ``tmp_path`` (the ``database_url`` fixture creates and
+    drops it), so the test's processes and the test itself share one database.
+    """
+    if not TEST_DATABASE_URL:
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    schema = "test_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:16]
+    url = sqlalchemy.engine.make_url(TEST_DATABASE_URL)
+    url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
 def child_env(tmp_path: Path, extra: dict) -> dict:
-    """Environment of a child process: this one's, a temp database, ``extra`` on top."""
+    """Environment of a child process: this one's, the test's database, ``extra`` on top."""
     env = dict(os.environ)
-    env.setdefault("DATABASE_URL", f"sqlite:///{tmp_path / 'live.db'}")
+    env["DATABASE_URL"] = database_url(tmp_path)
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env

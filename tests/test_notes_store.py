@@ -28,10 +28,10 @@ MALFORMED_IDS = ["", "x", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "../" + "0" * 
 
 
 @pytest.fixture(params=["sql", "rethinkdb"])
-def store(request, tmp_path):
+def store(request, database_url):
     """A fresh, empty store of each kind."""
     if request.param == "sql":
-        database = Database(f"sqlite:///{tmp_path / 'notes.db'}")
+        database = Database(database_url)
         create_schema(database.engine)
         yield SqlNotesStore(database, poll_interval=0.02)
         database.dispose()

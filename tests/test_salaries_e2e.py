@@ -21,10 +21,10 @@ CSV = (
 
 
 @pytest.fixture
-def server(tmp_path, live_server):
+def server(tmp_path, live_server, database_url):
     csv_path = tmp_path / "salaries.csv"
     csv_path.write_text(CSV)
-    url = f"sqlite:///{tmp_path / 'salaries.db'}"
+    url = database_url
     args = argparse.Namespace(csv=str(csv_path), if_empty=False)
     assert import_salaries(Settings(database_url=url), args) == 0
     return live_server(env={"DATABASE_URL": url}, workers=1)

@@ -153,24 +153,3 @@ def test_refused_aliases(alias, reason):
 def test_an_accepted_alias_is_never_a_generated_code(alias):
     if codes.alias_error(alias) is None:
         assert codes.id_for_code(alias) is None
-
-
-def test_reserved_words_include_every_planned_route():
-    planned = [
-        "health",
-        "ready",
-        "openapi.json",
-        "docs",
-        "notes",
-        "departments",
-        "dept",
-        "employees",
-        "links",
-        "primes",
-        "supply_primes",
-        "collatz",
-        "webhooks",
-        "subscriptions",
-        "events",
-    ]
-    assert all(codes.is_reserved(word) for word in planned)

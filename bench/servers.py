@@ -1,0 +1,227 @@
+"""The processes a benchmark measures: gunicorn, and the collatz broker and workers.
+
+Each :class:`Stack` is one deployment under one interpreter, in a folder of its
+own (its working directory, so relative defaults such as ``var/`` land there),
+on free ports, with its own SQLite database.
+"""
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict
+from typing import List
+from typing import Optional
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def has_module(name: str) -> bool:
+    """Whether module ``name`` (say ``workers.collatz_broker``) is in the checkout."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def session_cpu_seconds(sessions) -> Optional[float]:
+    """User + system CPU seconds of the live processes in ``sessions`` (Linux)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        # Fields after the parenthesised command name (which may hold spaces):
+        # state ppid pgrp session ... utime stime are the 12th and 13th.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) in sessions:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+class Process:
+    """A child process in its own session, its output in a log file."""
+
+    def __init__(self, args: List[str], env: Dict[str, str], cwd: Path, log_path: Path):
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.log_path = log_path
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (graceful), then SIGKILL to the whole process group."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class StartError(RuntimeError):
+    """A process of the stack did not come up; the message holds its log."""
+
+
+class Stack:
+    """Gunicorn serving ``app`` under ``python``, plus the collatz processes if asked.
+
+    Args:
+        python: the interpreter (a venv's ``bin/python``).
+        workdir: an empty folder for this stack (cwd, database, logs).
+        app: the WSGI app gunicorn serves.
+        env: extra environment (WORKERS, WORKER_CLASS, ...).
+        collatz_workers: how many collatz workers to start with a broker (0: none).
+        database: a prepared SQLite file copied in as this stack's database.
+        ready_path: polled until it answers 200.
+    """
+
+    def __init__(
+        self,
+        python: str,
+        workdir: Path,
+        *,
+        app: str = "api.app:app",
+        env: Optional[Dict[str, str]] = None,
+        collatz_workers: int = 0,
+        database: Optional[Path] = None,
+        ready_path: str = "/health",
+    ):
+        self.python = python
+        self.workdir = workdir
+        self.app = app
+        self.collatz_workers = collatz_workers
+        self.ready_path = ready_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (workdir / "var").mkdir(parents=True, exist_ok=True)
+        db_path = workdir / "var" / "api.db"
+        if database is not None:
+            db_path.write_bytes(database.read_bytes())
+        self.env = dict(os.environ)
+        self.env.update(
+            PYTHONPATH=str(ROOT),
+            HOST="127.0.0.1",
+            PORT=str(self.port),
+            DATABASE_URL=f"sqlite:///{db_path}",
+            LOG_LEVEL="warning",
+            PUBLIC_BASE_URL=self.url,
+            COLLATZ_FRONTEND=f"tcp://127.0.0.1:{free_port()}",
+            COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
+        )
+        self.env.update(env or {})
+        self.processes: List[Process] = []
+
+    def _spawn(self, name: str, args: List[str]) -> Process:
+        process = Process(
+            [self.python] + args, self.env, self.workdir, self.workdir / f"{name}.log"
+        )
+        process.start()
+        self.processes.append(process)
+        return process
+
+    def start(self, timeout: float = 60.0) -> "Stack":
+        """Start everything and wait until ``ready_path`` answers 200."""
+        if self.collatz_workers:
+            self._spawn("collatz_broker", ["-m", "workers.collatz_broker"])
+            for number in range(self.collatz_workers):
+                self._spawn(f"collatz_worker{number}", ["-m", "workers.collatz_worker"])
+        # The access log goes to /dev/null: it is still formatted and written
+        # (the cost a deployment pays) but a run does not leave gigabytes behind.
+        gunicorn = self._spawn(
+            "gunicorn",
+            [
+                "-m",
+                "gunicorn",
+                "-c",
+                str(GUNICORN_CONF),
+                "--access-logfile",
+                os.devnull,
+                self.app,
+            ],
+        )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            for process in self.processes:
+                if process.exited():
+                    self.stop()
+                    raise StartError(
+                        f"{' '.join(process.args)} exited:\n{process.log_tail()}"
+                    )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StartError(
+                    f"gunicorn not ready in {timeout}s:\n{gunicorn.log_tail()}"
+                )
+            time.sleep(0.1)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return (
+                requests.get(self.url + self.ready_path, timeout=2).status_code == 200
+            )
+        except requests.RequestException:
+            return False
+
+    def cpu_seconds(self) -> Optional[float]:
+        """CPU time (user + system) used so far by every process of the stack.
+
+        Less sensitive than req/s to other work on the machine, since it counts
+        only what these processes ran. None where /proc is not available.
+        """
+        sessions = {process.proc.pid for process in self.processes if process.proc}
+        return session_cpu_seconds(sessions)
+
+    def stop(self) -> None:
+        """Stop gunicorn first (it is the collatz client), then the rest."""
+        for process in reversed(self.processes):
+            process.stop()
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
