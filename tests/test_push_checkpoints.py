@@ -11,8 +11,8 @@ from workers.push_checkpoint import Checkpointer
 
 
 @pytest.fixture
-def database(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'push.db'}")
+def database(database_url):
+    database = Database(database_url)
     create_schema(database.engine)
     yield database
     database.dispose()
@@ -27,14 +27,15 @@ def test_an_unknown_consumer_has_no_checkpoint(checkpoints):
     assert checkpoints.load("push") is None
 
 
-def test_saved_checkpoints_are_kept_per_consumer_and_overwritten(checkpoints, tmp_path):
+def test_saved_checkpoints_are_kept_per_consumer_and_overwritten(checkpoints,
+                                                                database_url):
     checkpoints.save("push", 5)
     checkpoints.save("webhook:1", 3)
     checkpoints.save("push", 9)
     assert checkpoints.load("push") == 9
     assert checkpoints.load("webhook:1") == 3
     # Another process (a new engine) reads the same.
-    other = Database(f"sqlite:///{tmp_path / 'push.db'}")
+    other = Database(database_url)
     assert CheckpointStore(other).load("push") == 9
     other.dispose()
 

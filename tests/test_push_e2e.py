@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def push_worker(tmp_path):
+def push_worker(tmp_path, database_url):  # noqa: ARG001 (creates the database)
     """Factory: the push worker on the live server's database; stopped at the end."""
     workers = []
 

@@ -75,8 +75,8 @@ class World:
 class Setup:
     """A store, a feed mirroring its log, checkpoints, and a fan-out to start."""
 
-    def __init__(self, tmp_path):
-        self.database = Database(f"sqlite:///{tmp_path / 'push.db'}")
+    def __init__(self, database_url):
+        self.database = Database(database_url)
         create_schema(self.database.engine)
         self.store = SqlNotesStore(self.database, poll_interval=0.02)
         self.cursors = CheckpointStore(self.database)
@@ -124,8 +124,8 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path):
-    setup = Setup(tmp_path)
+def setup(database_url):
+    setup = Setup(database_url)
     yield setup
     setup.close()
 

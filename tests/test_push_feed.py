@@ -13,8 +13,8 @@ from workers.push_feed import EventFeed
 
 
 @pytest.fixture
-def store(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'notes.db'}")
+def store(database_url):
+    database = Database(database_url)
     create_schema(database.engine)
     yield SqlNotesStore(database, poll_interval=0.02)
     database.dispose()

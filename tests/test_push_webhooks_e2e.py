@@ -23,7 +23,7 @@ ENV = {"SUBSCRIPTION_TIMEOUT": "60"}
 
 
 @pytest.fixture
-def push_worker(tmp_path):
+def push_worker(tmp_path, database_url):  # noqa: ARG001 (creates the database)
     """Factory: the push worker on the live server's database; stopped at the end."""
     workers = []
 

@@ -61,8 +61,8 @@ class FlakyStore(SqlNotesStore):
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return Settings(database_url=f"sqlite:///{tmp_path / 'push.db'}",
+def settings(database_url):
+    return Settings(database_url=database_url,
                     push_pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
                     push_sse_bind=f"127.0.0.1:{free_port()}")
 

@@ -61,7 +61,9 @@ CONSUMER = "push"
 #: output (with ``start()``, ``stop()`` and ``status()``), or None for none.
 FanoutFactory = Callable[[Settings, Database, EventFeed, CheckpointStore, int], Any]
 
-_RETRYABLE = (Unavailable, sa_exc.OperationalError)
+# Unavailable and OperationalError: the database is down. Any DBAPIError at
+# start: also two processes creating the same PostgreSQL table at once.
+_RETRYABLE = (Unavailable, sa_exc.DBAPIError)
 
 
 class PushWorker:
