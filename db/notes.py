@@ -218,6 +218,15 @@ class NotesStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def last_seq(self) -> int:
+        """The ``seq`` the change stream is at now (0 for a store never written).
+
+        ``changes(since=last_seq())`` yields only the changes made after this
+        call, like ``since=None``. A consumer with no checkpoint yet (the
+        push worker on its first start) starts here and can checkpoint it.
+        """
+
+    @abc.abstractmethod
     def ping(self) -> None:
         """Raise Unavailable unless the backend answers (for /ready)."""
 

@@ -337,6 +337,12 @@ class RethinkNotesStore(NotesStore):
     def ping(self) -> None:
         self._run(lambda conn: r.expr(1).run(conn))
 
+    def last_seq(self) -> int:
+        # The counter, as changes(since=None) reads it: numbers taken by
+        # writes still in flight count as past (the same rule).
+        head = self._run(lambda conn: self._counter.get(_COUNTER_ID).run(conn))
+        return head["value"] if head else 0
+
     # Reads
 
     def get(self, note_id: str) -> Note:

@@ -259,7 +259,7 @@ class SqlNotesStore(NotesStore):
         with self._session() as session:
             return [_change(row) for row in session.scalars(query)]
 
-    def _last_seq(self) -> int:
+    def last_seq(self) -> int:
         with self._session() as session:
             last = session.execute(sa.select(sa.func.max(NoteChangeRow.seq))).scalar()
         return last or 0
@@ -269,7 +269,7 @@ class SqlNotesStore(NotesStore):
                 timeout: Optional[float] = None) -> Iterator[Change]:
         stop = stop or threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
-        last = self._last_seq() if since is None else since
+        last = self.last_seq() if since is None else since
         while True:
             batch = self._read_changes(last)
             for change in batch:

@@ -268,6 +268,17 @@ def test_changes_from_now_skip_the_past(store):
     assert first.new_val["title"].startswith("fresh")
 
 
+def test_last_seq_is_where_the_stream_is(store):
+    assert store.last_seq() == 0
+    note = store.create("before", "")
+    store.patch(note.id, {"body": "still before"})
+    head = store.last_seq()
+    after = store.create("after", "")
+    (change,) = changes_after(store, head, 1)
+    assert change.new_val == after.to_dict()
+    assert store.last_seq() == change.seq > head
+
+
 def test_timeout_ends_an_idle_stream(store):
     assert list(store.changes(since=0, timeout=0.3)) == []
 
