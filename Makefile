@@ -21,6 +21,8 @@ serve: $(STAMP)
 	  -c "collatz-worker=$$(nproc)"
 
 test: $(STAMP)
+	@# wrk drives the bench harness's smoke test (skipped, with a reason, without it).
+	@$(MAKE) --no-print-directory wrk || echo "wrk is missing: the bench smoke test will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Both interpreters' virtualenvs with the bench extras, then the harness
