@@ -15,20 +15,18 @@ backlog = 2048
 workers = _settings.workers or min(2 * multiprocessing.cpu_count() + 1, 8)
 
 # Worker class: sync (WORKER_CLASS and THREADS override it). Chosen from
-# `make bench`'s comparison under PyPy on 2 cores (README, Performance): 5
-# workers, 16 wrk connections, /health and a SQL path, each with keep-alive
-# and with Connection: close, after the JIT warm-up. sync spent the least
-# server CPU per request (0.11-0.22 ms, against 0.21-1.24 ms for gthread with
-# 4 threads and 0.24-0.53 ms for gevent), served the most requests/s
-# (4,300-7,600 against 1,100-5,800 and 3,300-5,000) and had the shortest p99
-# (8-30 ms against 33-109 ms and, for gevent on keep-alive connections,
-# 280-380 ms). The TCP connect sync pays for every request (it closes each
-# connection) costs less than gthread's hand-off between threads; our
-# handlers are short and CPU-bound, which is what sync is made for. Use
+# `make bench`'s comparison under PyPy on 2 cores (README, Performance; full
+# run of 2026-11-21): 5 workers, 16 wrk connections, after the JIT warm-up.
+# On /health sync served ~14,100-14,300 req/s with p99 ~10-11 ms, with or
+# without keep-alive (it closes every connection; the connect costs little on
+# short, CPU-bound handlers), and 2,400-4,400 req/s with p99 16-24 ms on
+# GET /notes/{id}. gthread (4 threads) served about half as much on /health,
+# with p99 up to 45 ms (116 ms on notes). gevent with keep-alive served the
+# most on /health (18,200 req/s) but with p99 132 ms there and 684 ms on
+# notes: one busy greenlet holds up every connection of its worker. Use
 # gthread (WORKER_CLASS=gthread THREADS=4) when requests wait long on a
 # backend (large collatz n) or slow clients reach gunicorn with no buffering
-# proxy in front: a sync worker is held for the whole wait. (Ranges from a
-# run on a shared machine; the README's full-run table is the reference.)
+# proxy in front: a sync worker is held for the whole wait.
 worker_class = _settings.worker_class
 threads = _settings.threads
 # A sync worker busy with one request for longer than this is killed; a
