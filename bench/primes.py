@@ -102,7 +102,7 @@ def run(quick: bool) -> dict:
 def measure(quick: bool) -> dict:
     """Time validation, storing, and both, for a batch of 10,000 64-bit primes."""
     numbers = batch_of_primes(MAX_BATCH)
-    repeats = 3 if quick else 10
+    repeats = 1 if quick else 10
 
     with tempfile.TemporaryDirectory(prefix="bench-primes-") as folder:
         databases = []

@@ -262,8 +262,8 @@ def measure_catch_up(stack: Stack, receiver: Receiver, count: int) -> dict:
 
 #: How much each figure does: quick, full.
 SIZES = {
-    True: {"latency": 100, "latency_warmup": 30, "live_s": 2.0, "live_warmup_s": 1.0,
-           "backlog": 2000},
+    True: {"latency": 50, "latency_warmup": 10, "live_s": 1.0, "live_warmup_s": 0.5,
+           "backlog": 500},
     False: {"latency": 300, "latency_warmup": 100, "live_s": 6.0, "live_warmup_s": 3.0,
             "backlog": 10000},
 }

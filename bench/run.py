@@ -54,10 +54,10 @@ FULL = {
     "class_duration": 15.0,
 }
 QUICK = {
-    "warmup": 1.0,
-    "duration": 2.0,
+    "warmup": 0.5,
+    "duration": 1.0,
     "server_warmup": 0.0,
-    "class_warmup": 1.0,
+    "class_warmup": 0.5,
     "class_duration": 1.0,
 }
 #: What gunicorn.conf.py picks when WORKERS is unset, fixed here so every
