@@ -30,6 +30,7 @@ from db.errors import NotFound
 from db.errors import Unavailable
 from db.sql import Base
 from db.sql import Database
+from db.times import as_utc
 from resources.shortener_codes import ALIAS_PATTERN
 from resources.shortener_codes import MAX_ID
 from resources.shortener_codes import code_for_id
@@ -112,10 +113,6 @@ def _naive(moment: Optional[datetime.datetime]) -> Optional[datetime.datetime]:
     if moment is None:
         return None
     return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def _aware(moment: Optional[datetime.datetime]) -> Optional[datetime.datetime]:
-    return None if moment is None else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 def _matches(code: str):
@@ -280,7 +277,7 @@ class LinkStore:
         items = [
             VisitInfo(
                 id=row.id,
-                visited_at=_aware(row.visited_at),
+                visited_at=as_utc(row.visited_at),
                 referrer=row.referrer,
                 user_agent=row.user_agent,
                 visitor=row.visitor,
@@ -330,8 +327,8 @@ class LinkStore:
         return LinkInfo(
             code=link.alias if link.alias is not None else code_for_id(link.id),
             url=link.url,
-            created_at=_aware(link.created_at),
-            expires_at=_aware(link.expires_at),
+            created_at=as_utc(link.created_at),
+            expires_at=as_utc(link.expires_at),
             max_visits=link.max_visits,
             visits=link.visits,
         )

@@ -36,6 +36,7 @@ from typing import Mapping
 from typing import Optional
 
 from db.errors import NotFound
+from db.times import isoformat
 
 TITLE_MAX = 200
 BODY_MAX = 20000
@@ -67,14 +68,6 @@ def utc_now() -> datetime.datetime:
     """The current UTC time, to the millisecond (what RethinkDB keeps)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def isoformat(moment: datetime.datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and a ``Z``: ``2024-05-01T12:00:00.123Z``."""
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    utc = moment.astimezone(datetime.timezone.utc)
-    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclasses.dataclass(frozen=True)

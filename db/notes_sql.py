@@ -53,6 +53,7 @@ from db.notes import utc_now
 from db.notes import writable
 from db.sql import Base
 from db.sql import Database
+from db.times import as_utc
 
 UNAVAILABLE = "notes store unavailable"
 _SEQUENCE_NAME = "changes"  # the row the DDL below creates
@@ -104,20 +105,13 @@ event.listen(
 )
 
 
-def _utc(moment: datetime.datetime) -> datetime.datetime:
-    # SQLite stores no zone and hands back naive datetimes; they are UTC.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=datetime.timezone.utc)
-    return moment
-
-
 def _note(row: NoteRow) -> Note:
     return Note(
         id=row.id,
         title=row.title,
         body=row.body,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
         version=row.version,
         position=row.position,
     )
@@ -130,7 +124,7 @@ def _change(row: NoteChangeRow) -> Change:
         note_id=row.note_id,
         old_val=row.old_val,
         new_val=row.new_val,
-        ts=_utc(row.ts),
+        ts=as_utc(row.ts),
     )
 
 

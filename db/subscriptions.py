@@ -21,7 +21,7 @@ from sqlalchemy.orm import mapped_column
 from db.errors import NotFound
 from db.sql import Base
 from db.sql import Database
-from db.webhooks import isoformat
+from db.times import isoformat
 from db.webhooks import utcnow
 
 #: The event types a subscription can ask for.

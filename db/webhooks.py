@@ -24,6 +24,7 @@ from sqlalchemy.orm import mapped_column
 from db.errors import NotFound
 from db.sql import Base
 from db.sql import Database
+from db.times import isoformat
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -36,11 +37,6 @@ STATUSES = (PENDING, PROCESSING, PROCESSED, IGNORED, FAILED)
 def utcnow() -> datetime.datetime:
     """Now in UTC, naive: stored the same way on SQLite and PostgreSQL."""
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def isoformat(moment: Optional[datetime.datetime]) -> Optional[str]:
-    """A stored (naive UTC) time as ISO 8601 with a ``Z``."""
-    return None if moment is None else moment.isoformat(timespec="milliseconds") + "Z"
 
 
 class InboundDelivery(Base):

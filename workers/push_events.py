@@ -15,7 +15,7 @@ from typing import Optional
 
 from db.notes import CHANGE_TYPES
 from db.notes import Change
-from db.notes import isoformat
+from db.times import isoformat
 
 #: Every event type, in the order of the change types.
 EVENT_TYPES = tuple(f"note.{kind}" for kind in CHANGE_TYPES)

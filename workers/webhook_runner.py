@@ -29,11 +29,11 @@ from api.settings import Settings
 from db.errors import Unavailable
 from db.notes import open_store
 from db.sql import Database
+from db.times import isoformat
 from db.webhooks import FAILED
 from db.webhooks import PROCESSED
 from db.webhooks import Delivery
 from db.webhooks import WebhookStore
-from db.webhooks import isoformat
 from db.webhooks import utcnow
 from workers.webhook_handlers import HandlerContext
 from workers.webhook_handlers import PermanentError
