@@ -106,7 +106,8 @@ class Broker:
     """
 
     def __init__(self, frontend: str, backend: str, *, max_n: int, timeout: float,
-                 heartbeat: float = 1.0, liveness: int = 3):
+                 heartbeat: float = proto.HEARTBEAT_INTERVAL,
+                 liveness: int = proto.HEARTBEAT_LIVENESS):
         self.frontend_endpoint = frontend
         self.backend_endpoint = backend
         self.max_n = max_n
@@ -456,9 +457,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                         help="largest n accepted (COLLATZ_MAX_N)")
     parser.add_argument("--timeout", type=float, default=settings.collatz_timeout,
                         help="seconds a request may wait (COLLATZ_TIMEOUT)")
-    parser.add_argument("--heartbeat", type=float, default=1.0,
+    parser.add_argument("--heartbeat", type=float, default=proto.HEARTBEAT_INTERVAL,
                         help="seconds between heartbeats; workers must use the same")
-    parser.add_argument("--liveness", type=int, default=3,
+    parser.add_argument("--liveness", type=int, default=proto.HEARTBEAT_LIVENESS,
                         help="heartbeats a worker may miss before it is dropped")
     return parser
 

@@ -43,6 +43,11 @@ TASK = b"TASK"
 RESULT = b"RESULT"
 FAILED = b"FAILED"
 
+#: Seconds between heartbeats, and heartbeats either side may miss before it
+#: gives the other up. Broker and workers must agree, so both default to these.
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_LIVENESS = 3
+
 
 #: Longer frames are not numbers (and converting them would cost time).
 MAX_DIGITS = 30

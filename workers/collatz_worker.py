@@ -41,7 +41,8 @@ class Worker:
         memo_size: Numbers below this have their chain length memoized.
     """
 
-    def __init__(self, endpoint: str, *, heartbeat: float = 1.0, liveness: int = 3,
+    def __init__(self, endpoint: str, *, heartbeat: float = proto.HEARTBEAT_INTERVAL,
+                 liveness: int = proto.HEARTBEAT_LIVENESS,
                  memo_size: int = core.DEFAULT_MEMO_SIZE):
         self.endpoint = endpoint
         self.heartbeat = heartbeat
@@ -142,9 +143,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--backend", default=settings.collatz_backend,
                         help="the broker's endpoint for workers (COLLATZ_BACKEND)")
-    parser.add_argument("--heartbeat", type=float, default=1.0,
+    parser.add_argument("--heartbeat", type=float, default=proto.HEARTBEAT_INTERVAL,
                         help="seconds between heartbeats; the broker must use the same")
-    parser.add_argument("--liveness", type=int, default=3,
+    parser.add_argument("--liveness", type=int, default=proto.HEARTBEAT_LIVENESS,
                         help="heartbeats the broker may miss before reconnecting")
     parser.add_argument("--memo-size", type=int, default=core.DEFAULT_MEMO_SIZE,
                         help="numbers below this have their chain length memoized "
