@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from typing import List
 from typing import Optional
 
 import zmq
+
+from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 C_SOURCE = Path(__file__).resolve().parent / "collatz.c"
@@ -80,12 +81,6 @@ def time_c(n: int, repeats: int, folder: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _request(context: zmq.Context, endpoint: str, frames: List[bytes],
              timeout: float) -> Optional[List[bytes]]:
     sock = context.socket(zmq.REQ)
@@ -115,9 +110,9 @@ def _cpu_seconds(pids: List[int]) -> Optional[float]:
 
 def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
     """Seconds for one request for n through a fresh broker with ``workers`` workers."""
-    frontend = f"tcp://127.0.0.1:{_free_port()}"
+    frontend = f"tcp://127.0.0.1:{free_port()}"
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLLATZ_FRONTEND=frontend,
-               COLLATZ_BACKEND=f"tcp://127.0.0.1:{_free_port()}", COLLATZ_TIMEOUT="600",
+               COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}", COLLATZ_TIMEOUT="600",
                LOG_LEVEL="warning")
     modules = ["workers.collatz_broker"] + ["workers.collatz_worker"] * workers
     processes = []

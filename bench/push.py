@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,16 +44,11 @@ from typing import Optional
 import requests
 import zmq
 
+from bench.servers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHONS = (ROOT / ".venv" / "pypy3" / "bin" / "python",
                 ROOT / ".venv" / "python3" / "bin" / "python")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(predicate, timeout: float, what: str):
