@@ -155,11 +155,9 @@ class Primes:
         A path that is not an integer is 404; an integer out of range is 422.
         """
         if not 1 <= n < UPPER_BOUND:
-            raise Problem(
-                422,
-                "The request did not pass validation; see errors.",
-                errors={"n": [f"Must be greater than or equal to 1 and less than or "
-                              f"equal to {UPPER_BOUND - 1}."]},
+            raise marshmallow.ValidationError(
+                {"n": [f"Must be greater than or equal to 1 and less than or "
+                       f"equal to {UPPER_BOUND - 1}."]}
             )
         resp.media = {
             "number": n,

@@ -7,7 +7,6 @@ import marshmallow
 from marshmallow import fields
 from marshmallow import validate as check
 
-from api.errors import Problem
 from api.paging import limit_field
 from api.paging import next_link
 from api.safe_url import SafeUrl
@@ -122,13 +121,9 @@ class VisitsQuery(QuerySchema):
     )
 
 
-def _invalid(field: str, message: str) -> Problem:
-    """A 422 like the ones schema validation gives, for checks that need state."""
-    return Problem(
-        422,
-        "The request did not pass validation; see errors.",
-        errors={field: [message]},
-    )
+def _invalid(field: str, message: str) -> marshmallow.ValidationError:
+    """A field error for checks that need state; api.errors answers it as 422."""
+    return marshmallow.ValidationError({field: [message]})
 
 
 def _iso(moment):
