@@ -2,7 +2,7 @@
 
 import multiprocessing
 
-from api.settings import Settings
+from core.settings import Settings
 
 _settings = Settings.from_env()
 
@@ -44,8 +44,8 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 
 def on_starting(server):
     """Create missing SQL tables once, in the master, before workers fork."""
+    from db.schema import create_schema
     from db.sql import Database
-    from db.sql import create_schema
 
     database = Database(_settings.database_url)
     create_schema(database.engine)

@@ -1,3 +1,5 @@
-"""The Falcon API: app factory, settings, middleware, errors, OpenAPI, CLI."""
+"""The assembly: the app factory (``api.app``) and the command line (``python -m api``).
 
-__version__ = "0.1.0"
+The top floor: it imports the resources, the HTTP toolkit and the stores and
+puts them together; nothing imports it.
+"""

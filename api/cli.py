@@ -7,10 +7,10 @@ from typing import List
 from typing import Optional
 
 from api import salary_import
-from api.logs import configure_logging
-from api.settings import Settings
+from core.logs import configure_logging
+from core.settings import Settings
+from db.schema import create_schema
 from db.sql import Database
-from db.sql import create_schema
 
 log = logging.getLogger("api.cli")
 
@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init-db", help=init_db.__doc__).set_defaults(run=init_db)
-    commands.add_parser("settings", help=show_settings.__doc__).set_defaults(run=show_settings)
+    commands.add_parser("settings", help=show_settings.__doc__).set_defaults(
+        run=show_settings
+    )
     salary_import.add_command(commands)
     return parser
 

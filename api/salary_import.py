@@ -13,13 +13,13 @@ from pathlib import Path
 
 import tqdm
 
-from api.settings import Settings
+from core.settings import Settings
 from db.errors import Unavailable
-from db.salary_csv import NotASalaryFile
-from db.salary_csv import read_employees
-from db.salary_store import SalaryStore
+from db.salaries.csvfile import NotASalaryFile
+from db.salaries.csvfile import read_employees
+from db.salaries.store import SalaryStore
+from db.schema import create_schema
 from db.sql import Database
-from db.sql import create_schema
 
 #: The salary file shipped with the project.
 SALARIES_CSV = Path(__file__).resolve().parent.parent / "data" / "employee_chicago.csv"

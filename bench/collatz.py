@@ -40,7 +40,7 @@ C_SOURCE = Path(__file__).resolve().parent / "collatz.c"
 
 _TIME_MODULE = """
 import json, sys, time
-from workers.collatz_core import longest_upto
+from core.collatz import longest_upto
 n, repeats = int(sys.argv[1]), int(sys.argv[2])
 best = None
 for _ in range(repeats):
@@ -61,9 +61,13 @@ def interpreter(name: str) -> Optional[str]:
 def time_module(python: str, n: int, repeats: int) -> dict:
     """Time the pure module in a fresh ``python`` process."""
     out = subprocess.run(
-        [python, "-c", _TIME_MODULE, str(n), str(repeats)], cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
-        check=True, timeout=1800,
+        [python, "-c", _TIME_MODULE, str(n), str(repeats)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
     )
     return json.loads(out.stdout)
 
@@ -74,15 +78,25 @@ def time_c(n: int, repeats: int, folder: Path) -> dict:
     if gcc is None:
         return {"error": "gcc not found"}
     binary = folder / "collatz"
-    subprocess.run([gcc, "-O2", "-o", str(binary), str(C_SOURCE)], check=True,
-                   capture_output=True, timeout=120)
-    out = subprocess.run([str(binary), str(n), str(repeats)], capture_output=True,
-                         text=True, check=True, timeout=1800)
+    subprocess.run(
+        [gcc, "-O2", "-o", str(binary), str(C_SOURCE)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = subprocess.run(
+        [str(binary), str(n), str(repeats)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
     return json.loads(out.stdout)
 
 
-def _request(context: zmq.Context, endpoint: str, frames: List[bytes],
-             timeout: float) -> Optional[List[bytes]]:
+def _request(
+    context: zmq.Context, endpoint: str, frames: List[bytes], timeout: float
+) -> Optional[List[bytes]]:
     sock = context.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:
@@ -111,18 +125,30 @@ def _cpu_seconds(pids: List[int]) -> Optional[float]:
 def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
     """Seconds for one request for n through a fresh broker with ``workers`` workers."""
     frontend = f"tcp://127.0.0.1:{free_port()}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), COLLATZ_FRONTEND=frontend,
-               COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}", COLLATZ_TIMEOUT="600",
-               LOG_LEVEL="warning")
-    modules = ["workers.collatz_broker"] + ["workers.collatz_worker"] * workers
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        COLLATZ_FRONTEND=frontend,
+        COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
+        COLLATZ_TIMEOUT="600",
+        LOG_LEVEL="warning",
+    )
+    modules = ["workers.collatz.broker"] + ["workers.collatz.worker"] * workers
     processes = []
     context = zmq.Context()
     try:
         for number, module in enumerate(modules):
             log = open(folder / f"{module}-{workers}-{number}.log", "wb")
-            processes.append(subprocess.Popen(
-                [python, "-m", module], cwd=ROOT, env=env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    [python, "-m", module],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
             log.close()
         deadline = time.monotonic() + 60
         while True:
@@ -143,8 +169,14 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
             raise RuntimeError(f"the broker did not answer n={n}: {reply}")
         number, length = (int(part) for part in reply[0].split())
         cpu = None if None in (cpu_before, cpu_after) else cpu_after - cpu_before
-        return {"workers": workers, "n": n, "number": number, "length": length,
-                "seconds": seconds, "worker_cpu_seconds": cpu}
+        return {
+            "workers": workers,
+            "n": n,
+            "number": number,
+            "length": length,
+            "seconds": seconds,
+            "worker_cpu_seconds": cpu,
+        }
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -157,16 +189,24 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
         context.destroy(linger=0)
 
 
-def compare_workers(python: str, n: int, repeats: int, folder: Path,
-                    runs: List[dict]) -> dict:
+def compare_workers(
+    python: str, n: int, repeats: int, folder: Path, runs: List[dict]
+) -> dict:
     """1 against 2 workers for n; every run is appended to ``runs``."""
     # Alternated, fresh processes each time: a load that comes and goes on
     # the machine falls on both counts alike; the best of each is kept.
-    mine = [time_workers(python, workers, n, folder)
-            for _ in range(repeats) for workers in (1, 2)]
+    mine = [
+        time_workers(python, workers, n, folder)
+        for _ in range(repeats)
+        for workers in (1, 2)
+    ]
     runs.extend(mine)
-    best = {count: min((r for r in mine if r["workers"] == count),
-                       key=lambda r: r["seconds"]) for count in (1, 2)}
+    best = {
+        count: min(
+            (r for r in mine if r["workers"] == count), key=lambda r: r["seconds"]
+        )
+        for count in (1, 2)
+    }
     return {
         "n": n,
         "interpreter": python,
@@ -189,8 +229,11 @@ def run(quick: bool = False) -> Dict[str, object]:
         folder = Path(tmp)
         timings = {}
         for name, python in (("pypy", pypy), ("cpython", cpython)):
-            timings[name] = time_module(python, n, repeats) if python else {
-                "error": "interpreter not found"}
+            timings[name] = (
+                time_module(python, n, repeats)
+                if python
+                else {"error": "interpreter not found"}
+            )
         timings["c"] = time_c(n, repeats, folder)
         result["interpreters"] = timings
         seconds = {name: t.get("seconds") for name, t in timings.items()}
@@ -204,11 +247,14 @@ def run(quick: bool = False) -> Dict[str, object]:
         if not quick:
             # Above the workers' memo size (2**24) the work they share stops
             # growing with n, so the second worker pays off better.
-            result["workers_large_n"] = compare_workers(worker_python, 10**8, 1, folder,
-                                                        runs)
-        answers = {(t["number"], t["length"])
-                   for t in list(timings.values()) + runs
-                   if "number" in t and t["n"] == n}
+            result["workers_large_n"] = compare_workers(
+                worker_python, 10**8, 1, folder, runs
+            )
+        answers = {
+            (t["number"], t["length"])
+            for t in list(timings.values()) + runs
+            if "number" in t and t["n"] == n
+        }
         result["same_answer"] = len(answers) == 1
     # Other processes on the machine skew every figure; this says how busy it was.
     result["load_average"] = [round(load, 2) for load in os.getloadavg()]
@@ -216,8 +262,9 @@ def run(quick: bool = False) -> Dict[str, object]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.collatz",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.collatz", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="n = 10**6, one repeat")
     args = parser.parse_args(argv)
     print(json.dumps(run(args.quick), indent=2))

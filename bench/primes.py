@@ -32,10 +32,10 @@ from typing import List
 
 from bench.collatz import ROOT
 from bench.collatz import interpreter
+from core.primality import is_prime
 from db.primes import PrimeStore
+from db.schema import create_schema
 from db.sql import Database
-from db.sql import create_schema
-from resources.primality import is_prime
 from resources.primes import MAX_BATCH
 from resources.primes import PrimesIn
 from resources.primes import check_primes
@@ -83,17 +83,25 @@ def _timed(
 def run(quick: bool) -> dict:
     """The figures under PyPy and CPython, and CPython's time over PyPy's."""
     results = {}
-    for name, python in (("pypy", interpreter("pypy3")), ("cpython", interpreter("python3"))):
+    for name, python in (
+        ("pypy", interpreter("pypy3")),
+        ("cpython", interpreter("python3")),
+    ):
         if python is None:
             results[name] = {"available": False}
             continue
-        command = [python, "-m", "bench.primes", "--here"] + (["--quick"] if quick else [])
-        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                             check=True, timeout=1800)
+        command = [python, "-m", "bench.primes", "--here"] + (
+            ["--quick"] if quick else []
+        )
+        out = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800
+        )
         results[name] = json.loads(out.stdout)
     if "validate_store" in results["pypy"] and "validate_store" in results["cpython"]:
         results["cpython_over_pypy"] = {
-            key: round(results["cpython"][key]["best_s"] / results["pypy"][key]["best_s"], 2)
+            key: round(
+                results["cpython"][key]["best_s"] / results["pypy"][key]["best_s"], 2
+            )
             for key in ("validate", "store", "validate_store")
         }
     return results
@@ -119,7 +127,8 @@ def measure(quick: bool) -> dict:
             "validate": _timed(lambda _: validate(numbers), lambda: None, repeats),
             "store": _timed(lambda store: store.insert(numbers), fresh_store, repeats),
             "validate_store": _timed(
-                lambda store: store.insert(validate(numbers)), fresh_store, repeats),
+                lambda store: store.insert(validate(numbers)), fresh_store, repeats
+            ),
         }
         for database in databases:
             database.dispose()
@@ -139,8 +148,9 @@ def measure(quick: bool) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.primes", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs")
-    parser.add_argument("--here", action="store_true",
-                        help="measure only the running interpreter")
+    parser.add_argument(
+        "--here", action="store_true", help="measure only the running interpreter"
+    )
     args = parser.parse_args(argv)
     json.dump((measure if args.here else run)(args.quick), sys.stdout, indent=2)
     print()

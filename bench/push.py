@@ -47,8 +47,10 @@ import zmq
 from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_PYTHONS = (ROOT / ".venv" / "pypy3" / "bin" / "python",
-                ROOT / ".venv" / "python3" / "bin" / "python")
+VENV_PYTHONS = (
+    ROOT / ".venv" / "pypy3" / "bin" / "python",
+    ROOT / ".venv" / "python3" / "bin" / "python",
+)
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -78,14 +80,21 @@ class _Proc:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def check(self) -> None:
         if self.proc.poll() is not None:
-            raise RuntimeError(f"{' '.join(self.args)} exited:\n"
-                               f"{self.log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(
+                f"{' '.join(self.args)} exited:\n"
+                f"{self.log.read_text(errors='replace')[-3000:]}"
+            )
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -106,20 +115,40 @@ class Stack:
         self.sse_url = f"http://127.0.0.1:{free_port()}"
         self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.database_url = f"sqlite:///{folder / 'bench.db'}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), LOG_LEVEL="warning",
-                   DATABASE_URL=self.database_url, HOST="127.0.0.1",
-                   PORT=self.api_url.rsplit(":", 1)[1], WORKERS="2",
-                   PUSH_PUB_ENDPOINT=self.pub_endpoint,
-                   PUSH_SSE_BIND=self.sse_url[len("http://"):])
-        self.gunicorn = _Proc([python, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-                               "--access-logfile", os.devnull, "api.app:app"],
-                              env, folder / "gunicorn.log")
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            LOG_LEVEL="warning",
+            DATABASE_URL=self.database_url,
+            HOST="127.0.0.1",
+            PORT=self.api_url.rsplit(":", 1)[1],
+            WORKERS="2",
+            PUSH_PUB_ENDPOINT=self.pub_endpoint,
+            PUSH_SSE_BIND=self.sse_url[len("http://") :],
+        )
+        self.gunicorn = _Proc(
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "--access-logfile",
+                os.devnull,
+                "api.app:app",
+            ],
+            env,
+            folder / "gunicorn.log",
+        )
         self.worker = _Proc([python, "-m", "workers.push"], env, folder / "push.log")
 
     def start(self) -> None:
         self.gunicorn.start()
-        _wait(lambda: self.gunicorn.check() or _get_json(self.api_url + "/health"),
-              60, "gunicorn")
+        _wait(
+            lambda: self.gunicorn.check() or _get_json(self.api_url + "/health"),
+            60,
+            "gunicorn",
+        )
         self.start_worker()
 
     def start_worker(self) -> None:
@@ -130,8 +159,11 @@ class Stack:
         return _get_json(self.sse_url + "/health")
 
     def wait_subscribed(self) -> None:
-        _wait(lambda: "note." in (self.health() or {}).get("pub_topics", ()), 30,
-              "the SUB subscription")
+        _wait(
+            lambda: "note." in (self.health() or {}).get("pub_topics", ()),
+            30,
+            "the SUB subscription",
+        )
 
     def stop(self) -> None:
         self.worker.stop()
@@ -194,17 +226,22 @@ def measure_latency(stack: Stack, receiver: Receiver, count: int, warmup: int) -
         for i in range(warmup + count):
             note_id = _post(session, url, f"latency {i}")
             returned = time.perf_counter()
-            _wait(lambda: note_id in receiver.arrivals, 30, "an event")
+            _wait(lambda n=note_id: n in receiver.arrivals, 30, "an event")
             if i >= warmup:
                 latencies.append(max(0.0, receiver.arrivals[note_id] - returned))
     ms = [value * 1000 for value in latencies]
-    return {"count": count, "p50_ms": round(_percentile(ms, 0.5), 2),
-            "p99_ms": round(_percentile(ms, 0.99), 2), "max_ms": round(max(ms), 2),
-            "mean_ms": round(statistics.mean(ms), 2)}
+    return {
+        "count": count,
+        "p50_ms": round(_percentile(ms, 0.5), 2),
+        "p99_ms": round(_percentile(ms, 0.99), 2),
+        "max_ms": round(max(ms), 2),
+        "mean_ms": round(statistics.mean(ms), 2),
+    }
 
 
-def measure_live(stack: Stack, receiver: Receiver, seconds: float,
-                 clients: int = 4) -> dict:
+def measure_live(
+    stack: Stack, receiver: Receiver, seconds: float, clients: int = 4
+) -> dict:
     """``clients`` threads POST for ``seconds``; the rate events reach the SUB."""
     url = stack.api_url + "/notes"
     made: List[str] = []
@@ -226,17 +263,23 @@ def measure_live(stack: Stack, receiver: Receiver, seconds: float,
         thread.start()
     for thread in threads:
         thread.join()
-    _wait(lambda: all(note_id in receiver.arrivals for note_id in made), 60,
-          "every live event")
+    _wait(
+        lambda: all(note_id in receiver.arrivals for note_id in made),
+        60,
+        "every live event",
+    )
     last = max(receiver.arrivals[note_id] for note_id in made)
-    return {"clients": clients, "notes": len(made),
-            "posts_per_s": round(len(made) / seconds, 1),
-            "events_per_s": round(len(made) / (last - started), 1)}
+    return {
+        "clients": clients,
+        "notes": len(made),
+        "posts_per_s": round(len(made) / seconds, 1),
+        "events_per_s": round(len(made) / (last - started), 1),
+    }
 
 
 def measure_catch_up(stack: Stack, receiver: Receiver, count: int) -> dict:
     """Write ``count`` changes while the worker is stopped; how fast it sends them."""
-    from db.notes_sql import SqlNotesStore
+    from db.notes.sql import SqlNotesStore
     from db.sql import Database
 
     stack.worker.stop()  # SIGTERM: it checkpoints everything it sent
@@ -246,20 +289,35 @@ def measure_catch_up(stack: Stack, receiver: Receiver, count: int) -> dict:
     database.dispose()
     before = len(receiver.times)
     stack.start_worker()  # waits for the SUB client to reconnect, then sends
-    _wait(lambda: all(note_id in receiver.arrivals for note_id in made), 120,
-          "the backlog")
+    _wait(
+        lambda: all(note_id in receiver.arrivals for note_id in made),
+        120,
+        "the backlog",
+    )
     times = receiver.times[before:]
     first, last = times[0], max(receiver.arrivals[note_id] for note_id in made)
-    return {"changes": count,
-            "events_per_s": round((count - 1) / max(last - first, 1e-9), 1)}
+    return {
+        "changes": count,
+        "events_per_s": round((count - 1) / max(last - first, 1e-9), 1),
+    }
 
 
 #: How much each figure does: quick, full.
 SIZES = {
-    True: {"latency": 50, "latency_warmup": 10, "live_s": 1.0, "live_warmup_s": 0.5,
-           "backlog": 500},
-    False: {"latency": 300, "latency_warmup": 100, "live_s": 6.0, "live_warmup_s": 3.0,
-            "backlog": 10000},
+    True: {
+        "latency": 50,
+        "latency_warmup": 10,
+        "live_s": 1.0,
+        "live_warmup_s": 0.5,
+        "backlog": 500,
+    },
+    False: {
+        "latency": 300,
+        "latency_warmup": 100,
+        "live_s": 6.0,
+        "live_warmup_s": 3.0,
+        "backlog": 10000,
+    },
 }
 
 
@@ -273,8 +331,9 @@ def measure(python: str, quick: bool, sizes: Optional[dict] = None) -> dict:
             stack.start()
             receiver = Receiver(stack.pub_endpoint)
             stack.wait_subscribed()
-            latency = measure_latency(stack, receiver, size["latency"],
-                                      warmup=size["latency_warmup"])
+            latency = measure_latency(
+                stack, receiver, size["latency"], warmup=size["latency_warmup"]
+            )
             if size["live_warmup_s"]:
                 measure_live(stack, receiver, size["live_warmup_s"])  # JIT warm-up
             result = {
@@ -292,9 +351,13 @@ def measure(python: str, quick: bool, sizes: Optional[dict] = None) -> dict:
 
 def implementation(python: str) -> str:
     """``pypy`` or ``cpython`` (lower case) for an interpreter path."""
-    out = subprocess.run([python, "-c", "import platform; "
-                          "print(platform.python_implementation())"],
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_implementation())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return out.stdout.strip().lower()
 
 
@@ -309,17 +372,25 @@ def run(quick: bool, pythons: Optional[List[str]] = None) -> dict:
     results = {}
     for python in pythons or default_pythons():
         results[implementation(python)] = {"python": python, **measure(python, quick)}
-    out = {"benchmark": "push", "store": "embedded (SQLite)", "quick": quick,
-           "client": platform.python_implementation(), "results": results}
+    out = {
+        "benchmark": "push",
+        "store": "embedded (SQLite)",
+        "quick": quick,
+        "client": platform.python_implementation(),
+        "results": results,
+    }
     if "pypy" in results and "cpython" in results:
         pypy, cpython = results["pypy"], results["cpython"]
         out["pypy_over_cpython"] = {
-            "latency_p50": _ratio(pypy["latency"]["p50_ms"],
-                                  cpython["latency"]["p50_ms"]),
-            "live_events_per_s": _ratio(pypy["live"]["events_per_s"],
-                                        cpython["live"]["events_per_s"]),
-            "catch_up_events_per_s": _ratio(pypy["catch_up"]["events_per_s"],
-                                            cpython["catch_up"]["events_per_s"]),
+            "latency_p50": _ratio(
+                pypy["latency"]["p50_ms"], cpython["latency"]["p50_ms"]
+            ),
+            "live_events_per_s": _ratio(
+                pypy["live"]["events_per_s"], cpython["live"]["events_per_s"]
+            ),
+            "catch_up_events_per_s": _ratio(
+                pypy["catch_up"]["events_per_s"], cpython["catch_up"]["events_per_s"]
+            ),
         }
     return out
 
@@ -331,8 +402,12 @@ def _ratio(a: float, b: float) -> Optional[float]:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.push", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs")
-    parser.add_argument("--python", action="append", metavar="PATH",
-                        help="interpreter of the API and the worker (repeatable)")
+    parser.add_argument(
+        "--python",
+        action="append",
+        metavar="PATH",
+        help="interpreter of the API and the worker (repeatable)",
+    )
     args = parser.parse_args(argv)
     json.dump(run(args.quick, args.python), sys.stdout, indent=2)
     print()

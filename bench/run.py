@@ -24,7 +24,6 @@ from typing import Dict
 from typing import List
 from typing import Optional
 
-from api.settings import Settings as ServerSettings
 from bench import dataset
 from bench import figures
 from bench import machine
@@ -39,6 +38,7 @@ from bench.servers import ROOT
 from bench.servers import Stack
 from bench.servers import StartError
 from bench.servers import has_module
+from core.settings import Settings as ServerSettings
 
 DEFAULT_INTERPRETERS = {
     "pypy3": str(ROOT / ".venv" / "pypy3" / "bin" / "python"),
@@ -65,7 +65,7 @@ QUICK = {
 DEFAULT_WORKERS = min(2 * (os.cpu_count() or 1) + 1, 8)
 #: How long a path may answer 503 while its backend comes up (collatz workers).
 BACKEND_PATIENCE = 30.0
-COLLATZ_MODULES = ("workers.collatz_broker", "workers.collatz_worker")
+COLLATZ_MODULES = ("workers.collatz.broker", "workers.collatz.worker")
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

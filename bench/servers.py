@@ -165,9 +165,9 @@ class Stack:
     def start(self, timeout: float = 60.0) -> "Stack":
         """Start everything and wait until ``ready_path`` answers 200."""
         if self.collatz_workers:
-            self._spawn("collatz_broker", ["-m", "workers.collatz_broker"])
+            self._spawn("collatz_broker", ["-m", "workers.collatz.broker"])
             for number in range(self.collatz_workers):
-                self._spawn(f"collatz_worker{number}", ["-m", "workers.collatz_worker"])
+                self._spawn(f"collatz_worker{number}", ["-m", "workers.collatz.worker"])
         # The access log goes to /dev/null: it is still formatted and written
         # (the cost a deployment pays) but a run does not leave gigabytes behind.
         gunicorn = self._spawn(

@@ -24,19 +24,21 @@ from sqlalchemy import orm
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
+from core.clock import as_utc
+from core.clock import naive_utc
+from core.clock import utc_now
+from core.codes import ALIAS_PATTERN
+from core.codes import MAX_ID
+from core.codes import code_for_id
+from core.codes import id_for_code
+from core.codes import is_reserved
+from core.codes import looks_like_code
 from db.errors import Conflict
 from db.errors import Gone
 from db.errors import NotFound
 from db.errors import Unavailable
 from db.sql import Base
 from db.sql import Database
-from db.times import as_utc
-from resources.shortener_codes import ALIAS_PATTERN
-from resources.shortener_codes import MAX_ID
-from resources.shortener_codes import code_for_id
-from resources.shortener_codes import id_for_code
-from resources.shortener_codes import is_reserved
-from resources.shortener_codes import looks_like_code
 
 # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-assigned rowid.
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -103,18 +105,6 @@ class VisitInfo:
     visitor: str
 
 
-def utc_now() -> datetime.datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _naive(moment: Optional[datetime.datetime]) -> Optional[datetime.datetime]:
-    # Stored as naive UTC: the same on SQLite (no time zones) and PostgreSQL.
-    if moment is None:
-        return None
-    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-
-
 def _matches(code: str):
     """WHERE clause for the live link known as ``code``; None if none can be."""
     if looks_like_code(code):
@@ -174,8 +164,8 @@ class LinkStore:
         link = Link(
             url=url,
             alias=alias,
-            created_at=_naive(self.now()),
-            expires_at=_naive(expires_at),
+            created_at=naive_utc(self.now()),
+            expires_at=naive_utc(expires_at),
             max_visits=max_visits,
             visits=0,
             deleted=False,
@@ -194,7 +184,7 @@ class LinkStore:
         max_visits: Optional[int] = None,
     ) -> Optional[LinkInfo]:
         """The oldest usable link with exactly these properties, if there is one."""
-        now = _naive(self.now())
+        now = naive_utc(self.now())
         query = (
             sa.select(Link)
             .where(
@@ -203,7 +193,7 @@ class LinkStore:
                 Link.alias.is_(None) if alias is None else Link.alias == alias,
                 Link.expires_at.is_(None)
                 if expires_at is None
-                else Link.expires_at == _naive(expires_at),
+                else Link.expires_at == naive_utc(expires_at),
                 Link.max_visits.is_(None)
                 if max_visits is None
                 else Link.max_visits == max_visits,
@@ -233,7 +223,7 @@ class LinkStore:
         where = _matches(code)
         if where is None:
             raise NotFound(_NO_SUCH_LINK)
-        now = _naive(self.now())
+        now = naive_utc(self.now())
         # Core statements on the tables (no ORM unit of work): this is the
         # redirect's hot path.
         count = (

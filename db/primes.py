@@ -11,11 +11,11 @@ the column only ever sees the real numbers, in values and in comparisons.
 """
 
 import logging
+from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Dict
-from typing import Iterable
 from typing import List
 from typing import Optional
-from typing import Sequence
 from typing import Set
 
 import sqlalchemy as sa
@@ -106,7 +106,7 @@ class PrimeStore:
         found: Set[int] = set()
         with self._database.session() as session:
             for start in range(0, len(distinct), IN_CHUNK):
-                chunk = distinct[start:start + IN_CHUNK]
+                chunk = distinct[start : start + IN_CHUNK]
                 query = sa.select(Prime.number).where(Prime.number.in_(chunk))
                 found.update(session.scalars(query))
         return found
@@ -138,8 +138,10 @@ class PrimeStore:
                     {**entry, "reason": "repeated", "first_index": repeated[index]}
                 )
         verb = "is" if len(duplicates) == 1 else "are"
-        detail = (f"{len(duplicates)} of the {len(numbers)} numbers {verb} already "
-                  "stored or repeated in the batch; nothing was stored.")
+        detail = (
+            f"{len(duplicates)} of the {len(numbers)} numbers {verb} already "
+            "stored or repeated in the batch; nothing was stored."
+        )
         return Conflict(detail, duplicates=duplicates)
 
 

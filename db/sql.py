@@ -1,13 +1,13 @@
 """The SQL store's plumbing: engine, declarative base, sessions.
 
-Tables live in the modules of the parts that own them (db/salaries.py, ...);
-they all hang off :class:`Base`, so :func:`create_schema` creates every one.
+Tables live in the modules of the parts that own them (``db/links.py``, ...);
+they all hang off :class:`Base`, and ``db.schema`` gathers them.
 """
 
 import contextlib
 import os
 import platform
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -61,13 +61,6 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def create_schema(engine: sa.Engine) -> None:
-    """Create every table that does not exist yet (idempotent)."""
-    import db.models  # noqa: F401  (registers every table on Base.metadata)
-
-    Base.metadata.create_all(engine)
 
 
 class Database:

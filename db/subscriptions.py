@@ -8,24 +8,23 @@ subscription when it reaches the configured maximum, and a success resets it.
 
 import dataclasses
 import datetime
+from collections.abc import Sequence
 from typing import Any
 from typing import List
 from typing import Optional
-from typing import Sequence
 from typing import Tuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
+from core.clock import as_utc
+from core.clock import naive_utc
+from core.clock import utc_now
 from db.errors import NotFound
 from db.sql import Base
 from db.sql import Database
-from db.times import isoformat
-from db.webhooks import utcnow
 
-#: The event types a subscription can ask for.
-EVENT_TYPES = ("note.created", "note.updated", "note.deleted")
 #: Patterns that stand for several types: every event, every note event.
 WILDCARDS = ("*", "note.*")
 
@@ -96,22 +95,6 @@ class Subscription:
         """Whether this subscription asked for events of ``event_type``."""
         return matches(self.events, event_type)
 
-    def to_dict(self, with_secret: bool = False) -> dict:
-        """The public view; the secret only when asked (at creation)."""
-        out = {
-            "id": self.id,
-            "url": self.url,
-            "events": list(self.events),
-            "active": self.active,
-            "failure_count": self.failure_count,
-            "created_at": isoformat(self.created_at),
-            "disabled_at": isoformat(self.disabled_at),
-            "last_delivery_at": isoformat(self.last_delivery_at),
-        }
-        if with_secret:
-            out["secret"] = self.secret
-        return out
-
 
 @dataclasses.dataclass(frozen=True)
 class Attempt:
@@ -128,20 +111,6 @@ class Attempt:
     error: Optional[str]
     delivered: bool
 
-    def to_dict(self) -> dict:
-        """The public view."""
-        return {
-            "id": self.id,
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "attempt": self.attempt,
-            "at": isoformat(self.at),
-            "status_code": self.status_code,
-            "latency_ms": round(self.latency_ms, 3),
-            "error": self.error,
-            "delivered": self.delivered,
-        }
-
 
 def _subscription(row: SubscriptionRow) -> Subscription:
     return Subscription(
@@ -151,9 +120,9 @@ def _subscription(row: SubscriptionRow) -> Subscription:
         secret=row.secret,
         active=row.active,
         failure_count=row.failure_count,
-        created_at=row.created_at,
-        disabled_at=row.disabled_at,
-        last_delivery_at=row.last_delivery_at,
+        created_at=as_utc(row.created_at),
+        disabled_at=as_utc(row.disabled_at),
+        last_delivery_at=as_utc(row.last_delivery_at),
     )
 
 
@@ -164,7 +133,7 @@ def _attempt(row: AttemptRow) -> Attempt:
         event_id=row.event_id,
         event_type=row.event_type,
         attempt=row.attempt,
-        at=row.at,
+        at=as_utc(row.at),
         status_code=row.status_code,
         latency_ms=row.latency_ms,
         error=row.error,
@@ -186,7 +155,7 @@ class SubscriptionStore:
             secret=secret,
             active=True,
             failure_count=0,
-            created_at=utcnow(),
+            created_at=naive_utc(utc_now()),
         )
         with self._db.session() as session:
             session.add(row)
@@ -227,7 +196,7 @@ class SubscriptionStore:
             if active is True and not row.active:
                 row.active, row.failure_count, row.disabled_at = True, 0, None
             elif active is False and row.active:
-                row.active, row.disabled_at = False, utcnow()
+                row.active, row.disabled_at = False, naive_utc(utc_now())
             session.flush()
             return _subscription(row)
 
@@ -278,7 +247,7 @@ class SubscriptionStore:
                 event_id=event_id,
                 event_type=event_type,
                 attempt=attempt,
-                at=utcnow(),
+                at=naive_utc(utc_now()),
                 status_code=status_code,
                 latency_ms=latency_ms,
                 error=None if error is None else error[:500],
@@ -297,7 +266,7 @@ class SubscriptionStore:
         have failed. The count is changed in SQL (``failure_count + 1``), so
         concurrent senders do not lose an increment.
         """
-        now = utcnow()
+        now = naive_utc(utc_now())
         with self._db.session() as session:
             self._row(session, subscription_id)
             row_id = SubscriptionRow.id == subscription_id

@@ -21,10 +21,12 @@ from sqlalchemy import exc
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
+from core.clock import as_utc
+from core.clock import naive_utc
+from core.clock import utc_now
 from db.errors import NotFound
 from db.sql import Base
 from db.sql import Database
-from db.times import isoformat
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -32,11 +34,6 @@ PROCESSED = "processed"
 IGNORED = "ignored"
 FAILED = "failed"
 STATUSES = (PENDING, PROCESSING, PROCESSED, IGNORED, FAILED)
-
-
-def utcnow() -> datetime.datetime:
-    """Now in UTC, naive: stored the same way on SQLite and PostgreSQL."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 class InboundDelivery(Base):
@@ -76,19 +73,6 @@ class Delivery:
     handled_at: Optional[datetime.datetime]
     outcome: Any
 
-    def to_dict(self) -> dict:
-        """The public view (no payload)."""
-        return {
-            "id": self.delivery_id,
-            "source": self.source,
-            "event": self.event,
-            "received_at": isoformat(self.received_at),
-            "status": self.status,
-            "attempts": self.attempts,
-            "handled_at": isoformat(self.handled_at),
-            "outcome": self.outcome,
-        }
-
 
 def _view(row: InboundDelivery) -> Delivery:
     return Delivery(
@@ -97,10 +81,10 @@ def _view(row: InboundDelivery) -> Delivery:
         delivery_id=row.delivery_id,
         event=row.event,
         payload=row.payload,
-        received_at=row.received_at,
+        received_at=as_utc(row.received_at),
         status=row.status,
         attempts=row.attempts,
-        handled_at=row.handled_at,
+        handled_at=as_utc(row.handled_at),
         outcome=row.outcome,
     )
 
@@ -124,7 +108,7 @@ class WebhookStore:
         existing = self.find(source, delivery_id)
         if existing is not None:
             return existing, False
-        now = utcnow()
+        now = naive_utc(utc_now())
         row = InboundDelivery(
             source=source,
             delivery_id=delivery_id,
@@ -208,7 +192,7 @@ class WebhookStore:
         row in between; the returned deliveries carry the new attempt number,
         which :meth:`finish` and :meth:`retry_later` check.
         """
-        now = now or utcnow()
+        now = now or naive_utc(utc_now())
         due = sa.and_(
             InboundDelivery.status.in_((PENDING, PROCESSING)),
             InboundDelivery.due_at <= now,
@@ -250,7 +234,7 @@ class WebhookStore:
         """
         if status not in (PROCESSED, FAILED):
             raise ValueError(f"not a final status: {status}")
-        now = now or utcnow()
+        now = now or naive_utc(utc_now())
         return self._update_claim(
             claim, status=status, outcome=outcome, handled_at=now, due_at=None
         )
@@ -259,7 +243,9 @@ class WebhookStore:
         self, claim: Delivery, outcome: Any, due_at: datetime.datetime
     ) -> bool:
         """Put a claimed delivery back to pending, to be tried again at ``due_at``."""
-        return self._update_claim(claim, status=PENDING, outcome=outcome, due_at=due_at)
+        return self._update_claim(
+            claim, status=PENDING, outcome=outcome, due_at=naive_utc(due_at)
+        )
 
     def _update_claim(self, claim: Delivery, **values) -> bool:
         with self._db.session() as session:

@@ -5,18 +5,21 @@ import marshmallow
 from marshmallow import fields
 from marshmallow import validate as check
 
-from api.validation import QuerySchema
-from api.validation import validate
-from workers import collatz_core
-from workers.collatz_client import CollatzClient
+from core import collatz as collatz_core
+from web.validation import QuerySchema
+from web.validation import validate
+from workers.collatz.client import CollatzClient
 
 #: A chain of this many terms or more is returned without its sequence.
 MAX_SEQUENCE = 1000
 
 
 class LongestQuery(QuerySchema):
-    n = fields.Integer(required=True, validate=check.Range(min=1),
-                       metadata={"description": "the largest start considered"})
+    n = fields.Integer(
+        required=True,
+        validate=check.Range(min=1),
+        metadata={"description": "the largest start considered"},
+    )
 
 
 class LongestOut(marshmallow.Schema):

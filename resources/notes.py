@@ -14,14 +14,17 @@ import marshmallow
 from marshmallow import fields
 from marshmallow import validate as check
 
-from api.paging import limit_field
-from api.paging import next_link
-from api.validation import QuerySchema
-from api.validation import validate
-from db.notes import BODY_MAX
-from db.notes import TITLE_MAX
-from db.notes import Note
-from db.notes import NotesStore
+from core.notes import BODY_MAX
+from core.notes import TITLE_MAX
+from core.notes import Note
+from core.notes import note_json
+from db.notes.base import NotesStore
+from web.paging import limit_field
+from web.paging import next_link
+from web.paging import page_body
+from web.paging import page_schema
+from web.validation import QuerySchema
+from web.validation import validate
 
 
 def _not_blank(value: str) -> None:
@@ -30,15 +33,19 @@ def _not_blank(value: str) -> None:
 
 
 def _title(**kwargs) -> fields.String:
-    return fields.String(validate=[check.Length(1, TITLE_MAX), _not_blank],
-                         metadata={"description": f"1..{TITLE_MAX} characters"},
-                         **kwargs)
+    return fields.String(
+        validate=[check.Length(1, TITLE_MAX), _not_blank],
+        metadata={"description": f"1..{TITLE_MAX} characters"},
+        **kwargs,
+    )
 
 
 def _body(**kwargs) -> fields.String:
-    return fields.String(validate=check.Length(max=BODY_MAX),
-                         metadata={"description": f"0..{BODY_MAX} characters"},
-                         **kwargs)
+    return fields.String(
+        validate=check.Length(max=BODY_MAX),
+        metadata={"description": f"0..{BODY_MAX} characters"},
+        **kwargs,
+    )
 
 
 class NoteCreate(marshmallow.Schema):
@@ -64,8 +71,9 @@ class NotePatch(marshmallow.Schema):
     @marshmallow.validates_schema
     def _not_empty(self, data, **kwargs):
         if not data:
-            raise marshmallow.ValidationError("Give at least one of title, body.",
-                                              field_name="_schema")
+            raise marshmallow.ValidationError(
+                "Give at least one of title, body.", field_name="_schema"
+            )
 
 
 class NoteOut(marshmallow.Schema):
@@ -84,21 +92,18 @@ class NoteEnvelope(marshmallow.Schema):
     note = fields.Nested(NoteOut)
 
 
-class NoteList(marshmallow.Schema):
-    """A page of notes, newest first."""
-
-    notes = fields.List(fields.Nested(NoteOut))
-    next = fields.String(allow_none=True,
-                         metadata={"description": "next page; null on the last"})
-
-
 class NoteListQuery(QuerySchema):
     """Query of ``GET /notes``."""
 
     limit = limit_field(50, 500)
-    cursor = fields.Integer(validate=check.Range(min=0), metadata={
-        "description": "from a previous page's next link"})
+    cursor = fields.Integer(
+        validate=check.Range(min=0),
+        metadata={"description": "from a previous page's next link"},
+    )
     id = fields.String(metadata={"description": "answer this one note as {note: ...}"})
+
+
+NoteList = page_schema("NoteList", NoteOut())
 
 
 def _versions(req: falcon.Request) -> Optional[Set[int]]:
@@ -125,15 +130,20 @@ class Notes:
     def __init__(self, store: NotesStore):
         self._store = store
 
-    def _show(self, req: falcon.Request, resp: falcon.Response, note: Note,
-              envelope: bool = False) -> None:
+    def _show(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        note: Note,
+        envelope: bool = False,
+    ) -> None:
         resp.etag = note.etag
         if _not_modified(req, note):
             resp.status = falcon.HTTP_304
             return
-        resp.media = {"note": note.to_dict()} if envelope else note.to_dict()
+        resp.media = {"note": note_json(note)} if envelope else note_json(note)
 
-    @validate(query=NoteListQuery(), response=NoteList(), errors=(404,))
+    @validate(query=NoteListQuery(), response=NoteList, errors=(404,))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List notes, newest first (or one note with ?id=).
 
@@ -146,11 +156,12 @@ class Notes:
             self._show(req, resp, self._store.get(query["id"]), envelope=True)
             return
         page = self._store.list_page(query["limit"], query.get("cursor"))
-        resp.media = {
-            "notes": [note.to_dict() for note in page.notes],
-            "next": None if page.next_cursor is None
+        resp.media = page_body(
+            [note_json(note) for note in page.notes],
+            None
+            if page.next_cursor is None
             else next_link(req, cursor=page.next_cursor),
-        }
+        )
 
     @validate(body=NoteCreate(), response=NoteOut(), status=201)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -160,11 +171,12 @@ class Notes:
         resp.status = falcon.HTTP_201
         resp.location = f"/notes/{note.id}"
         resp.etag = note.etag
-        resp.media = note.to_dict()
+        resp.media = note_json(note)
 
     @validate(response=NoteOut(), errors=(404,))
-    def on_get_item(self, req: falcon.Request, resp: falcon.Response,
-                    note_id: str) -> None:
+    def on_get_item(
+        self, req: falcon.Request, resp: falcon.Response, note_id: str
+    ) -> None:
         """Read a note.
 
         If-None-Match with its ETag: 304 Not Modified.
@@ -172,32 +184,36 @@ class Notes:
         self._show(req, resp, self._store.get(note_id))
 
     @validate(body=NoteReplace(), response=NoteOut(), errors=(404, 412))
-    def on_put_item(self, req: falcon.Request, resp: falcon.Response,
-                    note_id: str) -> None:
+    def on_put_item(
+        self, req: falcon.Request, resp: falcon.Response, note_id: str
+    ) -> None:
         """Replace a note's title and body.
 
         If-Match with the ETag you read: 412 if the note changed since.
         """
         body = req.context.body
-        note = self._store.replace(note_id, body["title"], body["body"],
-                                   if_versions=_versions(req))
+        note = self._store.replace(
+            note_id, body["title"], body["body"], if_versions=_versions(req)
+        )
         resp.etag = note.etag
-        resp.media = note.to_dict()
+        resp.media = note_json(note)
 
     @validate(body=NotePatch(), response=NoteOut(), errors=(404, 412))
-    def on_patch_item(self, req: falcon.Request, resp: falcon.Response,
-                      note_id: str) -> None:
+    def on_patch_item(
+        self, req: falcon.Request, resp: falcon.Response, note_id: str
+    ) -> None:
         """Change some of a note's fields.
 
         If-Match with the ETag you read: 412 if the note changed since.
         """
         note = self._store.patch(note_id, req.context.body, if_versions=_versions(req))
         resp.etag = note.etag
-        resp.media = note.to_dict()
+        resp.media = note_json(note)
 
     @validate(status=204, errors=(404, 412))
-    def on_delete_item(self, req: falcon.Request, resp: falcon.Response,
-                       note_id: str) -> None:
+    def on_delete_item(
+        self, req: falcon.Request, resp: falcon.Response, note_id: str
+    ) -> None:
         """Delete a note.
 
         If-Match with the ETag you read: 412 if the note changed since.

@@ -7,22 +7,23 @@ store checks for duplicates (409 naming every one) and inserts in one
 transaction.
 """
 
+from collections.abc import Sequence
 from typing import List
-from typing import Sequence
 
 import falcon
 import marshmallow
 from marshmallow import fields
 from marshmallow import validate as check
 
-from api.errors import Problem
-from api.paging import limit_field
-from api.paging import next_link
-from api.validation import QuerySchema
-from api.validation import validate
+from core.primality import UPPER_BOUND
+from core.primality import is_prime
 from db.primes import PrimeStore
-from resources.primality import UPPER_BOUND
-from resources.primality import is_prime
+from web.errors import Problem
+from web.paging import limit_field
+from web.paging import next_link
+from web.paging import page_body
+from web.validation import QuerySchema
+from web.validation import validate
 
 MAX_BATCH = 10_000
 SEED_ANSWER = {"response": "prime numbers insert API"}
@@ -67,9 +68,9 @@ class PrimesStored(marshmallow.Schema):
 class PrimesPage(marshmallow.Schema):
     """One page of stored primes, ascending."""
 
-    primes = fields.List(fields.Integer())
+    items = fields.List(fields.Integer())
     next = fields.String(
-        allow_none=True, metadata={"description": "null on the last page"}
+        allow_none=True, metadata={"description": "the next page; null on the last"}
     )
 
 
@@ -108,8 +109,11 @@ def check_primes(numbers: Sequence[int]) -> None:
         raise Problem(
             422,
             f"{_count(not_prime, numbers)} not prime; nothing was stored.",
-            errors={"primes": {str(bad["index"]): ["Not a prime number."]
-                               for bad in not_prime}},
+            errors={
+                "primes": {
+                    str(bad["index"]): ["Not a prime number."] for bad in not_prime
+                }
+            },
             not_prime=not_prime,
         )
 
@@ -143,10 +147,9 @@ class Primes:
         numbers = self._store.page(limit + 1, after=query.get("after"))
         more = len(numbers) > limit
         numbers = numbers[:limit]
-        resp.media = {
-            "primes": numbers,
-            "next": next_link(req, after=numbers[-1]) if more else None,
-        }
+        resp.media = page_body(
+            numbers, next_link(req, after=numbers[-1]) if more else None
+        )
 
     @validate(response=NumberOut(), errors=(422,))
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, n: int) -> None:
@@ -156,8 +159,12 @@ class Primes:
         """
         if not 1 <= n < UPPER_BOUND:
             raise marshmallow.ValidationError(
-                {"n": [f"Must be greater than or equal to 1 and less than or "
-                       f"equal to {UPPER_BOUND - 1}."]}
+                {
+                    "n": [
+                        f"Must be greater than or equal to 1 and less than or "
+                        f"equal to {UPPER_BOUND - 1}."
+                    ]
+                }
             )
         resp.media = {
             "number": n,

@@ -14,19 +14,20 @@ import marshmallow
 from marshmallow import fields
 from marshmallow import validate as check
 
-from api import __version__
-from api.paging import limit_field
-from api.paging import next_link
-from api.validation import QuerySchema
-from api.validation import validate
-from db.salary_csv import MAX_CENTS
-from db.salary_csv import MAX_TEXT
-from db.salary_store import ORDERS
-from db.salary_store import Department
-from db.salary_store import EmployeeFilter
-from db.salary_store import EmployeeRecord
-from db.salary_store import SalaryStore
-from db.salary_store import Snapshot
+from core.version import __version__
+from db.salaries.csvfile import MAX_CENTS
+from db.salaries.csvfile import MAX_TEXT
+from db.salaries.store import ORDERS
+from db.salaries.store import Department
+from db.salaries.store import EmployeeFilter
+from db.salaries.store import EmployeeRecord
+from db.salaries.store import SalaryStore
+from db.salaries.store import Snapshot
+from web.paging import limit_field
+from web.paging import next_link
+from web.paging import page_schema
+from web.validation import QuerySchema
+from web.validation import validate
 
 #: How long clients and proxies may reuse a response without revalidating.
 CACHE_CONTROL = "public, max-age=300"
@@ -154,8 +155,11 @@ class EmployeeOut(marshmallow.Schema):
     annual_salary = fields.Float()
 
 
-class EmployeePage(marshmallow.Schema):
-    """A page of employees and the link to the next one (null on the last)."""
+EmployeePage = page_schema("EmployeePage", EmployeeOut())
+
+
+class SeedEmployeePage(marshmallow.Schema):
+    """``GET /dept/{name}``: the seed's shape, employees under ``data``."""
 
     data = fields.List(fields.Nested(EmployeeOut))
     next = fields.String(allow_none=True)
@@ -196,6 +200,9 @@ def employee_body(employee: EmployeeRecord) -> dict:
 class _SalaryResource:
     """Shared by the salary resources: the store, and the conditional-GET check."""
 
+    #: The key employee pages list under (the seed's /dept/{name} says "data").
+    items_key = "items"
+
     def __init__(self, store: SalaryStore):
         self._store = store
 
@@ -222,7 +229,7 @@ class _SalaryResource:
         # One row more than asked for tells whether there is a next page.
         rows = self._store.employees(where, query["order"], limit + 1, offset)
         resp.media = {
-            "data": [employee_body(row) for row in rows[:limit]],
+            self.items_key: [employee_body(row) for row in rows[:limit]],
             "next": next_link(req, offset=offset + limit)
             if len(rows) > limit
             else None,
@@ -274,21 +281,39 @@ class DepartmentStats(_SalaryResource):
 
 
 class DepartmentEmployees(_SalaryResource):
-    """``GET /departments/{name}/employees`` (and the seed's ``GET /dept/{name}``)."""
+    """``GET /departments/{name}/employees``."""
 
-    @validate(query=EmployeesQuery(), response=EmployeePage(), errors=(404,))
+    @validate(query=EmployeesQuery(), response=EmployeePage, errors=(404,))
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """List one department's employees, paginated, ordered and filtered."""
+        self._department_page(req, resp, name)
+
+    def _department_page(self, req, resp, name: str) -> None:
         data = self._store.snapshot()
         department = data.department(name)
         where = _filter(req.context.query, department=department.name)
         self._employee_page(req, resp, data, where)
 
 
+class SeedDepartmentEmployees(DepartmentEmployees):
+    """``GET /dept/{name}``: the seed's path and shape (employees under ``data``)."""
+
+    items_key = "data"
+
+    @validate(query=EmployeesQuery(), response=SeedEmployeePage(), errors=(404,))
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        """One department's employees in the seed's shape (``data``, ``next``).
+
+        The same list as ``/departments/{name}/employees``, which answers the
+        API's usual envelope (``items``).
+        """
+        self._department_page(req, resp, name)
+
+
 class Employees(_SalaryResource):
     """``GET /employees``: employees across departments, searched by name or title."""
 
-    @validate(query=SearchQuery(), response=EmployeePage())
+    @validate(query=SearchQuery(), response=EmployeePage)
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Search employees by name or position title, paginated and filtered."""
         query = req.context.query

@@ -15,14 +15,19 @@ from marshmallow import post_load
 from marshmallow import validate as checks
 from marshmallow import validates_schema
 
-from api.paging import limit_field
-from api.paging import next_link
-from api.validation import QuerySchema
-from api.validation import validate
-from db.subscriptions import EVENT_TYPES
+from core.clock import isoformat
+from core.notes import EVENT_TYPES
+from core.signatures import generate_secret
 from db.subscriptions import WILDCARDS
+from db.subscriptions import Attempt
+from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
-from workers.signatures import generate_secret
+from web.paging import limit_field
+from web.paging import next_link
+from web.paging import page_body
+from web.paging import page_schema
+from web.validation import QuerySchema
+from web.validation import validate
 
 _MAX_URL = 2048
 
@@ -113,9 +118,7 @@ class SubscriptionCreated(SubscriptionOut):
     secret = fields.String(metadata={"description": "signing secret, shown only now"})
 
 
-class SubscriptionPage(Schema):
-    items = fields.List(fields.Nested(SubscriptionOut))
-    next = fields.String(allow_none=True)
+SubscriptionPage = page_schema("SubscriptionPage", SubscriptionOut())
 
 
 class SubscriptionAttemptOut(Schema):
@@ -132,9 +135,9 @@ class SubscriptionAttemptOut(Schema):
     delivered = fields.Boolean()
 
 
-class SubscriptionAttemptPage(Schema):
-    items = fields.List(fields.Nested(SubscriptionAttemptOut))
-    next = fields.String(allow_none=True)
+SubscriptionAttemptPage = page_schema(
+    "SubscriptionAttemptPage", SubscriptionAttemptOut()
+)
 
 
 class SubscriptionPageQuery(QuerySchema):
@@ -143,6 +146,38 @@ class SubscriptionPageQuery(QuerySchema):
         validate=checks.Range(min=1),
         metadata={"description": "from the previous page's next"},
     )
+
+
+def subscription_json(subscription: Subscription, with_secret: bool = False) -> dict:
+    """A subscription on the wire; its secret only when asked (at creation)."""
+    out = {
+        "id": subscription.id,
+        "url": subscription.url,
+        "events": list(subscription.events),
+        "active": subscription.active,
+        "failure_count": subscription.failure_count,
+        "created_at": isoformat(subscription.created_at),
+        "disabled_at": isoformat(subscription.disabled_at),
+        "last_delivery_at": isoformat(subscription.last_delivery_at),
+    }
+    if with_secret:
+        out["secret"] = subscription.secret
+    return out
+
+
+def attempt_json(attempt: Attempt) -> dict:
+    """A delivery attempt on the wire."""
+    return {
+        "id": attempt.id,
+        "event_id": attempt.event_id,
+        "event_type": attempt.event_type,
+        "attempt": attempt.attempt,
+        "at": isoformat(attempt.at),
+        "status_code": attempt.status_code,
+        "latency_ms": round(attempt.latency_ms, 3),
+        "error": attempt.error,
+        "delivered": attempt.delivered,
+    }
 
 
 class Subscriptions:
@@ -158,26 +193,26 @@ class Subscriptions:
         subscription = self._store.create(
             body["url"], body["events"], generate_secret()
         )
-        resp.media = subscription.to_dict(with_secret=True)
+        resp.media = subscription_json(subscription, with_secret=True)
         resp.status = falcon.HTTP_201
         resp.location = f"/subscriptions/{subscription.id}"
 
-    @validate(query=SubscriptionPageQuery(), response=SubscriptionPage())
+    @validate(query=SubscriptionPageQuery(), response=SubscriptionPage)
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List subscriptions, oldest first (no secrets)."""
         query = req.context.query
         items, cursor = self._store.page(query["limit"], after=query.get("cursor"))
-        resp.media = {
-            "items": [item.to_dict() for item in items],
-            "next": None if cursor is None else next_link(req, cursor=cursor),
-        }
+        resp.media = page_body(
+            [subscription_json(item) for item in items],
+            None if cursor is None else next_link(req, cursor=cursor),
+        )
 
     @validate(response=SubscriptionOut(), errors=(404,))
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
         """One subscription (no secret)."""
-        resp.media = self._store.get(subscription_id).to_dict()
+        resp.media = subscription_json(self._store.get(subscription_id))
 
     @validate(body=SubscriptionPatch(), response=SubscriptionOut(), errors=(404,))
     def on_patch_item(
@@ -191,7 +226,7 @@ class Subscriptions:
             events=body.get("events"),
             active=body.get("active"),
         )
-        resp.media = subscription.to_dict()
+        resp.media = subscription_json(subscription)
 
     @validate(status=204, errors=(404,))
     def on_delete_item(
@@ -202,7 +237,7 @@ class Subscriptions:
         resp.status = falcon.HTTP_204
 
     @validate(
-        query=SubscriptionPageQuery(), response=SubscriptionAttemptPage(), errors=(404,)
+        query=SubscriptionPageQuery(), response=SubscriptionAttemptPage, errors=(404,)
     )
     def on_get_deliveries(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
@@ -212,7 +247,7 @@ class Subscriptions:
         items, cursor = self._store.attempts(
             subscription_id, query["limit"], before=query.get("cursor")
         )
-        resp.media = {
-            "items": [item.to_dict() for item in items],
-            "next": None if cursor is None else next_link(req, cursor=cursor),
-        }
+        resp.media = page_body(
+            [attempt_json(item) for item in items],
+            None if cursor is None else next_link(req, cursor=cursor),
+        )

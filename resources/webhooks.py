@@ -14,16 +14,20 @@ from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate as checks
 
-from api.errors import Problem
-from api.paging import limit_field
-from api.paging import next_link
-from api.validation import QuerySchema
-from api.validation import validate
-from api.webhook_sources import Source
+from core import signatures
+from core.clock import isoformat
 from db.webhooks import STATUSES
+from db.webhooks import Delivery
 from db.webhooks import WebhookStore
-from workers import signatures
-from workers.webhook_handlers import Registry
+from web.errors import Problem
+from web.paging import limit_field
+from web.paging import next_link
+from web.paging import page_body
+from web.paging import page_schema
+from web.validation import QuerySchema
+from web.validation import validate
+from workers.webhooks.handlers import Registry
+from workers.webhooks.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +48,7 @@ class InboundDeliveryOut(Schema):
     )
 
 
-class InboundDeliveryPage(Schema):
-    items = fields.List(fields.Nested(InboundDeliveryOut))
-    next = fields.String(allow_none=True)
+InboundDeliveryPage = page_schema("InboundDeliveryPage", InboundDeliveryOut())
 
 
 class DeliveriesQuery(QuerySchema):
@@ -63,6 +65,20 @@ class VerifyQuery(QuerySchema):
     mode = fields.String(data_key="hub.mode", metadata={"description": "subscribe"})
     verify_token = fields.String(data_key="hub.verify_token")
     challenge = fields.String(data_key="hub.challenge")
+
+
+def delivery_json(delivery: Delivery) -> dict:
+    """An inbound delivery on the wire (without its payload)."""
+    return {
+        "id": delivery.delivery_id,
+        "source": delivery.source,
+        "event": delivery.event,
+        "received_at": isoformat(delivery.received_at),
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "handled_at": isoformat(delivery.handled_at),
+        "outcome": delivery.outcome,
+    }
 
 
 class WebhookReceiver:
@@ -117,7 +133,7 @@ class WebhookReceiver:
         delivery, created = self._store.receive(
             config.name, delivery_id, event, payload, handled=event in self._registry
         )
-        resp.media = delivery.to_dict()
+        resp.media = delivery_json(delivery)
         resp.status = falcon.HTTP_202 if created else falcon.HTTP_200
 
     @validate(query=VerifyQuery(), errors=(403, 404))
@@ -157,7 +173,7 @@ class WebhookDeliveries:
     def __init__(self, store: WebhookStore):
         self._store = store
 
-    @validate(query=DeliveriesQuery(), response=InboundDeliveryPage())
+    @validate(query=DeliveriesQuery(), response=InboundDeliveryPage)
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List received webhook deliveries, newest first (filter by source, status)."""
         query = req.context.query
@@ -167,10 +183,10 @@ class WebhookDeliveries:
             source=query.get("source"),
             status=query.get("status"),
         )
-        resp.media = {
-            "items": [item.to_dict() for item in items],
-            "next": None if cursor is None else next_link(req, cursor=cursor),
-        }
+        resp.media = page_body(
+            [delivery_json(item) for item in items],
+            None if cursor is None else next_link(req, cursor=cursor),
+        )
 
 
 def _standard_headers(req: falcon.Request) -> dict:

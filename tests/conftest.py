@@ -12,12 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
+from db.schema import create_schema
 from db.sql import Database
-from db.sql import create_schema
 from db.sql import make_engine
-from tests import live
-from tests.live import LiveServer
+from tests.support import live
 
 
 @pytest.fixture
@@ -63,17 +62,8 @@ def client(make_client) -> falcon.testing.TestClient:
     return make_client()
 
 
-@pytest.fixture
-def live_server(tmp_path, database_url):  # noqa: ARG001 (creates the schema)
-    """Factory: start real gunicorn under this interpreter; stopped after the test."""
-    servers = []
-
-    def start(env=None, workers=2) -> LiveServer:
-        server = LiveServer(tmp_path, env or {}, workers=workers)
-        servers.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/e2e starts real processes: mark it ``e2e``."""
+    for item in items:
+        if "e2e" in item.nodeid.split("/")[:2]:
+            item.add_marker(pytest.mark.e2e)

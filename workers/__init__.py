@@ -1,0 +1,1 @@
+"""The daemons beside the web process: push, collatz, webhooks (a package each)."""

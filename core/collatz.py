@@ -1,0 +1,135 @@
+"""Collatz chains: lengths, the longest chain in a range, range splitting (no I/O).
+
+The length of a chain counts its terms, both ends included: 13 -> 40 -> 20 ->
+10 -> 5 -> 16 -> 8 -> 4 -> 2 -> 1 has length 10, and length(1) = 1. Among
+starts with the same length the smallest start wins.
+
+Speed (this runs in the workers, under PyPy): lengths of numbers below the
+memo size are kept in an ``array('H')`` (two bytes a number, no boxed ints),
+filled on the way back from each walk; an odd step is taken with the
+following halving as one step, ``(3x + 1) / 2``, counted as two terms; and a
+start ``k`` with ``2k`` in the same range is never walked, since ``2k`` is one
+term longer: the best start of 1..n always lies in (n // 2, n].
+"""
+
+from array import array
+from collections.abc import Iterable
+from typing import List
+from typing import NamedTuple
+from typing import Optional
+from typing import Tuple
+
+#: Numbers below this have their chain length memoized by default (32 MiB).
+DEFAULT_MEMO_SIZE = 1 << 24
+
+
+class Chain(NamedTuple):
+    """One start's chain: its length (terms), its largest term, maybe its terms."""
+
+    length: int
+    peak: int
+    sequence: Optional[List[int]]
+
+
+def new_memo(size: int = DEFAULT_MEMO_SIZE) -> array:
+    """An empty memo for :func:`longest`: lengths of the numbers below ``size``.
+
+    A memo only ever holds true lengths, so one can be reused across calls
+    (a worker keeps its own for its whole life).
+    """
+    memo = array("H", [0]) * max(size, 2)
+    memo[1] = 1
+    return memo
+
+
+def chain(k: int, keep_sequence: bool = False) -> Chain:
+    """The chain from ``k`` (>= 1) down to 1: length, peak and, if asked, its terms."""
+    if k < 1:
+        raise ValueError("a Collatz chain starts at 1 or above")
+    sequence = [k] if keep_sequence else None
+    x, length, peak = k, 1, k
+    while x != 1:
+        x = 3 * x + 1 if x & 1 else x >> 1
+        length += 1
+        if x > peak:
+            peak = x
+        if sequence is not None:
+            sequence.append(x)
+    return Chain(length, peak, sequence)
+
+
+def chain_length(k: int) -> int:
+    """The number of terms of the chain from ``k`` (>= 1)."""
+    return chain(k).length
+
+
+def longest(lo: int, hi: int, memo: Optional[array] = None) -> Tuple[int, int]:
+    """The start in ``lo..hi`` (inclusive) with the longest chain: ``(start, length)``.
+
+    Ties go to the smallest start. ``memo`` (from :func:`new_memo`) is read and
+    filled; without one, a fresh one as large as the range needs (capped at
+    :data:`DEFAULT_MEMO_SIZE`) is used.
+    """
+    if lo < 1 or hi < lo:
+        raise ValueError(f"not a range of starts: {lo}..{hi}")
+    if memo is None:
+        memo = new_memo(min(hi + 1, DEFAULT_MEMO_SIZE))
+    # Every k <= hi // 2 is beaten by 2k, which is in the range and one term
+    # longer; so only the top half can hold the answer (ties included: the
+    # lengths differ, they do not tie).
+    lo = max(lo, hi // 2 + 1)
+    bound = len(memo)
+    # Numbers below ``bound`` met on a walk, with the steps taken to reach
+    # them: once the walk ends on a known length, they get theirs.
+    path = [0] * 2048
+    best, best_length = lo, 0
+    for k in range(lo, hi + 1):
+        x, steps, top = k, 0, 0
+        while x >= bound or memo[x] == 0:
+            if x < bound:
+                if top == len(path):
+                    path.extend([0] * len(path))
+                path[top] = x
+                path[top + 1] = steps
+                top += 2
+            if x & 1:
+                x = (3 * x + 1) >> 1
+                steps += 2
+            else:
+                x >>= 1
+                steps += 1
+        length = steps + memo[x]
+        i = 0
+        while i < top:
+            memo[path[i]] = length - path[i + 1]
+            i += 2
+        if length > best_length:
+            best, best_length = k, length
+    return best, best_length
+
+
+def longest_upto(n: int, memo: Optional[array] = None) -> Tuple[int, int]:
+    """The start in ``1..n`` with the longest chain: ``(start, length)``."""
+    return longest(1, n, memo)
+
+
+def search_range(n: int) -> Tuple[int, int]:
+    """The starts of ``1..n`` that can hold its longest chain: ``(n // 2 + 1, n)``."""
+    if n < 1:
+        raise ValueError("n must be 1 or more")
+    return n // 2 + 1, n
+
+
+def split(lo: int, hi: int, parts: int) -> List[Tuple[int, int]]:
+    """Cut ``lo..hi`` into at most ``parts`` consecutive, non-empty, even ranges."""
+    if hi < lo:
+        raise ValueError(f"empty range {lo}..{hi}")
+    size = hi - lo + 1
+    parts = max(1, min(parts, size))
+    edges = [lo + size * i // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1] - 1) for i in range(parts)]
+
+
+def merge(results: Iterable[Tuple[int, int]]) -> Tuple[int, int]:
+    """The best of several ``(start, length)`` results: longest, then smallest start."""
+    return max(results, key=lambda result: (result[1], -result[0]))

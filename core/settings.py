@@ -1,0 +1,141 @@
+"""One frozen settings object, read from environment variables.
+
+Every setting has a documented default (see README, "Settings"); nothing
+else in the project reads ``os.environ``.
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Optional
+
+
+def _env_field(name: str, default, doc: str):
+    return dataclasses.field(default=default, metadata={"env": name, "doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Runtime configuration; build it with :meth:`from_env` or directly in tests."""
+
+    # Server
+    host: str = _env_field("HOST", "127.0.0.1", "address gunicorn binds to")
+    port: int = _env_field("PORT", 8000, "port gunicorn binds to")
+    workers: int = _env_field(
+        "WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1, capped at 8"
+    )
+    worker_class: str = _env_field(
+        "WORKER_CLASS", "sync", "gunicorn worker class: sync, gthread or gevent"
+    )
+    threads: int = _env_field(
+        "THREADS", 1, "threads per worker (gthread); more than 1 makes sync gthread"
+    )
+    log_level: str = _env_field("LOG_LEVEL", "info", "log level of every process")
+    max_body_bytes: int = _env_field(
+        "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"
+    )
+
+    # Stores
+    database_url: str = _env_field(
+        "DATABASE_URL", "sqlite:///var/api.db", "SQLAlchemy URL of the SQL store"
+    )
+    rethinkdb_url: Optional[str] = _env_field(
+        "RETHINKDB_URL",
+        None,
+        "rethinkdb://host:28015/db selects RethinkDB for notes; unset: SQLite",
+    )
+    rethinkdb_timeout: float = _env_field(
+        "RETHINKDB_TIMEOUT", 5.0, "seconds to wait for a RethinkDB connect or answer"
+    )
+    rethinkdb_table: str = _env_field(
+        "RETHINKDB_TABLE", "notes", "RethinkDB notes table (log: <table>_changes)"
+    )
+
+    # Shortener
+    public_base_url: str = _env_field(
+        "PUBLIC_BASE_URL", "http://127.0.0.1:8000", "base of the short URLs handed out"
+    )
+    redirect_status: int = _env_field(
+        "REDIRECT_STATUS", 302, "status of a short-link redirect: 301, 302, 307, 308"
+    )
+    visit_salt: str = _env_field(
+        "VISIT_SALT",
+        "",
+        "secret salt of the visitor-address hash; empty: random per process",
+    )
+
+    # Collatz
+    collatz_frontend: str = _env_field(
+        "COLLATZ_FRONTEND", "tcp://127.0.0.1:5555", "broker endpoint clients use"
+    )
+    collatz_backend: str = _env_field(
+        "COLLATZ_BACKEND", "tcp://127.0.0.1:5560", "broker endpoint workers use"
+    )
+    collatz_max_n: int = _env_field(
+        "COLLATZ_MAX_N", 10**8, "largest n accepted by GET /collatz"
+    )
+    collatz_timeout: float = _env_field(
+        "COLLATZ_TIMEOUT", 30.0, "seconds to wait for the workers (503 after)"
+    )
+
+    # Webhooks and push worker
+    webhook_sources: str = _env_field(
+        "WEBHOOK_SOURCES",
+        "",
+        "inbound webhook sources as JSON (see README, Webhooks)",
+    )
+    webhook_poll_interval: float = _env_field(
+        "WEBHOOK_POLL_INTERVAL", 0.5, "seconds the webhook runner waits when idle"
+    )
+    webhook_handler_attempts: int = _env_field(
+        "WEBHOOK_HANDLER_ATTEMPTS", 5, "attempts of a failing webhook handler"
+    )
+    subscription_timeout: float = _env_field(
+        "SUBSCRIPTION_TIMEOUT", 10.0, "seconds an outbound webhook attempt may take"
+    )
+    subscription_max_attempts: int = _env_field(
+        "SUBSCRIPTION_MAX_ATTEMPTS", 5, "attempts per outbound event, retries included"
+    )
+    subscription_max_failures: int = _env_field(
+        "SUBSCRIPTION_MAX_FAILURES",
+        5,
+        "failed deliveries in a row that disable a subscription",
+    )
+    push_pub_endpoint: str = _env_field(
+        "PUSH_PUB_ENDPOINT",
+        "tcp://127.0.0.1:5556",
+        "ZeroMQ PUB endpoint of note events",
+    )
+    push_sse_bind: str = _env_field(
+        "PUSH_SSE_BIND", "127.0.0.1:8001", "host:port of the push worker's /events"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Settings from ``environ`` (default ``os.environ``), types converted."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(field.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _convert(field, raw)
+        return cls(**values)
+
+    def describe(self):
+        """Yield ``(ENV_NAME, value, default, doc)`` for every setting."""
+        for field in dataclasses.fields(self):
+            env, doc = field.metadata["env"], field.metadata["doc"]
+            yield env, getattr(self, field.name), field.default, doc
+
+
+def _convert(field: dataclasses.Field, raw: str):
+    kind = type(field.default)
+    if field.default is None or kind is str:
+        return raw
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"{field.metadata['env']}={raw!r} is not a valid {kind.__name__}"
+        ) from None

@@ -1,0 +1,66 @@
+"""Every store, built from the settings in one place.
+
+The app factory and every daemon call :func:`open_stores`; tests build
+:class:`Stores` (or call this with their own settings) and inject it. Building
+opens no connection: engines and clients connect on first use, in the
+process that uses them (gunicorn forks after building the app).
+"""
+
+import dataclasses
+
+from core.settings import Settings
+from db.checkpoints import CheckpointStore
+from db.links import LinkStore
+from db.notes.base import NotesStore
+from db.notes.rethink import RethinkNotesStore
+from db.notes.sql import SqlNotesStore
+from db.primes import PrimeStore
+from db.salaries.store import SalaryStore
+from db.sql import Database
+from db.subscriptions import SubscriptionStore
+from db.webhooks import WebhookStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Stores:
+    """The stores of one process, sharing one SQL database handle."""
+
+    database: Database
+    notes: NotesStore
+    links: LinkStore
+    primes: PrimeStore
+    salaries: SalaryStore
+    webhooks: WebhookStore
+    subscriptions: SubscriptionStore
+    checkpoints: CheckpointStore
+
+    def close(self) -> None:
+        """Release every connection (at shutdown)."""
+        self.notes.close()
+        self.database.dispose()
+
+
+def open_notes_store(settings: Settings, database: Database) -> NotesStore:
+    """RethinkDB when ``RETHINKDB_URL`` is set, else the SQL tables of ``database``."""
+    if settings.rethinkdb_url:
+        return RethinkNotesStore.from_url(
+            settings.rethinkdb_url,
+            table=settings.rethinkdb_table,
+            timeout=settings.rethinkdb_timeout,
+        )
+    return SqlNotesStore(database)
+
+
+def open_stores(settings: Settings) -> Stores:
+    """The stores ``settings`` describe (``DATABASE_URL``, ``RETHINKDB_URL``, ...)."""
+    database = Database(settings.database_url)
+    return Stores(
+        database=database,
+        notes=open_notes_store(settings, database),
+        links=LinkStore(database, settings.visit_salt),
+        primes=PrimeStore(database),
+        salaries=SalaryStore(database),
+        webhooks=WebhookStore(database),
+        subscriptions=SubscriptionStore(database),
+        checkpoints=CheckpointStore(database),
+    )

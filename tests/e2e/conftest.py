@@ -1,0 +1,57 @@
+"""Fixtures of the end-to-end tests: real gunicorn, the real push worker, SUB sockets.
+
+Every test in this folder is marked ``e2e`` (tests/conftest.py); ``make test
+PYTEST_ARGS='-m "not e2e"'`` skips them.
+"""
+
+import pytest
+
+from tests.support.live import LiveServer
+from tests.support.live import PushWorkerProcess
+from tests.support.push_clients import Subscriber
+
+
+@pytest.fixture
+def live_server(tmp_path, database_url):  # noqa: ARG001 (creates the schema)
+    """Factory: start real gunicorn under this interpreter; stopped after the test."""
+    servers = []
+
+    def start(env=None, workers=2) -> LiveServer:
+        server = LiveServer(tmp_path, env or {}, workers=workers)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def push_worker(tmp_path, database_url):  # noqa: ARG001 (creates the database)
+    """Factory: the push worker on the live server's database; stopped at the end."""
+    workers = []
+
+    def start(env=None, args=()) -> PushWorkerProcess:
+        worker = PushWorkerProcess(tmp_path, env, args)
+        workers.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def subscribers():
+    """Factory: SUB sockets, closed after the test."""
+    made = []
+
+    def make(endpoint, topic=b"note.") -> Subscriber:
+        made.append(Subscriber(endpoint, topic))
+        return made[-1]
+
+    yield make
+    for sub in made:
+        sub.close()

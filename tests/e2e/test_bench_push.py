@@ -1,0 +1,22 @@
+"""Smoke test of bench.push: it starts the stack, measures, returns numbers."""
+
+import sys
+
+from bench import push
+
+TINY = {
+    "latency": 3,
+    "latency_warmup": 1,
+    "live_s": 0.3,
+    "live_warmup_s": 0,
+    "backlog": 20,
+}
+
+
+def test_measure_returns_every_figure():
+    result = push.measure(sys.executable, quick=True, sizes=TINY)
+    assert result["latency"]["count"] == 3
+    assert 0 <= result["latency"]["p50_ms"] <= result["latency"]["max_ms"]
+    assert result["live"]["notes"] > 0 and result["live"]["events_per_s"] > 0
+    assert result["catch_up"]["changes"] == 20
+    assert result["catch_up"]["events_per_s"] > 0

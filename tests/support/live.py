@@ -1,0 +1,208 @@
+"""Real processes for end-to-end tests: gunicorn, the push worker, their helpers."""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import requests
+import sqlalchemy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(
+    predicate, timeout: float = 30.0, interval: float = 0.05, what="condition"
+):
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not met within {timeout}s")
+        time.sleep(interval)
+
+
+class Process:
+    """A child process logging to a file; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, args, env, log_path: Path):
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._log.close()
+
+
+#: A PostgreSQL database to run the tests on instead of SQLite files (.ci/run).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def database_url(tmp_path: Path) -> str:
+    """The database of the test that owns ``tmp_path``.
+
+    A SQLite file in ``tmp_path``, or with ``TEST_DATABASE_URL`` a PostgreSQL
+    schema named after ``tmp_path`` (the ``database_url`` fixture creates and
+    drops it), so the test's processes and the test itself share one database.
+    """
+    if not TEST_DATABASE_URL:
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    schema = "test_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:16]
+    url = sqlalchemy.engine.make_url(TEST_DATABASE_URL)
+    url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+def child_env(tmp_path: Path, extra: dict) -> dict:
+    """A child's environment: this one's, the test's database, ``extra`` on top."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = database_url(tmp_path)
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+class LiveServer(Process):
+    """Gunicorn serving api.app:app under the interpreter running the tests."""
+
+    def __init__(self, tmp_path: Path, env: dict, workers: int = 2):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = child_env(
+            tmp_path,
+            {
+                "HOST": "127.0.0.1",
+                "PORT": str(self.port),
+                "WORKERS": str(workers),
+                **env,
+            },
+        )
+        super().__init__(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.app:app"],
+            env,
+            tmp_path / f"gunicorn-{self.port}.log",
+        )
+
+    def start(self) -> None:
+        super().start()
+        wait_until(
+            self._healthy, timeout=60, what=f"gunicorn on {self.url}\n{self.log_path}"
+        )
+
+    def _healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+        try:
+            return requests.get(self.url + "/health", timeout=1).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):
+            # A worker still booting on a loaded machine may accept the
+            # connection and answer late: keep polling until the deadline.
+            return False
+
+
+class PushWorkerProcess(Process):
+    """``python -m workers.push`` under this interpreter, on free ports.
+
+    Shares the test's database (``child_env``): start it with the same
+    ``env`` as the live server and both see one notes store.
+    """
+
+    def __init__(self, tmp_path: Path, env: Optional[dict] = None, args=()):
+        self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.sse_url = f"http://127.0.0.1:{free_port()}"
+        host_port = self.sse_url[len("http://") :]
+        env = child_env(
+            tmp_path,
+            {
+                "PUSH_PUB_ENDPOINT": self.pub_endpoint,
+                "PUSH_SSE_BIND": host_port,
+                **(env or {}),
+            },
+        )
+        super().__init__(
+            [sys.executable, "-m", "workers.push", *args],
+            env,
+            tmp_path / f"push-{host_port.split(':')[1]}.log",
+        )
+
+    def start(self) -> None:
+        super().start()
+        wait_until(self.health, timeout=60, what=f"push worker\n{self.log_path}")
+
+    def health(self) -> Optional[dict]:
+        """``GET /health`` of the worker, or None while it does not answer."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"push worker exited:\n{self.log()}")
+        try:
+            return requests.get(self.sse_url + "/health", timeout=2).json()
+        except (requests.ConnectionError, requests.Timeout):
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no last checkpoint."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def wait_subscribed(self, topic: str) -> None:
+        """Until a SUB client subscribes to ``topic`` (ZeroMQ drops what is earlier)."""
+        wait_until(
+            lambda: topic in (self.health() or {}).get("pub_topics", ()),
+            timeout=30,
+            what=f"a SUB subscription to {topic!r}",
+        )
+
+    def wait_webhooks(self, count: int) -> None:
+        """Until ``count`` webhook subscriptions have a delivering thread."""
+        wait_until(
+            lambda: len((self.health() or {}).get("webhooks", ())) == count,
+            timeout=30,
+            what=f"{count} webhook subscriptions",
+        )
+
+    def wait_head(self, seq: int) -> dict:
+        """Until the worker has read the change ``seq``; its health then."""
+
+        def there() -> Optional[dict]:
+            health = self.health()
+            return health if health and health["head"] >= seq else None
+
+        return wait_until(there, timeout=30, what=f"worker at {seq}")

@@ -1,0 +1,57 @@
+"""URLs that no link or subscription may take, with the reason the refusal gives."""
+
+from core.urls import MAX_LENGTH
+
+UNSAFE = [
+    ("javascript:alert(1)", "Only http and https"),
+    ("JavaScript:alert(document.cookie)", "Only http and https"),
+    ("data:text/html,<script>alert(1)</script>", "Only http and https"),
+    ("file:///etc/passwd", "Only http and https"),
+    ("ftp://example.com/file", "Only http and https"),
+    ("mailto:someone@example.com", "Only http and https"),
+    ("ws://example.com/", "Only http and https"),
+    ("https://user:pass@example.com/", "credentials"),
+    ("https://user@example.com/", "credentials"),
+    ("https://example.com@evil.com/", "credentials"),
+    ("https://example.com/a b", "whitespace"),
+    ("https://exa mple.com/", "whitespace"),
+    ("https://example.com/\ta", "whitespace"),
+    ("https://example.com/a\nb", "whitespace"),
+    ("https://example.com/\r\nSet-Cookie:x", "whitespace"),
+    ("https://example.com/\x00", "control"),
+    ("https://example.com/\x7f", "control"),
+    ("https://example.com/\x85", "control"),
+    ("https://example.com/a\x85b", "control"),
+    ("\x00https://example.com/", "control"),
+    ("https://example.com/\u202egnp.exe", "control"),  # right-to-left override
+    ("https://example.com/\u200b", "control"),  # zero-width space
+    ("https://example.com/\u3000", "whitespace"),  # ideographic space
+    ("https://example.com/a\u00a0b", "whitespace"),  # no-break space
+    ("https://example.com/" + "a" * MAX_LENGTH, "longer than"),
+    ("https://example.com/" + "é" * (MAX_LENGTH // 2), "once encoded"),
+    ("", "empty"),
+    ("   ", "empty"),
+    ("https://", "no host"),
+    ("https:///path", "no host"),
+    ("http:/example.com", "no host"),
+    ("https://:8080/", "no host"),
+    ("https://example.com:99999/", "port"),
+    ("https://example.com:0/", "port"),
+    ("https://example.com:http/", "port"),
+    ("https://exa<mple.com/", "host name"),
+    ("https://example.com\\@evil.com/", "credentials"),
+    ("https://example.com\\evil.com/", "host name"),
+    ("https://-example.com/", "host name"),
+    ("https://a..b/", "host name"),
+    ("https://" + "a" * 64 + ".com/", "host name"),
+    ("https://ex%61mple.com/", "host name"),
+    ("https://xn--zz.com/", "punycode"),
+    ("https://bü_cher.example/", "international host"),
+    ("http://[::1/", "host"),
+    ("http://[::g]/", "host"),
+    ("http://[::1]x/", "port"),
+    ("http://1.2.3.4.5/", "IPv4"),
+    ("http://256.1.1.1/", "IPv4"),
+    ("http://08/", "IPv4"),
+    ("http://example.123/", "IPv4"),
+]

@@ -1,0 +1,230 @@
+"""Webhook fan-out: a thread and a cursor per subscription (fake senders, real feed)."""
+
+import contextlib
+import dataclasses
+import threading
+from typing import Tuple
+
+import pytest
+
+from core.notes import event_json
+from db.checkpoints import CheckpointStore
+from db.notes.sql import SqlNotesStore
+from db.schema import create_schema
+from db.sql import Database
+from tests.support.live import wait_until
+from workers.push.fanout import Fanout
+from workers.push.feed import EventFeed
+
+
+@dataclasses.dataclass(frozen=True)
+class Sub:
+    id: int
+    events: Tuple[str, ...] = ("note.created", "note.updated", "note.deleted")
+
+    def wants(self, event_type):
+        return event_type in self.events
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    delivered: bool = True
+    disabled: bool = False
+    gone: bool = False
+
+
+class World:
+    """The subscriptions' endpoints: what each received, and how each answers."""
+
+    def __init__(self):
+        self.subscriptions = []  # what the subscription store lists as active
+        self.received = {}
+        self.hold = {}  # subscription id -> Event its endpoint waits for
+        self.disable = set()  # subscription ids the sender disables
+        self.lock = threading.Lock()
+
+    def active(self):
+        with self.lock:
+            return list(self.subscriptions)
+
+    def make_sender(self, sleep):
+        world = self
+
+        class Sender:
+            def deliver(self, subscription, event):
+                hold = world.hold.get(subscription.id)
+                if hold is not None:
+                    hold.wait(30)
+                with world.lock:
+                    world.received.setdefault(subscription.id, []).append(event)
+                    if subscription.id in world.disable:
+                        world.subscriptions.remove(subscription)
+                        return Result(delivered=False, disabled=True)
+                return Result()
+
+            def close(self):
+                pass
+
+        return Sender()
+
+    def got(self, subscription_id):
+        with self.lock:
+            return [e["id"] for e in self.received.get(subscription_id, [])]
+
+
+class Setup:
+    """A store, a feed mirroring its log, checkpoints, and a fan-out to start."""
+
+    def __init__(self, database_url):
+        self.database = Database(database_url)
+        create_schema(self.database.engine)
+        self.store = SqlNotesStore(self.database, poll_interval=0.02)
+        self.cursors = CheckpointStore(self.database)
+        self.world = World()
+        self.feed = None
+        self.fanout = None
+
+    def start(self, position=0):
+        self.feed = EventFeed(self.store, position)
+        self.fanout = Fanout(
+            self.feed,
+            self.world,
+            self.world.make_sender,
+            self.cursors,
+            position,
+            refresh_interval=0.05,
+        )
+        self.fanout.start()
+        return self.fanout
+
+    def write(self, count=1):
+        """Make ``count`` changes in the store (not yet in the feed)."""
+        for _ in range(count):
+            self.store.create("n", "")
+
+    def mirror(self):
+        """Publish what the store's log holds beyond the feed (the worker's job)."""
+        target = self.store.last_seq()
+        if self.feed.head >= target:
+            return
+        changes = self.store.changes(since=self.feed.head, timeout=10)
+        with contextlib.closing(changes):
+            for change in changes:
+                self.feed.publish(event_json(change))
+                if change.seq >= target:
+                    return
+
+    def wait_refreshed(self):
+        """Until a refresh started after now has finished."""
+        seen = self.fanout.refreshes
+        wait_until(
+            lambda: self.fanout.refreshes >= seen + 2, timeout=10, what="two refreshes"
+        )
+
+    def close(self):
+        if self.fanout is not None:
+            for hold in self.world.hold.values():
+                hold.set()
+            self.feed.close()
+            self.fanout.stop()
+        self.database.dispose()
+
+
+@pytest.fixture
+def setup(database_url):
+    setup = Setup(database_url)
+    yield setup
+    setup.close()
+
+
+def test_each_subscription_gets_the_events_it_wants_in_order(setup):
+    setup.world.subscriptions = [Sub(1), Sub(2, ("note.created",))]
+    setup.start()
+    setup.wait_refreshed()
+    setup.write(2)
+    setup.store.patch(setup.store.list_page(1).notes[0].id, {"body": "x"})
+    setup.mirror()
+    wait_until(lambda: setup.world.got(1) == [1, 2, 3], timeout=10, what="sub 1")
+    wait_until(lambda: setup.world.got(2) == [1, 2], timeout=10, what="sub 2")
+    # Each cursor is saved; the one that skipped the update moves past it too.
+    wait_until(lambda: setup.cursors.load("webhook:1") == 3, timeout=10, what="cursor")
+    wait_until(lambda: setup.cursors.load("webhook:2") == 3, timeout=10, what="cursor")
+
+
+def test_a_subscription_that_never_answers_does_not_delay_another(setup):
+    setup.world.subscriptions = [Sub(1), Sub(2)]
+    setup.world.hold[1] = threading.Event()
+    setup.start()
+    setup.wait_refreshed()
+    setup.write(5)
+    setup.mirror()
+    wait_until(
+        lambda: setup.world.got(2) == [1, 2, 3, 4, 5],
+        timeout=10,
+        what="all five at the answering endpoint",
+    )
+    assert setup.world.got(1) == []  # still stuck on its first event
+    setup.world.hold[1].set()
+    wait_until(
+        lambda: setup.world.got(1) == [1, 2, 3, 4, 5],
+        timeout=10,
+        what="the slow one catches up, in order",
+    )
+
+
+def test_after_a_restart_each_subscription_resumes_from_its_own_cursor(setup):
+    setup.write(5)
+    setup.cursors.save("webhook:1", 2)  # sub 1 had handled 1..2 when the worker died
+    setup.cursors.save("webhook:9", 4)  # sub 9 was deleted while the worker was down
+    setup.world.subscriptions = [Sub(1), Sub(2)]
+    setup.start(position=5)  # the worker itself had forwarded 1..5
+    setup.wait_refreshed()
+    setup.write(1)
+    setup.mirror()
+    wait_until(
+        lambda: setup.world.got(1) == [3, 4, 5, 6],
+        timeout=10,
+        what="sub 1 from its cursor (3..5 replayed from the log)",
+    )
+    wait_until(
+        lambda: setup.world.got(2) == [6],
+        timeout=10,
+        what="sub 2, new, from the worker's position",
+    )
+    assert setup.cursors.load("webhook:9") is None
+
+
+def test_a_new_subscription_gets_the_changes_made_after_it_appeared(setup):
+    setup.world.subscriptions = [Sub(1)]
+    setup.start()
+    setup.write(2)
+    setup.mirror()
+    wait_until(lambda: setup.world.got(1) == [1, 2], timeout=10, what="sub 1")
+    setup.wait_refreshed()
+    with setup.world.lock:
+        setup.world.subscriptions.append(Sub(2))
+    wait_until(lambda: "2" in setup.fanout.status(), timeout=10, what="sub 2 seen")
+    setup.write(1)
+    setup.mirror()
+    wait_until(lambda: setup.world.got(2) == [3], timeout=10, what="sub 2")
+    assert setup.world.got(1) == [1, 2, 3]
+
+
+def test_disabled_or_deleted_subscriptions_stop_and_lose_their_cursor(setup):
+    setup.world.subscriptions = [Sub(1), Sub(2), Sub(3)]
+    setup.world.disable.add(1)  # the sender disables it at its next delivery
+    setup.start()
+    setup.wait_refreshed()
+    setup.write(1)
+    setup.mirror()
+    wait_until(lambda: setup.world.got(3) == [1], timeout=10, what="sub 3")
+    with setup.world.lock:
+        setup.world.subscriptions.remove(Sub(2))  # deleted through the API
+    setup.wait_refreshed()
+    setup.write(1)
+    setup.mirror()
+    wait_until(lambda: setup.world.got(3) == [1, 2], timeout=10, what="sub 3")
+    setup.wait_refreshed()
+    assert setup.world.got(1) == [1] and setup.world.got(2) == [1]
+    assert setup.cursors.load_prefix("webhook:") == {"webhook:3": 2}
+    assert set(setup.fanout.status()) == {"3"}

@@ -1,0 +1,92 @@
+"""The worker's in-memory feed: readers with their own cursors, replay from the log."""
+
+import contextlib
+import threading
+
+import pytest
+
+from core.notes import event_json
+from db.notes.sql import SqlNotesStore
+from db.schema import create_schema
+from db.sql import Database
+from workers.push.feed import EventFeed
+
+
+@pytest.fixture
+def store(database_url):
+    database = Database(database_url)
+    create_schema(database.engine)
+    yield SqlNotesStore(database, poll_interval=0.02)
+    database.dispose()
+
+
+def logged_events(store, count):
+    """Make ``count`` changes; their events, read back from the log."""
+    for i in range(count):
+        store.create(f"n{i}", "")
+    changes = store.changes(since=0, timeout=10)
+    with contextlib.closing(changes):
+        return [event_json(next(changes)) for _ in range(count)]
+
+
+def test_a_reader_gets_what_is_published_after_its_cursor(store):
+    events = logged_events(store, 3)
+    feed = EventFeed(store, start=0)
+    for event in events:
+        feed.publish(event)
+    assert feed.head == 3
+    assert feed.read(0) == events
+    assert feed.read(1) == events[1:]
+    assert feed.read(1, limit=1) == events[1:2]
+    assert feed.read(3, timeout=0.05) == []
+
+
+def test_a_waiting_reader_wakes_up_for_the_next_event(store):
+    events = logged_events(store, 1)
+    feed = EventFeed(store, start=0)
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(feed.read(0, timeout=30)))
+    reader.start()
+    feed.publish(events[0])
+    reader.join(30)
+    assert got == events
+
+
+def test_close_wakes_readers_with_nothing(store):
+    feed = EventFeed(store, start=0)
+    got = [None]
+    reader = threading.Thread(target=lambda: got.__setitem__(0, feed.read(0)))
+    reader.start()
+    feed.close()
+    reader.join(30)
+    assert got == [[]] and feed.closed
+
+
+def test_events_must_come_in_order(store):
+    events = logged_events(store, 2)
+    feed = EventFeed(store, start=0)
+    feed.publish(events[1])
+    with pytest.raises(ValueError):
+        feed.publish(events[0])
+
+
+def test_a_reader_behind_memory_gets_the_rest_from_the_log_without_gaps(store):
+    events = logged_events(store, 6)
+    feed = EventFeed(store, start=0, capacity=2)
+    for event in events:
+        feed.publish(event)  # only the last two stay in memory
+    got, cursor = [], 0
+    while len(got) < 6:
+        batch = feed.read(cursor, limit=3, timeout=5)
+        assert batch, f"nothing after {cursor}"
+        got.extend(batch)
+        cursor = batch[-1]["id"]
+    assert got == events
+
+
+def test_a_reader_behind_the_start_replays_the_log(store):
+    events = logged_events(store, 4)
+    feed = EventFeed(store, start=3)  # a restarted worker, checkpoint 3
+    assert feed.read(1, timeout=5) == events[1:3]
+    feed.publish(events[3])
+    assert feed.read(3) == events[3:]

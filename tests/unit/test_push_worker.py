@@ -1,0 +1,111 @@
+"""The push worker in process: back-off while the store is down, start-up failures."""
+
+import dataclasses
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from core.backoff import Backoff
+from core.settings import Settings
+from db.errors import Unavailable
+from db.notes.sql import SqlNotesStore
+from db.stores import open_stores
+from tests.support.live import free_port
+from tests.support.live import wait_until
+from tests.support.push_clients import take_sse_events
+from workers.push.worker import PushWorker
+
+
+def test_backoff_doubles_up_to_the_cap_and_starts_over_after_a_success():
+    backoff = Backoff(base=0.5, cap=4.0, jitter=0.0)
+    assert [backoff.failure() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    backoff.success()
+    assert backoff.failure() == 0.5
+
+
+def test_backoff_jitter_only_shortens_a_little():
+    low = Backoff(base=1.0, cap=8.0, jitter=0.25, rand=lambda: 0.999)
+    high = Backoff(base=1.0, cap=8.0, jitter=0.25, rand=lambda: 0.0)
+    assert 0.75 <= low.failure() < 1.0 and high.failure() == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"base": 0}, {"base": 2, "cap": 1}, {"jitter": 1.0}]
+)
+def test_backoff_refuses_nonsense(kwargs):
+    with pytest.raises(ValueError):
+        Backoff(**kwargs)
+
+
+def answers(url):
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:
+        return False
+
+
+class FlakyStore(SqlNotesStore):
+    """The SQL store whose change stream fails the first ``failures`` times."""
+
+    def __init__(self, database, failures):
+        super().__init__(database, poll_interval=0.02)
+        self.failures = failures
+        self.calls = []
+
+    def changes(self, since=None, *, stop=None, timeout=None):
+        self.calls.append(time.monotonic())
+        if len(self.calls) <= self.failures:
+            raise Unavailable("notes store unavailable")
+        return super().changes(since, stop=stop, timeout=timeout)
+
+
+@pytest.fixture
+def settings(database_url):
+    return Settings(
+        database_url=database_url,
+        push_pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
+        push_sse_bind=f"127.0.0.1:{free_port()}",
+    )
+
+
+def test_an_unavailable_store_is_retried_with_growing_pauses(settings, caplog):
+    stores = open_stores(settings)
+    store = FlakyStore(stores.database, failures=2)
+    worker = PushWorker(
+        settings, stores=dataclasses.replace(stores, notes=store), grace=0
+    )
+    outcome = []
+    runner = threading.Thread(target=lambda: outcome.append(worker.run()))
+    runner.start()
+    url = f"http://{settings.push_sse_bind}"
+    try:
+        wait_until(lambda: answers(url + "/health"), timeout=30, what="the SSE server")
+        events = take_sse_events(
+            url + "/events", 1, on_open=lambda: store.create("made anyway", "")
+        )
+        assert events[0]["data"]["new_val"]["title"] == "made anyway"
+    finally:
+        worker.stop()
+        runner.join(30)
+    assert outcome == [0]
+    first, second, third = store.calls[:3]
+    # Never a busy loop: 0.5 s, then 1 s (less at most 10 % jitter).
+    assert second - first >= 0.45 and third - second >= 0.9
+    assert caplog.text.count("notes store unavailable after event 0; retrying") == 2
+
+
+def test_an_address_in_use_is_an_error_at_start(settings, caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = Settings(
+            database_url=settings.database_url,
+            push_pub_endpoint=settings.push_pub_endpoint,
+            push_sse_bind=f"127.0.0.1:{port}",
+        )
+        assert PushWorker(busy).run() == 1
+    assert "cannot listen" in caplog.text

@@ -1,0 +1,95 @@
+"""Request-wide middleware: request ids, the body size limit, JSON-only writes."""
+
+import functools
+import io
+import uuid
+
+import falcon
+
+from core.logs import request_id_var
+from web.errors import Problem
+
+_WRITE_METHODS = frozenset(("POST", "PUT", "PATCH"))
+#: Media types parsed as JSON (registered with the app's media handlers).
+JSON_MEDIA_TYPES = ("application/json", "application/merge-patch+json")
+_MAX_REQUEST_ID = 200
+
+
+class RequestId:
+    """Echo ``X-Request-ID`` when sent (and sane), generate one otherwise."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        rid = req.get_header("X-Request-ID")
+        if not rid or len(rid) > _MAX_REQUEST_ID or not rid.isprintable():
+            rid = uuid.uuid4().hex
+        req.context.request_id = rid
+        request_id_var.set(rid)
+        resp.set_header("X-Request-ID", rid)
+
+
+class BodyLimit:
+    """Refuse bodies over ``max_bytes`` with 413 before reading them.
+
+    A declared Content-Length over the limit is refused at once. A body sent
+    without one (chunked) is read at most ``max_bytes + 1`` bytes far; if it
+    fits it is handed on as if it had been sent with a Content-Length, since
+    Falcon only reads bodies of declared length.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        length = req.content_length
+        if length is not None:
+            if length > self.max_bytes:
+                self._refuse(req)
+            return
+        if "chunked" not in (req.get_header("Transfer-Encoding") or "").lower():
+            return
+        data = req.stream.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            self._refuse(req)
+        req.env["CONTENT_LENGTH"] = str(len(data))
+        req.env["wsgi.input"] = req.stream = io.BytesIO(data)
+
+    def _refuse(self, req: falcon.Request) -> None:
+        # The rest of the body stays unread, so the connection cannot be reused.
+        raise Problem(
+            413,
+            f"The request body is larger than {self.max_bytes} bytes.",
+            headers={"Connection": "close"},
+        )
+
+
+@functools.cache
+def _handles(resource_class: type, method: str) -> bool:
+    """Whether the class has a responder for ``method`` (with or without suffix)."""
+    prefix = "on_" + method.lower()
+    return any(
+        name == prefix or name.startswith(prefix + "_") for name in dir(resource_class)
+    )
+
+
+class RequireJSON:
+    """Writes with a body must say ``Content-Type: application/json`` (else 415).
+
+    Resources that take other media (signed webhooks read raw bytes) opt out
+    with a class attribute ``accepts_any_media = True``.
+    """
+
+    def process_resource(self, req, resp, resource, params) -> None:
+        if req.method not in _WRITE_METHODS or getattr(
+            resource, "accepts_any_media", False
+        ):
+            return
+        if not _handles(type(resource), req.method):
+            return  # Falcon answers 405; the media type is beside the point
+        if not req.content_length:
+            return  # no body: the responder's validation says what is missing
+        media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+        if media_type not in JSON_MEDIA_TYPES:
+            raise Problem(
+                415,
+                "Send the body as JSON with 'Content-Type: application/json'.",
+            )

@@ -1,0 +1,155 @@
+"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas."""
+
+import inspect
+import re
+
+import falcon
+import swagger_ui_bundle
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from web.errors import PROBLEM_JSON
+
+_METHODS = ("get", "post", "put", "patch", "delete")
+_CONVERTED_FIELD = re.compile(r"{(\w+)(:[^}]*)?}")
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "object", "description": "field -> messages (422)"},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+class Routes:
+    """Adds routes to the app and remembers them for the OpenAPI document."""
+
+    def __init__(self, app: falcon.App):
+        self.app = app
+        self.entries = []
+
+    def add(self, template: str, resource, *, suffix=None, documented=True, **kwargs):
+        """``app.add_route``, recording the route too (unless not ``documented``)."""
+        self.app.add_route(template, resource, suffix=suffix, **kwargs)
+        if documented:
+            self.entries.append((template, resource, suffix))
+
+
+def build_spec(routes: Routes, title: str, version: str) -> dict:
+    """The OpenAPI document of every documented route, as a dict."""
+    spec = APISpec(
+        title=title,
+        version=version,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+    )
+    spec.components.schema("Problem", _PROBLEM_SCHEMA)
+    for template, resource, suffix in routes.entries:
+        operations = {}
+        for method in _METHODS:
+            name = f"on_{method}" + (f"_{suffix}" if suffix else "")
+            responder = getattr(resource, name, None)
+            if responder is not None:
+                operations[method] = _operation(template, resource, responder)
+        if operations:
+            spec.path(
+                path=_CONVERTED_FIELD.sub(r"{\1}", template), operations=operations
+            )
+    return spec.to_dict()
+
+
+def _operation(template: str, resource, responder) -> dict:
+    doc = getattr(responder, "apidoc", {})
+    summary, _, description = (inspect.getdoc(responder) or "").partition("\n")
+    tag = type(resource).__module__.rsplit(".", 1)[-1]
+    op = {"summary": summary.strip(), "tags": [tag], "responses": {}}
+    if description.strip():
+        op["description"] = description.strip()
+    parameters = [
+        {
+            "in": "path",
+            "name": name,
+            "required": True,
+            "schema": {
+                "type": "integer" if conv and conv.startswith(":int") else "string"
+            },
+        }
+        for name, conv in _CONVERTED_FIELD.findall(template)
+    ]
+    if doc.get("query") is not None:
+        parameters.append({"in": "query", "schema": doc["query"]})
+    if parameters:
+        op["parameters"] = parameters
+    if doc.get("body") is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": doc["body"]}},
+        }
+    success = {"description": "Success"}
+    if doc.get("response") is not None:
+        success["content"] = {"application/json": {"schema": doc["response"]}}
+    op["responses"][str(doc.get("status", 200))] = success
+    errors = set(doc.get("errors", ()))
+    if doc.get("body") is not None or doc.get("query") is not None:
+        errors.add(422)
+    if doc.get("body") is not None:
+        errors.update((400, 413, 415))
+    for status in sorted(errors):
+        op["responses"][str(status)] = {
+            "description": falcon.code_to_http_status(status)[4:],
+            "content": {
+                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        }
+    return op
+
+
+class OpenApi:
+    """``GET /openapi.json``: the document, built once on first request."""
+
+    def __init__(self, routes: Routes, title: str, version: str):
+        self._routes = routes
+        self._title = title
+        self._version = version
+        self._document = None
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The OpenAPI 3 document of this API."""
+        if self._document is None:
+            self._document = build_spec(self._routes, self._title, self._version)
+        resp.media = self._document
+
+
+_DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#ui"}});</script>
+</body></html>
+"""
+
+
+class Docs:
+    """``GET /docs``: Swagger UI, served from the swagger-ui-bundle package (no CDN)."""
+
+    def __init__(self, title: str):
+        self._page = _DOCS_PAGE.format(title=title)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Interactive documentation (HTML)."""
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = self._page
+
+
+def add_docs(routes: Routes, title: str, version: str) -> None:
+    """Serve ``/openapi.json``, ``/docs`` and Swagger UI's static files."""
+    routes.add("/openapi.json", OpenApi(routes, title, version), documented=False)
+    routes.add("/docs", Docs(title), documented=False)
+    routes.app.add_static_route("/docs/static", swagger_ui_bundle.swagger_ui_path)

@@ -1,0 +1,79 @@
+"""Request validation with marshmallow, applied by one decorator.
+
+``@validate(body=NoteIn(), query=ListQuery())`` on a responder loads the JSON
+body and the query string through the schemas before the responder runs and
+puts the results on ``req.context.body`` and ``req.context.query``. A
+``marshmallow.ValidationError`` becomes a 422 problem in api.errors. The same
+schemas, with ``response`` and ``status``, feed the OpenAPI document.
+"""
+
+import functools
+from collections.abc import Sequence
+from typing import Optional
+
+import falcon
+import marshmallow
+from marshmallow import fields
+
+
+def validate(
+    body: Optional[marshmallow.Schema] = None,
+    query: Optional[marshmallow.Schema] = None,
+    response: Optional[marshmallow.Schema] = None,
+    status: int = 200,
+    errors: Sequence[int] = (),
+):
+    """Validate a responder's input; describe its output for OpenAPI.
+
+    Args:
+        body: Schema the JSON body must load through (unknown keys raise).
+        query: Schema for the query string (unknown parameters are ignored).
+        response: Schema of the success body, for the documentation only.
+        status: Success status code, for the documentation.
+        errors: Error statuses the operation can answer with, for the documentation.
+    """
+
+    def decorator(responder):
+        @functools.wraps(responder)
+        def wrapper(
+            resource, req: falcon.Request, resp: falcon.Response, *args, **kwargs
+        ):
+            if query is not None:
+                req.context.query = query.load(query_dict(req, query))
+            if body is not None:
+                req.context.body = body.load(req.get_media())
+            return responder(resource, req, resp, *args, **kwargs)
+
+        wrapper.apidoc = {
+            "body": body,
+            "query": query,
+            "response": response,
+            "status": status,
+            "errors": tuple(errors),
+        }
+        return wrapper
+
+    return decorator
+
+
+def query_dict(req: falcon.Request, schema: marshmallow.Schema) -> dict:
+    """The query string as a dict; only List fields take repeated parameters."""
+    list_keys = {
+        field.data_key or name
+        for name, field in schema.fields.items()
+        if isinstance(field, fields.List)
+    }
+    out = {}
+    for key, value in req.params.items():
+        if key in list_keys:
+            out[key] = value if isinstance(value, list) else value.split(",")
+        else:
+            out[key] = value[-1] if isinstance(value, list) else value
+    return out
+
+
+class QuerySchema(marshmallow.Schema):
+    """Base of query-string schemas: parameters the schema does not name are ignored."""
+
+    class Meta:
+        unknown = marshmallow.EXCLUDE

@@ -1,0 +1,563 @@
+"""The collatz broker: clients on a ROUTER frontend, workers on a ROUTER backend.
+
+``python -m workers.collatz_broker`` binds ``COLLATZ_FRONTEND`` (clients) and
+``COLLATZ_BACKEND`` (workers). A request for n becomes a job: the starts that
+can win, (n // 2, n], are split into ranges that idle workers take one at a
+time (least recently used first); the broker merges their results, answers
+every client waiting for that n and caches the answer. Frames are described in
+workers/collatz_protocol.py.
+
+Workers and broker exchange heartbeats (zguide's paranoid pirate pattern): a
+worker silent for ``liveness`` heartbeats is dropped and its range goes back
+to the front of the queue for another worker. A request that no worker
+finishes within its deadline is answered with an error; none waits forever.
+"""
+
+import argparse
+import collections
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Tuple
+
+import zmq
+
+from core import collatz
+from core.logs import configure_logging
+from core.settings import Settings
+from workers.collatz import protocol as proto
+
+log = logging.getLogger("workers.collatz.broker")
+
+#: Answers kept (n -> result), least recently used dropped first.
+CACHE_SIZE = 10_000
+#: Jobs (distinct n) in progress at once; more are refused as busy.
+MAX_JOBS = 1_000
+#: Ranges smaller than this are not split further (a few ms of work under PyPy).
+MIN_RANGE = 50_000
+#: Ranges per live worker a job is split into: spare ones balance uneven workers.
+RANGES_PER_WORKER = 4
+MAX_RANGES = 64
+#: A range given to this many workers that all died or failed fails its job.
+MAX_ATTEMPTS = 3
+
+
+class Waiter:
+    """A client waiting for a job: where to send the answer, how, and until when."""
+
+    __slots__ = ("envelope", "text", "deadline")
+
+    def __init__(self, envelope: List[bytes], text: bool, deadline: float):
+        self.envelope = envelope
+        self.text = text
+        self.deadline = deadline
+
+
+class Job:
+    """The longest chain in 1..n, as ranges in progress."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.waiters: List[Waiter] = []
+        self.pending: Dict[int, Task] = {}
+        self.results: List[Tuple[int, int]] = []
+
+
+class Task:
+    """One range of a job, queued or held by a worker."""
+
+    __slots__ = ("id", "job", "lo", "hi", "attempts")
+
+    def __init__(self, task_id: int, job: Job, lo: int, hi: int):
+        self.id = task_id
+        self.job = job
+        self.lo = lo
+        self.hi = hi
+        self.attempts = 0
+
+
+class Worker:
+    """A worker the broker has heard from, and the task it holds (if any)."""
+
+    __slots__ = ("identity", "expiry", "task")
+
+    def __init__(self, identity: bytes, expiry: float):
+        self.identity = identity
+        self.expiry = expiry
+        self.task: Optional[Task] = None
+
+
+class Broker:
+    """The broker's state and event loop; sockets are made by :meth:`run`.
+
+    Args:
+        frontend: Endpoint to bind for clients.
+        backend: Endpoint to bind for workers.
+        max_n: Largest n accepted.
+        timeout: Longest a request may wait for its answer, in seconds.
+        heartbeat: Seconds between heartbeats (workers must use the same).
+        liveness: Heartbeats a worker may miss before it is dropped.
+    """
+
+    def __init__(
+        self,
+        frontend: str,
+        backend: str,
+        *,
+        max_n: int,
+        timeout: float,
+        heartbeat: float = proto.HEARTBEAT_INTERVAL,
+        liveness: int = proto.HEARTBEAT_LIVENESS,
+    ):
+        self.frontend_endpoint = frontend
+        self.backend_endpoint = backend
+        self.max_n = max_n
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+        self.liveness = liveness
+        self.workers: Dict[bytes, Worker] = {}
+        self.idle: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.queue: collections.deque[Task] = collections.deque()
+        self.jobs: Dict[int, Job] = {}
+        self.tasks: Dict[int, Task] = {}  # every range not done yet, by id
+        self.cache: collections.OrderedDict[int, Tuple[int, int]] = (
+            collections.OrderedDict()
+        )
+        self._next_task_id = 0
+        self.frontend: Optional[zmq.Socket] = None
+        self.backend: Optional[zmq.Socket] = None
+
+    # -- event loop ---------------------------------------------------------
+
+    def run(self, context: zmq.Context) -> None:
+        """Bind, then serve until interrupted (KeyboardInterrupt)."""
+        self.frontend = context.socket(zmq.ROUTER)
+        self.backend = context.socket(zmq.ROUTER)
+        try:
+            for sock in (self.frontend, self.backend):
+                sock.setsockopt(zmq.LINGER, 0)
+                # Sending to a peer that is gone raises instead of vanishing.
+                sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self.frontend.bind(self.frontend_endpoint)
+            self.backend.bind(self.backend_endpoint)
+            log.info(
+                "collatz broker: clients on %s, workers on %s (max n %d)",
+                self.frontend_endpoint,
+                self.backend_endpoint,
+                self.max_n,
+            )
+            self._loop()
+        finally:
+            self.frontend.close(linger=0)
+            self.backend.close(linger=0)
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.frontend, zmq.POLLIN)
+        poller.register(self.backend, zmq.POLLIN)
+        next_heartbeat = time.monotonic() + self.heartbeat
+        while True:
+            now = time.monotonic()
+            wake = min(
+                [next_heartbeat]
+                + [w.deadline for job in self.jobs.values() for w in job.waiters]
+            )
+            events = dict(poller.poll(max(0.0, wake - now) * 1000))
+            if self.backend in events:
+                self._drain(self.backend, self.on_worker)
+            if self.frontend in events:
+                self._drain(self.frontend, self.on_client)
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                self._send_heartbeats()
+                next_heartbeat = now + self.heartbeat
+            self._expire_workers(now)
+            self._expire_waiters(now)
+            self._dispatch()
+
+    @staticmethod
+    def _drain(sock: zmq.Socket, handle, limit: int = 1000) -> None:
+        for _ in range(limit):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            handle(frames)
+
+    # -- clients ------------------------------------------------------------
+
+    def on_client(self, frames: List[bytes]) -> None:
+        """A request on the frontend: ``[identity..., b"", body...]``."""
+        try:
+            split = frames.index(b"")
+        except ValueError:
+            log.debug("dropped a client message without an envelope delimiter")
+            return
+        envelope, body = frames[: split + 1], frames[split + 1 :]
+        if body and body[0] == proto.API:
+            self._on_api_request(envelope, body[1:])
+        elif len(body) == 1:
+            self._on_text_request(envelope, body[0])
+        else:
+            self._send_client(envelope, [b"error: send one frame: the number n"])
+
+    def _on_text_request(self, envelope: List[bytes], frame: bytes) -> None:
+        waiter = Waiter(envelope, True, time.monotonic() + self.timeout)
+        n = self._parse_n(frame)
+        if n is None:
+            self._reply_error(waiter, proto.INVALID, self._invalid_n())
+        else:
+            self.submit(n, waiter)
+
+    def _on_api_request(self, envelope: List[bytes], body: List[bytes]) -> None:
+        waiter = Waiter(envelope, False, time.monotonic() + self.timeout)
+        if body == [proto.PING]:
+            self._send_client(envelope, [proto.API, proto.PONG, self._stats()])
+        elif body[:1] == [proto.LONGEST] and len(body) in (2, 3):
+            n = self._parse_n(body[1])
+            if n is None:
+                self._reply_error(waiter, proto.INVALID, self._invalid_n())
+                return
+            if len(body) == 3:
+                try:
+                    waiter.deadline = min(
+                        waiter.deadline, time.monotonic() + proto.number(body[2]) / 1000
+                    )
+                except ValueError:
+                    pass  # a malformed deadline: the broker's own applies
+            self.submit(n, waiter)
+        else:
+            self._reply_error(waiter, proto.PROTOCOL, "unknown request")
+
+    def _parse_n(self, frame: bytes) -> Optional[int]:
+        try:
+            n = proto.number(frame)
+        except ValueError:
+            return None
+        return n if 1 <= n <= self.max_n else None
+
+    def _invalid_n(self) -> str:
+        return f"n must be a whole number from 1 to {self.max_n}"
+
+    def submit(self, n: int, waiter: Waiter) -> None:
+        """Answer from the cache, join the job for n, or start one."""
+        cached = self.cache.get(n)
+        if cached is not None:
+            self.cache.move_to_end(n)
+            self._reply(waiter, cached)
+            return
+        job = self.jobs.get(n)
+        if job is None:
+            if len(self.jobs) >= MAX_JOBS:
+                self._reply_error(waiter, proto.BUSY, "too many requests in progress")
+                return
+            job = self.jobs[n] = Job(n)
+            first, last = collatz.search_range(n)
+            parts = min(
+                math.ceil((last - first + 1) / MIN_RANGE),
+                MAX_RANGES,
+                RANGES_PER_WORKER * max(1, len(self.workers)),
+            )
+            for lo, hi in collatz.split(first, last, parts):
+                task = Task(self._new_task_id(), job, lo, hi)
+                job.pending[task.id] = task
+                self.tasks[task.id] = task
+                self.queue.append(task)
+            log.info(
+                "job n=%d: %d range(s), %d worker(s)",
+                n,
+                len(job.pending),
+                len(self.workers),
+            )
+        job.waiters.append(waiter)
+
+    def _new_task_id(self) -> int:
+        self._next_task_id += 1
+        return self._next_task_id
+
+    def _reply(self, waiter: Waiter, result: Tuple[int, int]) -> None:
+        start, length = result
+        if waiter.text:
+            body = [b"%d %d" % (start, length)]
+        else:
+            body = [proto.API, proto.OK] + proto.numbers(start, length)
+        self._send_client(waiter.envelope, body)
+
+    def _reply_error(self, waiter: Waiter, code: bytes, reason: str) -> None:
+        if waiter.text:
+            body = [b"error: " + reason.encode("ascii", "replace")]
+        else:
+            body = [proto.API, proto.ERR, code, reason.encode("ascii", "replace")]
+        self._send_client(waiter.envelope, body)
+
+    def _send_client(self, envelope: List[bytes], body: List[bytes]) -> None:
+        try:
+            self.frontend.send_multipart(envelope + body, zmq.NOBLOCK)
+        except zmq.ZMQError as ex:
+            # The client left (a lazy pirate closes its socket on timeout).
+            log.debug("could not answer a client: %s", ex)
+
+    def _stats(self) -> bytes:
+        return json.dumps(
+            {
+                "workers": len(self.workers),
+                "idle": len(self.idle),
+                "busy": len(self.workers) - len(self.idle),
+                "jobs": len(self.jobs),
+                "queued": len(self.queue),
+                "cached": len(self.cache),
+            }
+        ).encode("ascii")
+
+    def _expire_waiters(self, now: float) -> None:
+        for job in list(self.jobs.values()):
+            late = [w for w in job.waiters if w.deadline <= now]
+            if not late:
+                continue
+            for waiter in late:
+                self._reply_error(
+                    waiter,
+                    proto.TIMEOUT,
+                    f"no collatz worker finished n={job.n} in time "
+                    f"({len(self.workers)} worker(s) connected)",
+                )
+            job.waiters = [w for w in job.waiters if w.deadline > now]
+            if not job.waiters:
+                log.warning(
+                    "job n=%d timed out with %d range(s) left", job.n, len(job.pending)
+                )
+                self._drop_job(job)
+
+    def _drop_job(self, job: Job) -> None:
+        """Forget a job; results of its ranges still out are ignored on arrival."""
+        del self.jobs[job.n]
+        self.queue = collections.deque(t for t in self.queue if t.job is not job)
+        for task_id in job.pending:
+            del self.tasks[task_id]
+        job.pending.clear()
+
+    # -- workers ------------------------------------------------------------
+
+    def on_worker(self, frames: List[bytes]) -> None:
+        """A message on the backend: ``[identity, command, args...]``."""
+        if len(frames) < 2:
+            return
+        identity, command, args = frames[0], frames[1], frames[2:]
+        worker = self.workers.get(identity)
+        if worker is None:
+            # New, or back after being dropped (or after a broker restart).
+            worker = self.workers[identity] = Worker(identity, 0.0)
+            self.idle[identity] = None
+            log.info(
+                "worker %s joined (%d connected)", identity.hex(), len(self.workers)
+            )
+        worker.expiry = time.monotonic() + self.heartbeat * self.liveness
+        if command == proto.RESULT and len(args) == 3:
+            self._on_result(worker, args)
+        elif command == proto.FAILED and len(args) >= 1:
+            self._on_failed(worker, args)
+        elif command == proto.READY and worker.task is not None:
+            # A worker that restarted while holding a range lost it.
+            self._requeue(self._release(worker), "worker restarted")
+        elif command not in (proto.READY, proto.HEARTBEAT):
+            log.warning(
+                "unknown command %r from worker %s", command[:20], identity.hex()
+            )
+
+    def _on_result(self, worker: Worker, args: List[bytes]) -> None:
+        try:
+            task_id, start, length = (proto.number(a) for a in args)
+        except ValueError:
+            log.warning("malformed result from worker %s", worker.identity.hex())
+            return
+        if worker.task is not None and worker.task.id == task_id:
+            self._release(worker)
+        task = self.tasks.pop(task_id, None)
+        if task is None:
+            return  # its job timed out, or another worker already did it
+        if task in self.queue:
+            self.queue.remove(task)  # re-queued after its worker was dropped
+        job = task.job
+        del job.pending[task_id]
+        job.results.append((start, length))
+        if not job.pending:
+            self._finish(job)
+
+    def _on_failed(self, worker: Worker, args: List[bytes]) -> None:
+        reason = b" ".join(args[1:]).decode("ascii", "replace")[:200]
+        if worker.task is not None and str(worker.task.id).encode() == args[0]:
+            self._requeue(self._release(worker), f"worker failed: {reason}")
+
+    def _finish(self, job: Job) -> None:
+        result = collatz.merge(job.results)
+        self.cache[job.n] = result
+        if len(self.cache) > CACHE_SIZE:
+            self.cache.popitem(last=False)
+        for waiter in job.waiters:
+            self._reply(waiter, result)
+        del self.jobs[job.n]
+        log.info("job n=%d done: %d with %d terms", job.n, *result)
+
+    def _release(self, worker: Worker) -> Task:
+        task, worker.task = worker.task, None
+        self.idle[worker.identity] = None
+        return task
+
+    def _requeue(self, task: Task, why: str) -> None:
+        job = task.job
+        if task.id not in job.pending:
+            return  # done meanwhile, or its job is gone
+        task.attempts += 1
+        if task.attempts >= MAX_ATTEMPTS:
+            log.error(
+                "job n=%d failed: range %d..%d lost %d times (%s)",
+                job.n,
+                task.lo,
+                task.hi,
+                task.attempts,
+                why,
+            )
+            for waiter in job.waiters:
+                self._reply_error(
+                    waiter,
+                    proto.FAILED_CODE,
+                    f"workers failed n={job.n} {task.attempts} times",
+                )
+            self._drop_job(job)
+            return
+        log.warning("re-queued range %d..%d of n=%d: %s", task.lo, task.hi, job.n, why)
+        self.queue.appendleft(task)
+
+    def _remove_worker(self, worker: Worker, why: str) -> None:
+        del self.workers[worker.identity]
+        self.idle.pop(worker.identity, None)
+        log.warning(
+            "worker %s dropped: %s (%d left)",
+            worker.identity.hex(),
+            why,
+            len(self.workers),
+        )
+        if worker.task is not None:
+            task, worker.task = worker.task, None
+            self._requeue(task, f"worker {worker.identity.hex()} {why}")
+
+    def _expire_workers(self, now: float) -> None:
+        for worker in [w for w in self.workers.values() if w.expiry < now]:
+            self._remove_worker(worker, "heartbeat expired")
+
+    def _send_worker(self, worker: Worker, frames: List[bytes]) -> bool:
+        """Send to a worker; False (and the worker dropped if it is gone) on failure."""
+        try:
+            self.backend.send_multipart([worker.identity] + frames, zmq.NOBLOCK)
+        except zmq.ZMQError as ex:
+            if ex.errno == zmq.EHOSTUNREACH:
+                self._remove_worker(worker, "unreachable")
+            else:  # its queue is full: it is alive but not reading
+                log.debug("could not send to worker %s: %s", worker.identity.hex(), ex)
+            return False
+        return True
+
+    def _send_heartbeats(self) -> None:
+        for worker in list(self.workers.values()):
+            self._send_worker(worker, [proto.HEARTBEAT])
+
+    def _dispatch(self) -> None:
+        """Hand queued ranges to idle workers, least recently used first."""
+        while self.queue and self.idle:
+            identity, _ = self.idle.popitem(last=False)
+            worker = self.workers[identity]
+            task = self.queue.popleft()
+            frames = [proto.TASK] + proto.numbers(task.id, task.lo, task.hi)
+            if not self._send_worker(worker, frames):
+                self.queue.appendleft(task)
+                if identity in self.workers:  # alive but full: retry later
+                    self.idle[identity] = None
+                    return
+                continue
+            worker.task = task
+            log.debug(
+                "range %d..%d of n=%d -> worker %s",
+                task.lo,
+                task.hi,
+                task.job.n,
+                identity.hex(),
+            )
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.collatz_broker", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--frontend",
+        default=settings.collatz_frontend,
+        help="endpoint to bind for clients (COLLATZ_FRONTEND)",
+    )
+    parser.add_argument(
+        "--backend",
+        default=settings.collatz_backend,
+        help="endpoint to bind for workers (COLLATZ_BACKEND)",
+    )
+    parser.add_argument(
+        "--max-n",
+        type=int,
+        default=settings.collatz_max_n,
+        help="largest n accepted (COLLATZ_MAX_N)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=settings.collatz_timeout,
+        help="seconds a request may wait (COLLATZ_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=proto.HEARTBEAT_INTERVAL,
+        help="seconds between heartbeats; workers must use the same",
+    )
+    parser.add_argument(
+        "--liveness",
+        type=int,
+        default=proto.HEARTBEAT_LIVENESS,
+        help="heartbeats a worker may miss before it is dropped",
+    )
+    return parser
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the broker until SIGINT or SIGTERM."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    args = build_parser(settings).parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    broker = Broker(
+        args.frontend,
+        args.backend,
+        max_n=args.max_n,
+        timeout=args.timeout,
+        heartbeat=args.heartbeat,
+        liveness=args.liveness,
+    )
+    context = zmq.Context()
+    try:
+        broker.run(context)
+    except KeyboardInterrupt:
+        log.info("collatz broker stopping")
+    finally:
+        context.term()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The API's client of the collatz broker: one request, one deadline.
+
+Gunicorn forks its workers after importing the app, and a ZeroMQ context must
+not cross a fork: the context is made lazily, in the process (``os.getpid()``)
+that uses it, and each thread gets its own REQ socket. A request that gets no
+answer within the deadline closes its socket (LINGER 0, so nothing lingers)
+and the next request makes a new one: the lazy pirate pattern.
+"""
+
+import json
+import os
+import threading
+import time
+from typing import Optional
+from typing import Tuple
+
+import zmq
+
+from db.errors import Unavailable
+from workers.collatz import protocol as proto
+
+#: Longest a readiness ping waits, whatever the request timeout.
+PING_TIMEOUT = 1.0
+
+
+class CollatzClient:
+    """Asks the broker at ``endpoint`` for the longest chain in 1..n.
+
+    Args:
+        endpoint: The broker's frontend endpoint (``COLLATZ_FRONTEND``).
+        timeout: Seconds to wait for an answer before raising Unavailable.
+    """
+
+    def __init__(self, endpoint: str, timeout: float):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._pid: Optional[int] = None
+        self._context: Optional[zmq.Context] = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Contexts and sockets inherited through fork are never touched again:
+        # closing them in the child is unsafe, so they are kept from the collector.
+        self._inherited = []
+
+    def longest(self, n: int) -> Tuple[int, int]:
+        """``(start, length)`` of the longest chain in 1..n; Unavailable on timeout."""
+        # The broker gets a slightly shorter deadline so that its own, clearer
+        # error arrives before this side gives up.
+        margin = min(0.2, self.timeout / 10)
+        deadline_ms = max(1, int((self.timeout - margin) * 1000))
+        request = [proto.API, proto.LONGEST] + proto.numbers(n, deadline_ms)
+        reply = self._request(request, self.timeout)
+        if reply is None:
+            raise Unavailable(
+                f"The collatz broker did not answer within {self.timeout:g} s."
+            )
+        if len(reply) == 4 and reply[:2] == [proto.API, proto.OK]:
+            try:
+                return proto.number(reply[2]), proto.number(reply[3])
+            except ValueError:
+                pass  # malformed, below
+        elif len(reply) == 4 and reply[:2] == [proto.API, proto.ERR]:
+            reason = reply[3].decode("ascii", "replace")
+            raise Unavailable(f"The collatz workers could not answer: {reason}.")
+        raise Unavailable("The collatz broker sent a malformed reply.")
+
+    def ping(self) -> dict:
+        """The broker's statistics; Unavailable when it is silent or has no worker."""
+        reply = self._request([proto.API, proto.PING], min(PING_TIMEOUT, self.timeout))
+        if reply is None:
+            raise Unavailable("The collatz broker does not answer.")
+        if len(reply) != 3 or reply[:2] != [proto.API, proto.PONG]:
+            raise Unavailable("The collatz broker sent a malformed reply.")
+        try:
+            stats = json.loads(reply[2])
+        except ValueError:
+            raise Unavailable("The collatz broker sent a malformed reply.") from None
+        if not stats.get("workers"):
+            raise Unavailable("No collatz worker is connected to the broker.")
+        return stats
+
+    def _request(self, frames, timeout: float) -> Optional[list]:
+        sock = self._socket()
+        try:
+            sock.send_multipart(frames)
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if sock.poll(left * 1000, zmq.POLLIN):
+                    return sock.recv_multipart()
+        except BaseException:
+            self._discard(sock)
+            raise
+        # No answer: a REQ socket cannot send again before it receives, and a
+        # late answer must not be taken for the next request's.
+        self._discard(sock)
+        return None
+
+    def _socket(self) -> zmq.Socket:
+        pid = os.getpid()
+        with self._lock:
+            if self._pid != pid:
+                if self._context is not None:
+                    self._inherited.append((self._context, self._local))
+                self._context, self._pid = zmq.Context(), pid
+                self._local = threading.local()
+            context, local = self._context, self._local
+        sock = getattr(local, "socket", None)
+        if sock is None:
+            sock = context.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.endpoint)
+            local.socket = sock
+        return sock
+
+    def _discard(self, sock: zmq.Socket) -> None:
+        sock.close(linger=0)
+        if getattr(self._local, "socket", None) is sock:
+            self._local.socket = None
+
+    def close(self) -> None:
+        """Close this process's context and its sockets (tests, shutdown)."""
+        with self._lock:
+            if self._context is not None and self._pid == os.getpid():
+                self._context.destroy(linger=0)
+            self._context, self._pid = None, None
+            self._local = threading.local()

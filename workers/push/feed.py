@@ -1,0 +1,127 @@
+"""The events the push worker has read, for readers that each keep a cursor.
+
+The worker reads the store's change stream once and publishes every event
+here. Each output (the ZeroMQ publisher, every SSE client, every webhook
+subscription) reads from the feed at its own pace with its own cursor (the
+last ``id`` it handled), so a slow reader never holds up the others.
+
+The feed keeps the latest ``capacity`` events in memory. A reader whose
+cursor is older than that (a slow reader, an SSE client resuming with an
+old ``Last-Event-ID``, a subscription resuming from its checkpoint after a
+restart) gets the missing events from the store's change log instead, in
+order, and then continues from memory: no gap, no duplicate.
+"""
+
+import bisect
+import collections
+import contextlib
+import threading
+import time
+from typing import Deque
+from typing import List
+from typing import Optional
+
+from core.notes import event_json
+from db.notes.base import NotesStore
+from workers.push.events import Event
+
+
+class EventFeed:
+    """Recent events in ``id`` order, with a store to replay older ones from.
+
+    Args:
+        store: The notes store the events come from (for replays).
+        start: The ``seq`` the worker starts after; every event published
+            later has a higher ``id``.
+        capacity: How many events stay in memory.
+    """
+
+    def __init__(self, store: NotesStore, start: int, capacity: int = 10000):
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._store = store
+        self._capacity = capacity
+        self._events: Deque[Event] = collections.deque()
+        self._ids: Deque[int] = collections.deque()
+        # Every event after _base is in memory; _head is the last one published.
+        self._base = start
+        self._head = start
+        self._changed = threading.Condition()
+        self._closed = threading.Event()
+
+    @property
+    def head(self) -> int:
+        """The ``id`` of the last event published (the start if none yet)."""
+        with self._changed:
+            return self._head
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (readers should finish)."""
+        return self._closed.is_set()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for :meth:`close`; whether it came."""
+        return self._closed.wait(timeout)
+
+    def publish(self, event: Event) -> None:
+        """Add the next event (its ``id`` above every earlier one) and wake readers."""
+        with self._changed:
+            if event["id"] <= self._head:
+                raise ValueError(
+                    f"event {event['id']} after {self._head}: out of order"
+                )
+            self._events.append(event)
+            self._ids.append(event["id"])
+            self._head = event["id"]
+            if len(self._events) > self._capacity:
+                self._base = self._ids.popleft()
+                self._events.popleft()
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Wake every reader; reads answer at once from now on."""
+        with self._changed:
+            self._closed.set()
+            self._changed.notify_all()
+
+    def read(
+        self, cursor: int, limit: int = 500, timeout: Optional[float] = None
+    ) -> List[Event]:
+        """Up to ``limit`` events after ``cursor``, in order.
+
+        Waits up to ``timeout`` seconds (None: until one comes or the feed
+        closes) when there is none yet; an empty list means none came.
+        Reading the store for a cursor older than memory can raise
+        :class:`db.errors.Unavailable`.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            if cursor >= self._base:
+                while self._head <= cursor and not self._closed.is_set():
+                    wait = None if deadline is None else deadline - time.monotonic()
+                    if wait is not None and wait <= 0:
+                        return []
+                    self._changed.wait(wait)
+                return self._after(cursor, limit)
+            target = self._base
+        return self._replay(cursor, target, limit, timeout)
+
+    def _after(self, cursor: int, limit: int) -> List[Event]:
+        # Under the lock. Ids only grow, so a binary search finds the start.
+        first = bisect.bisect_right(self._ids, cursor)
+        end = min(len(self._events), first + limit)
+        return [self._events[i] for i in range(first, end)]
+
+    def _replay(
+        self, cursor: int, target: int, limit: int, timeout: Optional[float]
+    ) -> List[Event]:
+        """Events after ``cursor`` from the store's log, up to ``target`` at most."""
+        found: List[Event] = []
+        changes = self._store.changes(since=cursor, stop=self._closed, timeout=timeout)
+        with contextlib.closing(changes):
+            for change in changes:
+                found.append(event_json(change))
+                if change.seq >= target or len(found) >= limit:
+                    break
+        return found

@@ -1,0 +1,225 @@
+"""The push worker's own small HTTP server: note events as Server-Sent Events.
+
+- ``GET /events``: ``text/event-stream``, one event per change (``id:`` the
+  seq, ``event:`` the type, ``data:`` the event as JSON), a keep-alive
+  comment when nothing happened for ``keepalive`` seconds. Without
+  ``Last-Event-ID`` the stream starts with the next change; with it (or
+  ``?last_event_id=N``, for clients that cannot set headers) it first
+  replays every change after N from the store's log, then goes live. A
+  browser's ``EventSource`` sends the header by itself when it reconnects.
+- ``GET /``: a page that shows the stream live (same origin, so no CORS).
+- ``GET /health``: the worker's state as JSON.
+
+Plain ``http.server`` with a thread per connection: the clients are few
+(dashboards, tools), and each one mostly waits on the feed.
+"""
+
+import http.server
+import json
+import logging
+import socket
+import threading
+import urllib.parse
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Optional
+from typing import Tuple
+
+from core.backoff import Backoff
+from db.errors import Unavailable
+from workers.push.events import SSE_KEEPALIVE
+from workers.push.events import parse_last_event_id
+from workers.push.events import sse_frame
+from workers.push.feed import EventFeed
+
+log = logging.getLogger(__name__)
+
+PAGE = b"""<!doctype html>
+<meta charset="utf-8">
+<title>Note events</title>
+<style>body { font: 14px monospace; margin: 1em } li { margin: .3em 0 }</style>
+<h1>Note events</h1>
+<p id="state">connecting...</p>
+<ol id="events" reversed></ol>
+<script>
+const list = document.getElementById("events");
+const state = document.getElementById("state");
+const source = new EventSource("/events");
+source.onopen = () => { state.textContent = "live"; };
+source.onerror = () => { state.textContent = "reconnecting..."; };
+for (const type of ["note.created", "note.updated", "note.deleted"]) {
+  source.addEventListener(type, (event) => {
+    const item = document.createElement("li");
+    item.textContent = event.data;
+    list.prepend(item);
+  });
+}
+</script>
+"""
+
+
+def parse_bind(bind: str) -> Tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) as ``(host, port)``; ValueError if not."""
+    host, sep, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"PUSH_SSE_BIND must look like 127.0.0.1:8001, got {bind!r}")
+    return host, int(port)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # an open stream never keeps the process alive
+    allow_reuse_address = True
+
+    feed: EventFeed
+    keepalive: float
+    status: Callable[[], Dict[str, Any]]
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "push-worker"
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/events":
+            self._events(url.query)
+        elif url.path == "/health":
+            body = json.dumps(self.server.status()).encode()
+            self._send(200, "application/json", body)
+        elif url.path == "/":
+            self._send(200, "text/html; charset=utf-8", PAGE)
+        else:
+            self._problem(404, "Not Found", "The event stream is GET /events.")
+
+    def _refuse_method(self) -> None:
+        self._problem(
+            405, "Method Not Allowed", "Only GET is served here.", {"Allow": "GET"}
+        )
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _refuse_method  # noqa: N815
+
+    def _events(self, query: str) -> None:
+        header = self.headers.get("Last-Event-ID")
+        if header is None:
+            header = urllib.parse.parse_qs(query).get("last_event_id", [None])[0]
+        try:
+            last_id = parse_last_event_id(header)
+        except ValueError as ex:
+            self._problem(400, "Bad Request", str(ex))
+            return
+        feed = self.server.feed
+        cursor = feed.head if last_id is None else last_id
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("X-Accel-Buffering", "no")  # tell proxies not to buffer
+        self.end_headers()
+        log.info(
+            "SSE client %s connected after event %d", self.client_address[0], cursor
+        )
+        try:
+            self.wfile.write(b"retry: 3000\n: stream after %d\n\n" % cursor)
+            self._stream(feed, cursor)
+        except OSError:  # the client went away (broken pipe, reset)
+            pass
+        log.info("SSE client %s gone", self.client_address[0])
+
+    def _stream(self, feed: EventFeed, cursor: int) -> None:
+        backoff = Backoff()
+        while not feed.closed:
+            try:
+                events = feed.read(cursor, limit=500, timeout=self.server.keepalive)
+            except Unavailable:
+                delay = backoff.failure()
+                self.wfile.write(b": notes store unavailable, retrying\n\n")
+                if feed.wait_closed(delay):
+                    return
+                continue
+            backoff.success()
+            if events:
+                self.wfile.write(b"".join(sse_frame(event) for event in events))
+                cursor = events[-1]["id"]
+            elif not feed.closed:
+                self.wfile.write(SSE_KEEPALIVE)
+
+    def _send(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _problem(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
+        body = {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+        }
+        self._send(
+            status, "application/problem+json", json.dumps(body).encode(), headers
+        )
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - base signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class SseServer:
+    """Serves ``GET /events`` on ``bind`` (bound at construction, served from start).
+
+    Args:
+        bind: ``host:port``; port 0 picks a free one (see :attr:`address`).
+        status: Returns the JSON document ``GET /health`` answers.
+        keepalive: Seconds of silence before a keep-alive comment.
+    """
+
+    def __init__(
+        self, bind: str, status: Callable[[], Dict[str, Any]], keepalive: float = 15.0
+    ):
+        host, port = parse_bind(bind)
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), _Handler)  # OSError if taken
+        self._server.keepalive = keepalive
+        self._server.status = status
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="sse",
+            daemon=True,
+        )
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        """The ``(host, port)`` the server listens on."""
+        return self._server.server_address[:2]
+
+    def start(self, feed: EventFeed) -> None:
+        """Serve the events of ``feed`` in a background thread."""
+        self._server.feed = feed
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting connections; open streams end when the feed closes."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()

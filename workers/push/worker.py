@@ -1,0 +1,279 @@
+"""The push worker: every note change pushed to subscribers, in order, nothing lost.
+
+``python -m workers.push`` (``make serve`` runs it too) follows the notes
+store's change stream and forwards every change as an event (see
+:mod:`workers.push_events`):
+
+1. on a ZeroMQ PUB socket (``PUSH_PUB_ENDPOINT``), topic = event type;
+2. to the webhook subscriptions that want it (:mod:`workers.push_fanout`);
+3. as Server-Sent Events on ``GET /events`` (``PUSH_SSE_BIND``).
+
+One thread follows the store and publishes each event to an in-memory feed
+(:mod:`workers.push_feed`); every output reads the feed with a cursor of
+its own, so none waits for another. The PUB output's cursor is the
+worker's checkpoint (``push`` in ``push_checkpoints``), saved every half
+second and at exit; a start resumes after it (the first start ever: after
+the store's latest change), so what changed while the worker was down is
+forwarded first, in order, at least once, with the same ids.
+
+SIGTERM or SIGINT stops it cleanly: the store is no longer read, what was
+read is published, the checkpoint is saved. While the store (or the SQL
+database) is unavailable it retries with a capped exponential back-off.
+"""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Optional
+
+import zmq
+from sqlalchemy import exc as sa_exc
+
+from core.backoff import Backoff
+from core.logs import configure_logging
+from core.notes import event_json
+from core.settings import Settings
+from db.errors import Unavailable
+from db.notes.base import NotesStore
+from db.schema import create_schema
+from db.stores import Stores
+from db.stores import open_stores
+from workers.push.checkpointer import Checkpointer
+from workers.push.feed import EventFeed
+from workers.push.pub import Publisher
+from workers.push.sse import SseServer
+from workers.push.webhooks import make_fanout as webhook_fanout
+
+log = logging.getLogger("workers.push")
+
+#: The checkpoint name of the worker's own stream.
+CONSUMER = "push"
+
+#: ``make_fanout(settings, stores, feed, start)``: the webhook output (with
+#: ``start()``, ``stop()`` and ``status()``), or None for none.
+FanoutFactory = Callable[[Settings, Stores, EventFeed, int], Any]
+
+# Unavailable and OperationalError: the database is down. Any DBAPIError at
+# start: also two processes creating the same PostgreSQL table at once.
+_RETRYABLE = (Unavailable, sa_exc.DBAPIError)
+
+
+class PushWorker:
+    """Follows the notes store and forwards every change; :meth:`run` until stopped.
+
+    Args:
+        settings: Endpoints and stores.
+        since: Start after this ``seq`` instead of the checkpoint.
+        stores: The stores (default: the ones the settings select).
+        make_fanout: Builds the webhook output (default: the webhook
+            subscriptions of the SQL database; None: no webhooks).
+        grace: Seconds the PUB output waits for a first SUB client at start.
+        checkpoint_interval: Seconds between checkpoint saves.
+        keepalive: Seconds between SSE keep-alive comments.
+        feed_capacity: Events kept in memory for readers that lag.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        since: Optional[int] = None,
+        stores: Optional[Stores] = None,
+        make_fanout: Optional[FanoutFactory] = webhook_fanout,
+        grace: float = 2.0,
+        checkpoint_interval: float = 0.5,
+        keepalive: float = 15.0,
+        feed_capacity: int = 10000,
+    ):
+        self.settings = settings
+        self._since = since
+        self._stores = stores
+        self._make_fanout = make_fanout
+        self._grace = grace
+        self._checkpoint_interval = checkpoint_interval
+        self._keepalive = keepalive
+        self._feed_capacity = feed_capacity
+        self._stop = threading.Event()
+        self._feed: Optional[EventFeed] = None
+        self._checkpointer: Optional[Checkpointer] = None
+        self._publisher: Optional[Publisher] = None
+        self._fanout: Any = None
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (safe from a signal handler)."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Forward changes until stopped; the exit status (1: cannot bind)."""
+        settings = self.settings
+        publisher = Publisher(settings.push_pub_endpoint, grace=self._grace)
+        try:
+            publisher.bind()
+            sse = SseServer(settings.push_sse_bind, self.status, self._keepalive)
+        except (zmq.ZMQError, OSError, ValueError) as ex:
+            log.error(
+                "cannot listen (PUSH_PUB_ENDPOINT=%s, PUSH_SSE_BIND=%s): %s",
+                settings.push_pub_endpoint,
+                settings.push_sse_bind,
+                ex,
+            )
+            publisher.close()
+            return 1
+        stores = self._stores or open_stores(settings)
+        try:
+            start = self._starting_point(stores)
+            if start is None:  # stopped while waiting for the database
+                publisher.close()
+                sse.stop()
+                return 0
+            self._serve(start, stores, publisher, sse)
+        finally:
+            stores.close()
+        return 0
+
+    def _starting_point(self, stores: Stores) -> Optional[int]:
+        store, checkpoints = stores.notes, stores.checkpoints
+        self._retry(
+            lambda: create_schema(stores.database.engine), "creating the SQL tables"
+        )
+        if self._since is not None:
+            log.info("starting after event %d, as asked", self._since)
+            return self._since
+        saved = self._retry(
+            lambda: checkpoints.load(CONSUMER), "reading the checkpoint"
+        )
+        if saved is not None:
+            log.info("resuming after the checkpoint, event %d", saved)
+            return saved
+        head = self._retry(store.last_seq, "reading the change log")
+        if head is not None:
+            log.info("no checkpoint yet: starting after the latest change, %d", head)
+        return head
+
+    def _serve(
+        self, start: int, stores: Stores, publisher: Publisher, sse: SseServer
+    ) -> None:
+        store = stores.notes
+        self._feed = feed = EventFeed(store, start, self._feed_capacity)
+        self._checkpointer = checkpointer = Checkpointer(
+            stores.checkpoints, CONSUMER, start, self._checkpoint_interval
+        )
+        self._publisher = publisher
+        if self._make_fanout is not None:
+            self._fanout = self._make_fanout(self.settings, stores, feed, start)
+        checkpointer.start()
+        publisher.start(feed, checkpointer)
+        sse.start(feed)
+        if self._fanout is not None:
+            self._fanout.start()
+        host, port = sse.address
+        log.info(
+            "push worker forwarding changes after %d: PUB %s, SSE http://%s:%d/events",
+            start,
+            publisher.endpoint,
+            host,
+            port,
+        )
+        try:
+            self._follow(store, feed, start)
+        finally:
+            log.info("stopping: publishing what was read (up to %d)", feed.head)
+            publisher.finish()
+            feed.close()
+            if self._fanout is not None:
+                self._fanout.stop()
+            sse.stop()
+            checkpointer.close()
+            log.info("stopped; checkpoint %s", checkpointer.saved)
+
+    def _follow(self, store: NotesStore, feed: EventFeed, position: int) -> None:
+        """Publish every change after ``position`` to the feed until stopped."""
+        backoff = Backoff()
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                for change in store.changes(since=position, stop=self._stop):
+                    feed.publish(event_json(change))
+                    position = change.seq
+                    backoff.success()
+            except Exception as ex:  # the store, or a bug: never give up, never spin
+                if time.monotonic() - began > backoff.cap:
+                    backoff.success()  # it worked for a while: start over small
+                delay = backoff.failure()
+                if isinstance(ex, Unavailable):
+                    log.warning(
+                        "notes store unavailable after event %d; retrying in %.1fs",
+                        position,
+                        delay,
+                    )
+                else:
+                    log.exception(
+                        "following the change stream failed after event "
+                        "%d; retrying in %.1fs",
+                        position,
+                        delay,
+                    )
+                self._stop.wait(delay)
+
+    def _retry(self, action: Callable[[], Any], what: str) -> Any:
+        """``action()`` until it works (None if stopped first), backing off."""
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                return action()
+            except _RETRYABLE as ex:
+                delay = backoff.failure()
+                log.warning(
+                    "%s failed (%s); retrying in %.1fs", what, type(ex).__name__, delay
+                )
+                self._stop.wait(delay)
+        return None
+
+    def status(self) -> Dict[str, Any]:
+        """What ``GET /health`` on the SSE port answers."""
+        feed, checkpointer, publisher = self._feed, self._checkpointer, self._publisher
+        topics: List[str] = []
+        if publisher is not None:
+            topics = sorted(t.decode("utf-8", "replace") for t in publisher.topics)
+        return {
+            "status": "ok",
+            "head": None if feed is None else feed.head,
+            "published": None if checkpointer is None else checkpointer.position,
+            "checkpoint": None if checkpointer is None else checkpointer.saved,
+            "pub_topics": topics,
+            "webhooks": {} if self._fanout is None else self._fanout.status(),
+        }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m workers.push [--since N]``: run the push worker until signalled."""
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.push", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--since",
+        type=int,
+        metavar="SEQ",
+        help="forward the changes after SEQ instead of after the checkpoint "
+        "(0: everything the store's log holds)",
+    )
+    args = parser.parse_args(argv)
+    if args.since is not None and args.since < 0:
+        parser.error("--since must be 0 or more")
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    worker = PushWorker(settings, since=args.since)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
