@@ -1,6 +1,7 @@
 # make serve   run the API and its workers in the foreground (Ctrl-C stops all)
 # make test    run the test suite under PyPy; make test PY=python3 for CPython
 # make bench   PyPy vs CPython benchmarks (README, Performance); QUICK=1: under 2 minutes
+# make lint    ruff and the import floors (import-linter), under CPython
 
 PY ?= pypy3
 VENV ?= .venv/$(notdir $(PY))
@@ -10,7 +11,7 @@ PYTEST_ARGS ?=
 QUICK ?=
 BENCH_ARGS ?=
 
-.PHONY: serve test bench bench-venv wrk interpreter clean
+.PHONY: serve test lint bench bench-venv wrk interpreter clean
 
 serve: $(STAMP)
 	$(BIN)/python -m api init-db
@@ -24,6 +25,13 @@ test: $(STAMP)
 	@# wrk drives the bench harness's smoke test (skipped, with a reason, without it).
 	@$(MAKE) --no-print-directory wrk || echo "wrk is missing: the bench smoke test will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The layer check's graph library has no PyPy build: lint runs under CPython.
+lint:
+	@$(MAKE) --no-print-directory .venv/python3/.installed PY=python3
+	.venv/python3/bin/ruff check .
+	.venv/python3/bin/ruff format --check .
+	.venv/python3/bin/lint-imports
 
 # Both interpreters' virtualenvs with the bench extras, then the harness
 # (run by CPython, which also draws the chart with matplotlib).

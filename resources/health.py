@@ -5,15 +5,36 @@ from typing import Callable
 from typing import Dict
 
 import falcon
+import marshmallow
+from marshmallow import fields
 
 from db.errors import Unavailable
+from web.validation import validate
 
 log = logging.getLogger(__name__)
+
+
+class HealthOut(marshmallow.Schema):
+    """The process answers."""
+
+    status = fields.String(metadata={"enum": ["ok"]})
+
+
+class ReadyOut(marshmallow.Schema):
+    """Each backend's state; ``detail`` names the ones down (with a 503)."""
+
+    status = fields.String(metadata={"enum": ["ok", "down"]})
+    backends = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(metadata={"enum": ["ok", "down"]}),
+    )
+    detail = fields.String(metadata={"description": "only when something is down"})
 
 
 class Health:
     """``GET /health``: the process answers; no backend is touched."""
 
+    @validate(response=HealthOut())
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Liveness probe."""
         resp.media = {"status": "ok"}
@@ -29,8 +50,9 @@ class Ready:
     def __init__(self, checks: Dict[str, Callable[[], None]]):
         self._checks = checks
 
+    @validate(response=ReadyOut(), also={503: ReadyOut()})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Readiness probe: checks every configured backend."""
+        """Readiness probe: checks every configured backend (503 if one is down)."""
         status = {}
         for name, check in self._checks.items():
             try:

@@ -142,7 +142,13 @@ class Links:
             "visits": link.visits,
         }
 
-    @validate(body=LinkIn(), response=LinkOut(), status=201, errors=(409,))
+    @validate(
+        body=LinkIn(),
+        response=LinkOut(),
+        status=201,
+        errors=(409, 503),
+        also={200: LinkOut()},
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Shorten a URL.
 
@@ -165,14 +171,14 @@ class Links:
         resp.location = f"/links/{link.code}"
         resp.media = self._body(link)
 
-    @validate(response=LinkOut(), errors=(404,))
+    @validate(response=LinkOut(), errors=(404, 503))
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
         """A short link with its visit count."""
         resp.media = self._body(self._store.get(code))
 
-    @validate(status=204, errors=(404,))
+    @validate(status=204, errors=(404, 503))
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
@@ -180,7 +186,7 @@ class Links:
         self._store.delete(code)
         resp.status = falcon.HTTP_204
 
-    @validate(query=VisitsQuery(), response=VisitPage, errors=(404,))
+    @validate(query=VisitsQuery(), response=VisitPage, errors=(404, 503))
     def on_get_visits(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
@@ -207,7 +213,11 @@ class Redirect:
         self._store = store
         self._status = status
 
-    @validate(status=302, errors=(404, 410))
+    @validate(
+        status=302,
+        errors=(404, 410, 503),
+        also={status: None for status in REDIRECT_STATUSES if status != 302},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, code: str) -> None:
         """Follow a short link.
 

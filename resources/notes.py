@@ -143,7 +143,12 @@ class Notes:
             return
         resp.media = {"note": note_json(note)} if envelope else note_json(note)
 
-    @validate(query=NoteListQuery(), response=NoteList, errors=(404,))
+    @validate(
+        query=NoteListQuery(),
+        response={"oneOf": [NoteList, NoteEnvelope()]},
+        errors=(404, 503),
+        also={304: None},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List notes, newest first (or one note with ?id=).
 
@@ -163,7 +168,7 @@ class Notes:
             else next_link(req, cursor=page.next_cursor),
         )
 
-    @validate(body=NoteCreate(), response=NoteOut(), status=201)
+    @validate(body=NoteCreate(), response=NoteOut(), status=201, errors=(503,))
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create a note."""
         body = req.context.body
@@ -173,7 +178,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
-    @validate(response=NoteOut(), errors=(404,))
+    @validate(response=NoteOut(), errors=(404, 503), also={304: None})
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:
@@ -183,7 +188,7 @@ class Notes:
         """
         self._show(req, resp, self._store.get(note_id))
 
-    @validate(body=NoteReplace(), response=NoteOut(), errors=(404, 412))
+    @validate(body=NoteReplace(), response=NoteOut(), errors=(404, 412, 503))
     def on_put_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:
@@ -198,7 +203,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
-    @validate(body=NotePatch(), response=NoteOut(), errors=(404, 412))
+    @validate(body=NotePatch(), response=NoteOut(), errors=(404, 412, 503))
     def on_patch_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:
@@ -210,7 +215,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
-    @validate(status=204, errors=(404, 412))
+    @validate(status=204, errors=(404, 412, 503))
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:

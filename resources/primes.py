@@ -129,7 +129,7 @@ class Primes:
     def __init__(self, store: PrimeStore):
         self._store = store
 
-    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409,))
+    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409, 503))
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Store a batch of primes, all or nothing.
 
@@ -139,7 +139,7 @@ class Primes:
         """
         self._store_batch(req, resp)
 
-    @validate(query=PrimesQuery(), response=PrimesPage())
+    @validate(query=PrimesQuery(), response=PrimesPage(), errors=(503,))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the stored primes in ascending order, a page at a time."""
         query = req.context.query
@@ -151,7 +151,7 @@ class Primes:
             numbers, next_link(req, after=numbers[-1]) if more else None
         )
 
-    @validate(response=NumberOut(), errors=(422,))
+    @validate(response=NumberOut(), errors=(422, 503))
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, n: int) -> None:
         """Whether n (1 <= n < 2**64) is prime and whether it is stored.
 
@@ -177,7 +177,7 @@ class Primes:
         """The seed's description of its insert API."""
         resp.media = SEED_ANSWER
 
-    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409,))
+    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409, 503))
     def on_post_seed(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Store a batch of primes, all or nothing (the seed's path for it)."""
         self._store_batch(req, resp)

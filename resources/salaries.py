@@ -248,7 +248,12 @@ def _filter(query: dict, **extra) -> EmployeeFilter:
 class Departments(_SalaryResource):
     """``GET /departments``: the department names, or every department's stats."""
 
-    @validate(query=DepartmentsQuery(), response=DepartmentsOut())
+    @validate(
+        query=DepartmentsQuery(),
+        response=DepartmentsOut(),
+        errors=(503,),
+        also={304: None},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the departments, sorted by name (case-insensitively).
 
@@ -267,7 +272,7 @@ class Departments(_SalaryResource):
 class DepartmentStats(_SalaryResource):
     """``GET /departments/{name}``: one department's salary statistics."""
 
-    @validate(response=DepartmentOut(), errors=(404,))
+    @validate(response=DepartmentOut(), errors=(404, 503), also={304: None})
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Salary statistics of one department (name in any case).
 
@@ -283,7 +288,12 @@ class DepartmentStats(_SalaryResource):
 class DepartmentEmployees(_SalaryResource):
     """``GET /departments/{name}/employees``."""
 
-    @validate(query=EmployeesQuery(), response=EmployeePage, errors=(404,))
+    @validate(
+        query=EmployeesQuery(),
+        response=EmployeePage,
+        errors=(404, 503),
+        also={304: None},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """List one department's employees, paginated, ordered and filtered."""
         self._department_page(req, resp, name)
@@ -300,7 +310,12 @@ class SeedDepartmentEmployees(DepartmentEmployees):
 
     items_key = "data"
 
-    @validate(query=EmployeesQuery(), response=SeedEmployeePage(), errors=(404,))
+    @validate(
+        query=EmployeesQuery(),
+        response=SeedEmployeePage(),
+        errors=(404, 503),
+        also={304: None},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """One department's employees in the seed's shape (``data``, ``next``).
 
@@ -313,7 +328,9 @@ class SeedDepartmentEmployees(DepartmentEmployees):
 class Employees(_SalaryResource):
     """``GET /employees``: employees across departments, searched by name or title."""
 
-    @validate(query=SearchQuery(), response=EmployeePage)
+    @validate(
+        query=SearchQuery(), response=EmployeePage, errors=(503,), also={304: None}
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Search employees by name or position title, paginated and filtered."""
         query = req.context.query

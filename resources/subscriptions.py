@@ -186,7 +186,9 @@ class Subscriptions:
     def __init__(self, store: SubscriptionStore):
         self._store = store
 
-    @validate(body=SubscriptionIn(), response=SubscriptionCreated(), status=201)
+    @validate(
+        body=SubscriptionIn(), response=SubscriptionCreated(), status=201, errors=(503,)
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Subscribe a URL to note events; the signing secret is shown only here."""
         body = req.context.body
@@ -197,7 +199,7 @@ class Subscriptions:
         resp.status = falcon.HTTP_201
         resp.location = f"/subscriptions/{subscription.id}"
 
-    @validate(query=SubscriptionPageQuery(), response=SubscriptionPage)
+    @validate(query=SubscriptionPageQuery(), response=SubscriptionPage, errors=(503,))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List subscriptions, oldest first (no secrets)."""
         query = req.context.query
@@ -207,14 +209,14 @@ class Subscriptions:
             None if cursor is None else next_link(req, cursor=cursor),
         )
 
-    @validate(response=SubscriptionOut(), errors=(404,))
+    @validate(response=SubscriptionOut(), errors=(404, 503))
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
         """One subscription (no secret)."""
         resp.media = subscription_json(self._store.get(subscription_id))
 
-    @validate(body=SubscriptionPatch(), response=SubscriptionOut(), errors=(404,))
+    @validate(body=SubscriptionPatch(), response=SubscriptionOut(), errors=(404, 503))
     def on_patch_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
@@ -228,7 +230,7 @@ class Subscriptions:
         )
         resp.media = subscription_json(subscription)
 
-    @validate(status=204, errors=(404,))
+    @validate(status=204, errors=(404, 503))
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
@@ -237,7 +239,9 @@ class Subscriptions:
         resp.status = falcon.HTTP_204
 
     @validate(
-        query=SubscriptionPageQuery(), response=SubscriptionAttemptPage, errors=(404,)
+        query=SubscriptionPageQuery(),
+        response=SubscriptionAttemptPage,
+        errors=(404, 503),
     )
     def on_get_deliveries(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int

@@ -104,7 +104,10 @@ class WebhookReceiver:
         self._now = now
 
     @validate(
-        response=InboundDeliveryOut(), status=202, errors=(400, 401, 404, 413, 415)
+        response=InboundDeliveryOut(),
+        status=202,
+        errors=(400, 401, 404, 413, 415, 503),
+        also={200: InboundDeliveryOut()},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, source: str) -> None:
         """Receive a signed webhook delivery.
@@ -136,7 +139,12 @@ class WebhookReceiver:
         resp.media = delivery_json(delivery)
         resp.status = falcon.HTTP_202 if created else falcon.HTTP_200
 
-    @validate(query=VerifyQuery(), errors=(403, 404))
+    @validate(
+        query=VerifyQuery(),
+        response={"type": "string", "description": "hub.challenge, echoed"},
+        media_type="text/plain",
+        errors=(403, 404),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, source: str) -> None:
         """Answer a hub verification: echo hub.challenge if hub.verify_token matches.
 
@@ -173,7 +181,7 @@ class WebhookDeliveries:
     def __init__(self, store: WebhookStore):
         self._store = store
 
-    @validate(query=DeliveriesQuery(), response=InboundDeliveryPage)
+    @validate(query=DeliveriesQuery(), response=InboundDeliveryPage, errors=(503,))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List received webhook deliveries, newest first (filter by source, status)."""
         query = req.context.query

@@ -17,6 +17,7 @@ from db.schema import create_schema
 from db.sql import Database
 from db.sql import make_engine
 from tests.support import live
+from tests.support.contract import ContractClient
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def make_client(settings):
         database = Database(final.database_url)
         create_schema(database.engine)
         database.dispose()
-        return falcon.testing.TestClient(create_app(final))
+        return ContractClient(create_app(final))
 
     return make
 

@@ -91,11 +91,16 @@ def _operation(template: str, resource, responder) -> dict:
             "required": True,
             "content": {"application/json": {"schema": doc["body"]}},
         }
-    success = {"description": "Success"}
-    if doc.get("response") is not None:
-        success["content"] = {"application/json": {"schema": doc["response"]}}
-    op["responses"][str(doc.get("status", 200))] = success
+    statuses = {doc.get("status", 200): doc.get("response"), **doc.get("also", {})}
+    for status, schema in sorted(statuses.items()):
+        answer = {"description": falcon.code_to_http_status(status)[4:]}
+        if schema is not None:
+            media_type = doc.get("media_type", "application/json")
+            answer["content"] = {media_type: {"schema": schema}}
+        op["responses"][str(status)] = answer
     errors = set(doc.get("errors", ()))
+    if "{" in template:  # a value the route (or its converter) does not know
+        errors.add(404)
     if doc.get("body") is not None or doc.get("query") is not None:
         errors.add(422)
     if doc.get("body") is not None:

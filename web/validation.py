@@ -8,7 +8,9 @@ schemas, with ``response`` and ``status``, feed the OpenAPI document.
 """
 
 import functools
+from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 from typing import Optional
 
 import falcon
@@ -19,18 +21,24 @@ from marshmallow import fields
 def validate(
     body: Optional[marshmallow.Schema] = None,
     query: Optional[marshmallow.Schema] = None,
-    response: Optional[marshmallow.Schema] = None,
+    response: Any = None,
     status: int = 200,
     errors: Sequence[int] = (),
+    also: Mapping[int, Any] = None,
+    media_type: str = "application/json",
 ):
     """Validate a responder's input; describe its output for OpenAPI.
 
     Args:
         body: Schema the JSON body must load through (unknown keys raise).
         query: Schema for the query string (unknown parameters are ignored).
-        response: Schema of the success body, for the documentation only.
+        response: Schema of the success body (or an OpenAPI schema dict such
+            as ``{"oneOf": [...]}``), for the documentation only.
         status: Success status code, for the documentation.
         errors: Error statuses the operation can answer with, for the documentation.
+        also: Other non-error statuses and their body schemas (None: no body),
+            such as ``{304: None}`` for conditional GETs.
+        media_type: The media type of the success bodies.
     """
 
     def decorator(responder):
@@ -50,6 +58,8 @@ def validate(
             "response": response,
             "status": status,
             "errors": tuple(errors),
+            "also": dict(also or {}),
+            "media_type": media_type,
         }
         return wrapper
 

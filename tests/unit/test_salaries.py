@@ -22,6 +22,7 @@ from api.app import create_app
 from api.salary_import import SALARIES_CSV
 from api.salary_import import import_salaries
 from core.settings import Settings
+from tests.support.contract import ContractClient
 from tests.support.problems import assert_problem
 
 CENT = Decimal("0.01")
@@ -46,7 +47,7 @@ def salary_settings(tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def api(salary_settings) -> falcon.testing.TestClient:
     """A TestClient on the imported data (read-only: no test writes)."""
-    return falcon.testing.TestClient(create_app(salary_settings))
+    return ContractClient(create_app(salary_settings))
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +169,7 @@ def test_all_department_stats_take_a_constant_number_of_queries(salary_settings)
     def count(conn, cursor, statement, *args):
         statements.append(statement)
 
-    api = falcon.testing.TestClient(create_app(salary_settings))
+    api = ContractClient(create_app(salary_settings))
     sa.event.listen(sa.Engine, "before_cursor_execute", count)
     try:
         first = api.simulate_get("/departments", query_string="stats=true")

@@ -1,5 +1,12 @@
 """Deliver the feed's events to webhook subscriptions: one thread each, own cursor.
 
+How a note change reaches a webhook: the notes store records the change in
+its change stream; the push worker (``worker.py``) follows that stream and
+publishes each change as an event (``core.notes.event_json``) to the
+in-memory feed (``feed.py``); here, each subscription's thread reads the
+feed and hands the events it wants to ``workers.webhooks.sender``, which
+signs them and POSTs them with retries, recording every attempt.
+
 Every active subscription gets a thread of its own that reads the feed
 from the subscription's cursor, hands each event it wants to the sender
 (which blocks through its retries) and then moves its cursor on. So each
