@@ -51,7 +51,7 @@ class Settings:
         "RETHINKDB_TABLE", "notes", "RethinkDB notes table (log: <table>_changes)"
     )
 
-    # Shortener
+    # Links (the shortener)
     public_base_url: str = _env_field(
         "PUBLIC_BASE_URL", "http://127.0.0.1:8000", "base of the short URLs handed out"
     )

@@ -1,6 +1,6 @@
-"""The shortener's SQL store: links, their visits, and the exact visit counter.
+"""The links store (the shortener): links, their visits, the exact visit counter.
 
-A generated code is computed from the row id (resources/shortener_codes.py);
+A generated code is computed from the row id (core/codes.py);
 an alias is stored in ``links.alias``. Deleting a link only marks the row, so
 neither its id (hence its code) nor its alias is ever handed out again.
 
