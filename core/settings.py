@@ -109,6 +109,18 @@ class Settings:
     push_sse_bind: str = _env_field(
         "PUSH_SSE_BIND", "127.0.0.1:8001", "host:port of the push worker's /events"
     )
+    push_wake_address: str = _env_field(
+        "PUSH_WAKE_ADDRESS",
+        "127.0.0.1:5557",
+        "UDP host:port the API nudges the push worker on after each note "
+        "commit; empty: the worker polls",
+    )
+    push_poll_interval: float = _env_field(
+        "PUSH_POLL_INTERVAL",
+        1.0,
+        "seconds between the push worker's reads of the SQL change log when "
+        "no nudge comes (0.05 when it cannot listen for nudges)",
+    )
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":

@@ -124,6 +124,28 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A Core connection for statements that only read (hot paths)."""
+        try:
+            with self.read_engine.connect() as connection:
+                yield connection
+        except exc.OperationalError as ex:
+            raise Unavailable("SQL database unavailable") from ex
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A Core connection in a write transaction (hot paths).
+
+        Commits on success, rolls back on error. Keep it short: on SQLite it
+        holds the database's write lock from its first statement to the end.
+        """
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except exc.OperationalError as ex:
+            raise Unavailable("SQL database unavailable") from ex
+
     def ping(self) -> None:
         """Raise Unavailable unless the database answers ``SELECT 1``."""
         try:
