@@ -63,6 +63,12 @@ class Settings:
         "",
         "secret salt of the visitor-address hash; empty: random per process",
     )
+    visit_flush_interval: float = _env_field(
+        "VISIT_FLUSH_INTERVAL",
+        1.0,
+        "seconds between two batched writes of the visits of links without "
+        "max_visits; 0: each visit is written in its request",
+    )
 
     # Collatz
     collatz_frontend: str = _env_field(

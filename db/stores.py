@@ -40,6 +40,7 @@ class Stores:
     def close(self) -> None:
         """Release every connection (at shutdown)."""
         self.notes.close()
+        self.links.close()
         self.database.dispose()
 
 
@@ -78,7 +79,11 @@ def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores
     return Stores(
         database=database,
         notes=open_notes_store(settings, database, wakeups),
-        links=LinkStore(database, settings.visit_salt),
+        links=LinkStore(
+            database,
+            settings.visit_salt,
+            flush_interval=settings.visit_flush_interval,
+        ),
         primes=PrimeStore(database),
         salaries=SalaryStore(database),
         webhooks=WebhookStore(database),
