@@ -153,9 +153,7 @@ _COUNT_VISIT = (
         sa.or_(
             _LINKS.c.expires_at.is_(None), _LINKS.c.expires_at > sa.bindparam("now")
         ),
-        sa.or_(
-            _LINKS.c.max_visits.is_(None), _LINKS.c.visits < _LINKS.c.max_visits
-        ),
+        sa.or_(_LINKS.c.max_visits.is_(None), _LINKS.c.visits < _LINKS.c.max_visits),
     )
     .values(visits=_LINKS.c.visits + 1)
     .returning(_LINKS.c.url)
