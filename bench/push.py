@@ -133,8 +133,6 @@ class Stack:
                 "gunicorn",
                 "-c",
                 "gunicorn.conf.py",
-                "--access-logfile",
-                os.devnull,
                 "api.app:app",
             ],
             env,
