@@ -194,11 +194,24 @@ def _note(row) -> Note:
     )
 
 
+def _row_values(note: Note) -> dict:
+    # Not dataclasses.asdict: it deep-copies every value (slow under PyPy).
+    return {
+        "id": note.id,
+        "title": note.title,
+        "body": note.body,
+        "created_at": note.created_at,
+        "updated_at": note.updated_at,
+        "version": note.version,
+        "position": note.position,
+    }
+
+
 def _logged(note: Optional[Note]) -> Optional[dict]:
     """A note as the change log keeps it: its fields, times as ISO 8601."""
     if note is None:
         return None
-    fields = dataclasses.asdict(note)
+    fields = _row_values(note)
     fields["created_at"] = note.created_at.isoformat()
     fields["updated_at"] = note.updated_at.isoformat()
     return fields
@@ -314,7 +327,7 @@ class SqlNotesStore(NotesStore):
                 version=1,
                 position=seq,
             )
-            connection.execute(_INSERT_NOTE, dataclasses.asdict(note))
+            connection.execute(_INSERT_NOTE, _row_values(note))
             connection.execute(
                 _INSERT_CHANGE,
                 {
