@@ -42,6 +42,7 @@ from sqlalchemy import orm
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
+from core.backoff import Backoff
 from core.clock import as_utc
 from core.clock import naive_utc
 from core.clock import utc_now
@@ -206,8 +207,9 @@ class VisitRecorder:
     :meth:`add` queues a visit; a thread of this process writes what is queued
     every ``interval`` seconds, in one transaction. When ``max_pending``
     visits wait (the database is slow or down), :meth:`add` writes them itself.
-    A batch that fails stays queued, in order, for the next try. At the
-    process's exit (atexit) and on :meth:`close` the queue is written.
+    A batch that fails stays queued, in order, and is tried again after a
+    growing pause (up to 30 s). At the process's exit (atexit) and on
+    :meth:`close` the queue is written.
 
     Args:
         database: The shared SQL handle.
@@ -249,12 +251,23 @@ class VisitRecorder:
         atexit.register(self.close)
 
     def _run(self) -> None:
+        backoff = Backoff()
+        pause = self.interval
         while not self._closed:
-            self._wake.wait(self.interval)
+            self._wake.wait(pause)
             try:
                 self.flush()
-            except Exception:  # logged; the batch stays queued for the next try
-                log.exception("writing %d visits failed; retrying", self.pending)
+            except Exception as ex:  # the batch stays queued for the next try
+                pause = backoff.failure()
+                log.warning(
+                    "writing %d visits failed (%s); retrying in %.1fs",
+                    self.pending,
+                    type(ex).__name__,
+                    pause,
+                )
+            else:
+                backoff.success()
+                pause = self.interval
 
     @property
     def pending(self) -> int:
