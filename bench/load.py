@@ -188,7 +188,7 @@ class LoadRun:
     """One open-loop run; :meth:`run` returns the :func:`summarize` dict.
 
     Args:
-        url: Base URL (http or https is refused: plain HTTP only).
+        url: Base URL, ``http://host[:port]`` (plain HTTP only, no TLS).
         path: Request path with its query.
         rate: Requests per second.
         duration: Seconds of sending.
