@@ -8,6 +8,7 @@ before any employee is read.
 
 import csv
 import io
+import json.encoder
 from decimal import Decimal
 from typing import Iterator
 from typing import Optional
@@ -17,7 +18,6 @@ import marshmallow
 from marshmallow import fields
 from marshmallow import validate as check
 
-from core import wire
 from core.version import __version__
 from db.salaries.csvfile import MAX_CENTS
 from db.salaries.csvfile import MAX_TEXT
@@ -44,6 +44,9 @@ MAX_SALARY = MAX_CENTS // 100
 EXPORT_FIELDS = ("name", "position_title", "department", "annual_salary")
 #: An export hands the server chunks of about this many bytes.
 CHUNK_BYTES = 64 * 1024
+#: A JSON string literal of a str, non-ASCII kept (as core.wire writes it).
+_json_string = json.encoder.encode_basestring
+_LINE = '{"name":%s,"position_title":%s,"department":%s,"annual_salary":%s}'
 
 
 def money(cents: int) -> float:
@@ -263,10 +266,26 @@ class _ExportBody:
         self._rows.close()
 
 
+def employee_line(row: EmployeeRecord) -> str:
+    """``wire.dumps(employee_body(row))``, formatted directly (an export's hot loop).
+
+    The same text: compact, keys in the same order, non-ASCII kept, the
+    salary as JSON writes a float. Under PyPy the generic encoder walks a
+    dict per row; this is about twice as fast.
+    """
+    # %-formatting: under PyPy far faster than str.format or f-string specs.
+    return _LINE % (
+        _json_string(row.name),
+        _json_string(row.position_title),
+        _json_string(row.department),
+        float.__repr__(money(row.salary_cents)),
+    )
+
+
 def _ndjson_chunks(rows: EmployeeRows) -> Iterator[bytes]:
     lines, size = [], 0
     for row in rows:
-        line = wire.dumps(employee_body(row))
+        line = employee_line(row)
         lines.append(line)
         size += len(line) + 1
         if size >= CHUNK_BYTES:

@@ -23,10 +23,14 @@ import sqlalchemy as sa
 from api.app import create_app
 from api.salary_import import SALARIES_CSV
 from api.salary_import import import_salaries
+from core import wire
 from core.settings import Settings
+from db.salaries.store import EmployeeRecord
 from db.stores import open_stores
 from resources.salaries import CHUNK_BYTES
 from resources.salaries import DepartmentNdjson
+from resources.salaries import employee_body
+from resources.salaries import employee_line
 from tests.support.contract import ContractClient
 from tests.support.problems import assert_problem
 
@@ -541,3 +545,14 @@ def test_an_export_abandoned_early_gives_its_connection_back(salary_settings):
         assert pool.checkedout() == 0
     finally:
         stores.close()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        EmployeeRecord("AARON,  ELVIA J", "WATER RATE TAKER", "WATER MGMNT", 8896800),
+        EmployeeRecord('Zoë "Q" \\ Ü\n\t', "T\u2028\x01", "D/E", 96),
+    ],
+)
+def test_an_export_line_is_the_employees_json(record):
+    assert employee_line(record) == wire.dumps(employee_body(record))
