@@ -135,7 +135,10 @@ class Measurer:
         ``min_requests_per_worker`` requests.
         """
         settings = self.settings
-        needed = settings.min_requests_per_worker * workers if jit else 0
+        per_worker = settings.min_requests_per_worker
+        if target.warm_requests is not None:
+            per_worker = min(per_worker, target.warm_requests)
+        needed = per_worker * workers if jit else 0
         rates: List[float] = []
         requests = 0
         started = time.monotonic()

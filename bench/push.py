@@ -39,12 +39,14 @@ import json
 import os
 import platform
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Dict
 from typing import List
@@ -346,13 +348,33 @@ def receive(channel: str, where: str, out: str) -> None:
 
 
 def _read_sse(url: str, arrivals: Dict[str, float], stop: threading.Event) -> None:
-    with requests.get(url, stream=True, timeout=(5, None)) as response:
-        print("ready", flush=True)
-        for line in response.iter_lines(chunk_size=1):
-            if stop.is_set():
-                return
+    # A plain socket: each read is timestamped as it arrives (an HTTP
+    # library's line iterator reads byte by byte, too slow at 500 events/s).
+    parts = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+    sock.sendall(
+        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    sock.settimeout(0.2)
+    pending = b""
+    ready = False
+    while not stop.is_set():
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            return
+        now = time.perf_counter()
+        pending += data
+        if not ready and b"\r\n\r\n" in pending:
+            ready = True
+            print("ready", flush=True)
+            pending = pending.split(b"\r\n\r\n", 1)[1]
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
             if line.startswith(b"data:"):
-                now = time.perf_counter()
                 note = json.loads(line[5:])["new_val"]
                 if note is not None:
                     arrivals.setdefault(note["id"], now)

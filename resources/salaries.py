@@ -44,8 +44,21 @@ MAX_SALARY = MAX_CENTS // 100
 EXPORT_FIELDS = ("name", "position_title", "department", "annual_salary")
 #: An export hands the server chunks of about this many bytes.
 CHUNK_BYTES = 64 * 1024
-#: A JSON string literal of a str, non-ASCII kept (as core.wire writes it).
-_json_string = json.encoder.encode_basestring
+_escape = json.encoder.encode_basestring
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal of ``text``, non-ASCII kept (as core.wire writes it).
+
+    Most names need no escape: quoted as they are. Anything not printable
+    (control characters and a few others), a quote or a backslash goes
+    through the json module, which escapes what JSON needs.
+    """
+    if '"' in text or "\\" in text or not text.isprintable():
+        return _escape(text)
+    return '"' + text + '"'
+
+
 _LINE = '{"name":%s,"position_title":%s,"department":%s,"annual_salary":%s}'
 
 
