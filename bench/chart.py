@@ -41,7 +41,7 @@ def draw(results: dict, out: Path) -> None:
     figure, axes = plt.subplots(
         len(sizes),
         1,
-        figsize=(11, height),
+        figsize=(13, height),
         squeeze=False,
         gridspec_kw={"height_ratios": sizes},
     )
@@ -97,9 +97,11 @@ def draw(results: dict, out: Path) -> None:
 
 
 def _targets(axis, goals) -> None:
-    """Each target's figure over what it wants: 1 or more holds (green)."""
+    """Each target's figure over what it wants: 1 or more holds (green; red: not)."""
     scores = [goal["score"] for goal in goals]
-    colours = ["tab:green" if goal["holds"] else "tab:red" for goal in goals]
+    # Grey: a figure without a verdict (say, push measured below 500 writes/s).
+    palette = {True: "tab:green", False: "tab:red", None: "tab:gray"}
+    colours = [palette[goal["holds"]] for goal in goals]
     bars = axis.barh(range(len(goals)), scores, color=colours)
     axis.bar_label(
         bars,

@@ -35,14 +35,14 @@ SEED_TARGETS = (
         "department",
         5.0,
         "rps",
-        "one department's employees (GET /dept/TREASURER) req/s vs Salary-API's",
+        "one department (GET /dept/TREASURER) req/s vs Salary-API's",
     ),
     (
         "export",
         "export",
         2.0,
         "rows_per_s",
-        "a whole department's export (POLICE) rows/s vs Salary-API's /dept/POLICE",
+        "POLICE export rows/s vs Salary-API's /dept/POLICE",
     ),
 )
 
@@ -326,7 +326,7 @@ def _seed_targets(results: dict, pypy: Optional[str]) -> List[dict]:
         value = ours / theirs
         out.append(
             _target(
-                what + " (seed measured outside this run)",
+                what + " (seed measured apart)",
                 f"{value:.2f}x ({ours:,.0f} / {theirs:,.0f})",
                 f">= {factor:g}x",
                 value >= factor,
