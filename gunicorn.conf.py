@@ -1,8 +1,10 @@
 """Gunicorn settings, read from the same Settings object as the app."""
 
 import multiprocessing
+import platform
 
 from core.settings import Settings
+from core.settings import default_workers
 
 _settings = Settings.from_env()
 
@@ -10,9 +12,20 @@ _settings = Settings.from_env()
 bind = f"{_settings.host}:{_settings.port}"
 backlog = 2048
 
-# Worker processes. PyPy's JIT makes each worker hold more memory than
-# CPython's, so the usual 2 x cores + 1 is capped.
-workers = _settings.workers or min(2 * multiprocessing.cpu_count() + 1, 8)
+# Worker processes: WORKERS, else one per core under PyPy and 2 x cores + 1
+# (at most 8) under CPython (core.settings.default_workers). Why one per
+# core under PyPy (issue 15, measured on 2 cores with wrk -c16): each worker
+# JIT-compiles the code for itself, from the requests it serves, so five
+# workers each warm up on a fifth of the traffic; GET /notes/{id} was still
+# climbing after 18,000 requests per worker. WORKERS=2 instead of 5 alone gave
+# 3.5x the requests/s on GET /notes/{id} and 1.7x on POST /notes, and cut
+# POST p99 from 172 ms to 49 ms: five processes queued on SQLite's write
+# lock (85% of a write's store time was the wait for it). More workers than
+# cores only help when requests wait on I/O, which the sync worker does not
+# overlap anyway (see WORKER_CLASS below).
+workers = _settings.workers or default_workers(
+    platform.python_implementation(), multiprocessing.cpu_count()
+)
 
 # Worker class: sync (WORKER_CLASS and THREADS override it). Chosen from
 # `make bench`'s comparison under PyPy on 2 cores (README, Performance; full
@@ -35,9 +48,13 @@ timeout = max(30, int(_settings.collatz_timeout) + 10)
 graceful_timeout = 20
 keepalive = 5  # used by threaded/async worker classes; sync closes each connection
 
-# Logging: the access log carries the request id the app set or echoed.
+# Logging. The access log is off unless ACCESS_LOG names a file ("-":
+# standard output): gunicorn formats every line in Python (a dict of every
+# request and response header for the atoms), which cost 7-34% of the
+# requests/s under PyPy (issue 15). When on, each line carries the request
+# id the app set or echoed.
 loglevel = _settings.log_level
-accesslog = "-"
+accesslog = _settings.access_log or None
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 

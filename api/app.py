@@ -85,6 +85,13 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     routes.add("/departments", salaries.Departments(stores.salaries))
     routes.add("/departments/{name}", salaries.DepartmentStats(stores.salaries))
     routes.add("/departments/{name}/employees", department_employees)
+    routes.add(
+        "/departments/{name}/employees.ndjson",
+        salaries.DepartmentNdjson(stores.salaries),
+    )
+    routes.add(
+        "/departments/{name}/employees.csv", salaries.DepartmentCsv(stores.salaries)
+    )
     routes.add("/dept/{name}", salaries.SeedDepartmentEmployees(stores.salaries))
     routes.add("/employees", salaries.Employees(stores.salaries))
 

@@ -22,7 +22,10 @@ class Settings:
     host: str = _env_field("HOST", "127.0.0.1", "address gunicorn binds to")
     port: int = _env_field("PORT", 8000, "port gunicorn binds to")
     workers: int = _env_field(
-        "WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1, capped at 8"
+        "WORKERS",
+        0,
+        "gunicorn worker processes; 0: one per core under PyPy, "
+        "2 x cores + 1 (at most 8) under CPython",
     )
     worker_class: str = _env_field(
         "WORKER_CLASS", "sync", "gunicorn worker class: sync, gthread or gevent"
@@ -31,6 +34,11 @@ class Settings:
         "THREADS", 1, "threads per worker (gthread); more than 1 makes sync gthread"
     )
     log_level: str = _env_field("LOG_LEVEL", "info", "log level of every process")
+    access_log: str = _env_field(
+        "ACCESS_LOG",
+        "",
+        "gunicorn's access log: '-' for standard output, or a file; empty: none",
+    )
     max_body_bytes: int = _env_field(
         "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"
     )
@@ -62,6 +70,12 @@ class Settings:
         "VISIT_SALT",
         "",
         "secret salt of the visitor-address hash; empty: random per process",
+    )
+    visit_flush_interval: float = _env_field(
+        "VISIT_FLUSH_INTERVAL",
+        1.0,
+        "seconds between two batched writes of the visits of links without "
+        "max_visits; 0: each visit is written in its request",
     )
 
     # Collatz
@@ -109,6 +123,18 @@ class Settings:
     push_sse_bind: str = _env_field(
         "PUSH_SSE_BIND", "127.0.0.1:8001", "host:port of the push worker's /events"
     )
+    push_wake_address: str = _env_field(
+        "PUSH_WAKE_ADDRESS",
+        "127.0.0.1:5557",
+        "UDP host:port the API nudges the push worker on after each note "
+        "commit; empty: the worker polls",
+    )
+    push_poll_interval: float = _env_field(
+        "PUSH_POLL_INTERVAL",
+        1.0,
+        "seconds between the push worker's reads of the SQL change log when "
+        "no nudge comes (0.05 when it cannot listen for nudges)",
+    )
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -127,6 +153,20 @@ class Settings:
         for field in dataclasses.fields(self):
             env, doc = field.metadata["env"], field.metadata["doc"]
             yield env, getattr(self, field.name), field.default, doc
+
+
+def default_workers(implementation: str, cores: int) -> int:
+    """Gunicorn workers when ``WORKERS`` is 0, for ``platform.python_implementation()``.
+
+    One per core under PyPy: each worker's JIT warms up on the requests it
+    serves, so fewer workers reach full speed sooner, and fewer processes
+    queue for SQLite's write lock (gunicorn.conf.py has the figures).
+    2 x cores + 1, at most 8, under CPython (gunicorn's usual advice).
+    """
+    cores = max(cores, 1)
+    if implementation == "PyPy":
+        return cores
+    return min(2 * cores + 1, 8)
 
 
 def _convert(field: dataclasses.Field, raw: str):

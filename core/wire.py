@@ -8,10 +8,15 @@ as it is.
 import json
 from typing import Any
 
+# One encoder for every call: json.dumps with options builds a new
+# JSONEncoder each time (it only reuses its default one), which shows on
+# hot paths. An encoder keeps no state between calls, so threads may share it.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 def dumps(value: Any) -> str:
     """``value`` as compact JSON text."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def encode(value: Any) -> bytes:

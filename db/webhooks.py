@@ -136,7 +136,7 @@ class WebhookStore:
 
     def find(self, source: str, delivery_id: str) -> Optional[Delivery]:
         """The delivery ``delivery_id`` from ``source``, or None."""
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             row = session.scalars(
                 sa.select(InboundDelivery).where(
                     InboundDelivery.source == source,
@@ -147,7 +147,7 @@ class WebhookStore:
 
     def get(self, pk: int) -> Delivery:
         """The delivery with primary key ``pk``; NotFound if there is none."""
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             row = session.get(InboundDelivery, pk)
             if row is None:
                 raise NotFound(f"No delivery {pk}.")
@@ -171,7 +171,7 @@ class WebhookStore:
             query = query.where(InboundDelivery.source == source)
         if status is not None:
             query = query.where(InboundDelivery.status == status)
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             rows = session.scalars(query.limit(limit + 1)).all()
             items = [_view(row) for row in rows[:limit]]
         return items, (items[-1].pk if len(rows) > limit else None)

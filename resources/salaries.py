@@ -6,7 +6,11 @@ Cache-Control header; a request whose If-None-Match names it gets a 304
 before any employee is read.
 """
 
+import csv
+import io
+import json.encoder
 from decimal import Decimal
+from typing import Iterator
 from typing import Optional
 
 import falcon
@@ -21,6 +25,7 @@ from db.salaries.store import ORDERS
 from db.salaries.store import Department
 from db.salaries.store import EmployeeFilter
 from db.salaries.store import EmployeeRecord
+from db.salaries.store import EmployeeRows
 from db.salaries.store import SalaryStore
 from db.salaries.store import Snapshot
 from web.paging import limit_field
@@ -35,6 +40,26 @@ CACHE_CONTROL = "public, max-age=300"
 MAX_OFFSET = 2**31 - 1
 #: Largest salary filter accepted, in dollars (the largest salary loaded).
 MAX_SALARY = MAX_CENTS // 100
+#: The columns of a CSV export, in order (the keys of an employee's JSON).
+EXPORT_FIELDS = ("name", "position_title", "department", "annual_salary")
+#: An export hands the server chunks of about this many bytes.
+CHUNK_BYTES = 64 * 1024
+_escape = json.encoder.encode_basestring
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal of ``text``, non-ASCII kept (as core.wire writes it).
+
+    Most names need no escape: quoted as they are. Anything not printable
+    (control characters and a few others), a quote or a backslash goes
+    through the json module, which escapes what JSON needs.
+    """
+    if '"' in text or "\\" in text or not text.isprintable():
+        return _escape(text)
+    return '"' + text + '"'
+
+
+_LINE = '{"name":%s,"position_title":%s,"department":%s,"annual_salary":%s}'
 
 
 def money(cents: int) -> float:
@@ -236,6 +261,68 @@ class _SalaryResource:
         }
 
 
+class _ExportBody:
+    """An export's response body: chunks of encoded rows, made as it is read.
+
+    ``close()`` (called by the WSGI server when the response ends or the
+    client goes away) releases the database connection.
+    """
+
+    def __init__(self, rows: EmployeeRows, chunks: Iterator[bytes]):
+        self._rows = rows
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._rows.close()
+
+
+def employee_line(row: EmployeeRecord) -> str:
+    """``wire.dumps(employee_body(row))``, formatted directly (an export's hot loop).
+
+    The same text: compact, keys in the same order, non-ASCII kept, the
+    salary as JSON writes a float. Under PyPy the generic encoder walks a
+    dict per row; this is about twice as fast.
+    """
+    # %-formatting: under PyPy far faster than str.format or f-string specs.
+    return _LINE % (
+        _json_string(row.name),
+        _json_string(row.position_title),
+        _json_string(row.department),
+        float.__repr__(money(row.salary_cents)),
+    )
+
+
+def _ndjson_chunks(rows: EmployeeRows) -> Iterator[bytes]:
+    lines, size = [], 0
+    for row in rows:
+        line = employee_line(row)
+        lines.append(line)
+        size += len(line) + 1
+        if size >= CHUNK_BYTES:
+            yield ("\n".join(lines) + "\n").encode("utf-8")
+            lines, size = [], 0
+    if lines:
+        yield ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _csv_chunks(rows: EmployeeRows) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_FIELDS)
+    for row in rows:
+        writer.writerow(
+            (row.name, row.position_title, row.department, money(row.salary_cents))
+        )
+        if buffer.tell() >= CHUNK_BYTES:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
 def _filter(query: dict, **extra) -> EmployeeFilter:
     return EmployeeFilter(
         title=query.get("title"),
@@ -323,6 +410,75 @@ class SeedDepartmentEmployees(DepartmentEmployees):
         API's usual envelope (``items``).
         """
         self._department_page(req, resp, name)
+
+
+class _DepartmentExport(_SalaryResource):
+    """A whole department streamed row by row; subclasses pick the format."""
+
+    content_type = ""
+
+    @staticmethod
+    def _chunks(rows: EmployeeRows) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def _export(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        data = self._store.snapshot()
+        department = data.department(name)
+        if self._not_modified(req, resp, data):
+            return
+        rows = self._store.export(department.name)
+        resp.content_type = self.content_type
+        resp.stream = _ExportBody(rows, self._chunks(rows))
+
+
+class DepartmentNdjson(_DepartmentExport):
+    """``GET /departments/{name}/employees.ndjson``."""
+
+    content_type = "application/x-ndjson"
+    _chunks = staticmethod(_ndjson_chunks)
+
+    @validate(
+        response={
+            "type": "string",
+            "description": "one employee JSON object per line (EmployeeOut)",
+        },
+        media_type="application/x-ndjson",
+        errors=(404, 503),
+        also={304: None},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        """Every employee of a department, one JSON object per line, streamed.
+
+        Ordered by name; produced row by row as it is sent (never the whole
+        department in memory). ETag and Cache-Control as the lists.
+        """
+        self._export(req, resp, name)
+
+
+class DepartmentCsv(_DepartmentExport):
+    """``GET /departments/{name}/employees.csv``."""
+
+    content_type = "text/csv; charset=utf-8"
+    _chunks = staticmethod(_csv_chunks)
+
+    @validate(
+        response={
+            "type": "string",
+            "description": "CSV with a header row: "
+            + ",".join(EXPORT_FIELDS)
+            + " (RFC 4180, UTF-8)",
+        },
+        media_type="text/csv",
+        errors=(404, 503),
+        also={304: None},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        """Every employee of a department as CSV, streamed.
+
+        A header row, then one row per employee ordered by name; produced
+        row by row as it is sent. ETag and Cache-Control as the lists.
+        """
+        self._export(req, resp, name)
 
 
 class Employees(_SalaryResource):

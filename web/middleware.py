@@ -2,7 +2,8 @@
 
 import functools
 import io
-import uuid
+import itertools
+import os
 
 import falcon
 
@@ -15,13 +16,37 @@ JSON_MEDIA_TYPES = ("application/json", "application/merge-patch+json")
 _MAX_REQUEST_ID = 200
 
 
+class _IdSource:
+    """Request ids: 32 hex digits, a random prefix per process and a counter.
+
+    Unique across processes (the prefix is drawn again in a forked child) and
+    within one; uuid4 would read os.urandom on every request, about 10 us
+    under PyPy.
+    """
+
+    def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        # %-formatting: faster than an f-string's format spec under PyPy.
+        return "%s%016x" % (self._prefix, next(self._counter))  # noqa: UP031
+
+
+_ids = _IdSource()
+
+
 class RequestId:
     """Echo ``X-Request-ID`` when sent (and sane), generate one otherwise."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         rid = req.get_header("X-Request-ID")
         if not rid or len(rid) > _MAX_REQUEST_ID or not rid.isprintable():
-            rid = uuid.uuid4().hex
+            rid = _ids.next()
         req.context.request_id = rid
         request_id_var.set(rid)
         resp.set_header("X-Request-ID", rid)

@@ -82,6 +82,9 @@ class _Server6(_Server):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    # Each event is a small write: with Nagle's algorithm on, it waits for
+    # the client's (delayed) ACK of the previous one, up to 40 ms.
+    disable_nagle_algorithm = True
     server: _Server
     server_version = "push-worker"
 

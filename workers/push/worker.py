@@ -40,6 +40,7 @@ from core.backoff import Backoff
 from core.logs import configure_logging
 from core.notes import event_json
 from core.settings import Settings
+from core.wakeup import Listener
 from db.errors import Unavailable
 from db.notes.base import NotesStore
 from db.schema import create_schema
@@ -126,7 +127,8 @@ class PushWorker:
             )
             publisher.close()
             return 1
-        stores = self._stores or open_stores(settings)
+        wakeups = None if self._stores else self._listen()
+        stores = self._stores or open_stores(settings, wakeups)
         try:
             start = self._starting_point(stores)
             if start is None:  # stopped while waiting for the database
@@ -136,7 +138,28 @@ class PushWorker:
             self._serve(start, stores, publisher, sse)
         finally:
             stores.close()
+            if wakeups is not None:
+                wakeups.close()
         return 0
+
+    def _listen(self) -> Optional[Listener]:
+        """The listener for the API's commit nudges; None: poll the log often."""
+        address = self.settings.push_wake_address
+        if not address:
+            log.info("PUSH_WAKE_ADDRESS is empty: polling the change log")
+            return None
+        try:
+            listener = Listener(address)
+        except (OSError, ValueError) as ex:
+            log.warning(
+                "cannot listen for commit nudges on PUSH_WAKE_ADDRESS=%s (%s): "
+                "polling the change log instead",
+                address,
+                ex,
+            )
+            return None
+        log.info("reading the change log when the API announces a commit (%s)", address)
+        return listener
 
     def _starting_point(self, stores: Stores) -> Optional[int]:
         store, checkpoints = stores.notes, stores.checkpoints
