@@ -58,6 +58,12 @@ class Settings:
     redirect_status: int = _env_field(
         "REDIRECT_STATUS", 302, "status of a short-link redirect: 301, 302, 307, 308"
     )
+    allowed_private_targets: str = _env_field(
+        "ALLOWED_PRIVATE_TARGETS",
+        "",
+        "hosts and networks links and webhooks may target although private "
+        "(localhost,127.0.0.0/8,::1); * allows all",
+    )
     visit_salt: str = _env_field(
         "VISIT_SALT",
         "",

@@ -1,7 +1,6 @@
 """Inbound webhooks: ``POST/GET /webhooks/{source}``, ``GET /webhooks/deliveries``."""
 
 import hmac
-import json
 import logging
 import time
 from typing import Callable
@@ -15,11 +14,13 @@ from marshmallow import fields
 from marshmallow import validate as checks
 
 from core import signatures
+from core import wire
 from core.clock import isoformat
 from db.webhooks import STATUSES
 from db.webhooks import Delivery
 from db.webhooks import WebhookStore
 from web.errors import Problem
+from web.fields import cursor_field
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -53,10 +54,7 @@ InboundDeliveryPage = page_schema("InboundDeliveryPage", InboundDeliveryOut())
 
 class DeliveriesQuery(QuerySchema):
     limit = limit_field(50, 200)
-    cursor = fields.Integer(
-        validate=checks.Range(min=1),
-        metadata={"description": "from the previous page's next"},
-    )
+    cursor = cursor_field("from the previous page's next")
     source = fields.String()
     status = fields.String(validate=checks.OneOf(STATUSES))
 
@@ -219,9 +217,9 @@ def _parse_payload(req: falcon.Request, body: bytes):
     else:
         raise Problem(415, "Send the payload as application/json.")
     try:
-        return json.loads(text)
-    except ValueError:
-        raise Problem(400, "The payload is not valid JSON.") from None
+        return wire.loads(text)
+    except ValueError as ex:
+        raise Problem(400, f"The payload is not valid JSON: {ex}") from None
 
 
 def _identify(config: Source, req: falcon.Request, payload) -> Tuple[str, str]:
