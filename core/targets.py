@@ -84,6 +84,17 @@ def _host_name(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
 
+def _allowed_name(entry: str) -> str:
+    try:
+        if "/" in entry or ":" in entry:
+            raise UnsafeUrl(entry)
+        return _host_name(host_of("http://" + entry))
+    except UnsafeUrl:
+        raise ValueError(
+            f"ALLOWED_PRIVATE_TARGETS: {entry!r} is neither a network nor a host name"
+        ) from None
+
+
 def is_local_name(host: str) -> bool:
     """Whether ``host`` is a special-use local name (``localhost``, ``x.local``)."""
     name = _host_name(host)
@@ -130,13 +141,7 @@ class Targets:
                 continue
             except ValueError:
                 pass
-            name = _host_name(entry)
-            if not name or not all(part for part in name.split(".")) or "/" in name:
-                raise ValueError(
-                    f"ALLOWED_PRIVATE_TARGETS: {entry!r} is neither a network "
-                    "nor a host name"
-                )
-            names.add(name)
+            names.add(_allowed_name(entry))
         self.names: FrozenSet[str] = frozenset(names)
         self.networks: Tuple[IPNetwork, ...] = tuple(networks)
 
