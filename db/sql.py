@@ -2,6 +2,19 @@
 
 Tables live in the modules of the parts that own them (``db/links.py``, ...);
 they all hang off :class:`Base`, and ``db.schema`` gathers them.
+
+SQLite transactions. The driver's own transaction handling is switched off
+(it began a transaction only before the first INSERT/UPDATE/DELETE) and
+every transaction begins where SQLAlchemy begins it, with ``BEGIN
+IMMEDIATE``: it takes the database's write lock at once, waiting up to the
+busy timeout for it. In WAL mode a deferred transaction that has read and
+then writes cannot wait for the lock: if another writer holds it, or
+committed since the read, SQLite fails at once with "database is locked".
+The read-only handles, :attr:`Database.read_engine` and
+``Database.session(write=False)``, begin no transaction on SQLite: each
+statement reads the latest committed data on its own, as the driver did,
+and never queues for the write lock. Writing through them is a bug (the
+write would commit at once); anything not marked read-only is a write.
 """
 
 import contextlib
@@ -15,6 +28,9 @@ from sqlalchemy import exc
 from sqlalchemy import orm
 
 from db.errors import Unavailable
+
+#: Execution option of the read-only handles: no transaction on SQLite.
+SQLITE_READ_ONLY = "sqlite_read_only"
 
 
 class Base(orm.DeclarativeBase):
@@ -40,6 +56,7 @@ def make_engine(url: str) -> sa.Engine:
         folder = os.path.dirname(os.path.abspath(sa_url.database))
         event.listen(engine, "do_connect", lambda *args: _make_folder(folder))
     event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -61,19 +78,42 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # No implicit BEGIN from the driver: _sqlite_begin starts each transaction.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    if not connection.get_execution_options().get(SQLITE_READ_ONLY):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
-    """The SQL store handle the resources share: an engine and a session factory."""
+    """The SQL store handle the resources share: engines and session factories.
+
+    ``engine`` and ``session()`` are for writes (on SQLite their transactions
+    begin IMMEDIATE); ``read_engine`` and ``session(write=False)`` are for
+    work that only reads (on SQLite it never queues for the write lock). Both
+    share one connection pool.
+    """
 
     def __init__(self, url: str):
         self.engine = make_engine(url)
+        self.read_engine = self.engine.execution_options(**{SQLITE_READ_ONLY: True})
         self.sessionmaker = orm.sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessionmaker = orm.sessionmaker(
+            self.read_engine, expire_on_commit=False
+        )
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[orm.Session]:
-        """A session that commits on success, rolls back on error, always closes."""
-        with self.sessionmaker() as session:
+    def session(self, write: bool = True) -> Iterator[orm.Session]:
+        """A session that commits on success, rolls back on error, always closes.
+
+        Args:
+            write: False for a session that only reads: on SQLite it then
+                does not take the write lock (see the module's docstring).
+        """
+        factory = self.sessionmaker if write else self._read_sessionmaker
+        with factory() as session:
             try:
                 yield session
                 session.commit()
@@ -87,7 +127,7 @@ class Database:
     def ping(self) -> None:
         """Raise Unavailable unless the database answers ``SELECT 1``."""
         try:
-            with self.engine.connect() as connection:
+            with self.read_engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except exc.SQLAlchemyError as ex:
             raise Unavailable("SQL database unavailable") from ex

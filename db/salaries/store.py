@@ -164,7 +164,7 @@ class SalaryStore:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
         try:
-            with self._database.engine.connect() as connection:
+            with self._database.read_engine.connect() as connection:
                 yield connection
         except exc.OperationalError as ex:
             raise Unavailable("SQL database unavailable") from ex
