@@ -25,7 +25,7 @@ class Settings:
         "WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1, capped at 8"
     )
     worker_class: str = _env_field(
-        "WORKER_CLASS", "sync", "gunicorn worker class: sync, gthread or gevent"
+        "WORKER_CLASS", "gevent", "gunicorn worker class: gevent, sync or gthread"
     )
     threads: int = _env_field(
         "THREADS", 1, "threads per worker (gthread); more than 1 makes sync gthread"
