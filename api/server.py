@@ -28,8 +28,9 @@ from gunicorn.workers.sync import SyncWorker as _SyncWorker
 
 from core import wire
 
-#: Gunicorn's refusals whose status is not 400 (as gunicorn answers them).
+#: Gunicorn's refusals whose status is not 400.
 _STATUSES = (
+    (errors.LimitRequestLine, 414),  # gunicorn says 400; RFC 9110 has a status
     (errors.LimitRequestHeaders, 431),
     (errors.UnsupportedTransferCoding, 501),
     (errors.ForbiddenProxyRequest, 403),

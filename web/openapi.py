@@ -92,7 +92,9 @@ def _operation(template: str, resource, responder) -> dict:
             media_type = doc.get("media_type", "application/json")
             answer["content"] = {media_type: {"schema": schema}}
         op["responses"][str(status)] = answer
-    errors = set(doc.get("errors", ()))
+    # Any request line over gunicorn's limit (4094 bytes) is refused by the
+    # server before the app sees it (api/server.py).
+    errors = set(doc.get("errors", ())) | {414}
     if "{" in template:  # a value the route (or its converter) does not know
         errors.add(404)
     if doc.get("body") is not None or doc.get("query") is not None:

@@ -10,6 +10,7 @@ document: a listed status, its media type, its schema. The seed is fixed
 """
 
 import dataclasses
+import platform
 
 import hypothesis
 import hypothesis.errors
@@ -25,8 +26,10 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from tests.e2e.test_collatz import Cluster
 
-#: Cases per operation and mode; about 30 operations, two modes.
-CASES = 50
+#: Cases per operation and mode (about 30 operations, two modes): about
+#: 2,700 cases under CPython. Hypothesis runs about five times slower under
+#: PyPy (its code is too varied for the JIT), so PyPy runs fewer.
+CASES = 20 if platform.python_implementation() == "PyPy" else 50
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -77,7 +80,7 @@ def test_generated_requests_get_no_5xx_and_documented_answers(server):
     print(
         f"\n{tally.cases} generated cases; statuses: {sorted(tally.statuses.items())}"
     )
-    assert tally.cases >= 2000  # a few thousand: nothing was silently skipped
+    assert tally.cases >= 20 * CASES  # nothing was silently skipped
     assert not [status for status in tally.statuses if status >= 500]
 
 

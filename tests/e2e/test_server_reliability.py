@@ -117,7 +117,7 @@ REFUSALS = [
         # Over gunicorn's 4094, under what it reads at once (else the
         # unread rest resets the connection before the answer is read).
         b"GET /" + b"a" * 4200 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-        400,
+        414,
     ),
     (
         "Content-Length beside chunked",
