@@ -107,7 +107,12 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     routes.add("/webhooks/deliveries", WebhookDeliveries(stores.webhooks))
     routes.add(
         "/webhooks/{source}",
-        WebhookReceiver(webhook_sources, stores.webhooks, webhook_handlers),
+        WebhookReceiver(
+            webhook_sources,
+            stores.webhooks,
+            webhook_handlers,
+            replay_window=settings.webhook_replay_window,
+        ),
     )
     subscriptions = Subscriptions(stores.subscriptions, targets)
     routes.add("/subscriptions", subscriptions)

@@ -90,6 +90,12 @@ class Settings:
         "",
         "inbound webhook sources as JSON (see README, Webhooks)",
     )
+    webhook_replay_window: float = _env_field(
+        "WEBHOOK_REPLAY_WINDOW",
+        86400.0,
+        "seconds a GitHub-scheme body is remembered: the same body under a new "
+        "delivery id within it is refused (409) as a replay; 0: off",
+    )
     webhook_poll_interval: float = _env_field(
         "WEBHOOK_POLL_INTERVAL", 0.5, "seconds the webhook runner waits when idle"
     )

@@ -1,5 +1,6 @@
 """Inbound webhooks: ``POST/GET /webhooks/{source}``, ``GET /webhooks/deliveries``."""
 
+import hashlib
 import hmac
 import logging
 import time
@@ -16,6 +17,7 @@ from marshmallow import validate as checks
 from core import signatures
 from core import wire
 from core.clock import isoformat
+from core.text import text_error
 from db.webhooks import STATUSES
 from db.webhooks import Delivery
 from db.webhooks import WebhookStore
@@ -95,16 +97,18 @@ class WebhookReceiver:
         store: WebhookStore,
         registry: Registry,
         now: Callable[[], float] = time.time,
+        replay_window: float = 0.0,
     ):
         self._sources = sources
         self._store = store
         self._registry = registry
         self._now = now
+        self._replay_window = replay_window
 
     @validate(
         response=InboundDeliveryOut(),
         status=202,
-        errors=(400, 401, 404, 413, 415, 503),
+        errors=(400, 401, 404, 409, 413, 415, 503),
         also={200: InboundDeliveryOut()},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, source: str) -> None:
@@ -114,6 +118,8 @@ class WebhookReceiver:
         missing or wrong). The delivery is stored, then handled by the webhook
         runner: 202. Events without a handler are stored as ignored (202). The
         same delivery id again: 200 with the stored delivery and its outcome.
+        GitHub signs no timestamp: the same body under a new delivery id within
+        ``WEBHOOK_REPLAY_WINDOW`` seconds is a replay, 409.
         """
         config = self._source(source)
         body = req.bounded_stream.read()
@@ -132,7 +138,17 @@ class WebhookReceiver:
         payload = _parse_payload(req, body)
         delivery_id, event = _identify(config, req, payload)
         delivery, created = self._store.receive(
-            config.name, delivery_id, event, payload, handled=event in self._registry
+            config.name,
+            delivery_id,
+            event,
+            payload,
+            handled=event in self._registry,
+            # Standard Webhooks sign the id and a timestamp: only GitHub's
+            # bodies can be replayed under a new id.
+            body_sha256=hashlib.sha256(body).hexdigest()
+            if config.scheme == "github"
+            else None,
+            replay_window=self._replay_window,
         )
         resp.media = delivery_json(delivery)
         resp.status = falcon.HTTP_202 if created else falcon.HTTP_200
@@ -237,6 +253,8 @@ def _identify(config: Source, req: falcon.Request, payload) -> Tuple[str, str]:
         and isinstance(event, str)
         and 0 < len(delivery_id) <= _MAX_ID
         and 0 < len(event) <= _MAX_ID
+        and text_error(delivery_id) is None
+        and text_error(event) is None
     ):
         raise Problem(400, f"A delivery needs {where} (1-{_MAX_ID} characters each).")
     return delivery_id, event
