@@ -158,7 +158,7 @@ class WebhookStore:
         self, source: str, body_sha256: str, now: datetime.datetime, window: float
     ) -> None:
         since = now - datetime.timedelta(seconds=window)
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             earlier = session.scalars(
                 sa.select(InboundDelivery.delivery_id)
                 .where(
