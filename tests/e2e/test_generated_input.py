@@ -5,8 +5,9 @@ broker and a worker, so every backend is up) and, for every operation,
 generates requests with Hypothesis: valid ones (positive) and ones that
 break the document (negative: wrong types, out-of-range numbers, missing
 fields, odd strings). Each answer must not be a 5xx and must match the
-document: a listed status, its media type, its schema. The seed is fixed
-(``derandomize``), so a run is the same every time and a failure repeats.
+document: a listed status, its media type, its schema. Hypothesis runs
+with a fixed seed (``derandomize``), and a failure prints the request that
+caused it as a curl command.
 """
 
 import dataclasses
