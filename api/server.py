@@ -1,10 +1,15 @@
-"""Gunicorn worker classes of this API: gunicorn's own, with two changes.
+"""Gunicorn worker classes of this API: gunicorn's own, with three changes.
 
 - Requests gunicorn refuses before the app sees them (a request line or
   headers too large, a malformed header, Content-Length beside chunked, a
   negative length, an unsupported transfer coding) are answered as RFC 9457
   problems, ``application/problem+json`` like every other error, instead of
   gunicorn's HTML page. Statuses and logging stay gunicorn's.
+- An answer the app sends with ``Connection: close`` (a 413 whose body was
+  left unread, a 400 for a body that could not be read) closes the
+  connection. Gunicorn drops that hop-by-hop header from apps and, on a
+  keep-alive worker, would read and discard the rest of the body to get to
+  the next request.
 - ``GeventWorker`` (the default, see ``gunicorn.conf.py``) bounds the
   time a client may take to send a body: every read from its socket waits at
   most gunicorn's ``timeout`` seconds (a slow client then gets a 400 and the
@@ -53,8 +58,34 @@ def problem_response(status: int, detail: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+def honour_connection_close(app):
+    """``app``, its ``Connection: close`` answers closing the connection."""
+
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if any(
+                name.lower() == "connection" and value.strip().lower() == "close"
+                for name, value in headers
+            ):
+                # Gunicorn's start_response is a method of its Response.
+                response = getattr(start_response, "__self__", None)
+                if hasattr(response, "force_close"):
+                    response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
 class ProblemErrors:
-    """Worker mixin: gunicorn's own error answers as problem+json."""
+    """Worker mixin: gunicorn's own error answers as problem+json, and the
+    app's ``Connection: close`` honoured."""
+
+    def load_wsgi(self):
+        """Load the app, wrapped by :func:`honour_connection_close`."""
+        super().load_wsgi()
+        self.wsgi = honour_connection_close(self.wsgi)
 
     def handle_error(self, req, client, addr, exc):
         """Log as gunicorn does, then answer with a problem instead of HTML."""

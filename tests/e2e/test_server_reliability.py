@@ -177,6 +177,25 @@ def test_gunicorns_own_refusals_are_problem_json(shared_server, what, raw, statu
     assert problem["detail"]
 
 
+def test_a_refused_body_is_not_read_and_the_connection_closes(shared_server):
+    # 413 before reading: the connection closes at once rather than gunicorn
+    # reading (and waiting for) ten megabytes to reach a next request, which
+    # it gives up only after `keepalive` (5 s) of silence.
+    with _connect(shared_server) as sock:
+        sock.settimeout(3)
+        sock.sendall(
+            b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 10000000\r\n\r\n{"
+        )
+        data = b""
+        while True:
+            chunk = sock.recv(65536)  # a socket.timeout fails the test
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 413")
+
+
 def test_a_malformed_chunked_body_is_a_400_problem(shared_server):
     got, headers, body = _exchange(
         shared_server,
