@@ -16,6 +16,7 @@ from db.links import LinkInfo
 from db.links import LinkStore
 from db.links import VisitInfo
 from web.fields import INT32_MAX
+from web.fields import INT64_MAX
 from web.fields import IsoDateTime
 from web.fields import SafeUrl
 from web.fields import check_target
@@ -104,7 +105,9 @@ class VisitsQuery(QuerySchema):
     """Query of ``GET /links/{code}/visits``."""
 
     limit = limit_field(default=50, maximum=500)
-    before = cursor_field("cursor from the next link: visits older than this one")
+    before = cursor_field(
+        "cursor from the next link: visits older than this one", maximum=INT64_MAX
+    )
 
 
 def _invalid(field: str, message: str) -> marshmallow.ValidationError:

@@ -19,6 +19,7 @@ from core.notes import TITLE_MAX
 from core.notes import Note
 from core.notes import note_json
 from db.notes.base import NotesStore
+from web.fields import INT32_MAX
 from web.fields import INT64_MAX
 from web.fields import cursor_field
 from web.paging import limit_field
@@ -98,22 +99,24 @@ class NoteListQuery(QuerySchema):
     """Query of ``GET /notes``."""
 
     limit = limit_field(50, 500)
-    cursor = cursor_field("from a previous page's next link", minimum=0)
+    cursor = cursor_field(
+        "from a previous page's next link", minimum=0, maximum=INT64_MAX
+    )
     id = fields.String(metadata={"description": "answer this one note as {note: ...}"})
 
 
 NoteList = page_schema("NoteList", NoteOut())
 
 
-#: Longest version number in an ETag: a version is a positive 64-bit integer.
-_VERSION_DIGITS = len(str(INT64_MAX))
+#: Longest version number in an ETag (its column is a 32-bit integer).
+_VERSION_DIGITS = len(str(INT32_MAX))
 
 
 def _versions(req: falcon.Request) -> Optional[Set[int]]:
     """The versions If-Match accepts (strong comparison); None without If-Match.
 
-    A tag that cannot be a version (not ASCII digits, or past the 64-bit range
-    of the stores) names none: with no other tag, the write answers 412.
+    A tag that cannot be a version (not ASCII digits, or past the range of
+    the version column) names none: with no other tag, the write answers 412.
     """
     tags = req.if_match
     if tags is None or "*" in tags:
@@ -125,7 +128,7 @@ def _versions(req: falcon.Request) -> Optional[Set[int]]:
         and tag.isascii()
         and tag.isdigit()
         and len(tag) <= _VERSION_DIGITS
-        and int(tag) <= INT64_MAX
+        and int(tag) <= INT32_MAX
     }
 
 

@@ -14,19 +14,23 @@ from core.urls import UnsafeUrl
 from core.urls import host_of
 from core.urls import normalize_url
 
-#: Largest signed 64-bit SQL integer: ids, cursors and sequence numbers.
+#: Largest signed 64-bit SQL integer (``sa.BigInteger`` columns).
 INT64_MAX = 2**63 - 1
-#: Largest signed 32-bit SQL integer (``sa.Integer`` columns on PostgreSQL).
+#: Largest signed 32-bit SQL integer (``sa.Integer`` columns on PostgreSQL,
+#: whose driver casts a bound value to the column's type).
 INT32_MAX = 2**31 - 1
-#: Route converter of a positive 64-bit id: ``/things/{thing_id:<ID>}``; an id
-#: outside it names nothing (404) and never reaches a store.
-ID_CONVERTER = f"int(min=1, max={INT64_MAX})"
+#: Route converter of the id of an ``sa.Integer`` primary key:
+#: ``/things/{thing_id:<ID_CONVERTER>}``; an id outside it names nothing (404)
+#: and never reaches a store.
+ID_CONVERTER = f"int(min=1, max={INT32_MAX})"
 
 
-def cursor_field(description: str, minimum: int = 1) -> fields.Integer:
-    """A paging cursor (an id or sequence number): minimum..INT64_MAX."""
+def cursor_field(
+    description: str, minimum: int = 1, maximum: int = INT32_MAX
+) -> fields.Integer:
+    """A paging cursor: an id or sequence number, in its column's range."""
     return fields.Integer(
-        validate=validate.Range(minimum, INT64_MAX),
+        validate=validate.Range(minimum, maximum),
         metadata={"description": description},
     )
 
