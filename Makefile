@@ -16,10 +16,11 @@ BENCH_ARGS ?=
 serve: $(STAMP)
 	$(BIN)/python -m api init-db
 	$(BIN)/python -m api import-salaries --if-empty
-	@# honcho hands each process a PORT; the web process gets ours (default 8000).
-	@# One collatz worker per core.
-	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -f Procfile -p "$${PORT:-8000}" \
-	  -c "collatz-worker=$$(nproc)"
+	@# supervisord runs every process in supervisord.conf and starts again
+	@# the ones that exit; Ctrl-C stops all. One collatz worker per core.
+	@mkdir -p var
+	SERVE_PYTHON="$(abspath $(BIN))/python" SERVE_DIR="$(abspath var)" \
+	  COLLATZ_WORKERS="$$(nproc)" exec $(BIN)/supervisord -c supervisord.conf
 
 test: $(STAMP)
 	@# wrk drives the bench harness's smoke test (skipped, with a reason, without it).

@@ -12,6 +12,7 @@ import falcon.media
 from core import wire
 from core.logs import configure_logging
 from core.settings import Settings
+from core.targets import Targets
 from core.version import __version__
 from db.stores import Stores
 from db.stores import open_stores
@@ -28,6 +29,7 @@ from resources.subscriptions import Subscriptions
 from resources.webhooks import WebhookDeliveries
 from resources.webhooks import WebhookReceiver
 from web import errors
+from web.fields import ID_CONVERTER
 from web.middleware import JSON_MEDIA_TYPES
 from web.middleware import BodyLimit
 from web.middleware import RequestId
@@ -45,6 +47,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     """Build the WSGI app for ``settings``; ``stores`` defaults to theirs."""
     # Parsed first: a bad WEBHOOK_SOURCES stops the app before anything starts.
     webhook_sources = parse_sources(settings.webhook_sources)
+    # Where links and webhook subscriptions may point (README, Security).
+    targets = Targets(settings.allowed_private_targets)
     stores = stores or open_stores(settings)
 
     app = falcon.App(
@@ -73,7 +77,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
 
     # Links, the shortener. "/{code}" catches every other one-segment path:
     # Falcon prefers literal segments, and aliases may not take a route's name.
-    links = Links(stores.links, settings.public_base_url)
+    links = Links(stores.links, settings.public_base_url, targets)
     routes.add("/links", links)
     routes.add("/links/{code}", links, suffix="item")
     routes.add("/links/{code}/visits", links, suffix="visits")
@@ -110,13 +114,22 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     routes.add("/webhooks/deliveries", WebhookDeliveries(stores.webhooks))
     routes.add(
         "/webhooks/{source}",
-        WebhookReceiver(webhook_sources, stores.webhooks, webhook_handlers),
+        WebhookReceiver(
+            webhook_sources,
+            stores.webhooks,
+            webhook_handlers,
+            replay_window=settings.webhook_replay_window,
+        ),
     )
-    subscriptions = Subscriptions(stores.subscriptions)
+    subscriptions = Subscriptions(stores.subscriptions, targets)
     routes.add("/subscriptions", subscriptions)
-    routes.add("/subscriptions/{subscription_id:int}", subscriptions, suffix="item")
     routes.add(
-        "/subscriptions/{subscription_id:int}/deliveries",
+        f"/subscriptions/{{subscription_id:{ID_CONVERTER}}}",
+        subscriptions,
+        suffix="item",
+    )
+    routes.add(
+        f"/subscriptions/{{subscription_id:{ID_CONVERTER}}}/deliveries",
         subscriptions,
         suffix="deliveries",
     )

@@ -28,7 +28,7 @@ class Settings:
         "2 x cores + 1 (at most 8) under CPython",
     )
     worker_class: str = _env_field(
-        "WORKER_CLASS", "sync", "gunicorn worker class: sync, gthread or gevent"
+        "WORKER_CLASS", "gevent", "gunicorn worker class: gevent, sync or gthread"
     )
     threads: int = _env_field(
         "THREADS", 1, "threads per worker (gthread); more than 1 makes sync gthread"
@@ -66,6 +66,12 @@ class Settings:
     redirect_status: int = _env_field(
         "REDIRECT_STATUS", 302, "status of a short-link redirect: 301, 302, 307, 308"
     )
+    allowed_private_targets: str = _env_field(
+        "ALLOWED_PRIVATE_TARGETS",
+        "",
+        "hosts and networks links and webhooks may target although private "
+        "(localhost,127.0.0.0/8,::1); * allows all",
+    )
     visit_salt: str = _env_field(
         "VISIT_SALT",
         "",
@@ -97,6 +103,12 @@ class Settings:
         "WEBHOOK_SOURCES",
         "",
         "inbound webhook sources as JSON (see README, Webhooks)",
+    )
+    webhook_replay_window: float = _env_field(
+        "WEBHOOK_REPLAY_WINDOW",
+        86400.0,
+        "seconds a GitHub-scheme body is remembered: the same body under a new "
+        "delivery id within it is refused (409) as a replay; 0: off",
     )
     webhook_poll_interval: float = _env_field(
         "WEBHOOK_POLL_INTERVAL", 0.5, "seconds the webhook runner waits when idle"

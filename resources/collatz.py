@@ -6,6 +6,7 @@ from marshmallow import fields
 from marshmallow import validate as check
 
 from core import collatz as collatz_core
+from web.fields import INT64_MAX
 from web.validation import QuerySchema
 from web.validation import validate
 from workers.collatz.client import CollatzClient
@@ -17,8 +18,8 @@ MAX_SEQUENCE = 1000
 class LongestQuery(QuerySchema):
     n = fields.Integer(
         required=True,
-        validate=check.Range(min=1),
-        metadata={"description": "the largest start considered"},
+        validate=check.Range(1, INT64_MAX),
+        metadata={"description": "the largest start considered (COLLATZ_MAX_N)"},
     )
 
 

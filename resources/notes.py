@@ -19,6 +19,9 @@ from core.notes import TITLE_MAX
 from core.notes import Note
 from core.notes import note_json
 from db.notes.base import NotesStore
+from web.fields import INT32_MAX
+from web.fields import INT64_MAX
+from web.fields import cursor_field
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -96,9 +99,8 @@ class NoteListQuery(QuerySchema):
     """Query of ``GET /notes``."""
 
     limit = limit_field(50, 500)
-    cursor = fields.Integer(
-        validate=check.Range(min=0),
-        metadata={"description": "from a previous page's next link"},
+    cursor = cursor_field(
+        "from a previous page's next link", minimum=0, maximum=INT64_MAX
     )
     id = fields.String(metadata={"description": "answer this one note as {note: ...}"})
 
@@ -106,12 +108,28 @@ class NoteListQuery(QuerySchema):
 NoteList = page_schema("NoteList", NoteOut())
 
 
+#: Longest version number in an ETag (its column is a 32-bit integer).
+_VERSION_DIGITS = len(str(INT32_MAX))
+
+
 def _versions(req: falcon.Request) -> Optional[Set[int]]:
-    """The versions If-Match accepts (strong comparison); None without If-Match."""
+    """The versions If-Match accepts (strong comparison); None without If-Match.
+
+    A tag that cannot be a version (not ASCII digits, or past the range of
+    the version column) names none: with no other tag, the write answers 412.
+    """
     tags = req.if_match
     if tags is None or "*" in tags:
         return None  # "*": any current version
-    return {int(tag) for tag in tags if not tag.is_weak and tag.isdigit()}
+    return {
+        int(tag)
+        for tag in tags
+        if not tag.is_weak
+        and tag.isascii()
+        and tag.isdigit()
+        and len(tag) <= _VERSION_DIGITS
+        and int(tag) <= INT32_MAX
+    }
 
 
 def _not_modified(req: falcon.Request, note: Note) -> bool:

@@ -5,7 +5,7 @@ Deliveries themselves are made by the push worker with
 delivers to and shows how it went.
 """
 
-from urllib.parse import urlsplit
+from typing import Optional
 
 import falcon
 import marshmallow
@@ -18,37 +18,20 @@ from marshmallow import validates_schema
 from core.clock import isoformat
 from core.notes import EVENT_TYPES
 from core.signatures import generate_secret
+from core.targets import Targets
 from db.subscriptions import WILDCARDS
 from db.subscriptions import Attempt
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
+from web.fields import SafeUrl
+from web.fields import check_target
+from web.fields import cursor_field
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
 from web.paging import page_schema
 from web.validation import QuerySchema
 from web.validation import validate
-
-_MAX_URL = 2048
-
-
-def check_url(value: str) -> None:
-    """An absolute http(s) URL with a host and no credentials, else ValidationError."""
-    if len(value) > _MAX_URL or any(c.isspace() or not c.isprintable() for c in value):
-        raise marshmallow.ValidationError(
-            f"A URL of at most {_MAX_URL} printable characters, without spaces."
-        )
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise marshmallow.ValidationError("Only http and https URLs are accepted.")
-    if not parts.hostname:
-        raise marshmallow.ValidationError("The URL needs a host.")
-    if "@" in parts.netloc:
-        raise marshmallow.ValidationError("Credentials in the URL are not accepted.")
-    try:
-        _ = parts.port  # urlsplit checks the port only when asked
-    except ValueError:
-        raise marshmallow.ValidationError("The URL's port is not valid.") from None
 
 
 def _events_field(**kwargs) -> fields.List:
@@ -65,8 +48,17 @@ def _unique(items):
     return list(dict.fromkeys(items))
 
 
+def _url_field(**kwargs) -> SafeUrl:
+    return SafeUrl(
+        metadata={
+            "description": "http(s) URL of a public host, at most 2048 characters"
+        },
+        **kwargs,
+    )
+
+
 class SubscriptionIn(Schema):
-    url = fields.String(required=True, validate=check_url)
+    url = _url_field(required=True)
     events = _events_field(required=True)
 
     @post_load
@@ -76,7 +68,7 @@ class SubscriptionIn(Schema):
 
 
 class SubscriptionPatch(Schema):
-    url = fields.String(validate=check_url)
+    url = _url_field()
     events = _events_field()
     active = fields.Boolean(
         truthy={True},
@@ -142,10 +134,7 @@ SubscriptionAttemptPage = page_schema(
 
 class SubscriptionPageQuery(QuerySchema):
     limit = limit_field(50, 200)
-    cursor = fields.Integer(
-        validate=checks.Range(min=1),
-        metadata={"description": "from the previous page's next"},
-    )
+    cursor = cursor_field("from the previous page's next")
 
 
 def subscription_json(subscription: Subscription, with_secret: bool = False) -> dict:
@@ -183,8 +172,9 @@ def attempt_json(attempt: Attempt) -> dict:
 class Subscriptions:
     """``/subscriptions``, ``/subscriptions/{id}`` (item), ``.../deliveries``."""
 
-    def __init__(self, store: SubscriptionStore):
+    def __init__(self, store: SubscriptionStore, targets: Optional[Targets] = None):
         self._store = store
+        self._targets = targets or Targets()
 
     @validate(
         body=SubscriptionIn(), response=SubscriptionCreated(), status=201, errors=(503,)
@@ -192,6 +182,7 @@ class Subscriptions:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Subscribe a URL to note events; the signing secret is shown only here."""
         body = req.context.body
+        check_target(self._targets, body["url"])
         subscription = self._store.create(
             body["url"], body["events"], generate_secret()
         )
@@ -222,6 +213,8 @@ class Subscriptions:
     ) -> None:
         """Change a subscription; ``{"active": true}`` re-enables a disabled one."""
         body = req.context.body
+        if "url" in body:
+            check_target(self._targets, body["url"])
         subscription = self._store.update(
             subscription_id,
             url=body.get("url"),

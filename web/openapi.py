@@ -12,6 +12,7 @@ from web.errors import PROBLEM_JSON
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _CONVERTED_FIELD = re.compile(r"{(\w+)(:[^}]*)?}")
+_CONVERTER_BOUND = re.compile(r"\b(min|max)=(-?\d+)")
 
 _PROBLEM_SCHEMA = {
     "type": "object",
@@ -72,14 +73,7 @@ def _operation(template: str, resource, responder) -> dict:
     if description.strip():
         op["description"] = description.strip()
     parameters = [
-        {
-            "in": "path",
-            "name": name,
-            "required": True,
-            "schema": {
-                "type": "integer" if conv and conv.startswith(":int") else "string"
-            },
-        }
+        {"in": "path", "name": name, "required": True, "schema": _path_schema(conv)}
         for name, conv in _CONVERTED_FIELD.findall(template)
     ]
     if doc.get("query") is not None:
@@ -98,7 +92,9 @@ def _operation(template: str, resource, responder) -> dict:
             media_type = doc.get("media_type", "application/json")
             answer["content"] = {media_type: {"schema": schema}}
         op["responses"][str(status)] = answer
-    errors = set(doc.get("errors", ()))
+    # Any request line over gunicorn's limit (4094 bytes) is refused by the
+    # server before the app sees it (api/server.py).
+    errors = set(doc.get("errors", ())) | {414}
     if "{" in template:  # a value the route (or its converter) does not know
         errors.add(404)
     if doc.get("body") is not None or doc.get("query") is not None:
@@ -113,6 +109,16 @@ def _operation(template: str, resource, responder) -> dict:
             },
         }
     return op
+
+
+def _path_schema(converter: str) -> dict:
+    """The schema of a path value: ``:int(min=1, max=9)`` gives its bounds."""
+    if not converter.startswith(":int"):
+        return {"type": "string"}
+    schema = {"type": "integer"}
+    for key, value in _CONVERTER_BOUND.findall(converter):
+        schema["minimum" if key == "min" else "maximum"] = int(value)
+    return schema
 
 
 class OpenApi:

@@ -5,6 +5,11 @@ body and the query string through the schemas before the responder runs and
 puts the results on ``req.context.body`` and ``req.context.query``. A
 ``marshmallow.ValidationError`` becomes a 422 problem in api.errors. The same
 schemas, with ``response`` and ``status``, feed the OpenAPI document.
+
+Before any schema, every string the responder would get (path values, query
+values, body members and keys at any depth) must keep the text rule of
+:mod:`core.text`: a path value that breaks it names nothing (404), a query or
+body value is a 422 naming the field.
 """
 
 import functools
@@ -16,6 +21,9 @@ from typing import Optional
 import falcon
 import marshmallow
 from marshmallow import fields
+
+from core.text import text_error
+from web.errors import Problem
 
 
 def validate(
@@ -46,10 +54,16 @@ def validate(
         def wrapper(
             resource, req: falcon.Request, resp: falcon.Response, *args, **kwargs
         ):
+            if text_errors(kwargs):
+                raise Problem(404, "Nothing can exist at this path.")
             if query is not None:
-                req.context.query = query.load(query_dict(req, query))
+                raw = query_dict(req, query)
+                _check_text(raw)
+                req.context.query = query.load(raw)
             if body is not None:
-                req.context.body = body.load(req.get_media())
+                media = req.get_media()
+                _check_text(media)
+                req.context.body = body.load(media)
             return responder(resource, req, resp, *args, **kwargs)
 
         wrapper.apidoc = {
@@ -64,6 +78,42 @@ def validate(
         return wrapper
 
     return decorator
+
+
+def text_errors(value: Any) -> Any:
+    """The text rule's errors in ``value`` (a string, or lists and dicts of them).
+
+    Shaped like marshmallow's messages: ``["..."]`` for a string, ``{key:
+    errors}`` for the members and items that break it (list items by index,
+    keys under their own name); empty (falsy) when everything keeps it.
+    """
+    if isinstance(value, str):
+        problem = text_error(value)
+        return [problem] if problem else []
+    if isinstance(value, Mapping):
+        found = {}
+        for key, item in value.items():
+            key_errors = text_errors(key)
+            errors = key_errors or text_errors(item)
+            if errors:
+                found[repr(key) if key_errors else key] = errors
+        return found
+    if isinstance(value, list):
+        found = {}
+        for index, item in enumerate(value):
+            errors = text_errors(item)
+            if errors:
+                found[index] = errors
+        return found
+    return []
+
+
+def _check_text(value: Any) -> None:
+    errors = text_errors(value)
+    if errors:
+        raise marshmallow.ValidationError(
+            errors if isinstance(errors, dict) else {"_schema": errors}
+        )
 
 
 def query_dict(req: falcon.Request, schema: marshmallow.Schema) -> dict:

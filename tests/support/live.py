@@ -147,6 +147,11 @@ class LiveServer(Process):
             self._healthy, timeout=60, what=f"gunicorn on {self.url}\n{self.log_path}"
         )
 
+    def stop(self, sig=signal.SIGINT, timeout: float = 20.0) -> None:
+        """Quick shutdown (SIGINT): a graceful one (SIGTERM) lets the gevent
+        workers wait out idle keep-alive connections, `keepalive` seconds."""
+        super().stop(sig, timeout)
+
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")

@@ -7,6 +7,8 @@
   ``?last_event_id=N``, for clients that cannot set headers) it first
   replays every change after N from the store's log, then goes live. A
   browser's ``EventSource`` sends the header by itself when it reconnects.
+  An N ahead of the stream (a database that was reset) gets a ``reset``
+  event, then every change the log holds (``EventFeed.resume``).
 - ``GET /``: a page that shows the stream live (same origin, so no CORS).
 - ``GET /health``: the worker's state as JSON.
 
@@ -31,6 +33,7 @@ from db.errors import Unavailable
 from workers.push.events import SSE_KEEPALIVE
 from workers.push.events import parse_last_event_id
 from workers.push.events import sse_frame
+from workers.push.events import sse_reset_frame
 from workers.push.feed import EventFeed
 
 log = logging.getLogger(__name__)
@@ -117,7 +120,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._problem(400, "Bad Request", str(ex))
             return
         feed = self.server.feed
-        cursor = feed.head if last_id is None else last_id
+        try:
+            resume = feed.resume(last_id)
+        except Unavailable:
+            self._problem(503, "Service Unavailable", "The notes store is unavailable.")
+            return
+        cursor = resume.cursor
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -128,6 +136,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         try:
             self.wfile.write(b"retry: 3000\n: stream after %d\n\n" % cursor)
+            if resume.reset:
+                log.info(
+                    "SSE client %s: Last-Event-ID %d is ahead of the stream; reset",
+                    self.client_address[0],
+                    last_id,
+                )
+                self.wfile.write(sse_reset_frame(last_id, cursor))
             self._stream(feed, cursor)
         except OSError:  # the client went away (broken pipe, reset)
             pass
