@@ -79,6 +79,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     # Falcon prefers literal segments, and aliases may not take a route's name.
     links = Links(stores.links, settings.public_base_url, targets)
     routes.add("/links", links)
+    routes.add("/links/bulk", links, suffix="bulk")
     routes.add("/links/{code}", links, suffix="item")
     routes.add("/links/{code}/visits", links, suffix="visits")
     routes.add("/{code}", Redirect(stores.links, settings.redirect_status))

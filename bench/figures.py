@@ -1,4 +1,5 @@
-"""The figures other parts publish (primes batch, collatz vs C, push, RethinkDB).
+"""The figures other parts publish (primes batch, collatz vs C, push, RethinkDB,
+bulk link creation).
 
 Each lives in a module of its own, ``bench/<name>.py``, with ``run(quick) ->
 dict``; the module starts whatever interpreters and processes it compares.
@@ -9,7 +10,7 @@ import importlib
 import time
 import traceback
 
-FIGURES = ("primes", "collatz", "push", "rethinkdb")
+FIGURES = ("primes", "collatz", "push", "rethinkdb", "links_bulk")
 
 
 def run_one(name: str, quick: bool) -> dict:

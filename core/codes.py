@@ -31,8 +31,10 @@ CODE_LENGTH = 7
 #: Round keys of the Feistel network. Changing them changes every code.
 ROUND_KEYS = (0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C)
 
-#: First path segments of the app's routes (and a few usual ones). No alias
-#: or code may equal one of them, compared case-insensitively.
+#: First path segments of the app's routes (and a few usual ones), and
+#: ``bulk``, the literal segment of ``/links/bulk`` that would shadow an alias
+#: at ``/links/{code}``. No alias or code may equal one of them, compared
+#: case-insensitively.
 RESERVED = frozenset(
     (
         "health",
@@ -55,6 +57,7 @@ RESERVED = frozenset(
         "static",
         "favicon.ico",
         "robots.txt",
+        "bulk",
     )
 )
 

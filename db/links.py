@@ -31,10 +31,13 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
+from typing import Union
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -176,6 +179,15 @@ _TARGET_BY_ALIAS = sa.select(*_TARGET_COLUMNS).where(
 )
 _INSERT_VISIT = sa.insert(_VISITS)
 _INSERT_LINK = sa.insert(_LINKS).returning(_LINKS.c.id)
+# Many rows in one statement (SQLAlchemy's "insertmanyvalues"), ids in the
+# order of the rows given.
+_INSERT_LINKS = sa.insert(_LINKS).returning(_LINKS.c.id, sort_by_parameter_order=True)
+_TAKEN_ALIASES = sa.select(_LINKS.c.alias).where(
+    _LINKS.c.alias.in_(sa.bindparam("aliases", expanding=True))
+)
+_BURY = (
+    sa.update(_LINKS).where(_LINKS.c.id == sa.bindparam("link_id")).values(deleted=True)
+)
 _LIVE_AMONG = sa.select(_LINKS.c.id).where(
     _LINKS.c.id.in_(sa.bindparam("ids", expanding=True)), _LIVE
 )
@@ -390,25 +402,85 @@ class LinkStore:
         try:
             with self._db.write() as connection:
                 link_id = self._insert(connection, values)
-                # A generated code equal to a reserved word would be shadowed
-                # by its route: bury that id and take the next one.
-                while alias is None and is_reserved(code_for_id(link_id)):
-                    connection.execute(
-                        sa.update(_LINKS)
-                        .where(_LINKS.c.id == link_id)
-                        .values(deleted=True)
-                    )
-                    link_id = self._insert(connection, values)
+                link_id = self._unreserved(connection, link_id, values)
         except exc.IntegrityError:
-            raise Conflict(f"The alias '{alias}' is taken.", alias=alias) from None
-        return LinkInfo(
-            code=alias if alias is not None else code_for_id(link_id),
-            url=url,
-            created_at=as_utc(values["created_at"]),
-            expires_at=as_utc(values["expires_at"]),
-            max_visits=max_visits,
-            visits=0,
-        )
+            raise Conflict(_taken(alias), alias=alias) from None
+        return _new_info(link_id, values)
+
+    def create_many(self, links: Sequence[Mapping]) -> List[Union[LinkInfo, Conflict]]:
+        """Store new links in one transaction; per link, its info or a Conflict.
+
+        Each item has the keyword arguments of :meth:`create`. A link whose
+        alias is taken (or ever was) gets a :class:`Conflict` and the others
+        are stored all the same; checking the aliases and inserting the rest
+        happen in one write transaction. If another writer takes one of the
+        aliases in between (PostgreSQL), the transaction is rolled back and
+        done again, so nothing is half stored.
+        """
+        now = naive_utc(self.now())
+        rows = [
+            {
+                "url": link["url"],
+                "alias": link.get("alias"),
+                "created_at": now,
+                "expires_at": naive_utc(link.get("expires_at")),
+                "max_visits": link.get("max_visits"),
+                "visits": 0,
+                "deleted": False,
+            }
+            for link in links
+        ]
+        for _ in range(3):
+            try:
+                with self._db.write() as connection:
+                    return self._create_rows(connection, rows)
+            except exc.IntegrityError:
+                continue  # an alias was taken meanwhile: check them again
+        raise Unavailable("The links could not be stored; try again.")
+
+    def _create_rows(
+        self, connection: sa.Connection, rows: List[dict]
+    ) -> List[Union[LinkInfo, Conflict]]:
+        aliases = sorted({row["alias"] for row in rows if row["alias"] is not None})
+        taken = set()
+        if aliases:
+            taken = set(
+                connection.execute(_TAKEN_ALIASES, {"aliases": aliases}).scalars()
+            )
+        # An alias taken before, or by an earlier row of this batch: a conflict.
+        conflicts = set()
+        for index, row in enumerate(rows):
+            alias = row["alias"]
+            if alias is not None:
+                if alias in taken:
+                    conflicts.add(index)
+                taken.add(alias)
+        fresh = [row for index, row in enumerate(rows) if index not in conflicts]
+        ids = []
+        if fresh:
+            ids = connection.execute(_INSERT_LINKS, fresh).scalars().all()
+        if ids and max(ids) > MAX_ID:
+            raise Unavailable("Every short code has been handed out.")
+        made = iter(ids)
+        out: List[Union[LinkInfo, Conflict]] = []
+        for index, row in enumerate(rows):
+            if index in conflicts:
+                out.append(Conflict(_taken(row["alias"]), alias=row["alias"]))
+                continue
+            link_id = self._unreserved(connection, next(made), row)
+            out.append(_new_info(link_id, row))
+        return out
+
+    def _unreserved(self, connection: sa.Connection, link_id: int, values: dict) -> int:
+        """``link_id``, or a new one when its code would be a reserved word.
+
+        A generated code equal to a reserved word would be shadowed by its
+        route: that id is buried and the next one taken.
+        """
+        while values["alias"] is None and is_reserved(code_for_id(link_id)):
+            connection.execute(_BURY, {"link_id": link_id})
+            link_id = self._insert(connection, values)
+        return link_id
 
     @staticmethod
     def _insert(connection: sa.Connection, values: dict) -> int:
@@ -581,6 +653,23 @@ class LinkStore:
             max_visits=link.max_visits,
             visits=link.visits,
         )
+
+
+def _taken(alias: Optional[str]) -> str:
+    return f"The alias '{alias}' is taken."
+
+
+def _new_info(link_id: int, values: dict) -> LinkInfo:
+    """The info of a link just inserted with ``values``."""
+    alias = values["alias"]
+    return LinkInfo(
+        code=alias if alias is not None else code_for_id(link_id),
+        url=values["url"],
+        created_at=as_utc(values["created_at"]),
+        expires_at=as_utc(values["expires_at"]),
+        max_visits=values["max_visits"],
+        visits=0,
+    )
 
 
 def _clip(text: Optional[str], limit: int) -> Optional[str]:

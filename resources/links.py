@@ -1,5 +1,10 @@
 """Links, the shortener: ``/links`` manages short links, ``/{code}`` follows one."""
 
+import datetime
+from collections.abc import Collection
+from typing import Any
+from typing import Dict
+from typing import List
 from typing import Optional
 
 import falcon
@@ -12,9 +17,12 @@ from core.codes import alias_error
 from core.targets import Targets
 from core.text import clean_text
 from core.urls import host_of
+from db.errors import Conflict
 from db.links import LinkInfo
 from db.links import LinkStore
 from db.links import VisitInfo
+from web.errors import Problem
+from web.errors import status_title
 from web.fields import INT32_MAX
 from web.fields import INT64_MAX
 from web.fields import IsoDateTime
@@ -27,9 +35,13 @@ from web.paging import next_link
 from web.paging import page_body
 from web.paging import page_schema
 from web.validation import QuerySchema
+from web.validation import text_errors
 from web.validation import validate
 
 REDIRECT_STATUSES = (301, 302, 307, 308)
+#: Most links one ``POST /links/bulk`` takes.
+BULK_MAX = 1000
+_LINK_FIELDS = ("url", "alias", "expires_at", "max_visits")
 
 
 def _alias_is_free(alias: str) -> None:
@@ -77,6 +89,17 @@ class LinkIn(marshmallow.Schema):
     )
 
 
+class BulkLinksIn(marshmallow.Schema):
+    """Body of ``POST /links/bulk`` (for the document: items are checked one by one)."""
+
+    links = fields.List(
+        fields.Nested(LinkIn),
+        required=True,
+        validate=check.Length(1, BULK_MAX),
+        metadata={"description": f"1 to {BULK_MAX} bodies of POST /links"},
+    )
+
+
 class LinkOut(marshmallow.Schema):
     """A short link."""
 
@@ -101,6 +124,82 @@ class VisitOut(marshmallow.Schema):
 VisitPage = page_schema("VisitPage", VisitOut())
 
 
+class BulkItemOut(marshmallow.Schema):
+    """The result of one item of ``POST /links/bulk``."""
+
+    index = fields.Integer(metadata={"description": "position in the request"})
+    status = fields.Integer(
+        metadata={
+            "description": "201 created, 200 reused (reuse: true), or the "
+            "status of the item's problem (409 alias taken, 422 invalid)"
+        }
+    )
+    link = fields.Nested(LinkOut, metadata={"description": "when 200 or 201"})
+    problem = fields.Dict(
+        metadata={"description": "RFC 9457 problem details, when 4xx"}
+    )
+
+
+class BulkOut(marshmallow.Schema):
+    """The answer of ``POST /links/bulk``: one result per item, in order."""
+
+    items = fields.List(fields.Nested(BulkItemOut))
+    created = fields.Integer()
+    reused = fields.Integer()
+    failed = fields.Integer()
+
+
+_BULK_EXAMPLE_IN = {
+    "links": [
+        {"url": "https://example.com/spring"},
+        {"url": "https://example.com/sale", "alias": "spring-sale"},
+        {"url": "javascript:alert(1)"},
+    ]
+}
+_BULK_EXAMPLE_OUT = {
+    "items": [
+        {
+            "index": 0,
+            "status": 201,
+            "link": {
+                "code": "2F8rEhD",
+                "short_url": "http://127.0.0.1:8000/2F8rEhD",
+                "url": "https://example.com/spring",
+                "created_at": "2025-01-31T12:00:00.123Z",
+                "expires_at": None,
+                "max_visits": None,
+                "visits": 0,
+            },
+        },
+        {
+            "index": 1,
+            "status": 409,
+            "problem": {
+                "type": "about:blank",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "The alias 'spring-sale' is taken.",
+                "alias": "spring-sale",
+            },
+        },
+        {
+            "index": 2,
+            "status": 422,
+            "problem": {
+                "type": "about:blank",
+                "title": "Unprocessable Content",
+                "status": 422,
+                "detail": "This link did not pass validation; see errors.",
+                "errors": {"url": ["Only http and https URLs are accepted."]},
+            },
+        },
+    ],
+    "created": 1,
+    "reused": 0,
+    "failed": 2,
+}
+
+
 class VisitsQuery(QuerySchema):
     """Query of ``GET /links/{code}/visits``."""
 
@@ -113,6 +212,45 @@ class VisitsQuery(QuerySchema):
 def _invalid(field: str, message: str) -> marshmallow.ValidationError:
     """A field error for checks that need state; api.errors answers it as 422."""
     return marshmallow.ValidationError({field: [message]})
+
+
+def _item_problem(status: int, detail: str, **extra) -> dict:
+    """The problem details of one item of a bulk request."""
+    problem = {
+        "type": "about:blank",
+        "title": status_title(status),
+        "status": status,
+        "detail": detail,
+    }
+    problem.update(extra)
+    return problem
+
+
+def _bulk_items(media: Any) -> List[Any]:
+    """The ``links`` of a bulk body; a 422 when the body is not 1..BULK_MAX of them."""
+    if not isinstance(media, dict):
+        raise marshmallow.ValidationError(
+            {"_schema": ['The body is an object: {"links": [...]}.']}
+        )
+    unknown = sorted(key for key in media if key != "links")
+    if unknown or "links" not in media:
+        errors = {key: ["Unknown field."] for key in unknown}
+        if "links" not in media:
+            errors["links"] = ["Missing data for required field."]
+        raise marshmallow.ValidationError(errors)
+    links = media["links"]
+    if not isinstance(links, list):
+        raise marshmallow.ValidationError({"links": ["Not a valid list."]})
+    if not links:
+        raise marshmallow.ValidationError({"links": ["Give at least one link."]})
+    if len(links) > BULK_MAX:
+        raise Problem(
+            422,
+            f"At most {BULK_MAX:,} links per request; this one has {len(links):,}. "
+            "Send them in several requests.",
+            errors={"links": [f"Longer than maximum length {BULK_MAX}."]},
+        )
+    return links
 
 
 def visit_json(visit: VisitInfo) -> dict:
@@ -173,11 +311,8 @@ class Links:
         link with the same URL, alias, expiry and visit limit when there is one.
         """
         body = req.context.body
-        own_hosts = {self._own_host, request_host(req)} - {None}
-        check_target(self._targets, body["url"], own_hosts)
-        if body["expires_at"] is not None and body["expires_at"] <= self._store.now():
-            raise _invalid("expires_at", "Must be in the future.")
-        link_fields = {k: body[k] for k in ("url", "alias", "expires_at", "max_visits")}
+        self._check(body, self._own_hosts(req), self._store.now())
+        link_fields = {k: body[k] for k in _LINK_FIELDS}
         if body["reuse"]:
             link = self._store.find_reusable(**link_fields)
             if link is not None:
@@ -187,6 +322,112 @@ class Links:
         resp.status = falcon.HTTP_201
         resp.location = f"/links/{link.code}"
         resp.media = self._body(link)
+
+    def _own_hosts(self, req: falcon.Request) -> Collection[str]:
+        return {self._own_host, request_host(req)} - {None}
+
+    def _check(
+        self, body: dict, own_hosts: Collection[str], now: datetime.datetime
+    ) -> None:
+        """The checks a loaded link body needs beyond its schema (422)."""
+        check_target(self._targets, body["url"], own_hosts)
+        if body["expires_at"] is not None and body["expires_at"] <= now:
+            raise _invalid("expires_at", "Must be in the future.")
+
+    @validate(
+        response=BulkOut(),
+        status=207,
+        errors=(503,),
+        request_body={
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": BulkLinksIn,
+                    "example": _BULK_EXAMPLE_IN,
+                }
+            },
+        },
+        examples={207: _BULK_EXAMPLE_OUT},
+    )
+    def on_post_bulk(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Shorten up to 1,000 URLs in one request.
+
+        207 with one result per link, in the order sent: the link (201, or 200
+        for ``"reuse": true`` with a match) or the problem of that link (422
+        invalid, 409 alias taken). The valid links are stored, in one
+        transaction, even when others fail. Over 1,000 links: 422.
+        """
+        items = _bulk_items(req.get_media())
+        own_hosts = self._own_hosts(req)
+        now = self._store.now()
+        schema = LinkIn()
+        results: List[Optional[Dict[str, Any]]] = [None] * len(items)
+        to_create = []
+        for index, raw in enumerate(items):
+            try:
+                body = self._load_item(schema, raw, own_hosts, now)
+            except marshmallow.ValidationError as ex:
+                results[index] = self._failed(
+                    index,
+                    _item_problem(
+                        422,
+                        "This link did not pass validation; see errors.",
+                        errors=ex.normalized_messages(),
+                    ),
+                )
+                continue
+            link_fields = {k: body[k] for k in _LINK_FIELDS}
+            if body["reuse"]:
+                link = self._store.find_reusable(**link_fields)
+                if link is not None:
+                    results[index] = {
+                        "index": index,
+                        "status": 200,
+                        "link": self._body(link),
+                    }
+                    continue
+            to_create.append((index, link_fields))
+        outcomes = self._store.create_many([fields for _, fields in to_create])
+        for (index, _), outcome in zip(to_create, outcomes):
+            if isinstance(outcome, Conflict):
+                problem = _item_problem(409, outcome.detail, **outcome.extra)
+                results[index] = self._failed(index, problem)
+            else:
+                results[index] = {
+                    "index": index,
+                    "status": 201,
+                    "link": self._body(outcome),
+                }
+        resp.status = falcon.HTTP_207
+        resp.media = {
+            "items": results,
+            "created": sum(1 for item in results if item["status"] == 201),
+            "reused": sum(1 for item in results if item["status"] == 200),
+            "failed": sum(1 for item in results if item["status"] >= 400),
+        }
+
+    def _load_item(
+        self,
+        schema: marshmallow.Schema,
+        raw: Any,
+        own_hosts: Collection[str],
+        now: datetime.datetime,
+    ) -> dict:
+        """One bulk item loaded and checked as ``POST /links`` would; else 422."""
+        if not isinstance(raw, dict):
+            raise marshmallow.ValidationError(
+                {"_schema": ["Each link is a JSON object, as POST /links takes."]}
+            )
+        errors = text_errors(raw)
+        if errors:
+            raise marshmallow.ValidationError(errors)
+        body = schema.load(raw)
+        self._check(body, own_hosts, now)
+        return body
+
+    @staticmethod
+    def _failed(index: int, problem: dict) -> dict:
+        return {"index": index, "status": problem["status"], "problem": problem}
 
     @validate(response=LinkOut(), errors=(404, 503))
     def on_get_item(

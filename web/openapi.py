@@ -80,17 +80,22 @@ def _operation(template: str, resource, responder) -> dict:
         parameters.append({"in": "query", "schema": doc["query"]})
     if parameters:
         op["parameters"] = parameters
-    if doc.get("body") is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": doc["body"]}},
-        }
+    examples = doc.get("examples", {})
+    if doc.get("request_body") is not None:
+        op["requestBody"] = doc["request_body"]
+    elif doc.get("body") is not None:
+        media = {"schema": doc["body"]}
+        if "body" in examples:
+            media["example"] = examples["body"]
+        op["requestBody"] = {"required": True, "content": {"application/json": media}}
     statuses = {doc.get("status", 200): doc.get("response"), **doc.get("also", {})}
     for status, schema in sorted(statuses.items()):
         answer = {"description": falcon.code_to_http_status(status)[4:]}
         if schema is not None:
             media_type = doc.get("media_type", "application/json")
             answer["content"] = {media_type: {"schema": schema}}
+            if status in examples:
+                answer["content"][media_type]["example"] = examples[status]
         op["responses"][str(status)] = answer
     # Any request line over gunicorn's limit (4094 bytes) is refused by the
     # server before the app sees it (api/server.py).
@@ -99,8 +104,8 @@ def _operation(template: str, resource, responder) -> dict:
         errors.add(404)
     if doc.get("body") is not None or doc.get("query") is not None:
         errors.add(422)
-    if doc.get("body") is not None:
-        errors.update((400, 413, 415))
+    if doc.get("body") is not None or doc.get("request_body") is not None:
+        errors.update((400, 413, 415, 422))
     for status in sorted(errors):
         op["responses"][str(status)] = {
             "description": falcon.code_to_http_status(status)[4:],

@@ -34,6 +34,8 @@ def validate(
     errors: Sequence[int] = (),
     also: Mapping[int, Any] = None,
     media_type: str = "application/json",
+    examples: Optional[Mapping[Any, Any]] = None,
+    request_body: Optional[dict] = None,
 ):
     """Validate a responder's input; describe its output for OpenAPI.
 
@@ -47,6 +49,10 @@ def validate(
         also: Other non-error statuses and their body schemas (None: no body),
             such as ``{304: None}`` for conditional GETs.
         media_type: The media type of the success bodies.
+        examples: Examples for the document: ``"body"`` -> a request body,
+            a status -> its response body.
+        request_body: An OpenAPI requestBody, for the document only: for a
+            responder that reads and checks its body itself (``body`` unset).
     """
 
     def decorator(responder):
@@ -74,6 +80,8 @@ def validate(
             "errors": tuple(errors),
             "also": dict(also or {}),
             "media_type": media_type,
+            "examples": dict(examples or {}),
+            "request_body": request_body,
         }
         return wrapper
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from db.errors import Conflict
 from db.errors import Gone
 from db.errors import NotFound
+from db.links import Link
 from db.links import LinkStore
 from db.links import Visit
 from db.schema import create_schema
@@ -109,3 +110,48 @@ def test_deleting_a_link_drops_its_visits(store, settings):
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Visit)) == 0
     database.dispose()
+
+
+def test_create_many_answers_each_link_in_order(store, clock):
+    store.create("https://example.com/", alias="taken")
+    expiry = T0 + datetime.timedelta(days=1)
+    results = store.create_many(
+        [
+            {"url": "https://example.com/1"},
+            {"url": "https://example.com/2", "alias": "taken"},
+            {"url": "https://example.com/3", "alias": "fresh", "max_visits": 2},
+            {"url": "https://example.com/4", "alias": "fresh"},
+            {"url": "https://example.com/5", "expires_at": expiry},
+        ]
+    )
+    first, taken, fresh, again, expiring = results
+    assert isinstance(taken, Conflict) and taken.extra == {"alias": "taken"}
+    assert isinstance(again, Conflict)
+    assert fresh.code == "fresh" and fresh.max_visits == 2
+    assert expiring.expires_at == expiry and expiring.created_at == T0
+    for info in (first, fresh, expiring):
+        assert store.get(info.code) == info
+
+
+def test_create_many_stores_nothing_twice_when_it_retries(store, monkeypatch):
+    # A concurrent writer taking an alias between the check and the insert
+    # (PostgreSQL) fails the batch's transaction: it is rolled back and done
+    # again, so no link is stored twice.
+    original = store._create_rows
+    calls = []
+
+    def racing(connection, rows):
+        calls.append(len(rows))
+        result = original(connection, rows)
+        if len(calls) == 1:
+            raise sa.exc.IntegrityError("INSERT", {}, Exception("alias taken"))
+        return result
+
+    monkeypatch.setattr(store, "_create_rows", racing)
+    results = store.create_many([{"url": f"https://example.com/{n}"} for n in range(5)])
+    assert calls == [5, 5]
+    with store._db.session(write=False) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Link)) == 5
+    assert [store.get(info.code).url for info in results] == [
+        f"https://example.com/{n}" for n in range(5)
+    ]
