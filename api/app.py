@@ -11,6 +11,7 @@ import falcon.media
 
 from core import wire
 from core.logs import configure_logging
+from core.ratelimit import parse_rate
 from core.settings import Settings
 from core.targets import Targets
 from core.version import __version__
@@ -36,6 +37,7 @@ from web.middleware import RequestId
 from web.middleware import RequireJSON
 from web.openapi import Routes
 from web.openapi import add_docs
+from web.ratelimit import RateLimit
 from workers.collatz.client import CollatzClient
 from workers.webhooks.handlers import registry as webhook_handlers
 from workers.webhooks.sources import parse_sources
@@ -49,18 +51,30 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     webhook_sources = parse_sources(settings.webhook_sources)
     # Where links and webhook subscriptions may point (README, Security).
     targets = Targets(settings.allowed_private_targets)
+    # RATE_LIMIT: per-client token buckets in the SQL database, so every
+    # gunicorn worker counts against the same ones.
+    rate = parse_rate(settings.rate_limit)
     stores = stores or open_stores(settings)
+    limiter = None
+    if rate is not None:
+        limiter = RateLimit(
+            stores.rate_limits,
+            rate,
+            settings.rate_limit_scope,
+            settings.rate_limit_key_header,
+        )
 
-    app = falcon.App(
-        middleware=[RequestId(), BodyLimit(settings.max_body_bytes), RequireJSON()]
-    )
+    middleware = [RequestId(), BodyLimit(settings.max_body_bytes)]
+    if limiter is not None:
+        middleware.append(limiter)
+    app = falcon.App(middleware=middleware + [RequireJSON()])
     json_handler = falcon.media.JSONHandler(dumps=wire.dumps, loads=wire.loads)
     for media_type in JSON_MEDIA_TYPES + (errors.PROBLEM_JSON,):
         app.req_options.media_handlers[media_type] = json_handler
         app.resp_options.media_handlers[media_type] = json_handler
     errors.install(app)
 
-    routes = Routes(app)
+    routes = Routes(app, rate_limited=limiter.applies if limiter else None)
     routes.add("/health", Health())
     ready_checks = {"sql": stores.database.ping, "notes": stores.notes.ping}
 
@@ -80,6 +94,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     links = Links(stores.links, settings.public_base_url, targets)
     routes.add("/links", links)
     routes.add("/links/bulk", links, suffix="bulk")
+    if limiter is not None:
+        limiter.limit_creation(links)  # POST /links and /links/bulk
     routes.add("/links/{code}", links, suffix="item")
     routes.add("/links/{code}/visits", links, suffix="visits")
     routes.add("/{code}", Redirect(stores.links, settings.redirect_status))

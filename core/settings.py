@@ -84,6 +84,26 @@ class Settings:
         "max_visits; 0: each visit is written in its request",
     )
 
+    # Rate limits
+    rate_limit: str = _env_field(
+        "RATE_LIMIT",
+        "",
+        "requests per client, such as 100/minute or 5/second (a token bucket "
+        "shared by every worker); empty: no limit",
+    )
+    rate_limit_scope: str = _env_field(
+        "RATE_LIMIT_SCOPE",
+        "links",
+        "what RATE_LIMIT limits: links (POST /links and /links/bulk) or writes "
+        "(every POST, PUT, PATCH and DELETE)",
+    )
+    rate_limit_key_header: str = _env_field(
+        "RATE_LIMIT_KEY_HEADER",
+        "",
+        "request header (such as X-API-Key) whose value names the client; "
+        "empty or absent: the client's address",
+    )
+
     # Collatz
     collatz_frontend: str = _env_field(
         "COLLATZ_FRONTEND", "tcp://127.0.0.1:5555", "broker endpoint clients use"

@@ -18,6 +18,7 @@ from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
 from db.notes.sql import Wakeups
 from db.primes import PrimeStore
+from db.ratelimits import RateLimitStore
 from db.salaries.store import SalaryStore
 from db.sql import Database
 from db.subscriptions import SubscriptionStore
@@ -36,6 +37,7 @@ class Stores:
     webhooks: WebhookStore
     subscriptions: SubscriptionStore
     checkpoints: CheckpointStore
+    rate_limits: RateLimitStore
 
     def close(self) -> None:
         """Release every connection (at shutdown)."""
@@ -89,4 +91,5 @@ def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores
         webhooks=WebhookStore(database),
         subscriptions=SubscriptionStore(database),
         checkpoints=CheckpointStore(database),
+        rate_limits=RateLimitStore(database),
     )

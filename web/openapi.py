@@ -28,12 +28,55 @@ _PROBLEM_SCHEMA = {
 }
 
 
-class Routes:
-    """Adds routes to the app and remembers them for the OpenAPI document."""
+_RATE_LIMITED = {
+    "description": "Too Many Requests: the client's rate limit (RATE_LIMIT) is "
+    "spent; wait Retry-After seconds",
+    "headers": {
+        "Retry-After": {
+            "description": "seconds until the next request is allowed",
+            "schema": {"type": "integer"},
+        },
+        "RateLimit-Policy": {
+            "description": "the policy (draft-ietf-httpapi-ratelimit-headers): "
+            "name, quota q, window w in seconds",
+            "schema": {"type": "string"},
+            "example": '"links";q=100;w=60',
+        },
+        "RateLimit": {
+            "description": "what remains (r) and in how many seconds (t) the "
+            "bucket is full again or, when nothing remains, a request is allowed",
+            "schema": {"type": "string"},
+            "example": '"links";r=0;t=1',
+        },
+    },
+    "content": {
+        PROBLEM_JSON: {
+            "schema": {"$ref": "#/components/schemas/Problem"},
+            "example": {
+                "type": "about:blank",
+                "title": "Too Many Requests",
+                "status": 429,
+                "detail": "Too many requests: this client may send 100 per 60 s. "
+                "Try again in 1 s.",
+            },
+        }
+    },
+}
 
-    def __init__(self, app: falcon.App):
+
+class Routes:
+    """Adds routes to the app and remembers them for the OpenAPI document.
+
+    Args:
+        app: The app the routes go to.
+        rate_limited: ``rate_limited(method, resource)``: whether the rate
+            limit applies (the operation may answer 429); None: no limit.
+    """
+
+    def __init__(self, app: falcon.App, rate_limited=None):
         self.app = app
         self.entries = []
+        self.rate_limited = rate_limited
 
     def add(self, template: str, resource, *, suffix=None, documented=True, **kwargs):
         """``app.add_route``, recording the route too (unless not ``documented``)."""
@@ -58,6 +101,10 @@ def build_spec(routes: Routes, title: str, version: str) -> dict:
             responder = getattr(resource, name, None)
             if responder is not None:
                 operations[method] = _operation(template, resource, responder)
+                if routes.rate_limited and routes.rate_limited(
+                    method.upper(), resource
+                ):
+                    operations[method]["responses"]["429"] = _RATE_LIMITED
         if operations:
             spec.path(
                 path=_CONVERTED_FIELD.sub(r"{\1}", template), operations=operations

@@ -147,3 +147,26 @@ def test_a_clean_stop_writes_every_queued_visit(live_server):
     server.stop()  # SIGTERM: gunicorn's graceful stop
     again = live_server(workers=1)
     assert visit_count(again, code) == 50
+
+
+def test_the_rate_limit_holds_across_workers(live_server):
+    # Two gunicorn workers, 24 clients each sending 2 requests on fresh
+    # connections at once: the shared bucket lets exactly its 10 through.
+    server = live_server(env={"RATE_LIMIT": "10/hour"}, workers=2)
+
+    def create(n):
+        response = requests.post(
+            server.url + "/links",
+            json={"url": f"example.com/{n}"},
+            headers={"Connection": "close"},
+            timeout=30,
+        )
+        return response.status_code, response.headers
+
+    answers = run_concurrently(48, create)
+    statuses = [status for status, _ in answers]
+    assert statuses.count(201) == 10 and statuses.count(429) == 38, statuses
+    for status, headers in answers:
+        assert headers["RateLimit-Policy"] == '"links";q=10;w=3600'
+        if status == 429:
+            assert int(headers["Retry-After"]) >= 1

@@ -1,0 +1,270 @@
+"""Rate limits: the setting, the shared token buckets, the 429 and its headers."""
+
+import re
+import threading
+
+import pytest
+
+from api.app import create_app
+from core.ratelimit import Decision
+from core.ratelimit import Rate
+from core.ratelimit import limit_header
+from core.ratelimit import parse_rate
+from core.ratelimit import policy_header
+from core.settings import Settings
+from db.errors import Unavailable
+from db.ratelimits import RateLimitRow
+from db.ratelimits import RateLimitStore
+from db.ratelimits import bucket_key
+from db.schema import create_schema
+from db.sql import Database
+from tests.support.problems import assert_problem
+
+LIMIT = re.compile(r'\A"(?P<name>[a-z]+)";r=(?P<r>\d+);t=(?P<t>\d+)\Z')
+
+
+def shorten(client, **kwargs):
+    return client.simulate_post(
+        "/links", json={"url": "https://example.com/"}, **kwargs
+    )
+
+
+def limit_of(result) -> dict:
+    match = LIMIT.match(result.headers["ratelimit"])
+    assert match, result.headers["ratelimit"]
+    return {"name": match["name"], "r": int(match["r"]), "t": int(match["t"])}
+
+
+# --- the setting and the arithmetic -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, quota, window",
+    [
+        ("100/minute", 100, 60),
+        ("5/second", 5, 1),
+        ("5/seconds", 5, 1),
+        (" 1000 / Hour ", 1000, 3600),
+        ("10000/day", 10000, 86400),
+    ],
+)
+def test_rates_are_parsed(text, quota, window):
+    assert parse_rate(text) == Rate(quota, window)
+
+
+@pytest.mark.parametrize("text", ["", "  "])
+def test_an_empty_rate_is_no_limit(text):
+    assert parse_rate(text) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["100", "0/minute", "-1/minute", "5/fortnight", "1.5/second", "x/minute"]
+)
+def test_a_bad_rate_names_the_setting(text):
+    with pytest.raises(ValueError, match="RATE_LIMIT"):
+        parse_rate(text)
+
+
+def test_headers_follow_the_draft_syntax():
+    rate = Rate(100, 60)
+    assert policy_header("links", rate) == '"links";q=100;w=60'
+    # 41.5 tokens left: 41 remain; full again in (100 - 41.5) / (100/60) = 35.1 s.
+    assert limit_header("links", Decision.of(rate, 41.5, True)) == ('"links";r=41;t=36')
+    # Nothing left: t is when the next request is allowed.
+    assert limit_header("links", Decision.of(rate, 0.25, False)) == '"links";r=0;t=1'
+
+
+# --- the store, with a clock the test controls -----------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def database(settings):
+    database = Database(settings.database_url)
+    create_schema(database.engine)
+    yield database
+    database.dispose()
+
+
+def test_a_bucket_allows_its_quota_then_refills(database):
+    clock = Clock()
+    store = RateLimitStore(database, clock)
+    rate = Rate(3, 60)  # a token every 20 s
+    decisions = [store.take("a", rate) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    assert decisions[3].retry_after == pytest.approx(20.0)
+    clock.now += 19.9
+    assert not store.take("a", rate).allowed
+    clock.now += 0.1
+    refilled = store.take("a", rate)
+    assert refilled.allowed and refilled.remaining == 0
+    assert store.take("b", rate).remaining == 2  # another client, another bucket
+    clock.now += 3600
+    assert store.take("a", rate).remaining == 2  # never more than the quota
+
+
+def test_concurrent_takes_never_exceed_the_quota(database):
+    store = RateLimitStore(database)
+    rate = Rate(10, 3600)
+    allowed = []
+    barrier = threading.Barrier(8)
+
+    def client():
+        barrier.wait()
+        for _ in range(5):
+            allowed.append(store.take("shared", rate).allowed)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(allowed) == 40 and allowed.count(True) == 10
+
+
+def test_full_buckets_are_pruned(database):
+    clock = Clock()
+    store = RateLimitStore(database, clock, prune_every=0)
+    rate = Rate(5, 60)
+    for client in ("a", "b", "c"):
+        store.take(client, rate)
+    clock.now += 61
+    store.take("d", rate)
+    with database.session(write=False) as session:
+        keys = [row.key for row in session.query(RateLimitRow)]
+    assert keys == ["d"]
+
+
+def test_bucket_keys_are_hashes_of_policy_and_client():
+    key = bucket_key("links", "addr:192.0.2.1")
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert key != bucket_key("writes", "addr:192.0.2.1")
+    assert "192.0.2.1" not in key
+
+
+# --- through HTTP ---------------------------------------------------------
+
+
+def test_off_by_default(client):
+    for _ in range(5):
+        result = shorten(client)
+        assert result.status_code == 201
+        assert "ratelimit" not in result.headers
+
+
+def test_link_creation_gets_429_with_the_headers(make_client):
+    client = make_client(rate_limit="3/minute")
+    answers = [shorten(client) for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert all(a.headers["ratelimit-policy"] == '"links";q=3;w=60' for a in answers)
+    assert [limit_of(a)["r"] for a in answers] == [2, 1, 0]
+    assert limit_of(answers[0])["t"] == 20
+    refused = shorten(client)
+    problem = assert_problem(refused, 429)
+    assert problem["title"] == "Too Many Requests"
+    assert "3 per 60 s" in problem["detail"]
+    assert refused.headers["ratelimit-policy"] == '"links";q=3;w=60'
+    wait = int(refused.headers["retry-after"])
+    assert 18 <= wait <= 20
+    assert limit_of(refused) == {"name": "links", "r": 0, "t": wait}
+    # Reads and other writes are not limited in the links scope.
+    assert client.simulate_get("/health").status_code == 200
+    assert "ratelimit" not in client.simulate_get("/health").headers
+    note = client.simulate_post("/notes", json={"title": "free"})
+    assert note.status_code == 201 and "ratelimit" not in note.headers
+
+
+def test_bulk_creation_counts_as_one_request(make_client):
+    client = make_client(rate_limit="2/minute")
+    links = [{"url": f"https://example.com/{n}"} for n in range(50)]
+    first = client.simulate_post("/links/bulk", json={"links": links})
+    assert first.status_code == 207 and limit_of(first)["r"] == 1
+    assert shorten(client).status_code == 201
+    assert_problem(client.simulate_post("/links/bulk", json={"links": links}), 429)
+
+
+def test_clients_are_told_apart_by_address(make_client):
+    client = make_client(rate_limit="1/minute")
+    assert shorten(client, remote_addr="192.0.2.1").status_code == 201
+    assert_problem(shorten(client, remote_addr="192.0.2.1"), 429)
+    assert shorten(client, remote_addr="192.0.2.2").status_code == 201
+
+
+def test_an_api_key_header_names_the_client(make_client):
+    client = make_client(rate_limit="1/minute", rate_limit_key_header="X-API-Key")
+    same_address = {"remote_addr": "192.0.2.1"}
+    assert (
+        shorten(client, headers={"X-API-Key": "k1"}, **same_address).status_code == 201
+    )
+    assert (
+        shorten(client, headers={"X-API-Key": "k2"}, **same_address).status_code == 201
+    )
+    assert_problem(shorten(client, headers={"X-API-Key": "k1"}, **same_address), 429)
+    # Without the header: the address, a bucket of its own.
+    assert shorten(client, **same_address).status_code == 201
+    assert_problem(shorten(client, **same_address), 429)
+
+
+def test_the_writes_scope_limits_every_write(make_client):
+    client = make_client(rate_limit="2/minute", rate_limit_scope="writes")
+    note = client.simulate_post("/notes", json={"title": "one"})
+    assert note.headers["ratelimit-policy"] == '"writes";q=2;w=60'
+    note_id = note.json["id"]
+    assert client.simulate_get(f"/notes/{note_id}").status_code == 200  # a read
+    assert client.simulate_delete(f"/notes/{note_id}").status_code == 204
+    assert_problem(client.simulate_post("/primes", json={"primes": [7]}), 429)
+    assert_problem(client.simulate_post("/links", json={"url": "example.com"}), 429)
+
+
+def test_workers_share_the_buckets(make_client):
+    # Two apps on one database stand for two gunicorn workers.
+    first = make_client(rate_limit="2/minute")
+    second = make_client(rate_limit="2/minute")
+    assert shorten(first).status_code == 201
+    assert shorten(second).status_code == 201
+    assert_problem(shorten(first), 429)
+    assert_problem(shorten(second), 429)
+
+
+def test_a_database_failure_lets_requests_through(make_client, monkeypatch):
+    client = make_client(rate_limit="1/minute")
+
+    def down(*args, **kwargs):
+        raise Unavailable("SQL database unavailable")
+
+    monkeypatch.setattr(RateLimitStore, "take", down)
+    assert shorten(client).status_code == 201
+    assert shorten(client).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "overrides, setting",
+    [
+        ({"rate_limit": "lots"}, "RATE_LIMIT"),
+        ({"rate_limit": "5/minute", "rate_limit_scope": "reads"}, "RATE_LIMIT_SCOPE"),
+    ],
+)
+def test_bad_settings_stop_the_app(settings, overrides, setting):
+    with pytest.raises(ValueError, match=setting):
+        create_app(Settings(database_url=settings.database_url, **overrides))
+
+
+def test_openapi_documents_429_where_it_can_happen(make_client):
+    paths = (
+        make_client(rate_limit="5/second").simulate_get("/openapi.json").json["paths"]
+    )
+    limited = paths["/links"]["post"]["responses"]["429"]
+    assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= set(limited["headers"])
+    assert "429" in paths["/links/bulk"]["post"]["responses"]
+    assert "429" not in paths["/notes"]["post"]["responses"]
+    assert "429" not in paths["/links/{code}"]["get"]["responses"]
+    unlimited = make_client().simulate_get("/openapi.json").json["paths"]
+    assert "429" not in unlimited["/links"]["post"]["responses"]
