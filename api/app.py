@@ -150,6 +150,11 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
         subscriptions,
         suffix="deliveries",
     )
+    routes.add(
+        f"/subscriptions/{{subscription_id:{ID_CONVERTER}}}/replay",
+        subscriptions,
+        suffix="replay",
+    )
 
     routes.add("/ready", Ready(ready_checks))
     add_docs(routes, TITLE, __version__)

@@ -4,6 +4,16 @@ A subscription names a URL, the event types it wants and the secret its
 deliveries are signed with. ``failure_count`` counts consecutive failed
 deliveries; :meth:`SubscriptionStore.record_delivery` disables the
 subscription when it reaches the configured maximum, and a success resets it.
+
+Replays. A delivery is the attempts at one event for one subscription
+(``webhook_attempts`` rows with the same ``event_id``); its time is its
+first attempt's. :meth:`SubscriptionStore.queue_replay` queues, in one
+transaction, a new delivery of every delivery in a time range (the failed
+ones only, if asked) in ``webhook_replays``, in the order they were first
+made; the push worker takes them from there, delivers each with the same
+event id, records the attempts marked ``replay`` and deletes the row. A row
+is deleted only after its delivery, so a worker that dies mid-replay
+delivers the rest, and at worst that one again, when it starts again.
 """
 
 import dataclasses
@@ -75,6 +85,24 @@ class AttemptRow(Base):
     latency_ms: Mapped[float]
     error: Mapped[Optional[str]] = mapped_column(sa.String(500))
     delivered: Mapped[bool]
+    replay: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+
+class ReplayRow(Base):
+    """A delivery waiting to be made again (``POST /subscriptions/{id}/replay``)."""
+
+    __tablename__ = "webhook_replays"
+    __table_args__ = (
+        sa.Index("ix_webhook_replays_subscription", "subscription_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(sa.String(200))
+    event_type: Mapped[str] = mapped_column(sa.String(200))
+    requested_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +138,30 @@ class Attempt:
     latency_ms: float
     error: Optional[str]
     delivered: bool
+    replay: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """A queued replay: deliver event ``event_id`` to the subscription again."""
+
+    id: int
+    subscription_id: int
+    event_id: str
+    event_type: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayQueued:
+    """What :meth:`SubscriptionStore.queue_replay` did."""
+
+    #: Deliveries queued by this call.
+    queued: int
+    #: Replays of the subscription waiting in all (this call's included).
+    pending: int
+    #: When more deliveries matched than one call queues: the first time of
+    #: those left out (call again with it as ``since``); else None.
+    next_since: Optional[datetime.datetime]
 
 
 def _subscription(row: SubscriptionRow) -> Subscription:
@@ -138,7 +190,12 @@ def _attempt(row: AttemptRow) -> Attempt:
         latency_ms=row.latency_ms,
         error=row.error,
         delivered=row.delivered,
+        replay=bool(row.replay),
     )
+
+
+#: Most deliveries one replay request queues (the rest: ``next_since``).
+MAX_REPLAY = 10000
 
 
 class SubscriptionStore:
@@ -203,11 +260,10 @@ class SubscriptionStore:
     def delete(self, subscription_id: int) -> None:
         """Delete the subscription and its attempts; NotFound if there is none."""
         with self._db.session() as session:
-            session.execute(
-                sa.delete(AttemptRow).where(
-                    AttemptRow.subscription_id == subscription_id
+            for table in (AttemptRow, ReplayRow):
+                session.execute(
+                    sa.delete(table).where(table.subscription_id == subscription_id)
                 )
-            )
             result = session.execute(
                 sa.delete(SubscriptionRow).where(SubscriptionRow.id == subscription_id)
             )
@@ -238,8 +294,12 @@ class SubscriptionStore:
         latency_ms: float,
         error: Optional[str],
         delivered: bool,
+        replay: bool = False,
     ) -> Attempt:
-        """Store one attempt; NotFound if the subscription was deleted meanwhile."""
+        """Store one attempt; NotFound if the subscription was deleted meanwhile.
+
+        ``replay``: the attempt belongs to a replayed delivery.
+        """
         with self._db.session() as session:
             self._row(session, subscription_id)
             row = AttemptRow(
@@ -252,6 +312,7 @@ class SubscriptionStore:
                 latency_ms=latency_ms,
                 error=None if error is None else error[:500],
                 delivered=delivered,
+                replay=replay,
             )
             session.add(row)
             session.flush()
@@ -308,6 +369,97 @@ class SubscriptionStore:
             rows = session.scalars(query.limit(limit + 1)).all()
             items = [_attempt(row) for row in rows[:limit]]
         return items, (items[-1].id if len(rows) > limit else None)
+
+    # Replays ----------------------------------------------------------------
+
+    def queue_replay(
+        self,
+        subscription_id: int,
+        since: datetime.datetime,
+        until: datetime.datetime,
+        only_failed: bool = False,
+        limit: int = MAX_REPLAY,
+    ) -> ReplayQueued:
+        """Queue a new delivery of each delivery first made in ``[since, until]``.
+
+        In the order they were first made; ``only_failed``: only those that
+        never succeeded. A delivery already waiting to be replayed is not
+        queued twice. At most ``limit`` per call. NotFound if there is no
+        such subscription.
+        """
+        first_at = sa.func.min(AttemptRow.at)
+        waiting = sa.select(ReplayRow.event_id).where(
+            ReplayRow.subscription_id == subscription_id
+        )
+        query = (
+            sa.select(AttemptRow.event_id, AttemptRow.event_type, first_at)
+            .where(
+                AttemptRow.subscription_id == subscription_id,
+                AttemptRow.event_id.not_in(waiting),
+            )
+            .group_by(AttemptRow.event_id, AttemptRow.event_type)
+            .having(first_at >= naive_utc(since), first_at <= naive_utc(until))
+            .order_by(sa.func.min(AttemptRow.id))
+            .limit(limit + 1)
+        )
+        if only_failed:
+            succeeded = sa.func.max(sa.case((AttemptRow.delivered, 1), else_=0))
+            query = query.having(succeeded == 0)
+        now = naive_utc(utc_now())
+        with self._db.session() as session:
+            self._row(session, subscription_id)
+            found = session.execute(query).all()
+            chosen = found[:limit]
+            if chosen:
+                session.execute(
+                    sa.insert(ReplayRow),
+                    [
+                        {
+                            "subscription_id": subscription_id,
+                            "event_id": event_id,
+                            "event_type": event_type,
+                            "requested_at": now,
+                        }
+                        for event_id, event_type, _ in chosen
+                    ],
+                )
+            pending = session.scalar(
+                sa.select(sa.func.count())
+                .select_from(ReplayRow)
+                .where(ReplayRow.subscription_id == subscription_id)
+            )
+        next_since = as_utc(found[limit][2]) if len(found) > limit else None
+        return ReplayQueued(len(chosen), pending, next_since)
+
+    def replays_waiting(self) -> List[int]:
+        """The ids of the subscriptions that have replays waiting."""
+        with self._db.session(write=False) as session:
+            return list(
+                session.scalars(
+                    sa.select(ReplayRow.subscription_id)
+                    .distinct()
+                    .order_by(ReplayRow.subscription_id)
+                )
+            )
+
+    def pending_replays(self, subscription_id: int, limit: int = 100) -> List[Replay]:
+        """The oldest ``limit`` replays waiting for ``subscription_id``, in order."""
+        with self._db.session(write=False) as session:
+            rows = session.scalars(
+                sa.select(ReplayRow)
+                .where(ReplayRow.subscription_id == subscription_id)
+                .order_by(ReplayRow.id)
+                .limit(limit)
+            ).all()
+            return [
+                Replay(row.id, row.subscription_id, row.event_id, row.event_type)
+                for row in rows
+            ]
+
+    def replay_done(self, replay_id: int) -> None:
+        """Forget a replay once its delivery is over (delivered or given up)."""
+        with self._db.session() as session:
+            session.execute(sa.delete(ReplayRow).where(ReplayRow.id == replay_id))
 
     @staticmethod
     def _row(session, subscription_id: int) -> SubscriptionRow:

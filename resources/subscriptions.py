@@ -5,6 +5,7 @@ Deliveries themselves are made by the push worker with
 delivers to and shows how it went.
 """
 
+import datetime
 from typing import Optional
 
 import falcon
@@ -16,6 +17,7 @@ from marshmallow import validate as checks
 from marshmallow import validates_schema
 
 from core.clock import isoformat
+from core.clock import utc_now
 from core.notes import EVENT_TYPES
 from core.signatures import generate_secret
 from core.targets import Targets
@@ -23,6 +25,7 @@ from db.subscriptions import WILDCARDS
 from db.subscriptions import Attempt
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
+from web.fields import IsoDateTime
 from web.fields import SafeUrl
 from web.fields import check_target
 from web.fields import cursor_field
@@ -93,6 +96,68 @@ class SubscriptionPatch(Schema):
         return data
 
 
+#: The widest time range one replay request may name.
+REPLAY_MAX_RANGE = datetime.timedelta(days=30)
+
+
+class ReplayIn(Schema):
+    since = IsoDateTime(
+        required=True,
+        metadata={"description": "deliveries first made at or after this time"},
+    )
+    until = IsoDateTime(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "and at or before this time (default: now); at most "
+            "30 days after since"
+        },
+    )
+    only_failed = fields.Boolean(
+        load_default=False,
+        truthy={True},
+        falsy={False},
+        metadata={"description": "only the deliveries that never succeeded"},
+    )
+
+
+class ReplayOut(Schema):
+    subscription_id = fields.Integer()
+    since = fields.String(metadata={"format": "date-time"})
+    until = fields.String(metadata={"format": "date-time"})
+    only_failed = fields.Boolean()
+    queued = fields.Integer(
+        metadata={"description": "deliveries queued by this request"}
+    )
+    pending = fields.Integer(
+        metadata={"description": "replays of the subscription waiting in all"}
+    )
+    next_since = fields.String(
+        allow_none=True,
+        metadata={
+            "format": "date-time",
+            "description": "more matched than one request queues (10,000): "
+            "send the request again with this as since; else null",
+        },
+    )
+
+
+_REPLAY_EXAMPLE_IN = {
+    "since": "2025-01-30T00:00:00Z",
+    "until": "2025-01-31T12:00:00Z",
+    "only_failed": True,
+}
+_REPLAY_EXAMPLE_OUT = {
+    "subscription_id": 1,
+    "since": "2025-01-30T00:00:00.000Z",
+    "until": "2025-01-31T12:00:00.000Z",
+    "only_failed": True,
+    "queued": 3,
+    "pending": 3,
+    "next_since": None,
+}
+
+
 class SubscriptionOut(Schema):
     id = fields.Integer()
     url = fields.String()
@@ -125,6 +190,9 @@ class SubscriptionAttemptOut(Schema):
     latency_ms = fields.Float()
     error = fields.String(allow_none=True)
     delivered = fields.Boolean()
+    replay = fields.Boolean(
+        metadata={"description": "part of a replayed delivery (POST .../replay)"}
+    )
 
 
 SubscriptionAttemptPage = page_schema(
@@ -166,6 +234,7 @@ def attempt_json(attempt: Attempt) -> dict:
         "latency_ms": round(attempt.latency_ms, 3),
         "error": attempt.error,
         "delivered": attempt.delivered,
+        "replay": attempt.replay,
     }
 
 
@@ -248,3 +317,45 @@ class Subscriptions:
             [attempt_json(item) for item in items],
             None if cursor is None else next_link(req, cursor=cursor),
         )
+
+    @validate(
+        body=ReplayIn(),
+        response=ReplayOut(),
+        status=202,
+        errors=(404, 503),
+        examples={"body": _REPLAY_EXAMPLE_IN, 202: _REPLAY_EXAMPLE_OUT},
+    )
+    def on_post_replay(
+        self, req: falcon.Request, resp: falcon.Response, subscription_id: int
+    ) -> None:
+        """Deliver again what was delivered in a time range (202 with the count).
+
+        Each delivery (the attempts at one event) first made between ``since``
+        and ``until`` (at most 30 days apart; ``only_failed``: those that
+        never succeeded) is queued, in the order they were made; the push
+        worker sends each again with the same event id (``webhook-id``), so
+        receivers deduplicate, and the delivery log marks its attempts
+        ``replay``. A subscription that is not active gets them once enabled.
+        """
+        body = req.context.body
+        since = body["since"]
+        until = body["until"] or utc_now()
+        if since > until:
+            raise marshmallow.ValidationError({"until": ["Must not be before since."]})
+        if until - since > REPLAY_MAX_RANGE:
+            raise marshmallow.ValidationError(
+                {"until": ["The range may span at most 30 days."]}
+            )
+        result = self._store.queue_replay(
+            subscription_id, since, until, body["only_failed"]
+        )
+        resp.status = falcon.HTTP_202
+        resp.media = {
+            "subscription_id": subscription_id,
+            "since": isoformat(since),
+            "until": isoformat(until),
+            "only_failed": body["only_failed"],
+            "queued": result.queued,
+            "pending": result.pending,
+            "next_since": isoformat(result.next_since),
+        }

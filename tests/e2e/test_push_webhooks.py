@@ -1,6 +1,7 @@
 """End to end: note changes reach webhook subscriptions through the real push
 worker, each subscription in order, a silent one delaying nobody, across kill -9."""
 
+import datetime
 import json
 import time
 
@@ -103,3 +104,62 @@ def test_a_subscription_resumes_from_its_own_cursor_after_kill_9(
         ]
         ids = [e["id"] for e in events]
         assert len([i for i in range(1, len(ids)) if ids[i] <= ids[i - 1]]) <= 1
+
+
+def test_failed_deliveries_are_replayed_with_their_event_ids(live_server, push_worker):
+    env = {**ENV, "SUBSCRIPTION_MAX_ATTEMPTS": "1"}
+    server = live_server(env=env)
+    notes = Notes(server.url)
+    # The endpoint fails the first two deliveries, then answers 200.
+    with Receiver([500, 500, 200]) as endpoint:
+        sub = subscribe(server.url, endpoint.url)
+        worker = push_worker(env)
+        worker.wait_webhooks(1)
+        a = notes.create("a")
+        b = notes.create("b")
+        log_url = f"{server.url}/subscriptions/{sub['id']}/deliveries"
+
+        def log():
+            return requests.get(log_url, timeout=10).json()["items"]
+
+        wait_until(lambda: len(log()) == 2, timeout=30, what="two failed deliveries")
+        first = received(endpoint, "/hook", sub["secret"])
+        assert [e["new_val"]["id"] for e in first] == [a["id"], b["id"]]
+
+        response = requests.post(
+            f"{server.url}/subscriptions/{sub['id']}/replay",
+            json={"since": "2000-01-01T00:00:00Z", "only_failed": True},
+            timeout=10,
+        )
+        assert response.status_code == 422  # more than 30 days
+        since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+            hours=1
+        )
+        response = requests.post(
+            f"{server.url}/subscriptions/{sub['id']}/replay",
+            json={"since": since.isoformat(), "only_failed": True},
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["queued"] == 2
+
+        wait_until(lambda: len(endpoint.requests) == 4, timeout=30, what="replays")
+        everything = received(endpoint, "/hook", sub["secret"])
+        assert everything[2:] == everything[:2]  # same events, same webhook-ids
+        wait_until(lambda: len(log()) == 4, timeout=30, what="replays in the log")
+        attempts = log()
+        replays = [x for x in attempts if x["replay"]]
+        assert sorted(x["event_id"] for x in replays) == sorted(
+            str(e["id"]) for e in first
+        )
+        assert all(x["delivered"] for x in replays)
+        assert not any(
+            x["delivered"] or x["replay"] for x in attempts if x not in replays
+        )
+        # Nothing failed is left to replay now.
+        again = requests.post(
+            f"{server.url}/subscriptions/{sub['id']}/replay",
+            json={"since": since.isoformat(), "only_failed": True},
+            timeout=10,
+        )
+        assert again.json()["queued"] == 0

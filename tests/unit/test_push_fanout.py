@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import datetime
 import threading
 from typing import Tuple
 
@@ -12,7 +13,9 @@ from db.checkpoints import CheckpointStore
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
+from db.subscriptions import SubscriptionStore
 from tests.support.live import wait_until
+from workers.push.fanout import MISSING_EVENT
 from workers.push.fanout import Fanout
 from workers.push.feed import EventFeed
 
@@ -39,7 +42,9 @@ class World:
     def __init__(self):
         self.subscriptions = []  # what the subscription store lists as active
         self.received = {}
+        self.replayed = {}  # subscription id -> ids of the events replayed
         self.hold = {}  # subscription id -> Event its endpoint waits for
+        self.waiting = set()  # subscription ids whose delivery is being held
         self.disable = set()  # subscription ids the sender disables
         self.lock = threading.Lock()
 
@@ -51,11 +56,17 @@ class World:
         world = self
 
         class Sender:
-            def deliver(self, subscription, event):
+            def deliver(self, subscription, event, replay=False):
                 hold = world.hold.get(subscription.id)
                 if hold is not None:
+                    world.waiting.add(subscription.id)
                     hold.wait(30)
                 with world.lock:
+                    if replay:
+                        world.replayed.setdefault(subscription.id, []).append(
+                            event["id"]
+                        )
+                        return Result()
                     world.received.setdefault(subscription.id, []).append(event)
                     if subscription.id in world.disable:
                         world.subscriptions.remove(subscription)
@@ -80,22 +91,27 @@ class Setup:
         create_schema(self.database.engine)
         self.store = SqlNotesStore(self.database, poll_interval=0.02)
         self.cursors = CheckpointStore(self.database)
+        self.subscriptions = SubscriptionStore(self.database)
         self.world = World()
         self.feed = None
         self.fanout = None
 
-    def start(self, position=0):
+    def start(self, position=0, replays=False):
         self.feed = EventFeed(self.store, position)
-        self.fanout = Fanout(
+        self.fanout = self.make_fanout(self.world, position, replays)
+        self.fanout.start()
+        return self.fanout
+
+    def make_fanout(self, world, position=0, replays=False):
+        return Fanout(
             self.feed,
-            self.world,
-            self.world.make_sender,
+            world,
+            world.make_sender,
             self.cursors,
             position,
             refresh_interval=0.05,
+            replays=self.subscriptions if replays else None,
         )
-        self.fanout.start()
-        return self.fanout
 
     def write(self, count=1):
         """Make ``count`` changes in the store (not yet in the feed)."""
@@ -228,3 +244,97 @@ def test_disabled_or_deleted_subscriptions_stop_and_lose_their_cursor(setup):
     assert setup.world.got(1) == [1] and setup.world.got(2) == [1]
     assert setup.cursors.load_prefix("webhook:") == {"webhook:3": 2}
     assert set(setup.fanout.status()) == {"3"}
+
+
+# --- replays -----------------------------------------------------------------
+
+
+def _delivered(setup, subscription_id, outcomes):
+    """Record one attempt per event id: ``{"1": True, "2": False}``."""
+    for event_id, delivered in outcomes.items():
+        setup.subscriptions.record_attempt(
+            subscription_id, event_id, "note.created", 1, 200, 1.0, None, delivered
+        )
+
+
+def _replay_everything(setup, subscription_id, only_failed=False):
+    far = datetime.timedelta(days=1)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return setup.subscriptions.queue_replay(
+        subscription_id, now - far, now + far, only_failed
+    )
+
+
+def test_replays_are_delivered_in_order_then_forgotten(setup):
+    sub = setup.subscriptions.create("https://example.com/", ["*"], "whsec_x")
+    setup.world.subscriptions = [Sub(sub.id)]
+    setup.write(3)
+    setup.start(position=3, replays=True)
+    setup.mirror()
+    _delivered(setup, sub.id, {"1": True, "2": False, "3": False})
+    assert _replay_everything(setup, sub.id, only_failed=True).queued == 2
+    wait_until(
+        lambda: setup.world.replayed.get(sub.id) == [2, 3],
+        timeout=10,
+        what="the failed deliveries replayed, in order",
+    )
+    wait_until(
+        lambda: setup.subscriptions.pending_replays(sub.id) == [],
+        timeout=10,
+        what="the replays forgotten",
+    )
+    setup.write(1)
+    setup.mirror()
+    wait_until(lambda: setup.world.got(sub.id) == [4], timeout=10, what="live again")
+
+
+def test_a_replay_of_an_event_the_log_lacks_is_a_failed_attempt(setup):
+    sub = setup.subscriptions.create("https://example.com/", ["*"], "whsec_x")
+    setup.world.subscriptions = [Sub(sub.id)]
+    setup.write(1)
+    setup.start(position=1, replays=True)
+    setup.mirror()
+    _delivered(setup, sub.id, {"1": False, "99": False})
+    assert _replay_everything(setup, sub.id).queued == 2
+    wait_until(
+        lambda: setup.subscriptions.pending_replays(sub.id) == [],
+        timeout=10,
+        what="both replays handled",
+    )
+    assert setup.world.replayed[sub.id] == [1]
+    attempts, _ = setup.subscriptions.attempts(sub.id, 10)
+    missing = [a for a in attempts if a.event_id == "99" and a.replay]
+    assert [(a.delivered, a.error) for a in missing] == [(False, MISSING_EVENT)]
+
+
+def test_a_replay_cut_short_by_a_stop_is_made_again(setup):
+    sub = setup.subscriptions.create("https://example.com/", ["*"], "whsec_x")
+    setup.world.subscriptions = [Sub(sub.id)]
+    setup.world.hold[sub.id] = threading.Event()  # the endpoint never answers
+    setup.write(1)
+    setup.start(position=1, replays=True)
+    setup.mirror()
+    _delivered(setup, sub.id, {"1": False})
+    _replay_everything(setup, sub.id)
+    # The worker stops (or dies) while the replay is under way...
+    wait_until(lambda: sub.id in setup.world.waiting, timeout=10, what="replaying")
+    setup.fanout.stop(timeout=0.2)
+    assert len(setup.subscriptions.pending_replays(sub.id)) == 1
+    # ... and the next one makes it again.
+    world = World()
+    world.subscriptions = [Sub(sub.id)]
+    fanout = setup.make_fanout(world, position=1, replays=True)
+    fanout.start()
+    try:
+        wait_until(
+            lambda: world.replayed.get(sub.id) == [1],
+            timeout=10,
+            what="the replay made by the next worker",
+        )
+        wait_until(
+            lambda: setup.subscriptions.pending_replays(sub.id) == [],
+            timeout=10,
+            what="the replay forgotten",
+        )
+    finally:
+        fanout.stop()

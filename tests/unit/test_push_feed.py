@@ -90,3 +90,14 @@ def test_a_reader_behind_the_start_replays_the_log(store):
     assert feed.read(1, timeout=5) == events[1:3]
     feed.publish(events[3])
     assert feed.read(3) == events[3:]
+
+
+def test_one_event_by_id_from_memory_or_the_log(store):
+    events = logged_events(store, 5)
+    feed = EventFeed(store, start=0, capacity=2)
+    for event in events:
+        feed.publish(event)  # 4 and 5 stay in memory; 1..3 only in the log
+    assert feed.event(5) == events[4]
+    assert feed.event(2) == events[1]
+    assert feed.event(6) is None  # not read yet
+    assert feed.event(0) is None

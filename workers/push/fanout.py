@@ -22,6 +22,16 @@ far behind the worker's (the feed replays from the store's log), at least
 once: an event whose delivery was under way may be sent again, with the
 same ``webhook-id``.
 
+Replays (``POST /subscriptions/{id}/replay``). The deliveries to make again
+wait in the database (``webhook_replays``). The refresher reads which
+subscriptions have some at every refresh and tells their threads, which
+deliver them, oldest first, between two reads of the feed: each event is
+taken from the feed (or the store's log) by its id, sent with the same
+``webhook-id``, its attempts recorded as replays, and only then is its row
+deleted, so a worker that dies mid-replay delivers the rest (and at worst
+that one again) when it starts again. An event the log no longer holds is
+recorded as a failed replay attempt.
+
 Which events a subscription gets. A refresher re-reads the active
 subscriptions every ``refresh_interval`` seconds. One it sees for the
 first time starts after the feed's head as it was just before the previous
@@ -42,6 +52,7 @@ from typing import Optional
 
 from core.backoff import Backoff
 from db.checkpoints import CheckpointStore
+from db.errors import NotFound
 from db.errors import Unavailable
 from workers.push.feed import EventFeed
 
@@ -52,6 +63,9 @@ PREFIX = "webhook:"
 
 #: ``make_sender(sleep)``: a new sender for one thread; it must wait with ``sleep``.
 SenderFactory = Callable[[Callable[[float], None]], Any]
+
+#: The error of a replay whose event the change log does not hold.
+MISSING_EVENT = "replay: the event is no longer in the change log"
 
 
 def cursor_name(subscription_id: Any) -> str:
@@ -67,8 +81,10 @@ class SubscriptionWorker:
     """Delivers the feed's events to one subscription, in order, in its own thread.
 
     ``subscription`` needs ``id`` and ``wants(event_type)``; the sender's
-    ``deliver(subscription, event)`` returns a result with ``disabled`` and
-    ``gone`` (either ends this worker) and ``close()`` ends the sender.
+    ``deliver(subscription, event, replay=False)`` returns a result with
+    ``disabled`` and ``gone`` (either ends this worker) and ``close()`` ends
+    the sender. ``replays`` (a :class:`db.subscriptions.SubscriptionStore`,
+    or None) holds the deliveries to make again (:meth:`want_replays`).
     """
 
     def __init__(
@@ -79,6 +95,7 @@ class SubscriptionWorker:
         cursors: CheckpointStore,
         make_sender: SenderFactory,
         save_interval: float = 1.0,
+        replays: Any = None,
     ):
         self._subscription = subscription
         self.cursor = cursor
@@ -90,6 +107,8 @@ class SubscriptionWorker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._retired = False
+        self._replays = replays
+        self._replays_wanted = threading.Event()
         self._saved = cursor
         self._saved_at = time.monotonic()
         self.ended_at: Optional[float] = None
@@ -114,6 +133,10 @@ class SubscriptionWorker:
     def start(self) -> None:
         """Start delivering after ``cursor``."""
         self._thread.start()
+
+    def want_replays(self) -> None:
+        """Replays are waiting for this subscription: make them before the next read."""
+        self._replays_wanted.set()
 
     def stop(self, retire: bool = False) -> None:
         """Stop after the delivery under way; ``retire`` also forgets the cursor."""
@@ -142,6 +165,8 @@ class SubscriptionWorker:
         backoff = Backoff()
         while not self._stop.is_set():
             try:
+                if self._replays_wanted.is_set() and not self._replay(sender):
+                    return
                 events = self._feed.read(self.cursor, limit=100, timeout=0.5)
                 if not events and self._feed.closed:
                     return
@@ -164,6 +189,58 @@ class SubscriptionWorker:
                     )
                 if self._stop.wait(delay):
                     return
+
+    def _replay(self, sender: Any) -> bool:
+        """Make the waiting replays, oldest first; False when the worker must end."""
+        while not self._stop.is_set():
+            waiting = self._replays.pending_replays(self._subscription.id, limit=50)
+            if not waiting:
+                self._replays_wanted.clear()  # the refresher sets it again if needed
+                return True
+            for replay in waiting:
+                if self._stop.is_set():
+                    return True
+                if not self._replay_one(sender, replay):
+                    return False
+        return True
+
+    def _replay_one(self, sender: Any, replay: Any) -> bool:
+        subscription = self.subscription
+        event_id = replay.event_id
+        event = self._feed.event(int(event_id)) if event_id.isdigit() else None
+        if event is None:
+            log.warning(
+                "%s: replay of event %s: %s", self._name, event_id, MISSING_EVENT
+            )
+            try:
+                self._replays.record_attempt(
+                    subscription.id,
+                    event_id,
+                    replay.event_type,
+                    1,
+                    None,
+                    0.0,
+                    MISSING_EVENT,
+                    False,
+                    replay=True,
+                )
+            except NotFound:
+                self._retired = True
+                return False
+            self._replays.replay_done(replay.id)
+            return True
+        result = sender.deliver(subscription, event, replay=True)
+        # Only now: a worker that dies before this line delivers it again.
+        self._replays.replay_done(replay.id)
+        if result.gone or result.disabled:
+            log.info(
+                "%s %s during a replay; no more deliveries",
+                self._name,
+                "deleted" if result.gone else "disabled",
+            )
+            self._retired = True
+            return False
+        return True
 
     def _handle(self, sender: Any, event: Dict[str, Any]) -> bool:
         """Deliver ``event`` if wanted and move on; False when the worker must end."""
@@ -222,6 +299,9 @@ class Fanout:
         start: The worker's starting position: where subscriptions without
             a cursor start on the first refresh.
         refresh_interval: Seconds between two reads of the subscriptions.
+        replays: Where replays wait (``replays_waiting()``,
+            ``pending_replays(id, limit)``, ``replay_done(id)``,
+            ``record_attempt(...)``: a SubscriptionStore); None: no replays.
     """
 
     def __init__(
@@ -232,9 +312,11 @@ class Fanout:
         cursors: CheckpointStore,
         start: int,
         refresh_interval: float = 1.0,
+        replays: Any = None,
     ):
         self._feed = feed
         self._source = source
+        self._replays = replays
         self._make_sender = make_sender
         self._cursors = cursors
         self._refresh_interval = refresh_interval
@@ -316,7 +398,12 @@ class Fanout:
             cursor = saved.get(cursor_name(subscription.id), self._previous_head)
             self._cursors.save(cursor_name(subscription.id), cursor)
             worker = SubscriptionWorker(
-                subscription, cursor, self._feed, self._cursors, self._make_sender
+                subscription,
+                cursor,
+                self._feed,
+                self._cursors,
+                self._make_sender,
+                replays=self._replays,
             )
             worker.start()
             with self._lock:
@@ -324,6 +411,11 @@ class Fanout:
             log.info(
                 "%s: delivering events after %d", cursor_name(subscription.id), cursor
             )
+        if self._replays is not None:
+            for key in self._replays.replays_waiting():
+                worker = self._workers.get(key)
+                if worker is not None and key in active:
+                    worker.want_replays()
         for key in [key for key in self._workers if key not in active]:
             with self._lock:
                 worker = self._workers.pop(key)

@@ -139,6 +139,25 @@ class EventFeed:
             target = self._base
         return self._replay(cursor, target, limit, timeout)
 
+    def event(self, event_id: int, timeout: float = 10.0) -> Optional[Event]:
+        """The event ``event_id`` (from memory, or the store's log); None if none.
+
+        For replays of deliveries made before. None when the log does not
+        hold it (a RethinkDB write that never happened) or the worker has not
+        read that far. Reading the store can raise
+        :class:`db.errors.Unavailable`.
+        """
+        with self._changed:
+            if event_id < 1 or event_id > self._head:
+                return None
+            if event_id > self._base:
+                index = bisect.bisect_left(self._ids, event_id)
+                if index < len(self._ids) and self._ids[index] == event_id:
+                    return self._events[index]
+                return None
+        found = self._replay(event_id - 1, event_id, 1, timeout)
+        return found[0] if found and found[0]["id"] == event_id else None
+
     def _after(self, cursor: int, limit: int) -> List[Event]:
         # Under the lock. Ids only grow, so a binary search finds the start.
         first = bisect.bisect_right(self._ids, cursor)

@@ -51,5 +51,10 @@ def make_fanout(
         return WebhookSender(store, policy, targets, sleep=sleep)
 
     return Fanout(
-        feed, ActiveSubscriptions(store), make_sender, stores.checkpoints, start
+        feed,
+        ActiveSubscriptions(store),
+        make_sender,
+        stores.checkpoints,
+        start,
+        replays=store,
     )

@@ -162,12 +162,15 @@ class WebhookSender:
         """Close the HTTP session's connections."""
         self.session.close()
 
-    def deliver(self, subscription: Subscription, event: dict) -> DeliveryResult:
+    def deliver(
+        self, subscription: Subscription, event: dict, replay: bool = False
+    ) -> DeliveryResult:
         """Send ``event`` (a dict with ``id`` and ``type``) to ``subscription``.
 
         Blocks through the retries; returns what happened. Never raises for
         what the endpoint does; a subscription deleted meanwhile ends the
-        delivery with ``gone``.
+        delivery with ``gone``. ``replay``: a delivery made again on request
+        (its attempts are recorded as replays; same event id, same policy).
         """
         body = encode(event)
         event_id, event_type = str(event["id"]), str(event["type"])
@@ -186,6 +189,7 @@ class WebhookSender:
                     outcome.latency_ms,
                     outcome.error,
                     outcome.delivered,
+                    replay=replay,
                 )
             except NotFound:
                 return DeliveryResult(
