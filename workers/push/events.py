@@ -32,20 +32,23 @@ def sse_frame(event: Event) -> bytes:
     )
 
 
+def reset_data(last_id: int, cursor: int) -> Dict[str, Any]:
+    """What a client resuming with an id ahead of the stream is told (feed.resume)."""
+    return {
+        "reason": "Last-Event-ID is ahead of the stream (the change log was "
+        "reset); the stream starts over from the oldest retained change",
+        "last_event_id": last_id,
+        "restart_after": cursor,
+    }
+
+
 def sse_reset_frame(last_id: int, cursor: int) -> bytes:
     """The ``reset`` event sent before a stream that starts over (see feed.resume).
 
     Its ``id`` is where the stream restarts, so a client that reconnects
     before the next event resumes from there, not from its stale id.
     """
-    data = encode(
-        {
-            "reason": "Last-Event-ID is ahead of the stream (the change log was "
-            "reset); the stream starts over from the oldest retained change",
-            "last_event_id": last_id,
-            "restart_after": cursor,
-        }
-    )
+    data = encode(reset_data(last_id, cursor))
     return b"id: %d\nevent: reset\ndata: %s\n\n" % (cursor, data)
 
 

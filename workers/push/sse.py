@@ -1,4 +1,4 @@
-"""The push worker's own small HTTP server: note events as Server-Sent Events.
+"""The push worker's own small HTTP server: note events as SSE and WebSocket.
 
 - ``GET /events``: ``text/event-stream``, one event per change (``id:`` the
   seq, ``event:`` the type, ``data:`` the event as JSON), a keep-alive
@@ -9,10 +9,14 @@
   browser's ``EventSource`` sends the header by itself when it reconnects.
   An N ahead of the stream (a database that was reset) gets a ``reset``
   event, then every change the log holds (``EventFeed.resume``).
+- ``GET /ws``: the same events over a WebSocket (RFC 6455), one text frame
+  each; ``?last_event_id=N`` resumes as SSE does. This server completes the
+  opening handshake and hands the socket to :mod:`workers.push.ws`, whose
+  one event loop serves every WebSocket client.
 - ``GET /``: a page that shows the stream live (same origin, so no CORS).
 - ``GET /health``: the worker's state as JSON.
 
-Plain ``http.server`` with a thread per connection: the clients are few
+Plain ``http.server`` with a thread per connection: SSE clients are few
 (dashboards, tools), and each one mostly waits on the feed.
 """
 
@@ -26,15 +30,25 @@ from typing import Any
 from typing import Callable
 from typing import Dict
 from typing import Optional
+from typing import Set
 from typing import Tuple
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request
 
 from core.backoff import Backoff
 from db.errors import Unavailable
 from workers.push.events import SSE_KEEPALIVE
 from workers.push.events import parse_last_event_id
+from workers.push.events import reset_data
 from workers.push.events import sse_frame
 from workers.push.events import sse_reset_frame
 from workers.push.feed import EventFeed
+from workers.push.feed import Resume
+from workers.push.filters import EventFilter
+from workers.push.ws import WebSocketHub
+from workers.push.ws import control_frame
+from workers.push.ws import new_protocol
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +88,34 @@ def parse_bind(bind: str) -> Tuple[str, int]:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True  # an open stream never keeps the process alive
     allow_reuse_address = True
+    # Many WebSocket clients may connect at once (the default backlog is 5).
+    request_queue_size = 1024
 
     feed: EventFeed
     keepalive: float
     status: Callable[[], Dict[str, Any]]
+    hub: WebSocketHub
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._handed_over: Set[socket.socket] = set()
+        self._handed_over_lock = threading.Lock()
+
+    def hand_over(self, request: socket.socket) -> None:
+        """``request``'s connection now belongs to the WebSocket hub (a dup of it)."""
+        with self._handed_over_lock:
+            self._handed_over.add(request)
+
+    def shutdown_request(self, request) -> None:
+        with self._handed_over_lock:
+            handed_over = request in self._handed_over
+            self._handed_over.discard(request)
+        if handed_over:
+            # Close only this descriptor: shutdown() would end the connection
+            # the hub now serves through its own descriptor.
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
 
 
 class _Server6(_Server):
@@ -95,6 +133,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/events":
             self._events(url.query)
+        elif url.path == "/ws":
+            self._websocket(url.query)
         elif url.path == "/health":
             body = json.dumps(self.server.status()).encode()
             self._send(200, "application/json", body)
@@ -147,6 +187,67 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:  # the client went away (broken pipe, reset)
             pass
         log.info("SSE client %s gone", self.client_address[0])
+
+    def _resume(self, header: Optional[str]) -> Optional[Tuple[Optional[int], Resume]]:
+        """Where a client that sent ``header`` resumes; None after a 400 or 503."""
+        try:
+            last_id = parse_last_event_id(header)
+        except ValueError as ex:
+            self._problem(400, "Bad Request", str(ex))
+            return None
+        try:
+            return last_id, self.server.feed.resume(last_id)
+        except Unavailable:
+            self._problem(503, "Service Unavailable", "The notes store is unavailable.")
+            return None
+
+    def _websocket(self, query: str) -> None:
+        """``GET /ws``: check, answer the opening handshake, hand over to the hub."""
+        params = urllib.parse.parse_qs(query)
+        header = self.headers.get("Last-Event-ID")
+        if header is None:
+            header = params.get("last_event_id", [None])[-1]
+        try:
+            event_filter = EventFilter.from_query(params)
+        except ValueError as ex:
+            self._problem(400, "Bad Request", str(ex))
+            return
+        protocol = new_protocol()
+        response = protocol.accept(Request(self.path, Headers(self.headers.items())))
+        if response.status_code != 101:
+            detail = response.body.decode("utf-8", "replace").strip()
+            self._problem(
+                response.status_code,
+                response.reason_phrase,
+                detail or "This is a WebSocket endpoint.",
+                {"Upgrade": "websocket"} if response.status_code == 426 else None,
+            )
+            return
+        resumed = self._resume(header)
+        if resumed is None:
+            return
+        last_id, resume = resumed
+        greeting = control_frame(
+            {"type": "stream", "after": resume.cursor, **event_filter.describe()}
+        )
+        if resume.reset:
+            log.info(
+                "WebSocket client %s: last_event_id %d is ahead of the stream; reset",
+                self.client_address[0],
+                last_id,
+            )
+            greeting += control_frame(
+                {"type": "reset", **reset_data(last_id, resume.cursor)}
+            )
+        protocol.send_response(response)
+        self.wfile.write(b"".join(protocol.data_to_send()))
+        # The hub gets a descriptor of its own; this thread's one is closed
+        # by the server when the handler returns (see _Server.shutdown_request).
+        self.server.hand_over(self.connection)
+        self.close_connection = True
+        self.server.hub.adopt(
+            self.connection.dup(), protocol, resume.cursor, event_filter, greeting
+        )
 
     def _stream(self, feed: EventFeed, cursor: int) -> None:
         backoff = Backoff()
@@ -205,20 +306,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class SseServer:
     """Serves ``GET /events`` on ``bind`` (bound at construction, served from start).
 
+    Also ``GET /ws``, the WebSocket, whose clients ``hub`` serves.
+
     Args:
         bind: ``host:port``; port 0 picks a free one (see :attr:`address`).
         status: Returns the JSON document ``GET /health`` answers.
         keepalive: Seconds of silence before a keep-alive comment.
+        hub: The WebSocket clients' hub (default: one with its defaults).
     """
 
     def __init__(
-        self, bind: str, status: Callable[[], Dict[str, Any]], keepalive: float = 15.0
+        self,
+        bind: str,
+        status: Callable[[], Dict[str, Any]],
+        keepalive: float = 15.0,
+        hub: Optional[WebSocketHub] = None,
     ):
         host, port = parse_bind(bind)
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)  # OSError if taken
         self._server.keepalive = keepalive
         self._server.status = status
+        self.hub = self._server.hub = hub or WebSocketHub()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -234,10 +343,15 @@ class SseServer:
     def start(self, feed: EventFeed) -> None:
         """Serve the events of ``feed`` in a background thread."""
         self._server.feed = feed
+        self.hub.start(feed)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting connections; open streams end when the feed closes."""
+        """Stop accepting connections; open streams end when the feed closes.
+
+        WebSocket clients get a close frame (1001, going away).
+        """
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
+        self.hub.stop()

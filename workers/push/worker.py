@@ -6,7 +6,8 @@ store's change stream and forwards every change as an event (see
 
 1. on a ZeroMQ PUB socket (``PUSH_PUB_ENDPOINT``), topic = event type;
 2. to the webhook subscriptions that want it (:mod:`workers.push_fanout`);
-3. as Server-Sent Events on ``GET /events`` (``PUSH_SSE_BIND``).
+3. as Server-Sent Events on ``GET /events`` and over a WebSocket on
+   ``GET /ws`` (both on ``PUSH_SSE_BIND``).
 
 One thread follows the store and publishes each event to an in-memory feed
 (:mod:`workers.push_feed`); every output reads the feed with a cursor of
@@ -106,6 +107,7 @@ class PushWorker:
         self._checkpointer: Optional[Checkpointer] = None
         self._publisher: Optional[Publisher] = None
         self._fanout: Any = None
+        self._sse: Optional[SseServer] = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (safe from a signal handler)."""
@@ -189,6 +191,7 @@ class PushWorker:
             stores.checkpoints, CONSUMER, start, self._checkpoint_interval
         )
         self._publisher = publisher
+        self._sse = sse
         if self._make_fanout is not None:
             self._fanout = self._make_fanout(self.settings, stores, feed, start)
         checkpointer.start()
@@ -198,9 +201,12 @@ class PushWorker:
             self._fanout.start()
         host, port = sse.address
         log.info(
-            "push worker forwarding changes after %d: PUB %s, SSE http://%s:%d/events",
+            "push worker forwarding changes after %d: PUB %s, SSE http://%s:%d/events, "
+            "WebSocket ws://%s:%d/ws",
             start,
             publisher.endpoint,
+            host,
+            port,
             host,
             port,
         )
@@ -272,6 +278,10 @@ class PushWorker:
             "checkpoint": None if checkpointer is None else checkpointer.saved,
             "pub_topics": topics,
             "webhooks": {} if self._fanout is None else self._fanout.status(),
+            "websocket": {
+                "clients": 0 if self._sse is None else self._sse.hub.clients,
+                "dropped": 0 if self._sse is None else self._sse.hub.dropped,
+            },
         }
 
 
