@@ -10,17 +10,30 @@ from api import salary_import
 from core.logs import configure_logging
 from core.settings import Settings
 from db.schema import create_schema
+from db.schema import current_revision
 from db.sql import Database
 
 log = logging.getLogger("api.cli")
 
 
-def init_db(settings: Settings, args: argparse.Namespace) -> int:
-    """Create the SQL tables that are missing."""
+def init_sql(settings: Settings) -> None:
+    """Migrate the SQL database to the newest revision (``alembic upgrade head``)."""
     database = Database(settings.database_url)
-    create_schema(database.engine)
-    database.dispose()
-    log.info("database ready: %s", database.engine.url.render_as_string())
+    try:
+        create_schema(database.engine)
+        revision = current_revision(database.engine)
+    finally:
+        database.dispose()
+    log.info(
+        "SQL database at revision %s: %s",
+        revision,
+        database.engine.url.render_as_string(),
+    )
+
+
+def init_db(settings: Settings, args: argparse.Namespace) -> int:
+    """Bring every store's schema up to date (SQL: alembic upgrade head)."""
+    init_sql(settings)
     return 0
 
 
