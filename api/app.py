@@ -22,12 +22,15 @@ from resources.health import Health
 from resources.health import Ready
 from resources.links import Links
 from resources.links import Redirect
+from resources.metrics import Backends
+from resources.metrics import Metrics
 from resources.notes import Notes
 from resources.primes import Primes
 from resources.subscriptions import Subscriptions
 from resources.webhooks import WebhookDeliveries
 from resources.webhooks import WebhookReceiver
 from web import errors
+from web.metrics import Metrics as MetricsMiddleware
 from web.middleware import JSON_MEDIA_TYPES
 from web.middleware import BodyLimit
 from web.middleware import RequestId
@@ -47,8 +50,14 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     webhook_sources = parse_sources(settings.webhook_sources)
     stores = stores or open_stores(settings)
 
+    # Metrics first: it sees every request, and the final status of each.
     app = falcon.App(
-        middleware=[RequestId(), BodyLimit(settings.max_body_bytes), RequireJSON()]
+        middleware=[
+            MetricsMiddleware(),
+            RequestId(),
+            BodyLimit(settings.max_body_bytes),
+            RequireJSON(),
+        ]
     )
     json_handler = falcon.media.JSONHandler(dumps=wire.dumps, loads=wire.loads)
     for media_type in JSON_MEDIA_TYPES + (errors.PROBLEM_JSON,):
@@ -115,6 +124,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     )
 
     routes.add("/ready", Ready(ready_checks))
+    routes.add("/metrics", Metrics(Backends(stores.notes, stores.checkpoints, collatz)))
     add_docs(routes, TITLE, __version__)
     return app
 

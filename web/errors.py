@@ -13,6 +13,7 @@ import falcon
 import marshmallow
 
 from db import errors as domain
+from web import metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ def _domain_error(req, resp, ex, params):
     )
     if status == 503:
         log.warning("backend unavailable: %s", ex.detail)
+        metrics.count_store_error(req)
     else:
         log.debug("domain error %s: %s", status, ex.detail)
     raise Problem(status, ex.detail, **ex.extra)

@@ -9,6 +9,7 @@
   browser's ``EventSource`` sends the header by itself when it reconnects.
 - ``GET /``: a page that shows the stream live (same origin, so no CORS).
 - ``GET /health``: the worker's state as JSON.
+- ``GET /metrics``: the worker's Prometheus metrics (workers/push/metrics.py).
 
 Plain ``http.server`` with a thread per connection: the clients are few
 (dashboards, tools), and each one mostly waits on the feed.
@@ -28,6 +29,7 @@ from typing import Tuple
 
 from core.backoff import Backoff
 from db.errors import Unavailable
+from workers.push import metrics
 from workers.push.events import SSE_KEEPALIVE
 from workers.push.events import parse_last_event_id
 from workers.push.events import sse_frame
@@ -75,6 +77,7 @@ class _Server(http.server.ThreadingHTTPServer):
     feed: EventFeed
     keepalive: float
     status: Callable[[], Dict[str, Any]]
+    metrics: Optional[Callable[[], bytes]]
 
 
 class _Server6(_Server):
@@ -88,7 +91,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/events":
-            self._events(url.query)
+            metrics.SSE_CLIENTS.inc()
+            try:
+                self._events(url.query)
+            finally:
+                metrics.SSE_CLIENTS.dec()
+        elif url.path == "/metrics" and self.server.metrics is not None:
+            self._send(200, metrics.CONTENT_TYPE, self.server.metrics())
         elif url.path == "/health":
             body = json.dumps(self.server.status()).encode()
             self._send(200, "application/json", body)
@@ -190,17 +199,23 @@ class SseServer:
     Args:
         bind: ``host:port``; port 0 picks a free one (see :attr:`address`).
         status: Returns the JSON document ``GET /health`` answers.
+        metrics: Returns the Prometheus text ``GET /metrics`` answers (None: 404).
         keepalive: Seconds of silence before a keep-alive comment.
     """
 
     def __init__(
-        self, bind: str, status: Callable[[], Dict[str, Any]], keepalive: float = 15.0
+        self,
+        bind: str,
+        status: Callable[[], Dict[str, Any]],
+        keepalive: float = 15.0,
+        metrics: Optional[Callable[[], bytes]] = None,
     ):
         host, port = parse_bind(bind)
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)  # OSError if taken
         self._server.keepalive = keepalive
         self._server.status = status
+        self._server.metrics = metrics
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},

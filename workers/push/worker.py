@@ -45,6 +45,7 @@ from db.notes.base import NotesStore
 from db.schema import create_schema
 from db.stores import Stores
 from db.stores import open_stores
+from workers.push import metrics
 from workers.push.checkpointer import Checkpointer
 from workers.push.feed import EventFeed
 from workers.push.pub import Publisher
@@ -105,6 +106,7 @@ class PushWorker:
         self._checkpointer: Optional[Checkpointer] = None
         self._publisher: Optional[Publisher] = None
         self._fanout: Any = None
+        self._stores_in_use: Optional[Stores] = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (safe from a signal handler)."""
@@ -116,7 +118,12 @@ class PushWorker:
         publisher = Publisher(settings.push_pub_endpoint, grace=self._grace)
         try:
             publisher.bind()
-            sse = SseServer(settings.push_sse_bind, self.status, self._keepalive)
+            sse = SseServer(
+                settings.push_sse_bind,
+                self.status,
+                self._keepalive,
+                metrics=lambda: metrics.exposition(self._metrics_state),
+            )
         except (zmq.ZMQError, OSError, ValueError) as ex:
             log.error(
                 "cannot listen (PUSH_PUB_ENDPOINT=%s, PUSH_SSE_BIND=%s): %s",
@@ -127,6 +134,7 @@ class PushWorker:
             publisher.close()
             return 1
         stores = self._stores or open_stores(settings)
+        self._stores_in_use = stores
         try:
             start = self._starting_point(stores)
             if start is None:  # stopped while waiting for the database
@@ -201,6 +209,7 @@ class PushWorker:
             try:
                 for change in store.changes(since=position, stop=self._stop):
                     feed.publish(event_json(change))
+                    metrics.EVENTS.inc()
                     position = change.seq
                     backoff.success()
             except Exception as ex:  # the store, or a bug: never give up, never spin
@@ -235,6 +244,23 @@ class PushWorker:
                 )
                 self._stop.wait(delay)
         return None
+
+    def _metrics_state(self) -> Dict[str, Any]:
+        """Scrape-time state for /metrics: the stream's newest seq, the positions."""
+        checkpointer = self._checkpointer
+        state: Dict[str, Any] = {}
+        if checkpointer is not None:
+            state["published"] = checkpointer.position
+            state["checkpoint"] = checkpointer.saved
+        stores = self._stores_in_use
+        if stores is not None:
+            try:
+                state["newest"] = stores.notes.last_seq()
+            except Unavailable:
+                pass
+        if state.get("newest") is not None and state.get("checkpoint") is not None:
+            state["lag"] = max(0, state["newest"] - state["checkpoint"])
+        return state
 
     def status(self) -> Dict[str, Any]:
         """What ``GET /health`` on the SSE port answers."""
