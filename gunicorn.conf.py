@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 
+from core.logs import wants_json
 from core.settings import Settings
 
 _settings = Settings.from_env()
@@ -51,6 +52,11 @@ loglevel = _settings.log_level
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+
+# LOG_FORMAT=json: gunicorn's lines, access lines included, as JSON objects
+# (route, status, request id, ...), like the app's (core/logs.py).
+if wants_json(_settings.log_format):
+    logger_class = "web.accesslog.JsonLogger"
 
 
 def on_starting(server):

@@ -132,7 +132,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
 def get_app() -> falcon.App:
     """The app for the settings in the environment (gunicorn: ``api.app:get_app()``)."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
 
 

@@ -59,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` and run the command; returns the exit status."""
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return args.run(settings, args)
 
 

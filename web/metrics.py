@@ -27,6 +27,8 @@ from prometheus_client.registry import Collector
 
 #: Route label of a request no route matched (Falcon's 404).
 UNROUTED = "(none)"
+#: WSGI environ key where the route template is left for the access log.
+ROUTE_ENVIRON_KEY = "api.route"
 
 REQUESTS = Counter(
     "http_requests_total",
@@ -73,7 +75,8 @@ class Metrics:
         if started is None:
             return
         IN_FLIGHT.dec()
-        labels = (req.method, route_of(req), str(resp.status_code))
+        route = req.env[ROUTE_ENVIRON_KEY] = route_of(req)
+        labels = (req.method, route, str(resp.status_code))
         REQUESTS.labels(*labels).inc()
         LATENCY.labels(*labels).observe(time.perf_counter() - started)
 

@@ -294,7 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.since is not None and args.since < 0:
         parser.error("--since must be 0 or more")
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     worker = PushWorker(settings, since=args.since)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
