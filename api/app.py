@@ -125,7 +125,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
 
     routes.add("/ready", Ready(ready_checks))
     routes.add("/metrics", Metrics(Backends(stores.notes, stores.checkpoints, collatz)))
-    add_docs(routes, TITLE, __version__)
+    add_docs(routes, TITLE, __version__, [settings.public_base_url.rstrip("/")])
     return app
 
 

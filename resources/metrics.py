@@ -67,7 +67,7 @@ class Backends(Collector):
         )
         yield GaugeMetricFamily(
             "push_lag_events",
-            "Changes the push worker has not published yet (head minus checkpoint).",
+            "Changes the push worker has not published (head - checkpoint).",
             value=max(0, head - checkpoint),
         )
 
@@ -91,6 +91,23 @@ class Backends(Collector):
                 yield GaugeMetricFamily(name, doc, value=stats[key])
 
 
+EXAMPLE = """\
+# HELP http_requests_total HTTP requests answered, by method, route template and status.
+# TYPE http_requests_total counter
+http_requests_total{method="GET",route="/notes/{note_id}",status="200"} 1027.0
+http_requests_total{method="POST",route="/notes",status="201"} 311.0
+# HELP http_requests_in_flight Requests being handled right now, over every worker.
+# TYPE http_requests_in_flight gauge
+http_requests_in_flight 1.0
+# HELP push_lag_events Changes the push worker has not published (head - checkpoint).
+# TYPE push_lag_events gauge
+push_lag_events 0.0
+# HELP collatz_queue_depth Ranges waiting for a free worker.
+# TYPE collatz_queue_depth gauge
+collatz_queue_depth 0.0
+"""
+
+
 class Metrics:
     """``GET /metrics``: the Prometheus text exposition."""
 
@@ -100,6 +117,7 @@ class Metrics:
     @validate(
         response={"type": "string", "description": "Prometheus text format"},
         media_type="text/plain",
+        examples={200: EXAMPLE},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Prometheus metrics: requests, latencies, push worker lag, collatz queue.

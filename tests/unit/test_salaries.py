@@ -459,3 +459,22 @@ def test_openapi_documents_the_salary_paths(api):
         assert "get" in paths[path], path
     parameters = paths["/employees"]["get"]["parameters"]
     assert parameters
+
+
+def test_the_documented_examples_are_real_answers(api):
+    paths = api.simulate_get("/openapi.json").json["paths"]
+
+    def example(path):
+        answer = paths[path]["get"]["responses"]["200"]["content"]
+        return answer["application/json"]["example"]
+
+    assert api.simulate_get("/departments/POLICE").json == example(
+        "/departments/{name}"
+    )
+    top = {"limit": 2, "order": "-salary"}
+    assert api.simulate_get(
+        "/departments/POLICE/employees", params=top
+    ).json == example("/departments/{name}/employees")
+    assert api.simulate_get("/dept/POLICE", params=top).json == example("/dept/{name}")
+    search = {"q": "smith", "limit": 1, "order": "salary"}
+    assert api.simulate_get("/employees", params=search).json == example("/employees")
