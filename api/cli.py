@@ -37,6 +37,24 @@ def init_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def print_openapi(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the OpenAPI document (what GET /openapi.json answers)."""
+    from falcon import testing
+
+    from api.app import create_app
+
+    answer = testing.TestClient(create_app(settings)).simulate_get("/openapi.json")
+    sys.stdout.write(answer.text)
+    return 0
+
+
+def write_postman(settings: Settings, args: argparse.Namespace) -> int:
+    """Finish a collection converted by openapi2postmanv2: tests, chained ids."""
+    from api import postman
+
+    return postman.main(args)
+
+
 def show_settings(settings: Settings, args: argparse.Namespace) -> int:
     """Print every setting with its current value."""
     for env, value, default, doc in settings.describe():
@@ -51,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("settings", help=show_settings.__doc__).set_defaults(
         run=show_settings
     )
+    commands.add_parser("openapi", help=print_openapi.__doc__).set_defaults(
+        run=print_openapi
+    )
+    finish = commands.add_parser("postman", help=write_postman.__doc__)
+    finish.add_argument("converted", help="openapi2postmanv2's output")
+    finish.add_argument("spec", help="the OpenAPI document it was converted from")
+    finish.add_argument("output", help="where to write the finished collection")
+    finish.set_defaults(run=write_postman)
     salary_import.add_command(commands)
     return parser
 

@@ -128,3 +128,16 @@ def test_the_examples_are_true(client):
     number = example("/primes/{n}")["number"]
     assert is_prime(number) and not is_prime(number + 2) and number < 2**64
     assert example("/links", "201", "post")["code"] == code_for_id(1)
+
+
+def test_postman_knows_the_status_every_operation_is_meant_to_answer(client):
+    from api.postman import expected_status
+
+    document = client.simulate_get("/openapi.json").json
+    found = {
+        (method, path): expected_status(op) for path, method, op in operations(document)
+    }
+    assert found[("post", "/notes")] == 201
+    assert found[("delete", "/notes/{note_id}")] == 204
+    assert found[("get", "/{code}")] == 302
+    assert found[("post", "/webhooks/{source}")] == 202
