@@ -29,6 +29,8 @@ serve: $(STAMP)
 test: $(STAMP)
 	@# wrk drives the bench harness's smoke test (skipped, with a reason, without it).
 	@$(MAKE) --no-print-directory wrk || echo "wrk is missing: the bench smoke test will be skipped"
+	@# Debian's chromium and chromedriver drive the live page's browser test.
+	@$(MAKE) --no-print-directory chromium || echo "chromium is missing: the live page test will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The layer check's graph library has no PyPy build: lint runs under CPython.
@@ -116,6 +118,16 @@ wrk:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 	  else \
 	    echo "wrk is missing. Run: sudo apt-get install -y wrk" >&2; exit 1; \
+	  fi; }
+
+# chromium and chromedriver (Debian packages) for the live page's browser test:
+# installed when missing and running as root; otherwise the command is printed.
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else \
+	    echo "chromium is missing. Run: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
 	  fi; }
 
 # Debian packages the project needs: PyPy (pypy3, pypy3-venv, pypy3-dev) and

@@ -39,6 +39,7 @@ from sqlalchemy import exc as sa_exc
 from core.backoff import Backoff
 from core.logs import configure_logging
 from core.notes import event_json
+from core.notes import note_json
 from core.settings import Settings
 from db.errors import Unavailable
 from db.notes.base import NotesStore
@@ -56,6 +57,8 @@ log = logging.getLogger("workers.push")
 
 #: The checkpoint name of the worker's own stream.
 CONSUMER = "push"
+#: Notes the live page starts with (the newest).
+SNAPSHOT_LIMIT = 500
 
 #: ``make_fanout(settings, stores, feed, start)``: the webhook output (with
 #: ``start()``, ``stop()`` and ``status()``), or None for none.
@@ -123,6 +126,7 @@ class PushWorker:
                 self.status,
                 self._keepalive,
                 metrics=lambda: metrics.exposition(self._metrics_state),
+                snapshot=self.snapshot,
             )
         except (zmq.ZMQError, OSError, ValueError) as ex:
             log.error(
@@ -244,6 +248,24 @@ class PushWorker:
                 )
                 self._stop.wait(delay)
         return None
+
+    def snapshot(self, limit: int = SNAPSHOT_LIMIT) -> Dict[str, Any]:
+        """The live page's start: the newest notes and the seq read before them.
+
+        The seq is read first, so a change made meanwhile is both in the
+        notes and in the events after the seq; the page applies it twice,
+        which changes nothing (changes are applied by id).
+        """
+        stores = self._stores_in_use
+        if stores is None:
+            raise Unavailable("the push worker is starting")
+        seq = stores.notes.last_seq()
+        page = stores.notes.list_page(limit)
+        return {
+            "seq": seq,
+            "notes": [note_json(note) for note in page.notes],
+            "truncated": page.next_cursor is not None,
+        }
 
     def _metrics_state(self) -> Dict[str, Any]:
         """Scrape-time state for /metrics: the stream's newest seq, the positions."""
