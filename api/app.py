@@ -124,7 +124,10 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     )
 
     routes.add("/ready", Ready(ready_checks))
-    routes.add("/metrics", Metrics(Backends(stores.notes, stores.checkpoints, collatz)))
+    # Under gunicorn, PROMETHEUS_MULTIPROC_DIR is the folder gunicorn.conf.py
+    # made for the workers' metrics; empty (tests): this process's own.
+    backends = Backends(stores.notes, stores.checkpoints, collatz)
+    routes.add("/metrics", Metrics(backends, settings.metrics_dir))
     add_docs(routes, TITLE, __version__, [settings.public_base_url.rstrip("/")])
     return app
 

@@ -111,8 +111,9 @@ collatz_queue_depth 0.0
 class Metrics:
     """``GET /metrics``: the Prometheus text exposition."""
 
-    def __init__(self, backends: Backends):
+    def __init__(self, backends: Backends, multiprocess_dir: str = ""):
         self._backends = backends
+        self._multiprocess_dir = multiprocess_dir
 
     @validate(
         response={"type": "string", "description": "Prometheus text format"},
@@ -127,4 +128,4 @@ class Metrics:
         the push worker's lag and the collatz broker's workers and queue.
         """
         resp.content_type = metrics.CONTENT_TYPE
-        resp.data = metrics.exposition([self._backends])
+        resp.data = metrics.exposition([self._backends], self._multiprocess_dir)

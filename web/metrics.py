@@ -12,7 +12,6 @@ Labels are the route *template* (``/notes/{note_id}``), never the path, so
 the number of series stays bounded whatever clients ask for.
 """
 
-import os
 import time
 from typing import Iterable
 
@@ -86,12 +85,6 @@ def count_store_error(req: falcon.Request) -> None:
     STORE_ERRORS.labels(route_of(req)).inc()
 
 
-def multiprocess_dir() -> str:
-    """The multiprocess folder prometheus_client uses ('' when single-process)."""
-    # prometheus_client itself reads this variable; gunicorn.conf.py sets it.
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
-
-
 class _Own(Collector):
     """This process's registry, for a scrape without multiprocess mode."""
 
@@ -99,11 +92,17 @@ class _Own(Collector):
         return prometheus_client.REGISTRY.collect()
 
 
-def exposition(extra: Iterable[Collector] = ()) -> bytes:
-    """The text exposition of every worker's metrics, plus ``extra`` collectors."""
+def exposition(extra: Iterable[Collector] = (), multiprocess_dir: str = "") -> bytes:
+    """The text exposition of every worker's metrics, plus ``extra`` collectors.
+
+    Args:
+        extra: Collectors read at scrape time.
+        multiprocess_dir: The folder the workers write their values to
+            (``PROMETHEUS_MULTIPROC_DIR``); empty: this process's registry.
+    """
     registry = CollectorRegistry(auto_describe=False)
-    if multiprocess_dir():
-        multiprocess.MultiProcessCollector(registry)
+    if multiprocess_dir:
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     else:
         registry.register(_Own())
     for collector in extra:
