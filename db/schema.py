@@ -11,6 +11,7 @@ agree.
 """
 
 import logging
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -46,6 +47,8 @@ metadata = Base.metadata
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The first revision: the schema as it was before migrations existed.
 BASELINE = "0001"
+#: PostgreSQL advisory lock key that serialises concurrent migrations.
+_LOCK = 0x4D1_6A7E
 
 
 def alembic_config() -> Config:
@@ -69,12 +72,43 @@ def current_revision(engine: sa.Engine):
 def create_schema(engine: sa.Engine) -> None:
     """Bring the database to the newest revision (``alembic upgrade head``).
 
-    Idempotent. A database whose tables were made before migrations existed
-    (by ``create_all``: it has the tables but no ``alembic_version``) is
-    first stamped with the baseline revision, whose tables it already has.
+    Idempotent, and safe when several processes start at once (gunicorn, the
+    push worker): on PostgreSQL they take turns on an advisory lock; on
+    SQLite, one that loses the race finds the database at head and is done.
+    A database whose tables were made before migrations existed (by
+    ``create_all``: it has the tables but no ``alembic_version``) is first
+    stamped with the baseline revision, whose tables it already has.
     """
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _upgrade(engine)
+            return
+        except sa.exc.DBAPIError:
+            # Another process creating the same tables (SQLite has no lock
+            # to wait on) made ours fail: once it is done, upgrading is a
+            # no-op. Any other failure (the database is down) is raised.
+            if time.monotonic() > deadline or not _being_migrated(engine):
+                raise
+            log.info("another process is migrating the database; waiting")
+            time.sleep(0.5)
+
+
+def _being_migrated(engine: sa.Engine) -> bool:
+    try:
+        return sa.inspect(engine).has_table("alembic_version")
+    except sa.exc.DBAPIError:
+        return False
+
+
+def _upgrade(engine: sa.Engine) -> None:
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends (PostgreSQL runs DDL in it).
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK}
+            )
         config.attributes["connection"] = connection
         if MigrationContext.configure(connection).get_current_revision() is None:
             names = set(sa.inspect(connection).get_table_names())

@@ -69,3 +69,26 @@ def test_init_db_runs_the_migrations(database_url, monkeypatch):
     engine = make_engine(database_url)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_processes_that_start_together_all_find_the_schema(database_url):
+    # Alembic's context is one per process, so the race is between processes.
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.live import ROOT
+
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    command_line = [sys.executable, "-m", "api", "init-db"]
+    children = [
+        subprocess.Popen(
+            command_line, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(child.wait(120), child.stderr.read()) for child in children]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    engine = make_engine(database_url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
