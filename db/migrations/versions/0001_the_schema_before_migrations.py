@@ -90,6 +90,10 @@ def upgrade() -> None:
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+    # The counter row the notes store only ever UPDATEs (db/notes/sql.py; the
+    # model inserts it on create_all, which Alembic does not run): without
+    # it, concurrent first writers would race to number their changes.
+    op.execute("INSERT INTO note_sequence (name, value) VALUES ('changes', 0)")
     op.create_table(
         "notes",
         sa.Column("id", sa.String(length=32), nullable=False),
