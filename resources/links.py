@@ -100,6 +100,25 @@ class VisitOut(marshmallow.Schema):
 
 VisitPage = page_schema("VisitPage", VisitOut())
 
+#: Examples of the OpenAPI document (link 1's code, as README shows).
+CODE = "2F8rEhD"
+LINK = {
+    "code": CODE,
+    "short_url": f"http://127.0.0.1:8000/{CODE}",
+    "url": "https://example.com/spring?ref=mail",
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "expires_at": None,
+    "max_visits": None,
+    "visits": 0,
+}
+VISIT = {
+    "visited_at": "2025-01-31T12:03:17.410Z",
+    "referrer": "https://news.example.org/",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
+    "Gecko/20100101 Firefox/128.0",
+    "visitor": "3b4f2e0c5a1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+}
+
 
 class VisitsQuery(QuerySchema):
     """Query of ``GET /links/{code}/visits``."""
@@ -165,6 +184,12 @@ class Links:
         status=201,
         errors=(409, 503),
         also={200: LinkOut()},
+        response_headers={201: ("Location",)},
+        examples={
+            "body": {"url": "https://example.com/spring?ref=mail"},
+            201: LINK,
+            200: LINK,
+        },
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Shorten a URL.
@@ -188,14 +213,18 @@ class Links:
         resp.location = f"/links/{link.code}"
         resp.media = self._body(link)
 
-    @validate(response=LinkOut(), errors=(404, 503))
+    @validate(
+        response=LinkOut(),
+        errors=(404, 503),
+        examples={"code": CODE, 200: {**LINK, "visits": 1}},
+    )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
         """A short link with its visit count."""
         resp.media = self._body(self._store.get(code))
 
-    @validate(status=204, errors=(404, 503))
+    @validate(status=204, errors=(404, 503), examples={"code": CODE})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
@@ -203,7 +232,12 @@ class Links:
         self._store.delete(code)
         resp.status = falcon.HTTP_204
 
-    @validate(query=VisitsQuery(), response=VisitPage, errors=(404, 503))
+    @validate(
+        query=VisitsQuery(),
+        response=VisitPage,
+        errors=(404, 503),
+        examples={"code": CODE, "limit": 20, 200: {"items": [VISIT], "next": None}},
+    )
     def on_get_visits(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
@@ -234,6 +268,7 @@ class Redirect:
         status=302,
         errors=(404, 410, 503),
         also={status: None for status in REDIRECT_STATUSES if status != 302},
+        examples={"code": CODE},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, code: str) -> None:
         """Follow a short link.
