@@ -218,6 +218,15 @@ TOP_OF_POLICE = [
         "annual_salary": 197736.0,
     },
 ]
+#: The first lines of the POLICE exports, for the OpenAPI examples.
+POLICE_NDJSON = "".join(
+    json.dumps(row, separators=(",", ":")) + "\n" for row in TOP_OF_POLICE
+)
+POLICE_CSV = "".join(
+    ",".join(f'"{value}"' if "," in str(value) else str(value) for value in line)
+    + "\r\n"
+    for line in [EXPORT_FIELDS] + [tuple(row.values()) for row in TOP_OF_POLICE]
+)
 
 
 def _document_salary_range(resource, operation: dict) -> None:
@@ -523,6 +532,7 @@ class DepartmentNdjson(_DepartmentExport):
         media_type="application/x-ndjson",
         errors=(404, 503),
         also={304: None},
+        examples={"name": "POLICE", 200: POLICE_NDJSON},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Every employee of a department, one JSON object per line, streamed.
@@ -549,6 +559,7 @@ class DepartmentCsv(_DepartmentExport):
         media_type="text/csv",
         errors=(404, 503),
         also={304: None},
+        examples={"name": "POLICE", 200: POLICE_CSV},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Every employee of a department as CSV, streamed.

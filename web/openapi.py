@@ -56,6 +56,8 @@ _PROBLEM_DETAILS = {
     503: "notes store unavailable",
 }
 
+_NOT_HTTP = "The request is not valid HTTP: Invalid HTTP Header: 'IF-NONE-MATCH'"
+
 
 def problem_example(status: int) -> dict:
     """An example problem body for ``status``."""
@@ -265,13 +267,20 @@ def _operation(template: str, resource, responder) -> dict:
         errors.add(422)
     if doc.get("body") is not None:
         errors.update((400, 413, 415))
+    elif doc.get("headers"):
+        # A header value with control characters is not HTTP: the server
+        # refuses it before the app sees it (api/server.py).
+        errors.add(400)
     for status in sorted(errors):
+        example = problem_example(status)
+        if status == 400 and doc.get("body") is None:
+            example["detail"] = _NOT_HTTP
         op["responses"][str(status)] = {
             "description": status_title(status),
             "content": {
                 PROBLEM_JSON: {
                     "schema": {"$ref": "#/components/schemas/Problem"},
-                    "example": problem_example(status),
+                    "example": example,
                 }
             },
         }

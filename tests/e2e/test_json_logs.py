@@ -9,6 +9,7 @@ def test_every_line_parses_and_access_lines_carry_route_and_status(live_server):
     server = live_server(
         env={
             "LOG_FORMAT": "json",
+            "ACCESS_LOG": "-",
             "COLLATZ_FRONTEND": "tcp://127.0.0.1:9",
             "COLLATZ_TIMEOUT": "0.3",
         }
