@@ -1,12 +1,24 @@
 """Gunicorn settings, read from the same Settings object as the app."""
 
 import multiprocessing
+import os
 import platform
+import shutil
+import tempfile
 
+from core.logs import wants_json
 from core.settings import Settings
 from core.settings import default_workers
 
 _settings = Settings.from_env()
+
+# Metrics: every worker writes its values to files in one folder, which
+# GET /metrics adds up (prometheus_client's multiprocess mode). The variable
+# must be set before a worker imports prometheus_client, so it is set here,
+# in the master, and the workers inherit it.
+_metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="api-metrics-")
+_own_metrics_dir = not _settings.metrics_dir
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 # Server socket
 bind = f"{_settings.host}:{_settings.port}"
@@ -71,12 +83,39 @@ accesslog = _settings.access_log or None
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 
+# LOG_FORMAT=json: gunicorn's lines, access lines included, as JSON objects
+# (route, status, request id, ...), like the app's (core/logs.py).
+if wants_json(_settings.log_format):
+    logger_class = "web.accesslog.JsonLogger"
+
 
 def on_starting(server):
-    """Create missing SQL tables once, in the master, before workers fork."""
+    """Migrate the SQL database once, in the master, before workers fork.
+
+    Also empties the metrics folder: files left by an earlier run would be
+    added to this one's counts.
+    """
     from db.schema import create_schema
     from db.sql import Database
+
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, name))
 
     database = Database(_settings.database_url)
     create_schema(database.engine)
     database.dispose()
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges (requests in flight) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    """Remove the metrics folder made for this run (not one given by the user)."""
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

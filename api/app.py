@@ -24,6 +24,8 @@ from resources.health import Health
 from resources.health import Ready
 from resources.links import Links
 from resources.links import Redirect
+from resources.metrics import Backends
+from resources.metrics import Metrics
 from resources.notes import Notes
 from resources.primes import Primes
 from resources.subscriptions import Subscriptions
@@ -31,6 +33,7 @@ from resources.webhooks import WebhookDeliveries
 from resources.webhooks import WebhookReceiver
 from web import errors
 from web.fields import ID_CONVERTER
+from web.metrics import Metrics as MetricsMiddleware
 from web.middleware import JSON_MEDIA_TYPES
 from web.middleware import BodyLimit
 from web.middleware import RequestId
@@ -64,7 +67,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
             settings.rate_limit_key_header,
         )
 
-    middleware = [RequestId(), BodyLimit(settings.max_body_bytes)]
+    # Metrics first: it sees every request, and the final status of each.
+    middleware = [MetricsMiddleware(), RequestId(), BodyLimit(settings.max_body_bytes)]
     if limiter is not None:
         middleware.append(limiter)
     app = falcon.App(middleware=middleware + [RequireJSON()])
@@ -157,14 +161,18 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     )
 
     routes.add("/ready", Ready(ready_checks))
-    add_docs(routes, TITLE, __version__)
+    # Under gunicorn, PROMETHEUS_MULTIPROC_DIR is the folder gunicorn.conf.py
+    # made for the workers' metrics; empty (tests): this process's own.
+    backends = Backends(stores.notes, stores.checkpoints, collatz)
+    routes.add("/metrics", Metrics(backends, settings.metrics_dir))
+    add_docs(routes, TITLE, __version__, [settings.public_base_url.rstrip("/")])
     return app
 
 
 def get_app() -> falcon.App:
     """The app for the settings in the environment (gunicorn: ``api.app:get_app()``)."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
 
 

@@ -39,6 +39,7 @@ RESERVED = frozenset(
     (
         "health",
         "ready",
+        "metrics",
         "openapi.json",
         "docs",
         "notes",

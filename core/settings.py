@@ -42,6 +42,17 @@ class Settings:
     max_body_bytes: int = _env_field(
         "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"
     )
+    log_format: str = _env_field(
+        "LOG_FORMAT",
+        "",
+        "text or json (one JSON object per line); empty: text",
+    )
+    metrics_dir: str = _env_field(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "",
+        "folder the gunicorn workers share their metrics in; empty: a fresh "
+        "temporary one per start",
+    )
 
     # Stores
     database_url: str = _env_field(

@@ -56,6 +56,11 @@ def encode(value: Any) -> bytes:
     return dumps(value).encode("utf-8")
 
 
+def dumps_pretty(value: Any) -> str:
+    """``value`` as indented JSON text, for documents people read (OpenAPI)."""
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
 def loads(text: Any) -> Any:
     """The JSON document in ``text`` (str, or UTF-8 bytes).
 

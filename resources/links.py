@@ -123,6 +123,25 @@ class VisitOut(marshmallow.Schema):
 
 VisitPage = page_schema("VisitPage", VisitOut())
 
+#: Examples of the OpenAPI document (link 1's code, as README shows).
+CODE = "2F8rEhD"
+LINK = {
+    "code": CODE,
+    "short_url": f"http://127.0.0.1:8000/{CODE}",
+    "url": "https://example.com/spring?ref=mail",
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "expires_at": None,
+    "max_visits": None,
+    "visits": 0,
+}
+VISIT = {
+    "visited_at": "2025-01-31T12:03:17.410Z",
+    "referrer": "https://news.example.org/",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
+    "Gecko/20100101 Firefox/128.0",
+    "visitor": "3b4f2e0c5a1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+}
+
 
 class BulkItemOut(marshmallow.Schema):
     """The result of one item of ``POST /links/bulk``."""
@@ -303,6 +322,12 @@ class Links:
         status=201,
         errors=(409, 503),
         also={200: LinkOut()},
+        response_headers={201: ("Location",)},
+        examples={
+            "body": {"url": "https://example.com/spring?ref=mail"},
+            201: LINK,
+            200: LINK,
+        },
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Shorten a URL.
@@ -337,7 +362,7 @@ class Links:
     @validate(
         response=BulkOut(),
         status=207,
-        errors=(503,),
+        errors=(400, 413, 415, 422, 503),
         request_body={
             "required": True,
             "content": {
@@ -429,14 +454,18 @@ class Links:
     def _failed(index: int, problem: dict) -> dict:
         return {"index": index, "status": problem["status"], "problem": problem}
 
-    @validate(response=LinkOut(), errors=(404, 503))
+    @validate(
+        response=LinkOut(),
+        errors=(404, 503),
+        examples={"code": CODE, 200: {**LINK, "visits": 1}},
+    )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
         """A short link with its visit count."""
         resp.media = self._body(self._store.get(code))
 
-    @validate(status=204, errors=(404, 503))
+    @validate(status=204, errors=(404, 503), examples={"code": CODE})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
@@ -444,7 +473,12 @@ class Links:
         self._store.delete(code)
         resp.status = falcon.HTTP_204
 
-    @validate(query=VisitsQuery(), response=VisitPage, errors=(404, 503))
+    @validate(
+        query=VisitsQuery(),
+        response=VisitPage,
+        errors=(404, 503),
+        examples={"code": CODE, "limit": 20, 200: {"items": [VISIT], "next": None}},
+    )
     def on_get_visits(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
@@ -475,6 +509,7 @@ class Redirect:
         status=302,
         errors=(404, 410, 503),
         also={status: None for status in REDIRECT_STATUSES if status != 302},
+        examples={"code": CODE},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, code: str) -> None:
         """Follow a short link.

@@ -28,6 +28,7 @@ from db.salaries.store import EmployeeRecord
 from db.salaries.store import EmployeeRows
 from db.salaries.store import SalaryStore
 from db.salaries.store import Snapshot
+from web.openapi import parameter
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_schema
@@ -190,6 +191,56 @@ class SeedEmployeePage(marshmallow.Schema):
     next = fields.String(allow_none=True)
 
 
+# -- examples of the OpenAPI document: real answers for the shipped file --------
+
+POLICE = {
+    "name": "POLICE",
+    "employees": 13570,
+    "salary": {
+        "min": 9360.0,
+        "max": 260004.0,
+        "mean": 81551.76,
+        "median": 84072.0,
+        "total": 1106657380.8,
+    },
+}
+TOP_OF_POLICE = [
+    {
+        "name": "MC CARTHY,  GARRY F",
+        "position_title": "SUPERINTENDENT OF POLICE",
+        "department": "POLICE",
+        "annual_salary": 260004.0,
+    },
+    {
+        "name": "WYSINGER,  ALFONZA",
+        "position_title": "FIRST DEPUTY SUPERINTENDENT",
+        "department": "POLICE",
+        "annual_salary": 197736.0,
+    },
+]
+#: The first lines of the POLICE exports, for the OpenAPI examples.
+POLICE_NDJSON = "".join(
+    json.dumps(row, separators=(",", ":")) + "\n" for row in TOP_OF_POLICE
+)
+POLICE_CSV = "".join(
+    ",".join(f'"{value}"' if "," in str(value) else str(value) for value in line)
+    + "\r\n"
+    for line in [EXPORT_FIELDS] + [tuple(row.values()) for row in TOP_OF_POLICE]
+)
+
+
+def _document_salary_range(resource, operation: dict) -> None:
+    for name, other, word in (
+        ("min_salary", "max_salary", "greater"),
+        ("max_salary", "min_salary", "less"),
+    ):
+        schema = parameter(operation, name)["schema"]
+        schema["description"] = (
+            f"{schema.get('description', name)}; at most two decimals; must not "
+            f"be {word} than {other} (422)"
+        )
+
+
 # -- shaping -------------------------------------------------------------------
 
 
@@ -340,6 +391,11 @@ class Departments(_SalaryResource):
         response=DepartmentsOut(),
         errors=(503,),
         also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            200: {"departments": ["AVIATION", "DoIT", "MAYOR'S OFFICE", "POLICE"]}
+        },
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the departments, sorted by name (case-insensitively).
@@ -359,7 +415,14 @@ class Departments(_SalaryResource):
 class DepartmentStats(_SalaryResource):
     """``GET /departments/{name}``: one department's salary statistics."""
 
-    @validate(response=DepartmentOut(), errors=(404, 503), also={304: None})
+    @validate(
+        response=DepartmentOut(),
+        errors=(404, 503),
+        also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={"name": "POLICE", 200: POLICE},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Salary statistics of one department (name in any case).
 
@@ -380,6 +443,18 @@ class DepartmentEmployees(_SalaryResource):
         response=EmployeePage,
         errors=(404, 503),
         also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            "name": "POLICE",
+            "limit": 2,
+            "order": "-salary",
+            200: {
+                "items": TOP_OF_POLICE,
+                "next": "/departments/POLICE/employees?limit=2&order=-salary&offset=2",
+            },
+        },
+        document=_document_salary_range,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """List one department's employees, paginated, ordered and filtered."""
@@ -402,6 +477,18 @@ class SeedDepartmentEmployees(DepartmentEmployees):
         response=SeedEmployeePage(),
         errors=(404, 503),
         also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            "name": "POLICE",
+            "limit": 2,
+            "order": "-salary",
+            200: {
+                "data": TOP_OF_POLICE,
+                "next": "/dept/POLICE?limit=2&order=-salary&offset=2",
+            },
+        },
+        document=_document_salary_range,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """One department's employees in the seed's shape (``data``, ``next``).
@@ -445,6 +532,7 @@ class DepartmentNdjson(_DepartmentExport):
         media_type="application/x-ndjson",
         errors=(404, 503),
         also={304: None},
+        examples={"name": "POLICE", 200: POLICE_NDJSON},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Every employee of a department, one JSON object per line, streamed.
@@ -471,6 +559,7 @@ class DepartmentCsv(_DepartmentExport):
         media_type="text/csv",
         errors=(404, 503),
         also={304: None},
+        examples={"name": "POLICE", 200: POLICE_CSV},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Every employee of a department as CSV, streamed.
@@ -485,7 +574,29 @@ class Employees(_SalaryResource):
     """``GET /employees``: employees across departments, searched by name or title."""
 
     @validate(
-        query=SearchQuery(), response=EmployeePage, errors=(503,), also={304: None}
+        query=SearchQuery(),
+        response=EmployeePage,
+        errors=(503,),
+        also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            "q": "smith",
+            "limit": 1,
+            "order": "salary",
+            200: {
+                "items": [
+                    {
+                        "name": "SMITH,  ALICE",
+                        "position_title": "FOSTER GRANDPARENT",
+                        "department": "FAMILY & SUPPORT",
+                        "annual_salary": 2756.0,
+                    }
+                ],
+                "next": "/employees?q=smith&limit=1&order=salary&offset=1",
+            },
+        },
+        document=_document_salary_range,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Search employees by name or position title, paginated and filtered."""

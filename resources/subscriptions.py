@@ -29,6 +29,7 @@ from web.fields import IsoDateTime
 from web.fields import SafeUrl
 from web.fields import check_target
 from web.fields import cursor_field
+from web.openapi import HEADERS
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -200,6 +201,91 @@ SubscriptionAttemptPage = page_schema(
 )
 
 
+# -- examples and the outbound webhook, for the OpenAPI document ----------------
+
+SUBSCRIPTION = {
+    "id": 1,
+    "url": "https://example.com/hooks",
+    "events": ["note.created", "note.deleted"],
+    "active": True,
+    "failure_count": 0,
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "disabled_at": None,
+    "last_delivery_at": None,
+}
+ATTEMPT = {
+    "id": 7,
+    "event_id": "42",
+    "event_type": "note.updated",
+    "attempt": 1,
+    "at": "2025-01-31T12:05:43.002Z",
+    "status_code": 200,
+    "latency_ms": 84.213,
+    "error": None,
+    "delivered": True,
+}
+_NOTE_OR_NULL = {"allOf": [{"$ref": "#/components/schemas/NoteOut"}], "nullable": True}
+EVENT_SCHEMA = {
+    "type": "object",
+    "description": "A note change, as every push channel sends it.",
+    "properties": {
+        "id": {"type": "integer", "description": "the change's seq; deduplicate on it"},
+        "type": {"type": "string", "enum": list(EVENT_TYPES)},
+        "old_val": _NOTE_OR_NULL,
+        "new_val": _NOTE_OR_NULL,
+        "ts": {"type": "string", "format": "date-time"},
+    },
+    "required": ["id", "type", "old_val", "new_val", "ts"],
+}
+_NOTE = {
+    "id": "5f0c3b1e9a3d4c8e8b1f2a7d6c5e4b3a",
+    "title": "Groceries",
+    "body": "milk, eggs",
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "updated_at": "2025-01-31T12:00:00.123Z",
+}
+EVENT = {
+    "id": 42,
+    "type": "note.updated",
+    "old_val": _NOTE,
+    "new_val": {
+        **_NOTE,
+        "body": "milk, eggs, bread",
+        "updated_at": "2025-01-31T12:05:42.801Z",
+    },
+    "ts": "2025-01-31T12:05:42.801Z",
+}
+#: What the push worker POSTs to each subscription's URL (OpenAPI callbacks).
+CALLBACKS = {
+    "noteEvent": {
+        "{$request.body#/url}": {
+            "post": {
+                "summary": "A note event, signed the Standard Webhooks way.",
+                "description": "Verify webhook-signature with the secret the "
+                "subscription was created with; retries keep the webhook-id.",
+                "parameters": [
+                    dict(HEADERS[name], required=True)
+                    for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": EVENT_SCHEMA, "example": EVENT}
+                    },
+                },
+                "responses": {
+                    "2XX": {"description": "Delivered."},
+                    "default": {
+                        "description": "Retried on network errors, 429 and 5xx; "
+                        "other answers end the delivery as failed."
+                    },
+                },
+            }
+        }
+    }
+}
+
+
 class SubscriptionPageQuery(QuerySchema):
     limit = limit_field(50, 200)
     cursor = cursor_field("from the previous page's next")
@@ -246,7 +332,22 @@ class Subscriptions:
         self._targets = targets or Targets()
 
     @validate(
-        body=SubscriptionIn(), response=SubscriptionCreated(), status=201, errors=(503,)
+        body=SubscriptionIn(),
+        response=SubscriptionCreated(),
+        status=201,
+        errors=(503,),
+        response_headers={201: ("Location",)},
+        callbacks=CALLBACKS,
+        examples={
+            "body": {
+                "url": "https://example.com/hooks",
+                "events": ["note.created", "note.deleted"],
+            },
+            201: {
+                **SUBSCRIPTION,
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            },
+        },
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Subscribe a URL to note events; the signing secret is shown only here."""
@@ -259,7 +360,12 @@ class Subscriptions:
         resp.status = falcon.HTTP_201
         resp.location = f"/subscriptions/{subscription.id}"
 
-    @validate(query=SubscriptionPageQuery(), response=SubscriptionPage, errors=(503,))
+    @validate(
+        query=SubscriptionPageQuery(),
+        response=SubscriptionPage,
+        errors=(503,),
+        examples={"limit": 20, 200: {"items": [SUBSCRIPTION], "next": None}},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List subscriptions, oldest first (no secrets)."""
         query = req.context.query
@@ -269,14 +375,27 @@ class Subscriptions:
             None if cursor is None else next_link(req, cursor=cursor),
         )
 
-    @validate(response=SubscriptionOut(), errors=(404, 503))
+    @validate(
+        response=SubscriptionOut(),
+        errors=(404, 503),
+        examples={"subscription_id": 1, 200: SUBSCRIPTION},
+    )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
         """One subscription (no secret)."""
         resp.media = subscription_json(self._store.get(subscription_id))
 
-    @validate(body=SubscriptionPatch(), response=SubscriptionOut(), errors=(404, 503))
+    @validate(
+        body=SubscriptionPatch(),
+        response=SubscriptionOut(),
+        errors=(404, 503),
+        examples={
+            "subscription_id": 1,
+            "body": {"events": ["note.*"], "active": True},
+            200: {**SUBSCRIPTION, "events": ["note.*"]},
+        },
+    )
     def on_patch_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
@@ -292,7 +411,7 @@ class Subscriptions:
         )
         resp.media = subscription_json(subscription)
 
-    @validate(status=204, errors=(404, 503))
+    @validate(status=204, errors=(404, 503), examples={"subscription_id": 1})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
@@ -304,6 +423,11 @@ class Subscriptions:
         query=SubscriptionPageQuery(),
         response=SubscriptionAttemptPage,
         errors=(404, 503),
+        examples={
+            "subscription_id": 1,
+            "limit": 20,
+            200: {"items": [ATTEMPT], "next": None},
+        },
     )
     def on_get_deliveries(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int

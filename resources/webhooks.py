@@ -53,6 +53,57 @@ class InboundDeliveryOut(Schema):
 
 InboundDeliveryPage = page_schema("InboundDeliveryPage", InboundDeliveryOut())
 
+#: Examples of the OpenAPI document: GitHub's ping, as received and handled.
+PING = {"zen": "Keep it simple.", "hook_id": 1}
+DELIVERY = {
+    "id": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    "source": "github",
+    "event": "ping",
+    "received_at": "2025-01-31T12:00:00.123Z",
+    "status": "pending",
+    "attempts": 0,
+    "handled_at": None,
+    "outcome": None,
+}
+HANDLED = {
+    **DELIVERY,
+    "status": "processed",
+    "attempts": 1,
+    "handled_at": "2025-01-31T12:00:00.412Z",
+    "outcome": {"pong": True},
+}
+#: The body of a delivery: any JSON document, signed as sent (raw bytes).
+SIGNED_BODY = {
+    "required": True,
+    "description": "The sender's payload, signed over its exact bytes: "
+    "X-Hub-Signature-256 (github scheme) or webhook-id, webhook-timestamp and "
+    "webhook-signature (standard scheme).",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "additionalProperties": True},
+            "example": PING,
+        },
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "payload": {"type": "string", "description": "the JSON document"}
+                },
+                "required": ["payload"],
+            },
+            "example": {"payload": '{"zen":"Keep it simple.","hook_id":1}'},
+        },
+    },
+}
+_SIGNATURE_HEADERS = (
+    "X-Hub-Signature-256",
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+
 
 class DeliveriesQuery(QuerySchema):
     limit = limit_field(50, 200)
@@ -110,6 +161,9 @@ class WebhookReceiver:
         status=202,
         errors=(400, 401, 404, 409, 413, 415, 503),
         also={200: InboundDeliveryOut()},
+        request_body=SIGNED_BODY,
+        headers=_SIGNATURE_HEADERS,
+        examples={"source": "github", 202: DELIVERY, 200: HANDLED},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, source: str) -> None:
         """Receive a signed webhook delivery.
@@ -158,6 +212,13 @@ class WebhookReceiver:
         response={"type": "string", "description": "hub.challenge, echoed"},
         media_type="text/plain",
         errors=(403, 404),
+        examples={
+            "source": "github",
+            "hub.mode": "subscribe",
+            "hub.verify_token": "tok",
+            "hub.challenge": "1174862731",
+            200: "1174862731",
+        },
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, source: str) -> None:
         """Answer a hub verification: echo hub.challenge if hub.verify_token matches.
@@ -195,7 +256,12 @@ class WebhookDeliveries:
     def __init__(self, store: WebhookStore):
         self._store = store
 
-    @validate(query=DeliveriesQuery(), response=InboundDeliveryPage, errors=(503,))
+    @validate(
+        query=DeliveriesQuery(),
+        response=InboundDeliveryPage,
+        errors=(503,),
+        examples={"limit": 10, 200: {"items": [HANDLED], "next": None}},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List received webhook deliveries, newest first (filter by source, status)."""
         query = req.context.query

@@ -13,6 +13,7 @@ import falcon
 import marshmallow
 
 from db import errors as domain
+from web import metrics
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def _domain_error(req, resp, ex, params):
             f" ({type(cause).__name__}: {cause})" if cause else "",
             exc_info=(type(cause), cause, cause.__traceback__) if cause else None,
         )
+        metrics.count_store_error(req)
     else:
         log.debug("domain error %s: %s", status, ex.detail)
     raise Problem(status, ex.detail, **ex.extra)

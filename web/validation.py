@@ -16,6 +16,7 @@ import functools
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
+from typing import Callable
 from typing import Optional
 
 import falcon
@@ -35,7 +36,12 @@ def validate(
     also: Mapping[int, Any] = None,
     media_type: str = "application/json",
     examples: Optional[Mapping[Any, Any]] = None,
+    headers: Sequence[str] = (),
+    response_headers: Optional[Mapping[int, Sequence[str]]] = None,
+    operation_id: Optional[str] = None,
     request_body: Optional[dict] = None,
+    callbacks: Optional[dict] = None,
+    document: Optional[Callable[[Any, dict], None]] = None,
 ):
     """Validate a responder's input; describe its output for OpenAPI.
 
@@ -50,9 +56,15 @@ def validate(
             such as ``{304: None}`` for conditional GETs.
         media_type: The media type of the success bodies.
         examples: Examples for the document: ``"body"`` -> a request body,
-            a status -> its response body.
-        request_body: An OpenAPI requestBody, for the document only: for a
-            responder that reads and checks its body itself (``body`` unset).
+            a status -> its response body, a parameter name -> its value.
+        headers: Request headers the operation reads (names known to
+            web.openapi.HEADERS, such as ``If-Match``).
+        response_headers: Status -> names of the headers it sends (``ETag``).
+        operation_id: The operationId (default: method, class and suffix).
+        request_body: An OpenAPI requestBody, for bodies read raw.
+        callbacks: OpenAPI callbacks (requests the API makes, such as webhooks).
+        document: ``document(resource, operation)`` edits the operation with
+            what only the resource knows (limits from the settings).
     """
 
     def decorator(responder):
@@ -81,7 +93,12 @@ def validate(
             "also": dict(also or {}),
             "media_type": media_type,
             "examples": dict(examples or {}),
+            "headers": tuple(headers),
+            "response_headers": dict(response_headers or {}),
+            "operation_id": operation_id,
             "request_body": request_body,
+            "callbacks": callbacks,
+            "document": document,
         }
         return wrapper
 

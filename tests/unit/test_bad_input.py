@@ -63,7 +63,13 @@ def post_json(client, method, path, text, headers=None):
 
 
 def test_every_json_endpoint_refuses_deep_nesting(client, spec):
-    operations = list(_json_operations(spec))
+    # Inbound webhooks check the signature first: a signed deep body is
+    # test_a_correctly_signed_webhook_with_bad_json_is_400.
+    operations = [
+        (method, path)
+        for method, path in _json_operations(spec)
+        if not path.startswith("/webhooks/")
+    ]
     assert len(operations) >= 8  # notes, links, primes, subscriptions...
     for method, path in operations:
         problem = assert_problem(post_json(client, method, path, DEEP), 400)
@@ -226,8 +232,7 @@ def test_every_integer_a_client_sends_is_bounded_by_its_schema(spec):
         or "maximum" not in schema
         or schema["maximum"] > 2**64
     ]
-    # /primes/{n} and /collatz/{k} check their range in the responder (422).
-    assert unbounded == ["GET /primes/{n} n", "GET /collatz/{k} k"]
+    assert unbounded == []
 
 
 @pytest.mark.parametrize(

@@ -556,3 +556,22 @@ def test_an_export_abandoned_early_gives_its_connection_back(salary_settings):
 )
 def test_an_export_line_is_the_employees_json(record):
     assert employee_line(record) == wire.dumps(employee_body(record))
+
+
+def test_the_documented_examples_are_real_answers(api):
+    paths = api.simulate_get("/openapi.json").json["paths"]
+
+    def example(path):
+        answer = paths[path]["get"]["responses"]["200"]["content"]
+        return answer["application/json"]["example"]
+
+    assert api.simulate_get("/departments/POLICE").json == example(
+        "/departments/{name}"
+    )
+    top = {"limit": 2, "order": "-salary"}
+    assert api.simulate_get(
+        "/departments/POLICE/employees", params=top
+    ).json == example("/departments/{name}/employees")
+    assert api.simulate_get("/dept/POLICE", params=top).json == example("/dept/{name}")
+    search = {"q": "smith", "limit": 1, "order": "salary"}
+    assert api.simulate_get("/employees", params=search).json == example("/employees")

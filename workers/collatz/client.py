@@ -72,6 +72,13 @@ class CollatzClient:
 
     def ping(self) -> dict:
         """The broker's statistics; Unavailable when it is silent or has no worker."""
+        stats = self.stats()
+        if not stats.get("workers"):
+            raise Unavailable("No collatz worker is connected to the broker.")
+        return stats
+
+    def stats(self) -> dict:
+        """The broker's statistics (workers, queue, ...); Unavailable if silent."""
         reply = self._request([proto.API, proto.PING], min(PING_TIMEOUT, self.timeout))
         if reply is None:
             raise Unavailable("The collatz broker does not answer.")
@@ -81,8 +88,8 @@ class CollatzClient:
             stats = json.loads(reply[2])
         except ValueError:
             raise Unavailable("The collatz broker sent a malformed reply.") from None
-        if not stats.get("workers"):
-            raise Unavailable("No collatz worker is connected to the broker.")
+        if not isinstance(stats, dict):
+            raise Unavailable("The collatz broker sent a malformed reply.")
         return stats
 
     def _request(self, frames, timeout: float) -> Optional[list]:

@@ -13,8 +13,12 @@
   each; ``?last_event_id=N`` resumes as SSE does. This server completes the
   opening handshake and hands the socket to :mod:`workers.push.ws`, whose
   one event loop serves every WebSocket client.
-- ``GET /``: a page that shows the stream live (same origin, so no CORS).
+- ``GET /``: the live page (``live.html``): the current notes, each change
+  applied as it comes, and the connection's state; same origin, so no CORS.
+- ``GET /snapshot``: what the page starts from, ``{"seq", "notes"}``: the
+  newest notes and the seq of the stream they were read after.
 - ``GET /health``: the worker's state as JSON.
+- ``GET /metrics``: the worker's Prometheus metrics (workers/push/metrics.py).
 
 Plain ``http.server`` with a thread per connection: SSE clients are few
 (dashboards, tools), and each one mostly waits on the feed.
@@ -26,6 +30,7 @@ import logging
 import socket
 import threading
 import urllib.parse
+from pathlib import Path
 from typing import Any
 from typing import Callable
 from typing import Dict
@@ -38,6 +43,7 @@ from websockets.http11 import Request
 
 from core.backoff import Backoff
 from db.errors import Unavailable
+from workers.push import metrics
 from workers.push.events import SSE_KEEPALIVE
 from workers.push.events import parse_last_event_id
 from workers.push.events import reset_data
@@ -52,28 +58,8 @@ from workers.push.ws import new_protocol
 
 log = logging.getLogger(__name__)
 
-PAGE = b"""<!doctype html>
-<meta charset="utf-8">
-<title>Note events</title>
-<style>body { font: 14px monospace; margin: 1em } li { margin: .3em 0 }</style>
-<h1>Note events</h1>
-<p id="state">connecting...</p>
-<ol id="events" reversed></ol>
-<script>
-const list = document.getElementById("events");
-const state = document.getElementById("state");
-const source = new EventSource("/events");
-source.onopen = () => { state.textContent = "live"; };
-source.onerror = () => { state.textContent = "reconnecting..."; };
-for (const type of ["note.created", "note.updated", "note.deleted"]) {
-  source.addEventListener(type, (event) => {
-    const item = document.createElement("li");
-    item.textContent = event.data;
-    list.prepend(item);
-  });
-}
-</script>
-"""
+#: The live page (``GET /``): a static file beside this module.
+PAGE_PATH = Path(__file__).resolve().with_name("live.html")
 
 
 def parse_bind(bind: str) -> Tuple[str, int]:
@@ -95,6 +81,9 @@ class _Server(http.server.ThreadingHTTPServer):
     keepalive: float
     status: Callable[[], Dict[str, Any]]
     hub: WebSocketHub
+    metrics: Optional[Callable[[], bytes]]
+    snapshot: Optional[Callable[[], Dict[str, Any]]]
+    page: bytes
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -132,14 +121,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/events":
-            self._events(url.query)
+            metrics.SSE_CLIENTS.inc()
+            try:
+                self._events(url.query)
+            finally:
+                metrics.SSE_CLIENTS.dec()
+        elif url.path == "/metrics" and self.server.metrics is not None:
+            self._send(200, metrics.CONTENT_TYPE, self.server.metrics())
         elif url.path == "/ws":
             self._websocket(url.query)
         elif url.path == "/health":
             body = json.dumps(self.server.status()).encode()
             self._send(200, "application/json", body)
         elif url.path == "/":
-            self._send(200, "text/html; charset=utf-8", PAGE)
+            self._send(200, "text/html; charset=utf-8", self.server.page)
+        elif url.path == "/snapshot" and self.server.snapshot is not None:
+            try:
+                body = json.dumps(self.server.snapshot()).encode()
+            except Unavailable:
+                self._problem(503, "Service Unavailable", "notes store unavailable")
+                return
+            self._send(200, "application/json", body, {"Cache-Control": "no-store"})
         else:
             self._problem(404, "Not Found", "The event stream is GET /events.")
 
@@ -311,6 +313,9 @@ class SseServer:
     Args:
         bind: ``host:port``; port 0 picks a free one (see :attr:`address`).
         status: Returns the JSON document ``GET /health`` answers.
+        metrics: Returns the Prometheus text ``GET /metrics`` answers (None: 404).
+        snapshot: Returns what ``GET /snapshot`` answers (None: 404); may raise
+            Unavailable (503).
         keepalive: Seconds of silence before a keep-alive comment.
         hub: The WebSocket clients' hub (default: one with its defaults).
     """
@@ -321,12 +326,17 @@ class SseServer:
         status: Callable[[], Dict[str, Any]],
         keepalive: float = 15.0,
         hub: Optional[WebSocketHub] = None,
+        metrics: Optional[Callable[[], bytes]] = None,
+        snapshot: Optional[Callable[[], Dict[str, Any]]] = None,
     ):
         host, port = parse_bind(bind)
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)  # OSError if taken
         self._server.keepalive = keepalive
         self._server.status = status
+        self._server.metrics = metrics
+        self._server.snapshot = snapshot
+        self._server.page = PAGE_PATH.read_bytes()
         self.hub = self._server.hub = hub or WebSocketHub()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
