@@ -25,7 +25,7 @@ from typing import Dict
 from typing import List
 from typing import Optional
 
-_SUCCESS_PREFERENCE = (201, 202, 200, 204, 302, 301, 303, 307, 308)
+_SUCCESS_PREFERENCE = (201, 202, 207, 200, 204, 302, 301, 303, 307, 308)
 #: Path parameter -> (the create operation, the field of its answer that holds it).
 _CHAINED = {
     "note_id": ("post", "/notes", "id"),

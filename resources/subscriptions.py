@@ -223,6 +223,7 @@ ATTEMPT = {
     "latency_ms": 84.213,
     "error": None,
     "delivered": True,
+    "replay": False,
 }
 _NOTE_OR_NULL = {"allOf": [{"$ref": "#/components/schemas/NoteOut"}], "nullable": True}
 EVENT_SCHEMA = {
@@ -447,7 +448,11 @@ class Subscriptions:
         response=ReplayOut(),
         status=202,
         errors=(404, 503),
-        examples={"body": _REPLAY_EXAMPLE_IN, 202: _REPLAY_EXAMPLE_OUT},
+        examples={
+            "subscription_id": 1,
+            "body": _REPLAY_EXAMPLE_IN,
+            202: _REPLAY_EXAMPLE_OUT,
+        },
     )
     def on_post_replay(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int

@@ -40,9 +40,9 @@ def store(database_url):
 class Worker:
     """A feed, and the push worker's HTTP server on it (SSE and WebSocket)."""
 
-    def __init__(self, store, start=0, hub=None):
+    def __init__(self, store, start=0, hub=None, capacity=10000):
         self.store = store
-        self.feed = EventFeed(store, start)
+        self.feed = EventFeed(store, start, capacity)
         self.hub = hub or WebSocketHub()
         self.server = SseServer(
             "127.0.0.1:0", lambda: {"status": "ok"}, keepalive=0.2, hub=self.hub
@@ -68,7 +68,12 @@ class Worker:
         return event
 
     def connect(self, query=""):
-        client = connect(self.ws_url + query, open_timeout=10, close_timeout=2)
+        # No client keepalive: its thread and close() would both join the
+        # reader thread, which PyPy 3.9's threading can fail at (the server
+        # pings; the client still answers them).
+        client = connect(
+            self.ws_url + query, open_timeout=10, close_timeout=2, ping_interval=None
+        )
         self.clients.append(client)
         return client
 
@@ -100,9 +105,7 @@ def test_events_arrive_in_order_as_the_same_json_as_sse(worker):
     texts = [client.recv(timeout=10) for _ in range(3)]
     assert [json.loads(text) for text in texts] == made
     # Byte for byte the data of the SSE frames for the same events.
-    frames = sse_events(worker.url + "/events", {"Last-Event-ID": "0"})
-    with contextlib.closing(frames):
-        data = [frame["data"] for frame in frames if "data" in frame][:0]
+    data = []
     frames = sse_events(worker.url + "/events", {"Last-Event-ID": "0"})
     with contextlib.closing(frames):
         for frame in frames:
@@ -130,12 +133,8 @@ def test_a_client_resumes_after_last_event_id(worker):
 
 def test_a_resume_from_the_log_then_live_has_no_gap_nor_duplicate(store):
     # Memory holds 2 events: the first 40 come from the store's log.
-    worker = Worker(store, hub=WebSocketHub())
-    worker.feed = None
+    worker = Worker(store, capacity=2)
     try:
-        worker.close()
-        worker = Worker(store)
-        worker.feed._capacity = 2  # noqa: SLF001 - a small memory for the test
         made = [worker.change(f"n{i}") for i in range(42)]
         client = worker.connect("?last_event_id=0")
         receive(client)  # stream
@@ -300,7 +299,9 @@ def test_stopping_the_server_closes_clients_with_1001(store):
     worker = Worker(store)
     client = worker.connect()
     receive(client)
-    worker.close()
+    worker.feed.close()
+    worker.server.stop()
     with pytest.raises(ConnectionClosed) as caught:
         client.recv(timeout=10)
     assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
+    client.close()

@@ -38,7 +38,6 @@ from typing import Optional
 from typing import Set
 from typing import Tuple
 
-from websockets.datastructures import Headers
 from websockets.http11 import Request
 
 from core.backoff import Backoff
@@ -205,6 +204,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _websocket(self, query: str) -> None:
         """``GET /ws``: check, answer the opening handshake, hand over to the hub."""
+        # WebSocket clients refuse an HTTP/1.0 answer, even an error; one
+        # connection per WebSocket (errors close it too).
+        self.protocol_version = "HTTP/1.1"
+        self.close_connection = True
         params = urllib.parse.parse_qs(query)
         header = self.headers.get("Last-Event-ID")
         if header is None:
@@ -215,7 +218,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._problem(400, "Bad Request", str(ex))
             return
         protocol = new_protocol()
-        response = protocol.accept(Request(self.path, Headers(self.headers.items())))
+        # The protocol parses the request itself (http.server has read it, so
+        # it is given again): its parser must be past the handshake before
+        # the client's frames come.
+        head = "".join(
+            [f"GET {self.path} HTTP/1.1\r\n"]
+            + [f"{name}: {value}\r\n" for name, value in self.headers.items()]
+            + ["\r\n"]
+        )
+        protocol.receive_data(head.encode("latin-1", "replace"))
+        events = protocol.events_received()
+        if not events or not isinstance(events[0], Request):
+            self._problem(400, "Bad Request", "Not a valid WebSocket opening request.")
+            return
+        response = protocol.accept(events[0])
         if response.status_code != 101:
             detail = response.body.decode("utf-8", "replace").strip()
             self._problem(

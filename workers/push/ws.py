@@ -204,7 +204,12 @@ class _Client(asyncio.Protocol):
 
     def _message(self, data: bytes) -> None:
         try:
-            self.filter = self.filter.updated(wire.loads(data))
+            message = wire.loads(data)
+        except ValueError:
+            self._reply({"type": "error", "detail": "The message is not valid JSON."})
+            return
+        try:
+            self.filter = self.filter.updated(message)
         except ValueError as ex:
             self._reply({"type": "error", "detail": str(ex)})
             return
