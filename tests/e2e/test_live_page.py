@@ -81,9 +81,13 @@ def test_the_page_shows_the_notes_and_applies_each_change(
     def state():
         return browser.find_element(By.ID, "state").get_attribute("data-state")
 
+    def transport():
+        return browser.find_element(By.ID, "state").get_attribute("data-transport")
+
     groceries = post("Groceries", "milk, eggs")
     browser.get(worker.sse_url + "/")
     wait(lambda: state() == "live", "the page goes live")
+    assert transport() == "websocket"  # Chromium has WebSocket: GET /ws
     wait(lambda: groceries in shown(), "the snapshot shows the existing note")
 
     call = post("Call the plumber", "before Friday")
@@ -124,7 +128,7 @@ def test_the_page_shows_the_notes_and_applies_each_change(
             post(title, body)
         wait(lambda: len(shown()) == 4, "every note shown")
         summary = browser.find_element(By.ID, "summary").text
-        assert summary.startswith("4 notes")
+        assert summary.startswith("4 notes") and summary.endswith("WebSocket")
         wait(
             lambda: not browser.find_elements(By.CSS_SELECTOR, "#notes .fresh"),
             "the highlights of the new notes fade",
@@ -133,3 +137,35 @@ def test_the_page_shows_the_notes_and_applies_each_change(
         assert browser.save_screenshot(str(SCREENSHOT))
     finally:
         back.stop()
+
+
+def test_without_websocket_the_page_falls_back_to_sse(
+    live_server, push_worker, browser
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api = live_server()
+    worker = push_worker()
+    # A browser without WebSocket: the page must use GET /events.
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.WebSocket;"}
+    )
+    browser.get(worker.sse_url + "/")
+    state = browser.find_element(By.ID, "state")
+    WebDriverWait(browser, 20, poll_frequency=0.1).until(
+        lambda _: state.get_attribute("data-state") == "live", message="live"
+    )
+    assert state.get_attribute("data-transport") == "sse"
+    answer = requests.post(
+        api.url + "/notes", json={"title": "Over SSE", "body": ""}, timeout=10
+    )
+    assert answer.status_code == 201
+    note_id = answer.json()["id"]
+    WebDriverWait(browser, 20, poll_frequency=0.1).until(
+        lambda _: browser.find_elements(
+            By.CSS_SELECTOR, f'#notes li[data-id="{note_id}"]'
+        ),
+        message="the note arrives over SSE",
+    )
+    assert browser.find_element(By.ID, "summary").text.endswith("SSE")
