@@ -1,5 +1,5 @@
 """The figures other parts publish (primes batch, collatz vs C, push, RethinkDB,
-bulk link creation).
+bulk link creation, WebSocket fan-out).
 
 Each lives in a module of its own, ``bench/<name>.py``, with ``run(quick) ->
 dict``; the module starts whatever interpreters and processes it compares.
@@ -10,7 +10,7 @@ import importlib
 import time
 import traceback
 
-FIGURES = ("primes", "collatz", "push", "rethinkdb", "links_bulk")
+FIGURES = ("primes", "collatz", "push", "rethinkdb", "links_bulk", "ws")
 
 
 def run_one(name: str, quick: bool) -> dict:
