@@ -305,3 +305,12 @@ def test_stopping_the_server_closes_clients_with_1001(store):
         client.recv(timeout=10)
     assert caught.value.rcvd is not None and caught.value.rcvd.code == 1001
     client.close()
+
+
+def test_the_metrics_count_websocket_clients_and_drops():
+    from workers.push import metrics
+
+    text = metrics.exposition(lambda: {"ws_clients": 2, "ws_dropped": 1}).decode()
+    lines = text.splitlines()
+    assert "push_websocket_clients 2.0" in lines
+    assert "push_websocket_dropped_total 1.0" in lines

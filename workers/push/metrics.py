@@ -13,6 +13,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
 from prometheus_client import Gauge
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -74,6 +75,18 @@ class _State(Collector):
         ):
             if state.get(key) is not None:
                 yield GaugeMetricFamily(name, doc, value=state[key])
+        # The WebSocket hub counts its own clients (workers/push/ws.py).
+        if state.get("ws_clients") is not None:
+            yield GaugeMetricFamily(
+                "push_websocket_clients",
+                "WebSocket clients connected now.",
+                value=state["ws_clients"],
+            )
+            yield CounterMetricFamily(
+                "push_websocket_dropped",
+                "WebSocket clients dropped: too slow, or no answer to a ping.",
+                value=state["ws_dropped"],
+            )
 
 
 def exposition(state: Callable[[], Dict[str, Any]]) -> bytes:

@@ -311,6 +311,9 @@ class PushWorker:
                 pass
         if state.get("newest") is not None and state.get("checkpoint") is not None:
             state["lag"] = max(0, state["newest"] - state["checkpoint"])
+        if self._sse is not None:
+            state["ws_clients"] = self._sse.hub.clients
+            state["ws_dropped"] = self._sse.hub.dropped
         return state
 
     def status(self) -> Dict[str, Any]:
