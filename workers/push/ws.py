@@ -13,7 +13,10 @@ share one event loop, in a thread of its own.
   loop, which sends every event as one text frame (its JSON, the same as
   SSE's ``data:``) to every live client whose filter wants it. Server frames
   are not masked, so a frame's bytes are built once per event and written
-  to each client as they are: one ``write`` per client per batch.
+  to each client as they are: one ``write`` per client per batch. The pump
+  hands over the next batch only when the loop has sent the previous one:
+  when the loop falls behind, the batches grow (the cost per event falls)
+  instead of a queue of small ones growing without bound.
 - **Resume.** A client whose cursor is behind (``?last_event_id=N``) first
   gets the events after it from the feed (memory, or the store's log),
   batch by batch, waiting for its socket to drain between batches; it joins
@@ -258,6 +261,9 @@ class WebSocketHub:
         self._clients: Set[_Client] = set()
         self._live: Set[_Client] = set()
         self._stopping = threading.Event()
+        # Set when the loop has sent the last batch the pump handed over.
+        self._sent = threading.Event()
+        self._sent.set()
         self._reader = concurrent.futures.ThreadPoolExecutor(
             4, thread_name_prefix="ws-catch-up"
         )
@@ -371,9 +377,12 @@ class WebSocketHub:
         log.info("WebSocket client %s gone", client.peer)
 
     def _dispatch(self, batch: List[Framed]) -> None:
-        self.head = batch[-1][0]["id"]
-        for client in list(self._live):
-            client.send_events(batch)
+        try:
+            self.head = batch[-1][0]["id"]
+            for client in list(self._live):
+                client.send_events(batch)
+        finally:
+            self._sent.set()
 
     async def _catch_up(self, client: _Client) -> None:
         """Send a client what it missed, then make it live (see the docstring)."""
@@ -413,6 +422,10 @@ class WebSocketHub:
         cursor = self.head
         backoff = Backoff()
         while not self._stopping.is_set() and not feed.closed:
+            # One batch in the loop at a time: what the feed gets while the
+            # loop sends it is read after, as one batch.
+            if not self._sent.wait(0.5):
+                continue
             try:
                 events = feed.read(cursor, limit=500, timeout=1.0)
             except Unavailable:
@@ -422,8 +435,10 @@ class WebSocketHub:
             backoff.success()
             if events:
                 cursor = events[-1]["id"]
+                framed = _framed(events)
+                self._sent.clear()
                 try:
-                    self.loop.call_soon_threadsafe(self._dispatch, _framed(events))
+                    self.loop.call_soon_threadsafe(self._dispatch, framed)
                 except RuntimeError:  # the loop is closed: stopping
                     return
 
