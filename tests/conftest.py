@@ -18,6 +18,9 @@ from db.sql import Database
 from db.sql import make_engine
 from tests.support import live
 from tests.support.contract import ContractClient
+from tests.support.notes_backends import _rethinkdb_session_table  # noqa: F401
+from tests.support.notes_backends import notes_backend  # noqa: F401
+from tests.support.notes_backends import rethinkdb_table  # noqa: F401
 
 
 @pytest.fixture
