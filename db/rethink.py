@@ -13,9 +13,11 @@ init-db`` and by the tests. Nothing here knows about notes.
   init-db step), safe against a second process doing the same at once.
 """
 
+import contextlib
 import dataclasses
 import logging
 import re
+import socket
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -134,6 +136,16 @@ class _SocketWrapper(net.SocketWrapper):
         data = super().recvall(length, deadline)
         self._read_buffer = None
         return data
+
+    def close(self):
+        # The stock close logs an ERROR when the peer is gone already (a dead
+        # server): expected here, and the caller reports the failure itself.
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 class _BoundedInstance(net.ConnectionInstance):

@@ -55,6 +55,7 @@ availability errors become ``Unavailable("notes store unavailable")`` (503),
 and the next call reconnects, so the API recovers when a server returns.
 """
 
+import contextlib
 import datetime
 import logging
 import os
@@ -74,6 +75,7 @@ from typing import Tuple
 from rethinkdb import r
 from rethinkdb.errors import ReqlCursorEmpty
 from rethinkdb.errors import ReqlDriverError
+from rethinkdb.errors import ReqlOpFailedError
 from rethinkdb.errors import ReqlTimeoutError
 
 from core.clock import as_utc
@@ -365,21 +367,20 @@ class RethinkNotesStore(NotesStore):
         def work(conn) -> Dict[str, Any]:
             for _ in range(_WRITE_ATTEMPTS):
                 seq, taken_at = self._take_seq(conn)
-                result = (
-                    self._notes.get(note_id)
-                    .replace(guarded(seq, taken_at), return_changes=True)
-                    .run(conn)
-                )
+                try:
+                    result = (
+                        self._notes.get(note_id)
+                        .replace(guarded(seq, taken_at), return_changes=True)
+                        .run(conn)
+                    )
+                except ReqlOpFailedError:  # not written (no primary replica, ...)
+                    self._void(conn, seq, taken_at)
+                    raise
                 if not result["errors"]:
                     doc = result["changes"][0]["new_val"]
                     self._ship(conn, [(note_id, doc["outbox"])])
                     return doc
-                # Nothing was written under this number: say so at once, so
-                # readers need not wait for its lease to end.
-                self._log.insert(
-                    {"id": seq, "type": VOID, "taken_at": taken_at},
-                    durability="soft",
-                ).run(conn, noreply=True)
+                self._void(conn, seq, taken_at)
                 error = result.get("first_error", "")
                 if _MISSING in error:
                     raise not_found()
@@ -396,6 +397,17 @@ class RethinkNotesStore(NotesStore):
             raise Unavailable(UNAVAILABLE)
 
         return self._run(work)
+
+    def _void(self, conn, seq: int, taken_at: datetime.datetime) -> None:
+        """Log that nothing was written under ``seq``, so no reader waits for it.
+
+        Sent unanswered: if it is lost, readers void the number themselves
+        once its lease is over.
+        """
+        with contextlib.suppress(*DRIVER_ERRORS):
+            self._log.insert(
+                {"id": seq, "type": VOID, "taken_at": taken_at}, durability="soft"
+            ).run(conn, noreply=True)
 
     def _ship(
         self, conn, outboxes: List[Tuple[str, List[dict]]], wait: bool = False
@@ -662,7 +674,8 @@ class RethinkNotesStore(NotesStore):
                     stranded.setdefault(doc["id"], {})[entry["id"]] = entry
         if stranded:
             # Committed, but its writer did not log it (it died, or is late).
-            log.info(
+            # Usually a writer that is late; after a crash, one that died.
+            log.debug(
                 "change log: copying %d committed changes from outboxes",
                 sum(len(entries) for entries in stranded.values()),
             )
