@@ -25,26 +25,33 @@ atomically, never two, so the note document is the commit point:
    number and try again); its version is one of the If-Match ones; and the
    server's clock is within ``lease`` seconds of ``taken_at``. The new
    document carries the change itself in its ``outbox``. This write is the
-   commit: once it is acknowledged, the change is durable;
-3. copy the outbox entries into the log (an insert by ``seq``: repeating it
-   changes nothing), then drop them from the outbox (and drop a tombstone
-   whose outbox is empty); a refused write (404, 412, retry) logs a
-   ``void`` entry for its number instead.
+   commit: once it is acknowledged, the change is durable (both writes use
+   hard durability);
+3. copy the entry into the log (an insert by ``seq``, soft and unanswered:
+   the outbox still holds the change durably); a refused write (404, 412,
+   retry) logs a ``void`` entry for its number instead.
+
+The outboxes are emptied by a reader following the stream: about once a
+second it makes sure the entries up to where it has read are in the log
+on disk (it syncs the log, and writes what a crash lost), then drops them
+from the outboxes, and the tombstones whose delete is then in the log. When no reader runs, a writer that finds more than
+``outbox_limit`` entries in its note's outbox logs and empties it itself.
 
 The change stream. :meth:`RethinkNotesStore.changes` opens a changefeed on
 the log first, then reads the log after ``since`` in chunks, then follows
 the feed, releasing entries strictly in ``seq`` order
 (:mod:`db.notes.seq_order`). When a number is missing (its writer is
-between steps 2 and 3, or died there, or died before step 2), the reader
-looks in the outboxes (the ``outbox`` index): an entry there is committed,
-so the reader copies it into the log itself and releases it. A number in
-neither place was never committed; once its lease (plus a clock margin) is
-over it can no longer be, so the reader logs a ``void`` for it and moves on:
-a gap costs one look, not a timeout, and a live stream waits at most
-``lease + clock_margin`` seconds for a writer that died mid-write.
-Every acknowledged write therefore reaches the log, and every reader,
-whichever process dies when. The log is never pruned by the store; delete
-old entries with ``r.table('notes_changes').between(r.minval, N).delete()``
+between steps 2 and 3, or died there, or died before step 2, or a server
+crash lost the soft log write), the reader looks in the outboxes (the
+``outbox`` index): an entry there is committed, so the reader copies it
+into the log itself and releases it. A number in neither place was never
+committed; once its lease (plus a clock margin) is over it can no longer
+be, so the reader logs a ``void`` for it and moves on: a gap costs one
+look, not a timeout, and a live stream waits at most ``lease +
+clock_margin`` seconds for a writer that died mid-write. Every
+acknowledged write therefore reaches the log, and every reader, whichever
+process dies when. The log is never pruned by the store; delete old
+entries with ``r.table('notes_changes').between(r.minval, N).delete()``
 once every consumer has checkpointed past N.
 
 Connections: one per process, opened lazily (and again after a fork or a
@@ -167,6 +174,10 @@ class RethinkNotesStore(NotesStore):
             primary) may be off; a missing number is given up on
             ``lease + clock_margin`` seconds after it was taken.
         batch: Numbers read per query while catching up.
+        empty_interval: Seconds between two emptyings of the outboxes by a
+            reader following the stream.
+        outbox_limit: Entries a note's outbox may hold before its writer
+            logs and empties it itself (when no reader does).
     """
 
     def __init__(
@@ -180,6 +191,8 @@ class RethinkNotesStore(NotesStore):
         lease: float = 2.0,
         clock_margin: float = 1.0,
         batch: int = 1000,
+        empty_interval: float = 1.0,
+        outbox_limit: int = 16,
     ):
         check_name(table + "_changes", "RETHINKDB_TABLE", "the table name")
         self.target = target
@@ -189,6 +202,8 @@ class RethinkNotesStore(NotesStore):
         self.lease = lease
         self.clock_margin = clock_margin
         self.batch = batch
+        self.empty_interval = empty_interval
+        self.outbox_limit = outbox_limit
         self._clock = clock
         self._connector = Connector(target, timeout)
         database = r.db(target.db)
@@ -378,7 +393,13 @@ class RethinkNotesStore(NotesStore):
                     raise
                 if not result["errors"]:
                     doc = result["changes"][0]["new_val"]
-                    self._ship(conn, [(note_id, doc["outbox"])])
+                    outbox = doc["outbox"]
+                    if len(outbox) > self.outbox_limit:
+                        # No reader has emptied this outbox for a while (no
+                        # push worker runs): log and empty it here, durably.
+                        self._ship(conn, [(note_id, outbox)])
+                    else:
+                        self._log_soon(conn, outbox[-1])
                     return doc
                 self._void(conn, seq, taken_at)
                 error = result.get("first_error", "")
@@ -409,13 +430,25 @@ class RethinkNotesStore(NotesStore):
                 {"id": seq, "type": VOID, "taken_at": taken_at}, durability="soft"
             ).run(conn, noreply=True)
 
+    def _log_soon(self, conn, entry: Dict[str, Any]) -> None:
+        """Step 3: log a committed change, soft and unanswered.
+
+        The outbox keeps the change durably until a reader has made the log
+        durable (:meth:`_empty_outboxes`), so losing this write (a crash of
+        the process or the server) only means a reader copies it later.
+        """
+        with contextlib.suppress(*DRIVER_ERRORS):
+            self._log.insert(entry, durability="soft").run(conn, noreply=True)
+
     def _ship(
         self, conn, outboxes: List[Tuple[str, List[dict]]], wait: bool = False
     ) -> None:
-        """Step 3: copy outbox entries into the log, then drop them from the outboxes.
+        """Copy outbox entries into the log durably, then drop them from the outboxes.
 
-        The change is committed already, so a failure here is not the
-        caller's: it is logged, and a reader copies the entries later.
+        An entry the log holds already may have been written soft (step 3)
+        and not be on disk yet: the log is synced before any outbox entry
+        is dropped. The changes are committed already, so a failure here is
+        not the caller's: it is logged, and a reader copies them later.
         ``wait``: wait for the clean-up too (else it is sent unanswered).
         """
         entries = [entry for _, outbox in outboxes for entry in outbox]
@@ -423,15 +456,14 @@ class RethinkNotesStore(NotesStore):
             return
         try:
             result = self._log.insert(entries, conflict="error").run(conn)
-            if result["errors"] and "Duplicate primary key" not in result.get(
-                "first_error", ""
-            ):
-                raise RuntimeError(f"RethinkDB log write failed: {result}")
-            # Soft and unanswered: if it is lost, the entries are copied again
-            # (to the same numbers) by the next write of the note or a reader.
-            seqs = [entry["id"] for entry in entries]
+            if result["errors"]:
+                if "Duplicate primary key" not in result.get("first_error", ""):
+                    raise RuntimeError(f"RethinkDB log write failed: {result}")
+                self._log.sync().run(conn)
+            seqs = r.expr([entry["id"] for entry in entries])
             self._notes.get_all(*[note_id for note_id, _ in outboxes]).replace(
-                _shipped(seqs), durability="soft"
+                _pruned(lambda entry: seqs.contains(entry["id"]).not_()),
+                durability="soft",
             ).run(conn, noreply=not wait)
         except DRIVER_ERRORS as ex:
             self._report(ex, "change log write (a reader will write it)")
@@ -597,6 +629,7 @@ class RethinkNotesStore(NotesStore):
         head_value = head["value"] if head else 0
         buffer = SeqReorderBuffer(head_value if since is None else since)
         low = buffer.next_seq
+        emptied_upto = low - 1  # outboxes are emptied up to here
         while low <= head_value:  # catching up, a chunk at a time
             high = min(head_value, low + self.batch - 1)
             self._fill(conn, buffer, low, high)
@@ -605,7 +638,7 @@ class RethinkNotesStore(NotesStore):
                     return
                 yield ready
             low = high + 1
-        looked_at = sampled = time.monotonic()
+        looked_at = sampled = emptied = time.monotonic()
         while not done():
             wait = self.poll_interval
             if deadline is not None:
@@ -633,10 +666,40 @@ class RethinkNotesStore(NotesStore):
                 # were taken: a writer that dies later is given up on sooner.
                 sampled = now
                 self._observe_head(conn, buffer)
+            if (
+                now - emptied >= self.empty_interval
+                and buffer.next_seq > emptied_upto + 1
+            ):
+                emptied = now
+                emptied_upto = self._empty_outboxes(conn, buffer.next_seq - 1)
             for ready in buffer.pop_ready():
                 if done():
                     return
                 yield ready
+
+    def _empty_outboxes(self, conn, upto: int) -> int:
+        """Log (durably) and drop the outbox entries up to ``upto``; ``upto``.
+
+        Tombstones whose delete is then in the log go. Entries found in the
+        log are not trusted to be on disk (step 3 writes soft, and a server
+        crash may lose one the feed showed): see :meth:`_ship`.
+        """
+        docs = (
+            self._notes.between(r.minval, upto, index="outbox", right_bound="closed")
+            .pluck("id", "outbox")
+            .coerce_to("array")
+            .run(conn)
+        )
+        outboxes: Dict[str, Dict[int, dict]] = {}
+        for doc in docs:  # a doc comes once per entry in range
+            for entry in doc["outbox"]:
+                if entry["id"] <= upto:
+                    outboxes.setdefault(doc["id"], {})[entry["id"]] = entry
+        self._ship(conn, [(k, list(v.values())) for k, v in outboxes.items()], True)
+        if self._broken:
+            self._broken = False
+            raise ReqlDriverError("the connection broke while emptying outboxes")
+        return upto
 
     def _observe_head(self, conn, buffer: SeqReorderBuffer) -> None:
         seen = r.expr({"now": r.now(), "head": self._counter.get(COUNTER_ID)}).run(conn)
@@ -740,16 +803,14 @@ def _entry(
     }
 
 
-def _shipped(seqs: List[int]) -> Callable[[Any], Any]:
-    """Replace function: the document without the outbox entries ``seqs``.
+def _pruned(keep: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Replace function: the document with only the outbox entries ``keep`` keeps.
 
     A tombstone whose outbox is then empty goes: its delete is in the log.
     """
 
     def prune(doc):
-        rest = doc["outbox"].filter(
-            lambda entry: r.expr(seqs).contains(entry["id"]).not_()
-        )
+        rest = doc["outbox"].filter(keep)
         return r.branch(
             doc.eq(None),
             None,
