@@ -9,7 +9,7 @@ import importlib
 import time
 import traceback
 
-FIGURES = ("primes", "collatz", "push")
+FIGURES = ("primes", "collatz", "push", "rethinkdb")
 
 
 def run_one(name: str, quick: bool) -> dict:

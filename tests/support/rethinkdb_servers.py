@@ -126,6 +126,27 @@ class Cluster:
         os.kill(server.pid, signal.SIGKILL)
         wait_until(lambda: not server.alive(), timeout=10, what="the server dead")
 
+    def restart(self, server: Server) -> None:
+        """Start ``server`` again on its data folder and ports (after :meth:`kill`)."""
+        number = self.servers.index(server)
+        joins = [
+            f"127.0.0.1:{s.cluster_port}" for s in self.servers if s is not server
+        ][:1]
+        out = subprocess.run(
+            [
+                str(start_script()),
+                str(self.folder / f"rdb{number}"),
+                str(server.driver_port),
+                str(server.cluster_port),
+            ]
+            + joins,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        server.pid = int(out.stdout.split()[-1])
+
     def stop(self) -> None:
         """SIGTERM every server still running, then wait for them."""
         for server in self.servers:
