@@ -34,8 +34,9 @@ atomically, never two, so the note document is the commit point:
 The outboxes are emptied by a reader following the stream: about once a
 second it makes sure the entries up to where it has read are in the log
 on disk (it syncs the log, and writes what a crash lost), then drops them
-from the outboxes, and the tombstones whose delete is then in the log. When no reader runs, a writer that finds more than
-``outbox_limit`` entries in its note's outbox logs and empties it itself.
+from the outboxes, and the tombstones whose delete is then in the log.
+When no reader runs, a writer that finds more than ``outbox_limit``
+entries in its note's outbox logs and empties it itself.
 
 The change stream. :meth:`RethinkNotesStore.changes` opens a changefeed on
 the log first, then reads the log after ``since`` in chunks, then follows
@@ -194,7 +195,9 @@ class RethinkNotesStore(NotesStore):
         empty_interval: float = 1.0,
         outbox_limit: int = 16,
     ):
-        check_name(table + "_changes", "RETHINKDB_TABLE", "the table name")
+        check_name(table, "RETHINKDB_TABLE", "the table name")
+        if len(table) > 56:  # "<table>_changes" is a name too
+            raise ValueError("RETHINKDB_TABLE: at most 56 characters")
         self.target = target
         self.table_names = self.table_names_for(table)
         self.timeout = timeout
@@ -397,7 +400,8 @@ class RethinkNotesStore(NotesStore):
                     if len(outbox) > self.outbox_limit:
                         # No reader has emptied this outbox for a while (no
                         # push worker runs): log and empty it here, durably.
-                        self._ship(conn, [(note_id, outbox)])
+                        if self._ship(conn, [(note_id, outbox)]):
+                            self._broken = True  # dropped after this call
                     else:
                         self._log_soon(conn, outbox[-1])
                     return doc
@@ -442,7 +446,7 @@ class RethinkNotesStore(NotesStore):
 
     def _ship(
         self, conn, outboxes: List[Tuple[str, List[dict]]], wait: bool = False
-    ) -> None:
+    ) -> bool:
         """Copy outbox entries into the log durably, then drop them from the outboxes.
 
         An entry the log holds already may have been written soft (step 3)
@@ -450,10 +454,11 @@ class RethinkNotesStore(NotesStore):
         is dropped. The changes are committed already, so a failure here is
         not the caller's: it is logged, and a reader copies them later.
         ``wait``: wait for the clean-up too (else it is sent unanswered).
+        Returns whether the connection broke (the caller drops it).
         """
         entries = [entry for _, outbox in outboxes for entry in outbox]
         if not entries:
-            return
+            return False
         try:
             result = self._log.insert(entries, conflict="error").run(conn)
             if result["errors"]:
@@ -467,8 +472,8 @@ class RethinkNotesStore(NotesStore):
             ).run(conn, noreply=not wait)
         except DRIVER_ERRORS as ex:
             self._report(ex, "change log write (a reader will write it)")
-            if isinstance(ex, CONNECTION_ERRORS):
-                self._broken = True
+            return isinstance(ex, CONNECTION_ERRORS)
+        return False
 
     def create(self, title: str, body: str) -> Note:
         now = self._clock()
@@ -695,9 +700,7 @@ class RethinkNotesStore(NotesStore):
             for entry in doc["outbox"]:
                 if entry["id"] <= upto:
                     outboxes.setdefault(doc["id"], {})[entry["id"]] = entry
-        self._ship(conn, [(k, list(v.values())) for k, v in outboxes.items()], True)
-        if self._broken:
-            self._broken = False
+        if self._ship(conn, [(k, list(v.values())) for k, v in outboxes.items()], True):
             raise ReqlDriverError("the connection broke while emptying outboxes")
         return upto
 
@@ -743,9 +746,7 @@ class RethinkNotesStore(NotesStore):
                 sum(len(entries) for entries in stranded.values()),
             )
             outboxes = [(note_id, list(e.values())) for note_id, e in stranded.items()]
-            self._ship(conn, outboxes, wait=True)
-            if self._broken:
-                self._broken = False
+            if self._ship(conn, outboxes, wait=True):
                 raise ReqlDriverError("the connection broke while repairing the log")
             for _, entries in outboxes:
                 for entry in entries:
