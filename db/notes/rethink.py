@@ -117,7 +117,7 @@ from db.rethink import parse_url
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "notes store unavailable"
-COUNTER_ID = "seq"
+COUNTER_ID = "changes"  # the id earlier versions used: numbering goes on
 NOTE_FIELDS = ("id", "title", "body", "created_at", "updated_at", "version", "position")
 _WRITE_ATTEMPTS = 10
 # Failed checks inside a write function come back in the result's
@@ -557,7 +557,7 @@ class RethinkNotesStore(NotesStore):
             after = row.pluck(*NOTE_FIELDS).merge(
                 {**fields, "updated_at": now, "version": row["version"] + 1}
             )
-            outbox = row["outbox"].append(entry_for(UPDATED, after))
+            outbox = row["outbox"].default([]).append(entry_for(UPDATED, after))
             return after.merge({"seq": seq, "outbox": outbox})
 
         doc = self._write(
@@ -580,7 +580,7 @@ class RethinkNotesStore(NotesStore):
                 "deleted": True,
                 "version": row["version"] + 1,
                 "seq": seq,
-                "outbox": row["outbox"].append(entry_for(DELETED, None)),
+                "outbox": row["outbox"].default([]).append(entry_for(DELETED, None)),
             }
 
         self._write(
@@ -811,7 +811,7 @@ def _pruned(keep: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """
 
     def prune(doc):
-        rest = doc["outbox"].filter(keep)
+        rest = doc["outbox"].default([]).filter(keep)
         return r.branch(
             doc.eq(None),
             None,
