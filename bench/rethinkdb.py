@@ -412,7 +412,7 @@ def make_backlogs(rethinkdb_url: str, table: str, database_url: str, count: int)
         store = RethinkNotesStore.from_url(rethinkdb_url, table=table, timeout=30)
         for i in range(part, count, 8):
             if i % 10 == 0:  # a writer that dies after taking its number
-                store._run(store._take_seq)
+                store._run(store.changelog.take_seq)
             store.create(f"backlog {i}", "bench")
         store.close()
 
@@ -428,7 +428,9 @@ def make_backlogs(rethinkdb_url: str, table: str, database_url: str, count: int)
     for i in range(count):
         sql.create(f"backlog {i}", "bench")
     database.dispose()
-    time.sleep(first.lease + first.clock_margin)  # the dead numbers are dead
+    time.sleep(
+        first.changelog.lease + first.changelog.clock_margin
+    )  # the dead numbers are dead
 
 
 def copy_tables(rethinkdb_url: str, source: str, target: str) -> None:

@@ -27,33 +27,15 @@ atomically, never two, so the note document is the commit point:
    document carries the change itself in its ``outbox``. This write is the
    commit: once it is acknowledged, the change is durable (both writes use
    hard durability);
-3. copy the entry into the log (an insert by ``seq``, soft and unanswered:
-   the outbox still holds the change durably); a refused write (404, 412,
-   retry) logs a ``void`` entry for its number instead.
+3. copy the entry into the log (soft and unanswered: the outbox still
+   holds the change); a refused write (404, 412, retry) logs a ``void``
+   entry for its number instead.
 
-The outboxes are emptied by a reader following the stream: about once a
-second it makes sure the entries up to where it has read are in the log
-on disk (it syncs the log, and writes what a crash lost), then drops them
-from the outboxes, and the tombstones whose delete is then in the log.
-When no reader runs, a writer that finds more than ``outbox_limit``
-entries in its note's outbox logs and empties it itself.
-
-The change stream. :meth:`RethinkNotesStore.changes` opens a changefeed on
-the log first, then reads the log after ``since`` in chunks, then follows
-the feed, releasing entries strictly in ``seq`` order
-(:mod:`db.notes.seq_order`). When a number is missing (its writer is
-between steps 2 and 3, or died there, or died before step 2, or a server
-crash lost the soft log write), the reader looks in the outboxes (the
-``outbox`` index): an entry there is committed, so the reader copies it
-into the log itself and releases it. A number in neither place was never
-committed; once its lease (plus a clock margin) is over it can no longer
-be, so the reader logs a ``void`` for it and moves on: a gap costs one
-look, not a timeout, and a live stream waits at most ``lease +
-clock_margin`` seconds for a writer that died mid-write. Every
-acknowledged write therefore reaches the log, and every reader, whichever
-process dies when. The log is never pruned by the store; delete old
-entries with ``r.table('notes_changes').between(r.minval, N).delete()``
-once every consumer has checkpointed past N.
+The change stream (:meth:`RethinkNotesStore.changes`) follows the log,
+repairs it from the outboxes and voids numbers that were never committed:
+see :mod:`db.notes.rethink_log`. The log is never pruned by the store;
+delete old entries with ``r.table('notes_changes').between(r.minval,
+N).delete()`` once every consumer has checkpointed past N.
 
 Connections: one per process, opened lazily (and again after a fork or a
 failure) to the first server of the URL that answers (the next one after a
@@ -63,7 +45,6 @@ availability errors become ``Unavailable("notes store unavailable")`` (503),
 and the next call reconnects, so the API recovers when a server returns.
 """
 
-import contextlib
 import datetime
 import logging
 import os
@@ -75,16 +56,12 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Callable
 from typing import Dict
-from typing import List
 from typing import Optional
 from typing import Sequence
 from typing import Tuple
 
 from rethinkdb import r
-from rethinkdb.errors import ReqlCursorEmpty
-from rethinkdb.errors import ReqlDriverError
 from rethinkdb.errors import ReqlOpFailedError
-from rethinkdb.errors import ReqlTimeoutError
 
 from core.clock import as_utc
 from core.clock import utc_now
@@ -102,8 +79,9 @@ from db.notes.base import Page
 from db.notes.base import not_found
 from db.notes.base import require_id
 from db.notes.base import writable
-from db.notes.seq_order import VOID
-from db.notes.seq_order import SeqReorderBuffer
+from db.notes.rethink_log import COUNTER_ID
+from db.notes.rethink_log import ChangeLog
+from db.notes.rethink_log import entry
 from db.rethink import CONNECTION_ERRORS
 from db.rethink import DRIVER_ERRORS
 from db.rethink import Connector
@@ -117,7 +95,6 @@ from db.rethink import parse_url
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "notes store unavailable"
-COUNTER_ID = "changes"  # the id earlier versions used: numbering goes on
 NOTE_FIELDS = ("id", "title", "body", "created_at", "updated_at", "version", "position")
 _WRITE_ATTEMPTS = 10
 # Failed checks inside a write function come back in the result's
@@ -201,11 +178,6 @@ class RethinkNotesStore(NotesStore):
         self.target = target
         self.table_names = self.table_names_for(table)
         self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.lease = lease
-        self.clock_margin = clock_margin
-        self.batch = batch
-        self.empty_interval = empty_interval
         self.outbox_limit = outbox_limit
         self._clock = clock
         self._connector = Connector(target, timeout)
@@ -213,6 +185,17 @@ class RethinkNotesStore(NotesStore):
         self._notes = database.table(self.table_names[0])
         self._log = database.table(self.table_names[1])
         self._counter = database.table(self.table_names[2])
+        self.changelog = ChangeLog(
+            self._notes,
+            self._log,
+            self._counter,
+            self._report,
+            lease=lease,
+            clock_margin=clock_margin,
+            poll_interval=poll_interval,
+            batch=batch,
+            empty_interval=empty_interval,
+        )
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._conn = None
@@ -324,8 +307,7 @@ class RethinkNotesStore(NotesStore):
     def last_seq(self) -> int:
         # Numbers taken by writes still in flight count as past, as in
         # changes(since=None).
-        head = self._run(lambda conn: self._counter.get(COUNTER_ID).run(conn))
-        return head["value"] if head else 0
+        return self._run(self.changelog.head)
 
     # Reads
 
@@ -353,24 +335,6 @@ class RethinkNotesStore(NotesStore):
 
     # Writes
 
-    def _take_seq(self, conn) -> Tuple[int, datetime.datetime]:
-        """Step 1: the next number and the server's time when it was taken."""
-        result = (
-            self._counter.get(COUNTER_ID)
-            .replace(
-                lambda doc: {
-                    "id": COUNTER_ID,
-                    "value": r.branch(doc.eq(None), 0, doc["value"]) + 1,
-                    "taken_at": r.now(),
-                },
-                return_changes=True,
-            )
-            .run(conn)
-        )
-        _check_write(result)
-        head = result["changes"][0]["new_val"]
-        return head["value"], head["taken_at"]
-
     def _write(
         self,
         note_id: str,
@@ -384,7 +348,7 @@ class RethinkNotesStore(NotesStore):
 
         def work(conn) -> Dict[str, Any]:
             for _ in range(_WRITE_ATTEMPTS):
-                seq, taken_at = self._take_seq(conn)
+                seq, taken_at = self.changelog.take_seq(conn)
                 try:
                     result = (
                         self._notes.get(note_id)
@@ -392,7 +356,7 @@ class RethinkNotesStore(NotesStore):
                         .run(conn)
                     )
                 except ReqlOpFailedError:  # not written (no primary replica, ...)
-                    self._void(conn, seq, taken_at)
+                    self.changelog.void(conn, seq, taken_at)
                     raise
                 if not result["errors"]:
                     doc = result["changes"][0]["new_val"]
@@ -400,12 +364,12 @@ class RethinkNotesStore(NotesStore):
                     if len(outbox) > self.outbox_limit:
                         # No reader has emptied this outbox for a while (no
                         # push worker runs): log and empty it here, durably.
-                        if self._ship(conn, [(note_id, outbox)]):
+                        if self.changelog.ship(conn, [(note_id, outbox)]):
                             self._broken = True  # dropped after this call
                     else:
-                        self._log_soon(conn, outbox[-1])
+                        self.changelog.log_soon(conn, outbox[-1])
                     return doc
-                self._void(conn, seq, taken_at)
+                self.changelog.void(conn, seq, taken_at)
                 error = result.get("first_error", "")
                 if _MISSING in error:
                     raise not_found()
@@ -423,58 +387,6 @@ class RethinkNotesStore(NotesStore):
 
         return self._run(work)
 
-    def _void(self, conn, seq: int, taken_at: datetime.datetime) -> None:
-        """Log that nothing was written under ``seq``, so no reader waits for it.
-
-        Sent unanswered: if it is lost, readers void the number themselves
-        once its lease is over.
-        """
-        with contextlib.suppress(*DRIVER_ERRORS):
-            self._log.insert(
-                {"id": seq, "type": VOID, "taken_at": taken_at}, durability="soft"
-            ).run(conn, noreply=True)
-
-    def _log_soon(self, conn, entry: Dict[str, Any]) -> None:
-        """Step 3: log a committed change, soft and unanswered.
-
-        The outbox keeps the change durably until a reader has made the log
-        durable (:meth:`_empty_outboxes`), so losing this write (a crash of
-        the process or the server) only means a reader copies it later.
-        """
-        with contextlib.suppress(*DRIVER_ERRORS):
-            self._log.insert(entry, durability="soft").run(conn, noreply=True)
-
-    def _ship(
-        self, conn, outboxes: List[Tuple[str, List[dict]]], wait: bool = False
-    ) -> bool:
-        """Copy outbox entries into the log durably, then drop them from the outboxes.
-
-        An entry the log holds already may have been written soft (step 3)
-        and not be on disk yet: the log is synced before any outbox entry
-        is dropped. The changes are committed already, so a failure here is
-        not the caller's: it is logged, and a reader copies them later.
-        ``wait``: wait for the clean-up too (else it is sent unanswered).
-        Returns whether the connection broke (the caller drops it).
-        """
-        entries = [entry for _, outbox in outboxes for entry in outbox]
-        if not entries:
-            return False
-        try:
-            result = self._log.insert(entries, conflict="error").run(conn)
-            if result["errors"]:
-                if "Duplicate primary key" not in result.get("first_error", ""):
-                    raise RuntimeError(f"RethinkDB log write failed: {result}")
-                self._log.sync().run(conn)
-            seqs = r.expr([entry["id"] for entry in entries])
-            self._notes.get_all(*[note_id for note_id, _ in outboxes]).replace(
-                _pruned(lambda entry: seqs.contains(entry["id"]).not_()),
-                durability="soft",
-            ).run(conn, noreply=not wait)
-        except DRIVER_ERRORS as ex:
-            self._report(ex, "change log write (a reader will write it)")
-            return isinstance(ex, CONNECTION_ERRORS)
-        return False
-
     def create(self, title: str, body: str) -> Note:
         now = self._clock()
         note_id = new_note_id()
@@ -489,9 +401,9 @@ class RethinkNotesStore(NotesStore):
                 "version": 1,
                 "position": seq,
             }
-            entry = _entry(seq, CREATED, note_id, None, note, now, taken_at)
-            doc = {**note, "seq": seq, "outbox": [entry]}
-            deadline = taken_at + datetime.timedelta(seconds=self.lease)
+            change = entry(seq, CREATED, note_id, None, note, now, taken_at)
+            doc = {**note, "seq": seq, "outbox": [change]}
+            deadline = taken_at + datetime.timedelta(seconds=self.changelog.lease)
             return lambda row: r.branch(
                 row.ne(None),
                 r.error(_EXISTS),
@@ -515,13 +427,13 @@ class RethinkNotesStore(NotesStore):
         ``new_doc(row, seq, entry_for)`` builds the new document, where
         ``entry_for(kind, new_val)`` is its outbox entry.
         """
-        deadline = taken_at + datetime.timedelta(seconds=self.lease)
+        deadline = taken_at + datetime.timedelta(seconds=self.changelog.lease)
         versions = None if if_versions is None else sorted(set(if_versions))
 
         def guarded(row):
             def entry_for(kind, new_val):
                 before = row.pluck(*NOTE_FIELDS)
-                return _entry(seq, kind, row["id"], before, new_val, now, taken_at)
+                return entry(seq, kind, row["id"], before, new_val, now, taken_at)
 
             checks = [
                 row.eq(None),
@@ -607,222 +519,10 @@ class RethinkNotesStore(NotesStore):
             log.warning("cannot connect to RethinkDB: %s", ex)
             raise Unavailable(UNAVAILABLE) from ex
         try:
-            for entry in self._follow(conn, since, stop, deadline):
+            for entry in self.changelog.follow(conn, since, stop, deadline):
                 yield _change(entry)
         except DRIVER_ERRORS as ex:
             self._report(ex, "change feed")
             raise Unavailable(UNAVAILABLE) from ex
         finally:
             close_quietly(conn)
-
-    def _follow(
-        self,
-        conn,
-        since: Optional[int],
-        stop: threading.Event,
-        deadline: Optional[float],
-    ) -> Iterator[Dict[str, Any]]:
-        def done() -> bool:
-            if deadline is not None and time.monotonic() >= deadline:
-                return True
-            return stop.is_set()
-
-        # Open the feed before reading the log, so nothing falls in between;
-        # entries seen by both are released once.
-        feed = self._log.changes(include_types=True).run(conn)
-        head = self._counter.get(COUNTER_ID).run(conn)
-        head_value = head["value"] if head else 0
-        buffer = SeqReorderBuffer(head_value if since is None else since)
-        low = buffer.next_seq
-        emptied_upto = low - 1  # outboxes are emptied up to here
-        while low <= head_value:  # catching up, a chunk at a time
-            high = min(head_value, low + self.batch - 1)
-            self._fill(conn, buffer, low, high)
-            for ready in buffer.pop_ready():
-                if done():
-                    return
-                yield ready
-            low = high + 1
-        looked_at = sampled = emptied = time.monotonic()
-        while not done():
-            wait = self.poll_interval
-            if deadline is not None:
-                wait = max(0.0, min(wait, deadline - time.monotonic()))
-            try:
-                item = feed.next(wait=wait)
-            except ReqlTimeoutError:
-                item = None
-            except ReqlCursorEmpty as ex:  # feeds end only when the server ends them
-                raise ReqlDriverError("the change feed ended") from ex
-            if item is not None:
-                if item.get("type") in ("add", "change") and item.get("new_val"):
-                    buffer.add(item["new_val"])
-                elif "error" in item:
-                    # The server dropped feed items (its queue overflowed);
-                    # looking for the missing numbers reads them from the table.
-                    log.warning("RethinkDB change feed: %s", item["error"])
-            now = time.monotonic()
-            gap = buffer.missing()
-            if gap is not None and now - looked_at >= self.poll_interval:
-                looked_at = sampled = now
-                self._fill(conn, buffer, *gap)
-            elif now - sampled >= self.lease:
-                # Where the counter is now bounds when later-missing numbers
-                # were taken: a writer that dies later is given up on sooner.
-                sampled = now
-                self._observe_head(conn, buffer)
-            if (
-                now - emptied >= self.empty_interval
-                and buffer.next_seq > emptied_upto + 1
-            ):
-                emptied = now
-                emptied_upto = self._empty_outboxes(conn, buffer.next_seq - 1)
-            for ready in buffer.pop_ready():
-                if done():
-                    return
-                yield ready
-
-    def _empty_outboxes(self, conn, upto: int) -> int:
-        """Log (durably) and drop the outbox entries up to ``upto``; ``upto``.
-
-        Tombstones whose delete is then in the log go. Entries found in the
-        log are not trusted to be on disk (step 3 writes soft, and a server
-        crash may lose one the feed showed): see :meth:`_ship`.
-        """
-        docs = (
-            self._notes.between(r.minval, upto, index="outbox", right_bound="closed")
-            .pluck("id", "outbox")
-            .coerce_to("array")
-            .run(conn)
-        )
-        outboxes: Dict[str, Dict[int, dict]] = {}
-        for doc in docs:  # a doc comes once per entry in range
-            for entry in doc["outbox"]:
-                if entry["id"] <= upto:
-                    outboxes.setdefault(doc["id"], {})[entry["id"]] = entry
-        if self._ship(conn, [(k, list(v.values())) for k, v in outboxes.items()], True):
-            raise ReqlDriverError("the connection broke while emptying outboxes")
-        return upto
-
-    def _observe_head(self, conn, buffer: SeqReorderBuffer) -> None:
-        seen = r.expr({"now": r.now(), "head": self._counter.get(COUNTER_ID)}).run(conn)
-        if seen["head"]:
-            buffer.observe_head(seen["head"]["value"], seen["now"])
-
-    def _fill(self, conn, buffer: SeqReorderBuffer, low: int, high: int) -> None:
-        """Read numbers ``low..high`` into ``buffer``; repair and void what needs it.
-
-        The outboxes are read before the log: a change shipped in between is
-        then found in the log, so a number found in neither was not
-        committed when the outboxes were read, after ``now``.
-        """
-        first = r.expr(
-            {
-                "now": r.now(),
-                "head": self._counter.get(COUNTER_ID),
-                "docs": self._notes.between(
-                    low, high, index="outbox", right_bound="closed"
-                )
-                .pluck("id", "outbox")
-                .coerce_to("array"),
-            }
-        ).run(conn)
-        logged = list(self._log.between(low, high, right_bound="closed").run(conn))
-        for entry in logged:
-            buffer.add(entry)
-        if first["head"]:
-            buffer.observe_head(first["head"]["value"], first["now"])
-        logged_ids = {entry["id"] for entry in logged}
-        stranded: Dict[str, Dict[int, dict]] = {}
-        for doc in first["docs"]:  # a doc comes once per outbox entry in range
-            for entry in doc["outbox"]:
-                if low <= entry["id"] <= high and entry["id"] not in logged_ids:
-                    stranded.setdefault(doc["id"], {})[entry["id"]] = entry
-        if stranded:
-            # Committed, but its writer did not log it (it died, or is late).
-            # Usually a writer that is late; after a crash, one that died.
-            log.debug(
-                "change log: copying %d committed changes from outboxes",
-                sum(len(entries) for entries in stranded.values()),
-            )
-            outboxes = [(note_id, list(e.values())) for note_id, e in stranded.items()]
-            if self._ship(conn, outboxes, wait=True):
-                raise ReqlDriverError("the connection broke while repairing the log")
-            for _, entries in outboxes:
-                for entry in entries:
-                    buffer.add(entry)
-        self._void_dead(conn, buffer, low, high, first["now"])
-
-    def _void_dead(
-        self,
-        conn,
-        buffer: SeqReorderBuffer,
-        low: int,
-        high: int,
-        server_now: datetime.datetime,
-    ) -> None:
-        voids = []
-        for first, last, taken_before in buffer.dead_gaps(
-            server_now, self.lease + self.clock_margin
-        ):
-            for seq in range(max(first, low), min(last, high) + 1):
-                voids.append({"id": seq, "type": VOID, "taken_at": taken_before})
-        if not voids:
-            return
-        log.warning(
-            "change log: %d numbers from %d were taken and never committed "
-            "(a writer died); voided",
-            len(voids),
-            voids[0]["id"],
-        )
-        result = self._log.insert(voids, conflict="error", return_changes=True).run(
-            conn
-        )
-        for change in result.get("changes", ()):
-            buffer.add(change["new_val"])
-        # A conflict means an entry came meanwhile: the next look reads it.
-
-
-def _entry(
-    seq: int,
-    kind: str,
-    note_id: Any,
-    old_val: Any,
-    new_val: Any,
-    ts: datetime.datetime,
-    taken_at: datetime.datetime,
-) -> Dict[str, Any]:
-    """A change as the outbox and the log keep it."""
-    return {
-        "id": seq,
-        "type": kind,
-        "note_id": note_id,
-        "old_val": old_val,
-        "new_val": new_val,
-        "ts": ts,
-        "taken_at": taken_at,
-    }
-
-
-def _pruned(keep: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Replace function: the document with only the outbox entries ``keep`` keeps.
-
-    A tombstone whose outbox is then empty goes: its delete is in the log.
-    """
-
-    def prune(doc):
-        rest = doc["outbox"].default([]).filter(keep)
-        return r.branch(
-            doc.eq(None),
-            None,
-            doc.has_fields("deleted").and_(rest.is_empty()),
-            None,
-            doc.without("outbox").merge({"outbox": rest}),
-        )
-
-    return prune
-
-
-def _check_write(result: Mapping[str, Any]) -> None:
-    if result.get("errors"):
-        raise RuntimeError(f"RethinkDB write failed: {result.get('first_error')}")

@@ -19,6 +19,7 @@ import pytest
 from rethinkdb import r
 
 from api.app import create_app
+from api.cli import init_rethinkdb
 from api.cli import main as cli_main
 from core.settings import Settings
 from db.errors import Unavailable
@@ -157,6 +158,12 @@ def test_silent_server_times_out_instead_of_hanging(silent_server_url):
         next(store.changes(since=0))
     # Two calls, each bounded by the 0.5 s timeout; far below this bound.
     assert time.monotonic() - started < 10
+
+
+def test_init_db_gives_up_on_a_server_that_never_answers(closed_port_url, caplog):
+    settings = Settings(rethinkdb_url=closed_port_url, rethinkdb_timeout=1.0)
+    assert init_rethinkdb(settings, wait=0) == 1
+    assert "no RethinkDB server answers" in caplog.text
 
 
 def test_api_answers_503_problem_and_ready_names_notes(make_client, closed_port_url):
@@ -345,7 +352,7 @@ def test_a_change_committed_by_a_writer_that_died_before_logging_it_arrives(
     writer, reader = store_on(url), store_on(url)
     kept = writer.create("logged normally", "")
     # The writer dies between committing and logging: its log step never runs.
-    monkeypatch.setattr(writer, "_log_soon", lambda conn, entry: None)
+    monkeypatch.setattr(writer.changelog, "log_soon", lambda conn, entry: None)
     orphan = writer.create("committed, never logged", "")
     updated = writer.patch(kept.id, {"body": "also never logged"})
     writer.delete(orphan.id)  # a tombstone whose delete is not logged either
@@ -377,7 +384,9 @@ def test_numbers_of_writers_that_died_are_skipped_without_waiting_per_gap(
     writer = store_on(url, lease=0.2, clock_margin=0.1)
     made = []
     for i in range(20):
-        writer._run(writer._take_seq)  # a writer dies right after taking a number
+        writer._run(
+            writer.changelog.take_seq
+        )  # a writer dies right after taking a number
         made.append(writer.create(f"note {i}", ""))
     time.sleep(0.4)  # the last lease is over
     reader = store_on(url, lease=0.2, clock_margin=0.1, batch=7)
@@ -399,7 +408,7 @@ def test_a_live_reader_waits_for_a_number_in_flight_then_goes_on(store_on, url):
     consumer = threading.Thread(target=consume)
     consumer.start()
     try:
-        writer._run(writer._take_seq)  # number 1: its writer dies
+        writer._run(writer.changelog.take_seq)  # number 1: its writer dies
         late = writer.create("number 2", "")
         wait_until(lambda: received, timeout=10, what="number 2 after 1 is voided")
         assert [c.new.id for c in received] == [late.id]
