@@ -190,6 +190,7 @@ class RethinkNotesStore(NotesStore):
             self._log,
             self._counter,
             self._report,
+            self._connector.connect,
             lease=lease,
             clock_margin=clock_margin,
             poll_interval=poll_interval,
@@ -518,11 +519,13 @@ class RethinkNotesStore(NotesStore):
         except CONNECTION_ERRORS as ex:
             log.warning("cannot connect to RethinkDB: %s", ex)
             raise Unavailable(UNAVAILABLE) from ex
+        entries = self.changelog.follow(conn, since, stop, deadline)
         try:
-            for entry in self.changelog.follow(conn, since, stop, deadline):
+            for entry in entries:
                 yield _change(entry)
         except DRIVER_ERRORS as ex:
             self._report(ex, "change feed")
             raise Unavailable(UNAVAILABLE) from ex
         finally:
+            entries.close()  # now, not when collected: it stops its thread
             close_quietly(conn)

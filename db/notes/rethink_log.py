@@ -56,6 +56,7 @@ from db.notes.seq_order import VOID
 from db.notes.seq_order import SeqReorderBuffer
 from db.rethink import CONNECTION_ERRORS
 from db.rethink import DRIVER_ERRORS
+from db.rethink import close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class ChangeLog:
         log_table: The change log table.
         counter: The counter table.
         report: ``report(error, what)`` logs a failed query (the store's).
+        connect: Opens a new connection (for the thread that empties outboxes).
         lease: Seconds a writer has from taking its number to committing.
         clock_margin: Seconds the servers' clocks (and a write's way to its
             primary) may be off.
@@ -87,6 +89,7 @@ class ChangeLog:
         log_table,
         counter,
         report: Callable[[Exception, str], None],
+        connect: Callable[[], Any],
         *,
         lease: float,
         clock_margin: float,
@@ -98,6 +101,7 @@ class ChangeLog:
         self._log = log_table
         self._counter = counter
         self._report = report
+        self._connect = connect
         self.lease = lease
         self.clock_margin = clock_margin
         self.poll_interval = poll_interval
@@ -186,6 +190,12 @@ class ChangeLog:
         stop: threading.Event,
         deadline: Optional[float],
     ) -> Iterator[Dict[str, Any]]:
+        """Yield the log entries after ``since`` in ``seq`` order, then new ones.
+
+        ``since`` None: from the counter's value now. Ends when ``stop`` is
+        set or at ``deadline`` (monotonic); driver errors propagate.
+        """
+
         def done() -> bool:
             if deadline is not None and time.monotonic() >= deadline:
                 return True
@@ -197,7 +207,25 @@ class ChangeLog:
         head_value = self.head(conn)
         buffer = SeqReorderBuffer(head_value if since is None else since)
         low = buffer.next_seq
-        emptied_upto = low - 1  # outboxes are emptied up to here
+        emptier = _Emptier(self, low - 1)
+        try:
+            yield from self._follow(
+                conn, feed, buffer, head_value, emptier, done, deadline
+            )
+        finally:
+            emptier.stop()
+
+    def _follow(
+        self,
+        conn,
+        feed,
+        buffer: SeqReorderBuffer,
+        head_value: int,
+        emptier: "_Emptier",
+        done: Callable[[], bool],
+        deadline: Optional[float],
+    ) -> Iterator[Dict[str, Any]]:
+        low = buffer.next_seq
         while low <= head_value:  # catching up, a chunk at a time
             high = min(head_value, low + self.batch - 1)
             self._fill(conn, buffer, low, high)
@@ -206,7 +234,8 @@ class ChangeLog:
                     return
                 yield ready
             low = high + 1
-        looked_at = sampled = emptied = time.monotonic()
+            emptier.released(buffer.next_seq - 1)
+        looked_at = sampled = time.monotonic()
         while not done():
             wait = self.poll_interval
             if deadline is not None:
@@ -234,18 +263,13 @@ class ChangeLog:
                 # were taken: a writer that dies later is given up on sooner.
                 sampled = now
                 self._observe_head(conn, buffer)
-            if (
-                now - emptied >= self.empty_interval
-                and buffer.next_seq > emptied_upto + 1
-            ):
-                emptied = now
-                emptied_upto = self._empty_outboxes(conn, buffer.next_seq - 1)
             for ready in buffer.pop_ready():
                 if done():
                     return
                 yield ready
+            emptier.released(buffer.next_seq - 1)
 
-    def _empty_outboxes(self, conn, upto: int) -> int:
+    def empty_outboxes(self, conn, upto: int) -> int:
         """Log (durably) and drop the outbox entries up to ``upto``; ``upto``.
 
         Tombstones whose delete is then in the log go. Entries found in the
@@ -389,3 +413,54 @@ def pruned(keep: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def check_write(result: Mapping[str, Any]) -> None:
     if result.get("errors"):
         raise RuntimeError(f"RethinkDB write failed: {result.get('first_error')}")
+
+
+class _Emptier:
+    """Empties the outboxes up to what a reader released, in a thread of its own.
+
+    Every ``empty_interval`` seconds, when the reader has released more
+    since the last time, :meth:`ChangeLog.empty_outboxes` runs on a
+    connection of this thread's own, so the reader never waits for it (it
+    syncs the log to disk). Failures are logged and retried next time.
+    """
+
+    def __init__(self, changelog: ChangeLog, start: int):
+        self._changelog = changelog
+        self._upto = self._done = start
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def released(self, upto: int) -> None:
+        """The reader has released every number up to ``upto``."""
+        self._upto = upto
+        if self._thread is None and upto > self._done:
+            self._thread = threading.Thread(
+                target=self._run, name="outbox-emptier", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread (after the emptying under way, if any)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            while not self._stop.wait(self._changelog.empty_interval):
+                upto = self._upto
+                if upto <= self._done:
+                    continue
+                try:
+                    if conn is None:
+                        conn = self._changelog._connect()
+                    self._done = self._changelog.empty_outboxes(conn, upto)
+                except DRIVER_ERRORS as ex:
+                    self._changelog._report(ex, "emptying the outboxes")
+                    if conn is not None:
+                        close_quietly(conn)
+                    conn = None
+        finally:
+            if conn is not None:
+                close_quietly(conn)
