@@ -1,52 +1,121 @@
 """Gunicorn settings, read from the same Settings object as the app."""
 
 import multiprocessing
+import os
+import platform
+import shutil
+import tempfile
 
+from core.logs import wants_json
 from core.settings import Settings
+from core.settings import default_workers
 
 _settings = Settings.from_env()
+
+# Metrics: every worker writes its values to files in one folder, which
+# GET /metrics adds up (prometheus_client's multiprocess mode). The variable
+# must be set before a worker imports prometheus_client, so it is set here,
+# in the master, and the workers inherit it.
+_metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="api-metrics-")
+_own_metrics_dir = not _settings.metrics_dir
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 # Server socket
 bind = f"{_settings.host}:{_settings.port}"
 backlog = 2048
 
-# Worker processes. PyPy's JIT makes each worker hold more memory than
-# CPython's, so the usual 2 x cores + 1 is capped.
-workers = _settings.workers or min(2 * multiprocessing.cpu_count() + 1, 8)
+# Worker processes: WORKERS, else one per core under PyPy and 2 x cores + 1
+# (at most 8) under CPython (core.settings.default_workers). Why one per
+# core under PyPy (issue 15, measured on 2 cores with wrk -c16): each worker
+# JIT-compiles the code for itself, from the requests it serves, so five
+# workers each warm up on a fifth of the traffic; GET /notes/{id} was still
+# climbing after 18,000 requests per worker. WORKERS=2 instead of 5 alone gave
+# 3.5x the requests/s on GET /notes/{id} and 1.7x on POST /notes, and cut
+# POST p99 from 172 ms to 49 ms: five processes queued on SQLite's write
+# lock (85% of a write's store time was the wait for it). More workers than
+# cores would only help requests that wait on I/O, and the gevent worker
+# (below) already overlaps those waits inside one process.
+workers = _settings.workers or default_workers(
+    platform.python_implementation(), multiprocessing.cpu_count()
+)
 
-# Worker class: sync (WORKER_CLASS and THREADS override it). Chosen from
-# `make bench`'s comparison under PyPy on 2 cores (README, Performance; full
-# run of 2026-11-21): 5 workers, 16 wrk connections, after the JIT warm-up.
-# On /health sync served ~14,100-14,300 req/s with p99 ~10-11 ms, with or
-# without keep-alive (it closes every connection; the connect costs little on
-# short, CPU-bound handlers), and 2,400-4,400 req/s with p99 16-24 ms on
-# GET /notes/{id}. gthread (4 threads) served about half as much on /health,
-# with p99 up to 45 ms (116 ms on notes). gevent with keep-alive served the
-# most on /health (18,200 req/s) but with p99 132 ms there and 684 ms on
-# notes: one busy greenlet holds up every connection of its worker. Use
-# gthread (WORKER_CLASS=gthread THREADS=4) when requests wait long on a
-# backend (large collatz n) or slow clients reach gunicorn with no buffering
-# proxy in front: a sync worker is held for the whole wait.
-worker_class = _settings.worker_class
+# Worker class: gevent (WORKER_CLASS=sync|gthread|gevent overrides it; THREADS
+# > 1 makes sync gthread). Why (issue 16; README, Security and Performance):
+# a sync worker reads one request at a time, so five clients that send
+# "Content-Length: 100" and then 4 bytes held all five workers until the
+# timeout (/health took 41 s). A gevent worker reads each connection in a
+# greenlet of its own: a stalled client holds a greenlet, not the worker.
+# gthread does not help: its threads read bodies with no timeout at all.
+# The cost, measured by bench/slow_clients.py under PyPy (5 workers, wrk 16
+# connections, after warm-up; README, Performance): gevent/sync requests per
+# second 0.84 (keep-alive) and 0.79 (Connection: close) on GET /notes/{id},
+# 1.14 and 0.34 on /health, with longer p99 tails under keep-alive; with 48
+# slow clients held, /health answered in ~2 ms under gevent and not within
+# 90 s under sync. Behind a buffering proxy, WORKER_CLASS=sync is faster.
+# The classes are gunicorn's, from api/server.py: gunicorn's own refusals
+# (request line too long, Content-Length beside chunked...) answer as
+# problem+json, and gevent reads from a client wait at most `timeout` s.
+_WORKER_CLASSES = {
+    "sync": "api.server.SyncWorker",
+    "gthread": "api.server.ThreadWorker",
+    "gevent": "api.server_gevent.GeventWorker",
+}
 threads = _settings.threads
+_worker = _settings.worker_class
+if _worker == "sync" and threads > 1:
+    _worker = "gthread"
+worker_class = _WORKER_CLASSES.get(_worker, _worker)
+worker_connections = 1000  # per gevent worker
 # A sync worker busy with one request for longer than this is killed; a
 # collatz request may wait COLLATZ_TIMEOUT seconds before its 503, so leave room.
 timeout = max(30, int(_settings.collatz_timeout) + 10)
 graceful_timeout = 20
+# gevent: also the longest a client may take to send its request headers.
 keepalive = 5  # used by threaded/async worker classes; sync closes each connection
 
-# Logging: the access log carries the request id the app set or echoed.
+# Logging. The access log is off unless ACCESS_LOG names a file ("-":
+# standard output): gunicorn formats every line in Python (a dict of every
+# request and response header for the atoms), which cost 7-34% of the
+# requests/s under PyPy (issue 15). When on, each line carries the request
+# id the app set or echoed.
 loglevel = _settings.log_level
-accesslog = "-"
+accesslog = _settings.access_log or None
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 
+# LOG_FORMAT=json: gunicorn's lines, access lines included, as JSON objects
+# (route, status, request id, ...), like the app's (core/logs.py).
+if wants_json(_settings.log_format):
+    logger_class = "web.accesslog.JsonLogger"
+
 
 def on_starting(server):
-    """Create missing SQL tables once, in the master, before workers fork."""
+    """Migrate the SQL database once, in the master, before workers fork.
+
+    Also empties the metrics folder: files left by an earlier run would be
+    added to this one's counts.
+    """
     from db.schema import create_schema
     from db.sql import Database
+
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, name))
 
     database = Database(_settings.database_url)
     create_schema(database.engine)
     database.dispose()
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges (requests in flight) stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    """Remove the metrics folder made for this run (not one given by the user)."""
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

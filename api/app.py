@@ -12,6 +12,7 @@ import falcon.media
 from core import wire
 from core.logs import configure_logging
 from core.settings import Settings
+from core.targets import Targets
 from core.version import __version__
 from db.stores import Stores
 from db.stores import open_stores
@@ -22,12 +23,16 @@ from resources.health import Health
 from resources.health import Ready
 from resources.links import Links
 from resources.links import Redirect
+from resources.metrics import Backends
+from resources.metrics import Metrics
 from resources.notes import Notes
 from resources.primes import Primes
 from resources.subscriptions import Subscriptions
 from resources.webhooks import WebhookDeliveries
 from resources.webhooks import WebhookReceiver
 from web import errors
+from web.fields import ID_CONVERTER
+from web.metrics import Metrics as MetricsMiddleware
 from web.middleware import JSON_MEDIA_TYPES
 from web.middleware import BodyLimit
 from web.middleware import RequestId
@@ -45,10 +50,18 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     """Build the WSGI app for ``settings``; ``stores`` defaults to theirs."""
     # Parsed first: a bad WEBHOOK_SOURCES stops the app before anything starts.
     webhook_sources = parse_sources(settings.webhook_sources)
+    # Where links and webhook subscriptions may point (README, Security).
+    targets = Targets(settings.allowed_private_targets)
     stores = stores or open_stores(settings)
 
+    # Metrics first: it sees every request, and the final status of each.
     app = falcon.App(
-        middleware=[RequestId(), BodyLimit(settings.max_body_bytes), RequireJSON()]
+        middleware=[
+            MetricsMiddleware(),
+            RequestId(),
+            BodyLimit(settings.max_body_bytes),
+            RequireJSON(),
+        ]
     )
     json_handler = falcon.media.JSONHandler(dumps=wire.dumps, loads=wire.loads)
     for media_type in JSON_MEDIA_TYPES + (errors.PROBLEM_JSON,):
@@ -73,7 +86,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
 
     # Links, the shortener. "/{code}" catches every other one-segment path:
     # Falcon prefers literal segments, and aliases may not take a route's name.
-    links = Links(stores.links, settings.public_base_url)
+    links = Links(stores.links, settings.public_base_url, targets)
     routes.add("/links", links)
     routes.add("/links/{code}", links, suffix="item")
     routes.add("/links/{code}/visits", links, suffix="visits")
@@ -85,6 +98,13 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     routes.add("/departments", salaries.Departments(stores.salaries))
     routes.add("/departments/{name}", salaries.DepartmentStats(stores.salaries))
     routes.add("/departments/{name}/employees", department_employees)
+    routes.add(
+        "/departments/{name}/employees.ndjson",
+        salaries.DepartmentNdjson(stores.salaries),
+    )
+    routes.add(
+        "/departments/{name}/employees.csv", salaries.DepartmentCsv(stores.salaries)
+    )
     routes.add("/dept/{name}", salaries.SeedDepartmentEmployees(stores.salaries))
     routes.add("/employees", salaries.Employees(stores.salaries))
 
@@ -103,26 +123,39 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     routes.add("/webhooks/deliveries", WebhookDeliveries(stores.webhooks))
     routes.add(
         "/webhooks/{source}",
-        WebhookReceiver(webhook_sources, stores.webhooks, webhook_handlers),
+        WebhookReceiver(
+            webhook_sources,
+            stores.webhooks,
+            webhook_handlers,
+            replay_window=settings.webhook_replay_window,
+        ),
     )
-    subscriptions = Subscriptions(stores.subscriptions)
+    subscriptions = Subscriptions(stores.subscriptions, targets)
     routes.add("/subscriptions", subscriptions)
-    routes.add("/subscriptions/{subscription_id:int}", subscriptions, suffix="item")
     routes.add(
-        "/subscriptions/{subscription_id:int}/deliveries",
+        f"/subscriptions/{{subscription_id:{ID_CONVERTER}}}",
+        subscriptions,
+        suffix="item",
+    )
+    routes.add(
+        f"/subscriptions/{{subscription_id:{ID_CONVERTER}}}/deliveries",
         subscriptions,
         suffix="deliveries",
     )
 
     routes.add("/ready", Ready(ready_checks))
-    add_docs(routes, TITLE, __version__)
+    # Under gunicorn, PROMETHEUS_MULTIPROC_DIR is the folder gunicorn.conf.py
+    # made for the workers' metrics; empty (tests): this process's own.
+    backends = Backends(stores.notes, stores.checkpoints, collatz)
+    routes.add("/metrics", Metrics(backends, settings.metrics_dir))
+    add_docs(routes, TITLE, __version__, [settings.public_base_url.rstrip("/")])
     return app
 
 
 def get_app() -> falcon.App:
     """The app for the settings in the environment (gunicorn: ``api.app:get_app()``)."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import matplotlib
 
+from bench import report
+
 matplotlib.use("Agg")  # no display: render straight to the file
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,16 +31,24 @@ def draw(results: dict, out: Path) -> None:
     ]
     comparison = results.get("worker_classes") or {}
     class_rows = comparison.get("rows", [])
-    panels = 2 if class_rows else 1
-    height = max(3.0, 0.5 * len(rows) * len(names)) + (0.3 * len(class_rows) + 1)
-    ratios = [len(rows) * len(names) + 1, 0.6 * len(class_rows) + 1][:panels]
+    goals = [goal for goal in report.targets(results) if goal["score"] is not None]
+    sizes = [len(rows) * len(names) + 1]
+    if goals:
+        sizes.append(0.6 * len(goals) + 1)
+    if class_rows:
+        sizes.append(0.6 * len(class_rows) + 1)
+    height = 0.45 * sum(sizes) + 2
     figure, axes = plt.subplots(
-        panels,
+        len(sizes),
         1,
-        figsize=(10, height),
+        figsize=(13, height),
         squeeze=False,
-        gridspec_kw={"height_ratios": ratios},
+        gridspec_kw={"height_ratios": sizes},
     )
+    panel = 1
+    if goals:
+        _targets(axes[panel][0], goals)
+        panel += 1
 
     paths_axis = axes[0][0]
     bar = 0.8 / max(len(names), 1)
@@ -63,7 +73,7 @@ def draw(results: dict, out: Path) -> None:
     paths_axis.grid(axis="x", alpha=0.3)
 
     if class_rows:
-        classes_axis = axes[1][0]
+        classes_axis = axes[panel][0]
         labels = [
             f"{r['worker_class']} / {r['connection']} / {r['label']}"
             for r in class_rows
@@ -86,11 +96,38 @@ def draw(results: dict, out: Path) -> None:
     plt.close(figure)
 
 
+def _targets(axis, goals) -> None:
+    """Each target's figure over what it wants: 1 or more holds (green; red: not)."""
+    scores = [goal["score"] for goal in goals]
+    # Grey: a figure without a verdict (say, push measured below 500 writes/s).
+    palette = {True: "tab:green", False: "tab:red", None: "tab:gray"}
+    colours = [palette[goal["holds"]] for goal in goals]
+    bars = axis.barh(range(len(goals)), scores, color=colours)
+    axis.bar_label(
+        bars,
+        labels=[f"{goal['figure'].split(' (')[0]}" for goal in goals],
+        fontsize=7,
+        padding=2,
+    )
+    axis.axvline(1.0, color="black", linewidth=1)
+    axis.set_yticks(range(len(goals)))
+    axis.set_yticklabels(
+        [f"{goal['target']} ({goal['threshold']})" for goal in goals], fontsize=7
+    )
+    axis.invert_yaxis()
+    axis.margins(x=0.15)
+    axis.set_xlabel("issue 15 targets: figure / wanted (1 or more: holds)")
+    axis.grid(axis="x", alpha=0.3)
+
+
 def _title(results: dict) -> str:
     machine = results.get("machine", {})
     settings = results.get("settings", {})
+    workers = settings.get("workers")
+    if isinstance(workers, dict):
+        workers = "/".join(str(n) for n in workers.values())
     return (
-        f"{machine.get('cores')} cores, {settings.get('workers')} gunicorn workers, "
+        f"{machine.get('cores')} cores, {workers} gunicorn workers, "
         f"{settings.get('connections')} connections, "
         f"{settings.get('duration')} s per path"
         + (" (QUICK: noisy)" if settings.get("quick") else "")

@@ -1,4 +1,4 @@
-"""The figures other parts publish (primes batch, collatz vs C, push latency).
+"""The figures other parts publish (primes batch, collatz vs C, push, RethinkDB).
 
 Each lives in a module of its own, ``bench/<name>.py``, with ``run(quick) ->
 dict``; the module starts whatever interpreters and processes it compares.

@@ -3,34 +3,47 @@
 ``python -m bench.load --url http://host:8000 --path /health --rate 500 --duration 30``
 
 Request ``i`` is due at ``start + i / rate`` whatever happened to the ones
-before it, and its latency is measured from that *intended* time, not from
-when a connection became free to send it. A closed-loop tool (wrk, ab) waits
-for an answer before sending the next request, so when the server stalls it
-simply stops asking and the stall hides in a handful of samples ("coordinated
-omission"); here every request that should have been sent during the stall
-counts the wait it would have seen.
+before it. One thread runs a non-blocking event loop (``selectors``): each
+due request goes out at once on an idle keep-alive connection or on a new
+one (up to ``--connections`` open at a time), so a slow answer never delays
+the next send. A closed-loop tool (wrk, ab) waits for an answer before
+sending the next request, so when the server stalls it simply stops asking
+and the stall hides in a handful of samples ("coordinated omission").
 
-Requests go out over a pool of keep-alive connections, one thread each
-(``--connections``); when all are busy, due requests queue and the queueing is
-part of their latency. Standard library only.
+A latency counts from the moment the client took the request up, at its
+due time unless the client itself was late: any wait for a connection
+(when all ``--connections`` are busy with earlier requests, the server's
+doing) is counted in full, as wrk2 does; the client's own lag (due time to
+taking it up: its CPU, a busy machine) is not the server's and is not
+counted. It is reported apart (``generator_lag_ms``), and a run whose
+client fell behind (lag p99 over 2 ms, or under 95 % of the asked rate
+sent) says so (``generator_behind``): the server did not get the asked
+rate.
+
+Standard library only; runs under any Python 3.9+ (PyPy sends faster).
 """
 
 import argparse
 import collections
-import http.client
+import errno
 import json
 import math
-import queue
+import selectors
+import socket
 import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
+from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+#: The client is behind when its own lag's p99 is over this (ms) ...
+LAG_LIMIT_MS = 2.0
+#: ... or when it sent less than this share of the asked rate.
+RATE_SHARE = 0.95
 
 
 def schedule(rate: float, duration: float) -> List[float]:
@@ -68,11 +81,6 @@ def summarize(
         n for kind, n in errors.items() if not kind.startswith("HTTP")
     )
     answered = len(ordered)
-    latency = {}
-    if ordered:
-        latency = {f"p{p:g}": percentile(ordered, p) * 1000 for p in PERCENTILES}
-        latency["max"] = ordered[-1] * 1000
-        latency["mean"] = sum(ordered) / answered * 1000
     return {
         "due": due,
         "answered": answered,
@@ -81,67 +89,115 @@ def summarize(
         "unfinished": max(due - answered - failed_without_answer, 0),
         "elapsed_s": elapsed,
         "achieved_rate": answered / elapsed if elapsed > 0 else 0.0,
-        "latency_ms": latency,
+        "latency_ms": _distribution(ordered),
     }
 
 
-class _Client:
-    """One keep-alive connection (per thread); reconnects after any failure."""
-
-    def __init__(self, url: str, timeout: float):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"--url must be http:// or https://, not {url!r}")
-        self.factory = (
-            http.client.HTTPSConnection
-            if parts.scheme == "https"
-            else http.client.HTTPConnection
-        )
-        self.netloc = parts.netloc
-        self.prefix = parts.path.rstrip("/")
-        self.timeout = timeout
-        self.connection = None
-
-    def send(
-        self, method: str, path: str, body: Optional[bytes], headers: Dict[str, str]
-    ) -> int:
-        reused = self.connection is not None
-        try:
-            return self._send(method, path, body, headers)
-        except _STALE:
-            # The server closed an idle keep-alive connection before this
-            # request reached it; a fresh connection is what any client does.
-            if not reused:
-                raise
-        return self._send(method, path, body, headers)
-
-    def _send(self, method, path, body, headers) -> int:
-        if self.connection is None:
-            self.connection = self.factory(self.netloc, timeout=self.timeout)
-        try:
-            self.connection.request(
-                method, self.prefix + path, body=body, headers=headers
-            )
-            response = self.connection.getresponse()
-            response.read()  # drain, so the connection can carry the next request
-            return response.status
-        except BaseException:
-            self.connection.close()
-            self.connection = None
-            raise
+def _distribution(ordered: Sequence[float]) -> Dict[str, float]:
+    """Percentiles, max and mean in ms of ascending seconds (empty: {})."""
+    if not ordered:
+        return {}
+    out = {f"p{p:g}": percentile(ordered, p) * 1000 for p in PERCENTILES}
+    out["max"] = ordered[-1] * 1000
+    out["mean"] = sum(ordered) / len(ordered) * 1000
+    return out
 
 
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+class _Exchange:
+    """One request on one connection: its bytes out, the answer in."""
+
+    __slots__ = (
+        "index",
+        "due",
+        "taken",
+        "queued",
+        "started",
+        "deadline",
+        "sock",
+        "reused",
+        "out",
+        "inbox",
+        "state",
+    )
+
+    def __init__(self, index: int, due: float, taken: float):
+        self.index = index
+        self.due = due
+        self.taken = taken  # when the client took it up: latency counts from here
+        self.queued = False  # it waited for a connection
+        self.started = 0.0
+        self.deadline = 0.0
+        self.sock: Optional[socket.socket] = None
+        self.reused = False
+        self.out = memoryview(b"")
+        self.inbox = bytearray()
+        self.state = "connecting"
 
 
-def _error_kind(ex: BaseException) -> str:
-    if isinstance(ex, TimeoutError) or "timed out" in str(ex):
-        return "timeout"
-    return type(ex).__name__
+def parse_response(data: bytes, at_eof: bool):
+    """``(status, body, keep_alive)`` once ``data`` holds a whole answer, else None.
+
+    Understands Content-Length, chunked transfer encoding and bodies that
+    end when the server closes (``at_eof``).
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(data[:end]).decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ", 2)[1])
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip().lower()
+    keep_alive = headers.get("connection") != "close" and head[0].startswith("HTTP/1.1")
+    body = data[end + 4 :]
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        if len(body) < length:
+            return None
+        return status, bytes(body[:length]), keep_alive
+    if "chunked" in headers.get("transfer-encoding", ""):
+        decoded = _dechunk(body)
+        return None if decoded is None else (status, decoded, keep_alive)
+    if status in (204, 304) or 100 <= status < 200:
+        return status, b"", keep_alive
+    return (status, bytes(body), False) if at_eof else None
+
+
+def _dechunk(body: bytes) -> Optional[bytes]:
+    parts, position = [], 0
+    while True:
+        line_end = body.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        size = int(bytes(body[position:line_end]).split(b";")[0], 16)
+        start = line_end + 2
+        if size == 0:
+            return b"".join(parts) if body.find(b"\r\n", start) >= 0 else None
+        if len(body) < start + size + 2:
+            return None
+        parts.append(bytes(body[start : start + size]))
+        position = start + size + 2
+
+
+#: ``(index, status, body, answered_at)`` for each answer (perf_counter time).
+AnswerHook = Callable[[int, int, bytes, float], None]
 
 
 class LoadRun:
-    """One open-loop run; :meth:`run` returns the :func:`summarize` dict."""
+    """One open-loop run; :meth:`run` returns the :func:`summarize` dict.
+
+    Args:
+        url: Base URL, ``http://host[:port]`` (plain HTTP only, no TLS).
+        path: Request path with its query.
+        rate: Requests per second.
+        duration: Seconds of sending.
+        method, body, headers: The request.
+        connections: Most connections open at once.
+        timeout: Seconds an answer may take (from its due time).
+        on_answer: Called with every answer (the push benchmark reads them).
+        bodies: One body per request, used in turn instead of ``body``.
+    """
 
     def __init__(
         self,
@@ -153,47 +209,50 @@ class LoadRun:
         method: str = "GET",
         body: Optional[bytes] = None,
         headers: Optional[Dict[str, str]] = None,
-        connections: int = 32,
+        connections: int = 64,
         timeout: float = 10.0,
+        on_answer: Optional[AnswerHook] = None,
+        bodies: Optional[Callable[[int], bytes]] = None,
     ):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"--url must be http://host[:port], not {url!r}")
         self.url = url
+        self.address = (parts.hostname, parts.port or 80)
+        self.prefix = parts.path.rstrip("/")
         self.path = path if path.startswith("/") else "/" + path
         self.rate = rate
         self.duration = duration
         self.method = method.upper()
         self.body = body
         self.headers = dict(headers or {})
-        if body is not None and not any(
+        if (body is not None or bodies is not None) and not any(
             k.lower() == "content-type" for k in self.headers
         ):
             self.headers["Content-Type"] = "application/json"
         self.connections = max(1, connections)
         self.timeout = timeout
-        _Client(url, timeout)  # validate the URL before any thread starts
-        self._due: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
+        self.on_answer = on_answer
+        self.bodies = bodies
         self.latencies: List[float] = []
+        self.lags: List[float] = []
+        self.waited = 0  # requests that waited for a free connection
         self.errors: Dict[str, int] = collections.Counter()
         self.sent = 0
-        self.lag_max = 0.0
+        self._host = parts.netloc
+        self._fixed = None if bodies else self._request(body)
 
-    def _worker(self) -> None:
-        client = _Client(self.url, self.timeout)
-        while True:
-            intended = self._due.get()
-            if intended is None:
-                return
-            try:
-                status = client.send(self.method, self.path, self.body, self.headers)
-            except Exception as ex:  # every failure is counted, by kind
-                with self._lock:
-                    self.errors[_error_kind(ex)] += 1
-                continue
-            latency = time.perf_counter() - intended
-            with self._lock:
-                self.latencies.append(latency)
-                if status >= 400:
-                    self.errors[f"HTTP {status}"] += 1
+    def _request(self, body: Optional[bytes]) -> bytes:
+        lines = [
+            f"{self.method} {self.prefix}{self.path} HTTP/1.1",
+            f"Host: {self._host}",
+        ]
+        lines += [f"{k}: {v}" for k, v in self.headers.items()]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+    # -- the loop ---------------------------------------------------------------
 
     def run(self, progress=None) -> dict:
         """Send every due request on time, wait for the answers, summarize.
@@ -201,40 +260,53 @@ class LoadRun:
         ``progress(run, elapsed)`` is called about twice a second if given.
         """
         offsets = schedule(self.rate, self.duration)
-        threads = [
-            threading.Thread(target=self._worker, daemon=True)
-            for _ in range(self.connections)
-        ]
-        for thread in threads:
-            thread.start()
+        self._selector = selectors.DefaultSelector()
+        self._idle: List[socket.socket] = []
+        self._open = 0
+        self._waiting: collections.deque = collections.deque()
+        self._inflight: Dict[int, _Exchange] = {}
         start = time.perf_counter()
-        next_report = start
-        for offset in offsets:
-            intended = start + offset
+        next_report = start + 0.5
+        position = 0
+        total = len(offsets)
+        last_due = start + (offsets[-1] if offsets else 0.0)
+        stop_at = last_due + self.timeout + 1.0
+        while position < total or self._waiting or self._inflight:
             now = time.perf_counter()
-            if intended > now:
-                time.sleep(intended - now)
-            else:
-                self.lag_max = max(self.lag_max, now - intended)
-            self._due.put(intended)
-            self.sent += 1
+            if now > stop_at:
+                break
+            while position < total and start + offsets[position] <= now:
+                due = start + offsets[position]
+                exchange = _Exchange(position, due, now)
+                self.lags.append(now - due)
+                position += 1
+                if not self._dispatch(exchange, now):
+                    exchange.queued = True
+                    self.waited += 1
+                    self._waiting.append(exchange)
+            self._expire(now)
+            wait = stop_at - now
+            if position < total:
+                wait = min(wait, start + offsets[position] - now)
+            if self._inflight:
+                wait = min(wait, 0.05)
+            for key, _ in self._selector.select(max(wait, 0.0)):
+                self._ready(key.data, time.perf_counter())
             if progress and time.perf_counter() >= next_report:
                 progress(self, time.perf_counter() - start)
                 next_report += 0.5
-        for _ in threads:
-            self._due.put(None)
-        # Answers still missing this long after the last send are unfinished.
-        deadline = time.perf_counter() + self.timeout + 1.0
-        for thread in threads:
-            while thread.is_alive() and time.perf_counter() < deadline:
-                thread.join(0.5)
-                if progress:
-                    progress(self, time.perf_counter() - start)
         elapsed = time.perf_counter() - start
-        with self._lock:
-            summary = summarize(
-                self.latencies, self.errors, due=len(offsets), elapsed=elapsed
-            )
+        unfinished = len(self._inflight) + len(self._waiting)
+        for exchange in list(self._inflight.values()):
+            self._close(exchange)
+        for sock in self._idle:
+            sock.close()
+        self._selector.close()
+        summary = summarize(self.latencies, self.errors, due=total, elapsed=elapsed)
+        summary["unfinished"] = unfinished
+        lags = sorted(self.lags)
+        lag = _distribution(lags)
+        sent_share = self.sent / total if total else 1.0
         summary.update(
             url=self.url,
             path=self.path,
@@ -242,16 +314,143 @@ class LoadRun:
             rate=self.rate,
             duration_s=self.duration,
             connections=self.connections,
-            generator_lag_max_ms=self.lag_max * 1000,
+            sent=self.sent,
+            waited_for_connection=self.waited,
+            generator_lag_ms=lag,
+            generator_behind=bool(
+                (lag and lag["p99"] > LAG_LIMIT_MS) or sent_share < RATE_SHARE
+            ),
         )
         return summary
+
+    def _dispatch(self, exchange: _Exchange, now: float) -> bool:
+        """Start sending ``exchange``; False when every connection is busy."""
+        if self._idle:
+            sock = self._idle.pop()
+            exchange.reused = True
+        elif self._open < self.connections:
+            sock = self._connect()
+            if sock is None:
+                self._fail(exchange, "ConnectionRefusedError")
+                return True
+        else:
+            return False
+        exchange.sock = sock
+        exchange.started = now
+        exchange.deadline = exchange.due + self.timeout
+        body = self.body if self.bodies is None else self.bodies(exchange.index)
+        exchange.out = memoryview(self._fixed or self._request(body))
+        exchange.state = "sending"
+        self._inflight[exchange.index] = exchange
+        self.sent += 1
+        self._selector.register(sock, selectors.EVENT_WRITE, exchange)
+        return True
+
+    def _connect(self) -> Optional[socket.socket]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = sock.connect_ex(self.address)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            return None
+        self._open += 1
+        return sock
+
+    def _ready(self, exchange: _Exchange, now: float) -> None:
+        if exchange.state == "sending":
+            self._send(exchange)
+        else:
+            self._receive(exchange, now)
+
+    def _send(self, exchange: _Exchange) -> None:
+        try:
+            sent = exchange.sock.send(exchange.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as ex:
+            self._broken(exchange, ex)
+            return
+        exchange.out = exchange.out[sent:]
+        if not exchange.out:
+            exchange.state = "receiving"
+            self._selector.modify(exchange.sock, selectors.EVENT_READ, exchange)
+
+    def _receive(self, exchange: _Exchange, now: float) -> None:
+        try:
+            data = exchange.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as ex:
+            self._broken(exchange, ex)
+            return
+        exchange.inbox += data
+        try:
+            answer = parse_response(exchange.inbox, at_eof=not data)
+        except (ValueError, IndexError):
+            self._fail(exchange, "BadResponse")
+            return
+        if answer is None:
+            if not data:
+                self._broken(exchange, ConnectionResetError("closed early"))
+            return
+        status, body, keep_alive = answer
+        self.latencies.append(now - exchange.taken)
+        if status >= 400:
+            self.errors[f"HTTP {status}"] += 1
+        if self.on_answer is not None:
+            self.on_answer(exchange.index, status, body, now)
+        self._finish(exchange, keep=keep_alive and bool(data))
+
+    def _broken(self, exchange: _Exchange, ex: OSError) -> None:
+        # An idle keep-alive connection the server closed meanwhile: any
+        # client retries on a new one, and so does this one (once).
+        if exchange.reused and not exchange.inbox:
+            self._finish(exchange, keep=False, done=False)
+            exchange.reused = False
+            exchange.inbox = bytearray()
+            if self._dispatch(exchange, time.perf_counter()):
+                self.sent -= 1  # the same request, sent again
+            else:
+                self._waiting.appendleft(exchange)
+            return
+        self._fail(exchange, type(ex).__name__)
+
+    def _fail(self, exchange: _Exchange, kind: str) -> None:
+        self.errors[kind] += 1
+        self._finish(exchange, keep=False)
+
+    def _finish(self, exchange: _Exchange, keep: bool, done: bool = True) -> None:
+        self._inflight.pop(exchange.index, None)
+        sock = exchange.sock
+        exchange.sock = None
+        if sock is not None:
+            self._selector.unregister(sock)
+            if keep:
+                self._idle.append(sock)
+            else:
+                sock.close()
+                self._open -= 1
+        if done:
+            self._next_waiting()
+
+    def _close(self, exchange: _Exchange) -> None:
+        self._finish(exchange, keep=False, done=False)
+
+    def _next_waiting(self) -> None:
+        now = time.perf_counter()
+        while self._waiting and (self._idle or self._open < self.connections):
+            self._dispatch(self._waiting.popleft(), now)
+
+    def _expire(self, now: float) -> None:
+        for exchange in [e for e in self._inflight.values() if e.deadline < now]:
+            self._fail(exchange, "timeout")
 
 
 def progress_line(run: LoadRun, elapsed: float) -> str:
     """``  12.0/30s  sent 1200  answered 1198  errors 0  p50 1.2 ms  p99 3.4 ms``."""
-    with run._lock:
-        ordered = sorted(run.latencies)
-        errors = sum(run.errors.values())
+    ordered = sorted(run.latencies)
+    errors = sum(run.errors.values())
     text = (
         f"{elapsed:6.1f}/{run.duration:g}s  sent {run.sent}  "
         f"answered {len(ordered)}  errors {errors}"
@@ -281,9 +480,10 @@ def format_summary(summary: dict) -> str:
         f"{summary['method']} {summary['url'].rstrip('/')}{summary['path']}  "
         f"rate {summary['rate']:g}/s for {summary['duration_s']:g} s, "
         f"{summary['connections']} connections",
-        f"due {summary['due']}  answered {summary['answered']}  "
-        f"errors {summary['error_count']}  unfinished {summary['unfinished']}  "
-        f"achieved {summary['achieved_rate']:.1f}/s",
+        f"due {summary['due']}  sent {summary['sent']}  answered "
+        f"{summary['answered']}  errors {summary['error_count']}  unfinished "
+        f"{summary['unfinished']}  achieved {summary['achieved_rate']:.1f}/s "
+        f"(asked {summary['rate']:g}/s)",
     ]
     if summary["errors"]:
         lines.append(
@@ -293,13 +493,21 @@ def format_summary(summary: dict) -> str:
     latency = summary["latency_ms"]
     if latency:
         lines.append(
-            "latency (ms, from the intended send time): "
+            "latency (ms, waits for a connection included): "
             + "  ".join(f"{name} {value:.2f}" for name, value in latency.items())
         )
-    if summary["generator_lag_max_ms"] > 100:
+    lag = summary["generator_lag_ms"]
+    if lag:
         lines.append(
-            f"note: this client fell up to {summary['generator_lag_max_ms']:.0f} ms"
-            " behind its schedule; latencies still count from the schedule"
+            "this client's own lag (ms, not counted above): "
+            + "  ".join(f"{name} {value:.2f}" for name, value in lag.items())
+        )
+    if summary["generator_behind"]:
+        lines.append(
+            "warning: this client fell behind its schedule (its own lag p99 over "
+            f"{LAG_LIMIT_MS:g} ms, or under {RATE_SHARE:.0%} of the rate sent): "
+            "the server did not get the asked rate; use fewer requests/s or a "
+            "faster interpreter (PyPy)"
         )
     return "\n".join(lines)
 
@@ -342,8 +550,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--connections",
         type=int,
-        default=32,
-        help="connections (and threads) in the pool (default 32)",
+        default=64,
+        help="most connections open at once (default 64); a due request "
+        "waits when all are busy, and its wait counts",
     )
     parser.add_argument(
         "--timeout", type=float, default=10.0, help="seconds per request (default 10)"

@@ -70,6 +70,10 @@ class Target:
         bodies: ``(count, start) -> [body, ...]``: unique bodies, one per request.
         probe_body: the body of the availability probe when ``bodies`` is set.
         needs: what the stack must provide (``"salaries"``, ``"collatz"``).
+        rows: ``Api -> int``: rows one answer carries (an export), so the
+            report can give rows per second.
+        warm_requests: requests per PyPy worker before its warm-up may end,
+            when not the harness's default (an export's request is 13,570 rows).
     """
 
     name: str
@@ -81,6 +85,8 @@ class Target:
     bodies: Optional[Callable[[int, int], List[str]]] = None
     probe_body: Optional[str] = None
     needs: Optional[str] = None
+    rows: Optional[Callable[[Api], int]] = None
+    warm_requests: Optional[int] = None
 
     @property
     def headers(self) -> Dict[str, str]:
@@ -111,6 +117,18 @@ def _note(api: Api) -> str:
     return f"/notes/{created.json()['id']}"
 
 
+def _notes(api: Api) -> str:
+    for n in range(30):
+        created = api.call("POST", "/notes", {"title": f"listed {n}", "body": "x"})
+        if created.status_code != 201:
+            raise NotAvailable(f"POST /notes answers {created.status_code}")
+    return "/notes?limit=20"
+
+
+def _police_rows(api: Api) -> int:
+    return api.call("GET", "/departments/POLICE").json()["employees"]
+
+
 def _link(api: Api) -> str:
     created = api.call("POST", "/links", {"url": "https://example.com/bench"})
     if created.status_code not in (200, 201):
@@ -138,6 +156,14 @@ TARGETS = [
         method="POST",
         body=json.dumps({"title": "bench", "body": "written by wrk"}),
     ),
+    Target("notes-list", "GET /notes?limit=20", setup=_notes),
+    Target(
+        "notes-patch",
+        "PATCH /notes/{id}",
+        method="PATCH",
+        body=json.dumps({"body": "patched by wrk"}),
+        setup=_note,
+    ),
     Target(
         "department", "GET /departments/POLICE", "/departments/POLICE", needs="salaries"
     ),
@@ -147,7 +173,28 @@ TARGETS = [
         "/departments/POLICE/employees?limit=100",
         needs="salaries",
     ),
+    Target(
+        "dept-seed",
+        "GET /dept/TREASURER (seed path: the whole department)",
+        "/dept/TREASURER",
+        needs="salaries",
+    ),
+    Target(
+        "export",
+        "GET /departments/POLICE/employees.ndjson (all)",
+        "/departments/POLICE/employees.ndjson",
+        needs="salaries",
+        rows=_police_rows,
+        warm_requests=100,
+    ),
     Target("redirect", "GET /{code} (redirect)", setup=_link),
+    Target(
+        "links-create",
+        "POST /links",
+        "/links",
+        method="POST",
+        body=json.dumps({"url": "https://example.com/bench"}),
+    ),
     Target(
         "primes",
         f"POST /primes ({PRIMES_PER_BATCH} new primes)",

@@ -3,22 +3,31 @@
 ``python -m bench.push [--quick] [--python PATH ...]`` prints JSON. For each
 interpreter (``--python``, repeatable; by default the project's
 ``.venv/pypy3`` and ``.venv/python3`` that exist, else the one running this)
-it starts gunicorn (2 workers) and the push worker under that interpreter on
-a temp SQLite file, and measures from this process, with a SUB socket:
+it starts gunicorn (its default workers) and the push worker under that
+interpreter on a temp SQLite file, and measures from this process:
 
 - ``latency``: notes created one at a time with ``POST /notes``; for each,
   the time from the POST returning to its event arriving at the SUB client
-  (p50, p99, max; a receiver thread timestamps arrivals). The embedded
-  store's log is polled every 50 ms, which sets most of it.
+  (p50, p99, max; a receiver thread timestamps arrivals). The API nudges
+  the worker after each commit (PUSH_WAKE_ADDRESS), so it reads the change
+  at once instead of at its next poll.
 - ``live``: 4 client threads POST notes for a few seconds; events per
   second that reach the SUB client (the API's write rate bounds it).
 - ``catch_up``: changes written while the worker is stopped, then forwarded
   by the restarted worker; events per second from the first to the last
   arrival: what the worker alone sustains, starting cold (no JIT warm-up,
   as after a crash).
+- ``under_load``: ``POST /notes`` sent open-loop at a fixed rate (500/s;
+  bench/load.py) after a warm-up at that rate, with a SUB client and an SSE
+  client each in a process of its own (so the load generator cannot delay
+  their clocks); for every note, the time from its POST's answer to its
+  event arriving on each channel (p50, p99, max; ``time.perf_counter`` is
+  the same monotonic clock in every process), the achieved write rate
+  against the asked one, and the POSTs' own latency and errors.
 
-Quick: 100 latency samples, 2 s of live load, a backlog of 2,000 (about
-15 s per interpreter); full: 300, 6 s, 10,000.
+Quick: 50 latency samples, 1 s of live load, a backlog of 500, 2 s at
+100 writes/s (about 20 s per interpreter); full: 300, 6 s, 10,000, 20 s
+warm-up then 10 s at 500 writes/s.
 
 ``run(quick)`` does the same and returns the dict, with the PyPy/CPython
 ratios when both ran. The client side always runs under the interpreter
@@ -30,12 +39,14 @@ import json
 import os
 import platform
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Dict
 from typing import List
@@ -44,7 +55,9 @@ from typing import Optional
 import requests
 import zmq
 
+from bench import load
 from bench.servers import free_port
+from bench.servers import free_udp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHONS = (
@@ -123,7 +136,7 @@ class Stack:
             RETHINKDB_URL="",  # this figure is the embedded store's
             HOST="127.0.0.1",
             PORT=self.api_url.rsplit(":", 1)[1],
-            WORKERS="2",
+            PUSH_WAKE_ADDRESS=f"127.0.0.1:{free_udp_port()}",
             PUSH_PUB_ENDPOINT=self.pub_endpoint,
             PUSH_SSE_BIND=self.sse_url[len("http://") :],
         )
@@ -134,8 +147,6 @@ class Stack:
                 "gunicorn",
                 "-c",
                 "gunicorn.conf.py",
-                "--access-logfile",
-                os.devnull,
                 "api.app:app",
             ],
             env,
@@ -303,6 +314,169 @@ def measure_catch_up(stack: Stack, receiver: Receiver, count: int) -> dict:
     }
 
 
+# -- under load: open-loop writes, receivers in processes of their own ---------
+
+
+def receive(channel: str, where: str, out: str) -> None:
+    """``python -m bench.push receive sub|sse WHERE OUT``: timestamp every event.
+
+    Prints ``ready`` once connected; on SIGTERM writes ``note_id arrival``
+    lines (``time.perf_counter``) to OUT and exits.
+    """
+    arrivals: Dict[str, float] = {}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if channel == "sub":
+        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.SUBSCRIBE, b"note.")
+        sock.connect(where)
+        print("ready", flush=True)
+        while not stop.is_set():
+            if sock.poll(100):
+                _topic, body = sock.recv_multipart()
+                now = time.perf_counter()
+                note = json.loads(body)["new_val"]
+                if note is not None:
+                    arrivals.setdefault(note["id"], now)
+    else:
+        threading.Thread(
+            target=_read_sse, args=(where, arrivals, stop), daemon=True
+        ).start()
+        stop.wait()
+    with open(out, "w") as file:
+        file.writelines(f"{note_id} {at!r}\n" for note_id, at in arrivals.items())
+
+
+def _read_sse(url: str, arrivals: Dict[str, float], stop: threading.Event) -> None:
+    # A plain socket: each read is timestamped as it arrives (an HTTP
+    # library's line iterator reads byte by byte, too slow at 500 events/s).
+    parts = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+    sock.sendall(
+        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    sock.settimeout(0.2)
+    pending = b""
+    ready = False
+    while not stop.is_set():
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            return
+        now = time.perf_counter()
+        pending += data
+        if not ready and b"\r\n\r\n" in pending:
+            ready = True
+            print("ready", flush=True)
+            pending = pending.split(b"\r\n\r\n", 1)[1]
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):
+                note = json.loads(line[5:])["new_val"]
+                if note is not None:
+                    arrivals.setdefault(note["id"], now)
+
+
+class _ReceiverProcess:
+    """``receive`` in a child process (this interpreter)."""
+
+    def __init__(self, channel: str, where: str, folder: Path):
+        self.out = folder / f"arrivals-{channel}.txt"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.push",
+                "receive",
+                channel,
+                where,
+                str(self.out),
+            ],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the {channel} receiver did not start")
+
+    def arrivals(self) -> Dict[str, float]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        arrivals = {}
+        for line in self.out.read_text().splitlines():
+            note_id, at = line.split()
+            arrivals[note_id] = float(at)
+        return arrivals
+
+
+def _post_load(stack: Stack, rate: float, seconds: float) -> tuple:
+    """Open-loop POST /notes; (load summary, {note id: answered at})."""
+    answers: Dict[int, tuple] = {}
+    run = load.LoadRun(
+        stack.api_url,
+        "/notes",
+        rate=rate,
+        duration=seconds,
+        method="POST",
+        bodies=lambda i: b'{"title": "load %d", "body": "bench"}' % i,
+        on_answer=lambda i, status, body, at: answers.__setitem__(
+            i, (status, body, at)
+        ),
+        connections=256,
+    )
+    summary = run.run()
+    answered = {
+        json.loads(body)["id"]: at
+        for status, body, at in answers.values()
+        if status == 201
+    }
+    return summary, answered
+
+
+def measure_under_load(
+    stack: Stack, folder: Path, rate: float, seconds: float, warmup: float
+) -> dict:
+    """POST at ``rate`` for ``seconds`` (after ``warmup``); latency per channel."""
+    if warmup:
+        _post_load(stack, rate, warmup)  # the JIT of the API and the worker
+    sub = _ReceiverProcess("sub", stack.pub_endpoint, folder)
+    sse = _ReceiverProcess("sse", stack.sse_url + "/events", folder)
+    stack.wait_subscribed()
+    summary, answered = _post_load(stack, rate, seconds)
+    time.sleep(2.0)  # the last events on their way
+    channels = {"sub": sub.arrivals(), "sse": sse.arrivals()}
+    result = {
+        "asked_rate": rate,
+        "seconds": seconds,
+        "achieved_rate": round(summary["achieved_rate"], 1),
+        "sent": summary["sent"],
+        "created": len(answered),
+        "post_errors": summary["errors"],
+        "post_latency_ms": {k: round(v, 2) for k, v in summary["latency_ms"].items()},
+        "generator_behind": summary["generator_behind"],
+    }
+    for name, arrivals in channels.items():
+        ms = [
+            max(0.0, arrivals[note_id] - at) * 1000
+            for note_id, at in answered.items()
+            if note_id in arrivals
+        ]
+        result[name] = {
+            "events": len(ms),
+            "missing": len(answered) - len(ms),
+            "p50_ms": round(_percentile(ms, 0.5), 2) if ms else None,
+            "p99_ms": round(_percentile(ms, 0.99), 2) if ms else None,
+            "max_ms": round(max(ms), 2) if ms else None,
+        }
+    return result
+
+
 #: How much each figure does: quick, full.
 SIZES = {
     True: {
@@ -311,6 +485,9 @@ SIZES = {
         "live_s": 1.0,
         "live_warmup_s": 0.5,
         "backlog": 500,
+        "load_rate": 100,
+        "load_s": 2.0,
+        "load_warmup_s": 1.0,
     },
     False: {
         "latency": 300,
@@ -318,6 +495,9 @@ SIZES = {
         "live_s": 6.0,
         "live_warmup_s": 3.0,
         "backlog": 10000,
+        "load_rate": 500,
+        "load_s": 10.0,
+        "load_warmup_s": 20.0,
     },
 }
 
@@ -340,9 +520,17 @@ def measure(python: str, quick: bool, sizes: Optional[dict] = None) -> dict:
             result = {
                 "latency": latency,
                 "live": measure_live(stack, receiver, size["live_s"]),
-                # The worker restarts for this one: a cold process, as after a crash.
-                "catch_up": measure_catch_up(stack, receiver, size["backlog"]),
             }
+            if size.get("load_rate"):
+                result["under_load"] = measure_under_load(
+                    stack,
+                    Path(folder),
+                    size["load_rate"],
+                    size["load_s"],
+                    size["load_warmup_s"],
+                )
+            # The worker restarts for this one: a cold process, as after a crash.
+            result["catch_up"] = measure_catch_up(stack, receiver, size["backlog"])
         finally:
             if receiver is not None:
                 receiver.close()
@@ -401,6 +589,10 @@ def _ratio(a: float, b: float) -> Optional[float]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["receive"]:
+        receive(*argv[1:4])
+        return 0
     parser = argparse.ArgumentParser(prog="python -m bench.push", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs")
     parser.add_argument(

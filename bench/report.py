@@ -1,9 +1,50 @@
-"""Derived figures (PyPy/CPython ratio, share of the ceiling) and the printed table."""
+"""Derived figures (PyPy/CPython ratio, share of the ceiling), targets, tables."""
 
 import json
 from pathlib import Path
+from typing import Any
+from typing import Dict
 from typing import List
 from typing import Optional
+
+#: The issue's targets (issue 15): PyPy/CPython on every database path ...
+DATABASE_PATHS = (
+    "notes-get",
+    "notes-list",
+    "notes-post",
+    "notes-patch",
+    "redirect",
+    "links-create",
+    "department",
+    "employees",
+    "primes",
+)
+PYPY_OVER_CPYTHON = 1.5
+#: ... share of the bare app's req/s under PyPy ...
+BARE_SHARES = {"notes-get": 0.50, "redirect": 0.40, "notes-post": 0.25}
+#: ... POST /notes p99 at the run's connections, no 503 ...
+POST_P99_MS = 20.0
+#: ... push latency at this write rate ...
+PUSH_RATE = 500
+PUSH_P99_MS = 10.0
+#: ... and against the seed's own apps (figures kept in bench/results/seed.json).
+SEED_TARGETS = (
+    ("redirect", "redirect", 2.0, "rps", "GET /{code} req/s vs Pyster's"),
+    (
+        "dept-seed",
+        "department",
+        5.0,
+        "rps",
+        "one department (GET /dept/TREASURER) req/s vs Salary-API's",
+    ),
+    (
+        "export",
+        "export",
+        2.0,
+        "rows_per_s",
+        "POLICE export rows/s vs Salary-API's /dept/POLICE",
+    ),
+)
 
 
 def ratio(numerator: Optional[dict], denominator: Optional[dict]) -> Optional[float]:
@@ -124,6 +165,213 @@ def table(results: dict) -> str:
     return text
 
 
+def _pypy_name(results: dict) -> Optional[str]:
+    for name, version in results.get("versions", {}).items():
+        if version.startswith("PyPy"):
+            return name
+    return None
+
+
+def _cpython_name(results: dict) -> Optional[str]:
+    for name, version in results.get("versions", {}).items():
+        if version.startswith("CPython"):
+            return name
+    return None
+
+
+def _row_results(results: dict, name: str) -> Dict[str, dict]:
+    for row in results["paths"]:
+        if row["name"] == name:
+            return row["results"]
+    return {}
+
+
+def _target(
+    what: str,
+    figure: Any,
+    threshold: str,
+    holds: Optional[bool],
+    score: Optional[float] = None,
+) -> dict:
+    """One target; ``score`` is the figure over what is wanted (1 or more: holds)."""
+    return {
+        "target": what,
+        "figure": figure,
+        "threshold": threshold,
+        "holds": holds,
+        "score": score,
+    }
+
+
+def _rate(result: Optional[dict], key: str = "rps") -> Optional[float]:
+    if result and result.get("available") and key in result:
+        return result[key]
+    return None
+
+
+def targets(results: dict) -> List[dict]:
+    """Every target of issue 15 with this run's figure and whether it holds.
+
+    ``holds`` is None when the run has no figure for it (not measured, not
+    available); the figure then says why.
+    """
+    pypy, cpython = _pypy_name(results), _cpython_name(results)
+    out = []
+    labels = {row["name"]: row["label"] for row in results["paths"]}
+    for name in DATABASE_PATHS:
+        if name not in labels:
+            continue
+        measured = _row_results(results, name)
+        fast, slow = _rate(measured.get(pypy)), _rate(measured.get(cpython))
+        value = fast / slow if fast and slow else None
+        out.append(
+            _target(
+                f"PyPy/CPython, {labels[name]}",
+                None if value is None else f"{value:.2f}x ({fast:,.0f} / {slow:,.0f})",
+                f">= {PYPY_OVER_CPYTHON}x",
+                None if value is None else value >= PYPY_OVER_CPYTHON,
+                None if value is None else value / PYPY_OVER_CPYTHON,
+            )
+        )
+    bare = _rate(results["bare"]["results"].get(pypy))
+    for name, share in BARE_SHARES.items():
+        if name not in labels:
+            continue
+        rps = _rate(_row_results(results, name).get(pypy))
+        value = rps / bare if rps and bare else None
+        out.append(
+            _target(
+                f"PyPy, {labels[name]} vs the bare app",
+                None if value is None else f"{value:.0%} ({rps:,.0f} / {bare:,.0f})",
+                f">= {share:.0%}",
+                None if value is None else value >= share,
+                None if value is None else value / share,
+            )
+        )
+    post = (
+        _row_results(results, "notes-post").get(pypy)
+        if "notes-post" in labels
+        else None
+    )
+    if post is not None:
+        if post.get("available"):
+            p99 = post["latency_ms"]["p99"]
+            busy = sum(
+                n for kind, n in post["errors"].items() if kind != "total"
+            )  # wrk counts statuses >= 400 as "status"
+            out.append(
+                _target(
+                    "POST /notes p99 on SQLite, PyPy, "
+                    f"{results['settings']['connections']} connections, no error",
+                    f"{p99:.1f} ms, {busy} errors",
+                    f"<= {POST_P99_MS:g} ms, 0 errors",
+                    p99 <= POST_P99_MS and busy == 0,
+                    POST_P99_MS / max(p99, 1e-3) if busy == 0 else 0.0,
+                )
+            )
+    out += _push_targets(results)
+    out += _seed_targets(results, pypy)
+    return out
+
+
+def _push_targets(results: dict) -> List[dict]:
+    figure = (results.get("figures") or {}).get("push")
+    if figure is None:
+        return []
+    loads = {}
+    if figure.get("available") and "result" in figure:
+        for implementation, measured in figure["result"].get("results", {}).items():
+            if "under_load" in measured:
+                loads[implementation] = measured["under_load"]
+    under = loads.get("pypy")
+    out = []
+    for channel, label in (("sse", "SSE"), ("sub", "ZeroMQ SUB")):
+        what = f"POST -> {label} p99 at {PUSH_RATE} writes/s, embedded store, PyPy"
+        if under is None:
+            reason = figure.get("reason") or figure.get("error") or "not measured"
+            out.append(_target(what, f"n/a ({reason})", f"<= {PUSH_P99_MS:g} ms", None))
+            continue
+        measured = under[channel]
+        p99 = measured["p99_ms"]
+        rate_ok = under["asked_rate"] >= PUSH_RATE
+        out.append(
+            _target(
+                what,
+                f"{p99} ms (asked {under['asked_rate']:g}/s, achieved "
+                f"{under['achieved_rate']:g}/s; {measured['missing']} missing)",
+                f"<= {PUSH_P99_MS:g} ms",
+                None
+                if p99 is None or not rate_ok
+                else p99 <= PUSH_P99_MS and measured["missing"] == 0,
+                None if p99 is None else PUSH_P99_MS / max(p99, 1e-3),
+            )
+        )
+    return out
+
+
+def _seed_targets(results: dict, pypy: Optional[str]) -> List[dict]:
+    seed = results.get("seed") or {}
+    figures = seed.get("figures", {})
+    out = []
+    labels = {row["name"] for row in results["paths"]}
+    for name, key, factor, unit, what in SEED_TARGETS:
+        if name not in labels:
+            continue
+        ours = _rate(_row_results(results, name).get(pypy), unit)
+        theirs = (figures.get(key) or {}).get(unit)
+        if ours is None or not theirs:
+            reason = "seed not measured" if not theirs else "not measured here"
+            out.append(_target(what, f"n/a ({reason})", f">= {factor:g}x", None))
+            continue
+        value = ours / theirs
+        out.append(
+            _target(
+                what + " (seed measured apart)",
+                f"{value:.2f}x ({ours:,.0f} / {theirs:,.0f})",
+                f">= {factor:g}x",
+                value >= factor,
+                value / factor,
+            )
+        )
+    return out
+
+
+def targets_table(rows: List[dict]) -> str:
+    """The targets as a Markdown table: target, figure, threshold, holds."""
+    if not rows:
+        return ""
+    mark = {True: "yes", False: "**no**", None: "n/a"}
+    body = [
+        [row["target"], row["figure"] or "n/a", row["threshold"], mark[row["holds"]]]
+        for row in rows
+    ]
+    return _markdown(["target", "this run", "wanted", "holds"], body, text_columns=4)
+
+
+def warmup_table(results: dict) -> str:
+    """Each path's warm-up per interpreter, and whether its rate levelled off."""
+    names: List[str] = results["interpreters"]
+    rows = []
+    for row in [results["bare"]] + results["paths"]:
+        cells = [row["label"]]
+        seen = False
+        for name in names:
+            warm = (row["results"].get(name) or {}).get("warmup")
+            if not warm:
+                cells.append("")
+                continue
+            seen = True
+            cells.append(
+                f"{warm['seconds']:.0f} s, {warm['requests_per_worker']:,}/worker"
+                + ("" if warm["plateau"] else ", no plateau")
+            )
+        if seen:
+            rows.append(cells)
+    if not rows:
+        return ""
+    return _markdown(["path"] + [f"{name} warm-up" for name in names], rows, 3)
+
+
 def worker_table(comparison: dict) -> str:
     """Worker classes x connection mode x path: req/s, p50, p99 (Markdown)."""
     header = [
@@ -155,17 +403,41 @@ def worker_table(comparison: dict) -> str:
     return text.strip()
 
 
+def _rows_table(rows: List[dict]) -> str:
+    """A list of flat dicts (a figure's ``rows``) as a Markdown table."""
+    header: List[str] = []
+    for row in rows:
+        header += [key for key in row if key not in header]
+    body = [[_cell(row.get(key)) for key in header] for row in rows]
+    return _markdown(header, body)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
 def figures_table(figures: dict) -> str:
-    """One line per figure module: its result, or why there is none."""
-    lines = []
+    """Per figure module: its ``rows`` as a table when it has them, else its JSON."""
+    parts = []
     for name, figure in figures.items():
         if not figure.get("available"):
-            lines.append(f"- {name}: not available ({figure.get('reason')})")
+            parts.append(f"- {name}: not available ({figure.get('reason')})")
         elif "error" in figure:
-            lines.append(f"- {name}: failed ({figure['error']})")
+            parts.append(f"- {name}: failed ({figure['error']})")
+        elif isinstance(figure["result"], dict) and figure["result"].get("rows"):
+            rows = figure["result"]["rows"]
+            parts.append(f"{name}:\n\n{_rows_table(rows)}\n")
         else:
-            lines.append(f"- {name}: {json.dumps(figure['result'], sort_keys=True)}")
-    return "\n".join(lines)
+            parts.append(f"- {name}: {json.dumps(figure['result'], sort_keys=True)}")
+    return "\n".join(parts)
 
 
 def markdown(results: dict) -> str:
@@ -173,16 +445,26 @@ def markdown(results: dict) -> str:
     settings = results["settings"]
     machine = results["machine"]
     versions = ", ".join(f"{k}: {v}" for k, v in results["versions"].items())
+    workers = settings["workers"]
+    if isinstance(workers, dict):
+        workers = ", ".join(f"{k} {v}" for k, v in workers.items())
     parts = [
         f"{machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB; "
-        f"{versions}; gunicorn {settings['workers']} workers "
+        f"{versions}; gunicorn workers: {workers} "
         f"({settings['worker_class']}, {settings['threads']} threads); wrk "
-        f"{settings['connections']} connections, {settings['warmup']:g} s warm-up "
-        f"(+{settings.get('server_warmup', 0):g} s before a server's first path) + "
-        f"{settings['duration']:g} s measured per path"
+        f"{settings['connections']} connections; warm-up until the rate levels "
+        f"off (at most {settings['warmup']:g} s per path, +"
+        f"{settings.get('server_warmup', 0):g} s before a server's first path), "
+        f"then {settings['duration']:g} s measured per path"
         + (" (QUICK run: noisy)" if settings["quick"] else ""),
-        table(results),
     ]
+    goal = targets_table(targets(results))
+    if goal:
+        parts.append("Targets (issue 15):\n\n" + goal)
+    parts.append(table(results))
+    warm = warmup_table(results)
+    if warm:
+        parts.append("Warm-up per path (slices until the rate levels off):\n\n" + warm)
     if "worker_classes" in results:
         parts.append(
             "Gunicorn worker classes under PyPy:\n\n"

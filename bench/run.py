@@ -1,12 +1,15 @@
 """``make bench``: every hot path under PyPy and CPython, side by side, in one run.
 
-For each interpreter it starts the API (gunicorn, same gunicorn.conf.py, a
-fixed number of workers, its own port and copy of the prepared database,
+For each interpreter it starts the API as ``make serve`` does (gunicorn with
+gunicorn.conf.py and its defaults: the interpreter's default number of
+workers, no access log; its own port and copy of the prepared database,
 collatz broker and workers when the checkout has them) and a bare Falcon app
-as the ceiling; warms each path up for the JIT, then drives it with wrk at
-fixed concurrency. Then it compares gunicorn worker classes under PyPy and
-runs the figure modules (bench/primes.py, collatz.py, push.py). It prints the
-tables and writes ``bench/results/<name>.json`` and ``<name>.png``.
+served the same way as the ceiling; warms each path up until its rate levels
+off (the JIT's plateau, bench/measure.py), then drives it with wrk at fixed
+concurrency. Then it compares gunicorn worker classes under PyPy and runs the
+figure modules (bench/primes.py, collatz.py, push.py, rethinkdb.py). It
+prints the tables, the issue's targets with their figures and whether each
+holds, and writes ``bench/results/<name>.json``, ``.md`` and ``.png``.
 
 Run ``python -m bench.run --help`` for the knobs; ``make bench QUICK=1`` is
 the short run.
@@ -14,6 +17,7 @@ the short run.
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -39,30 +43,35 @@ from bench.servers import Stack
 from bench.servers import StartError
 from bench.servers import has_module
 from core.settings import Settings as ServerSettings
+from core.settings import default_workers
 
 DEFAULT_INTERPRETERS = {
     "pypy3": str(ROOT / ".venv" / "pypy3" / "bin" / "python"),
     "python3": str(ROOT / ".venv" / "python3" / "bin" / "python"),
 }
-#: Seconds of warm-up and measurement; the full run warms up long enough for
-#: PyPy's JIT to have compiled the path's loops.
+#: Seconds of measurement, and the most seconds of warm-up per path (it ends
+#: at the plateau, usually far sooner; see bench/measure.py).
 FULL = {
-    "warmup": 10.0,
-    "duration": 20.0,
-    "server_warmup": 20.0,
-    "class_warmup": 10.0,
-    "class_duration": 15.0,
+    "warmup": 90.0,
+    "duration": 10.0,
+    "server_warmup": 60.0,
+    "warmup_slice": 3.0,
+    "class_warmup": 60.0,
+    "class_duration": 10.0,
 }
 QUICK = {
-    "warmup": 0.5,
+    "warmup": 1.0,
     "duration": 1.0,
     "server_warmup": 0.0,
-    "class_warmup": 0.5,
+    "warmup_slice": 0.5,
+    "class_warmup": 1.0,
     "class_duration": 1.0,
 }
-#: What gunicorn.conf.py picks when WORKERS is unset, fixed here so every
-#: server of a run has the same number whatever the environment says.
-DEFAULT_WORKERS = min(2 * (os.cpu_count() or 1) + 1, 8)
+#: Requests each PyPy worker serves before a plateau may be declared (the
+#: JIT compiles from what it has run; CPython has nothing to warm).
+MIN_REQUESTS_PER_WORKER = {"full": 5000, "quick": 0}
+#: Where the seed apps' own figures are kept (measured outside the project).
+SEED_FIGURES = ROOT / "bench" / "results" / "seed.json"
 #: How long a path may answer 503 while its backend comes up (collatz workers).
 BACKEND_PATIENCE = 30.0
 COLLATZ_MODULES = ("workers.collatz.broker", "workers.collatz.worker")
@@ -98,7 +107,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         help="comma-separated path names (and 'bare'); "
         f"known: {', '.join(t.name for t in paths.TARGETS)}",
     )
-    parser.add_argument("--warmup", type=float, help="seconds of warm-up per path")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        help="most seconds of warm-up per path (it ends at the plateau; 0: none)",
+    )
     parser.add_argument("--duration", type=float, help="measured seconds per path")
     parser.add_argument(
         "--server-warmup",
@@ -117,9 +130,16 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=DEFAULT_WORKERS,
-        help="gunicorn workers per server (default: gunicorn.conf.py's "
-        f"2 x cores + 1, capped at 8: {DEFAULT_WORKERS} here)",
+        help="gunicorn workers per server (default: gunicorn.conf.py's default "
+        "for each interpreter: one per core under PyPy, 2 x cores + 1 under "
+        "CPython)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        default=SEED_FIGURES,
+        help="JSON of the seed apps' figures, measured outside the project "
+        "(default bench/results/seed.json; see README, Performance)",
     )
     parser.add_argument(
         "--no-worker-classes",
@@ -187,6 +207,7 @@ class Run:
             if args.server_warmup is None
             else args.server_warmup
         )
+        self.min_requests = MIN_REQUESTS_PER_WORKER["quick" if args.quick else "full"]
         self.measurer = Measurer(
             Settings(
                 warmup,
@@ -194,6 +215,8 @@ class Run:
                 args.connections,
                 args.threads,
                 server_warmup=server_warmup,
+                warmup_slice=timings["warmup_slice"],
+                min_requests_per_worker=self.min_requests,
             ),
             workdir,
         )
@@ -204,6 +227,8 @@ class Run:
                 args.connections,
                 args.threads,
                 server_warmup=server_warmup,
+                warmup_slice=timings["warmup_slice"],
+                min_requests_per_worker=self.min_requests,
             ),
             workdir,
         )
@@ -225,7 +250,9 @@ class Run:
                 "server_warmup": server_warmup,
                 "connections": args.connections,
                 "wrk_threads": args.threads,
-                "workers": args.workers,
+                "workers": {},
+                "warmup_slice": timings["warmup_slice"],
+                "min_requests_per_worker": self.min_requests,
                 "worker_class": server_settings.worker_class,
                 "threads": server_settings.threads,
                 "class_warmup": self.class_measurer.settings.warmup,
@@ -236,6 +263,7 @@ class Run:
             "versions": {},
             "paths": [self._row(target) for target in self.targets],
             "bare": self._row(paths.BARE),
+            "seed": _seed_figures(args.seed),
         }
 
     @staticmethod
@@ -250,8 +278,14 @@ class Run:
     def execute(self) -> dict:
         """Run everything asked for; returns the results (also kept on self)."""
         started = time.monotonic()
+        cores = os.cpu_count() or 1
         for name, python in self.interpreters.items():
-            self.results["versions"][name] = machine.interpreter(python)
+            version = machine.interpreter(python)
+            self.results["versions"][name] = version
+            implementation = "PyPy" if version.startswith("PyPy") else "CPython"
+            self.results["settings"]["workers"][name] = self.args.workers or (
+                default_workers(implementation, cores)
+            )
         first_python = next(iter(self.interpreters.values()))
         print("preparing the data set ...", flush=True)
         self.database, self.missing = dataset.prepare(
@@ -271,6 +305,12 @@ class Run:
         self.results["elapsed_s"] = round(time.monotonic() - started, 1)
         return self.results
 
+    def _workers(self, name: str) -> int:
+        return self.results["settings"]["workers"][name]
+
+    def _jit(self, name: str) -> bool:
+        return self.results["versions"][name].startswith("PyPy")
+
     def _bare(self, name: str, python: str) -> None:
         row = self.results["bare"]
         stack = Stack(
@@ -278,7 +318,7 @@ class Run:
             self.workdir / f"{name}-bare",
             app="bench.bare:app",
             ready_path="/",
-            env={"WORKERS": str(self.args.workers)},
+            env={"WORKERS": str(self._workers(name))},
         )
         try:
             stack.start()
@@ -287,7 +327,13 @@ class Run:
             return
         try:
             row["results"][name] = self.measurer.measure(
-                stack.url, paths.BARE, "/", label=name, cpu_seconds=stack.cpu_seconds
+                stack.url,
+                paths.BARE,
+                "/",
+                label=name,
+                cpu_seconds=stack.cpu_seconds,
+                workers=self._workers(name),
+                jit=self._jit(name),
             )
         finally:
             stack.stop()
@@ -302,7 +348,7 @@ class Run:
 
     def _start_api(self, name: str, python: str):
         """The API stack (with collatz processes if possible) or None, and a reason."""
-        env = {"WORKERS": str(self.args.workers)}
+        env = {"WORKERS": str(self._workers(name))}
         collatz_reason = self._collatz_reason()
         workers = 0 if collatz_reason else (os.cpu_count() or 2)
         stack = Stack(
@@ -359,11 +405,22 @@ class Run:
             return unavailable(collatz_reason, target, name)
         try:
             path = _prepare(target, api)
+            rows = target.rows(api) if target.rows else None
         except paths.NotAvailable as ex:
             return unavailable(str(ex), target, name)
-        return self.measurer.measure(
-            stack.url, target, path, label=name, cpu_seconds=stack.cpu_seconds
+        result = self.measurer.measure(
+            stack.url,
+            target,
+            path,
+            label=name,
+            cpu_seconds=stack.cpu_seconds,
+            workers=self._workers(name),
+            jit=self._jit(name),
         )
+        if rows:
+            result["rows_per_request"] = rows
+            result["rows_per_s"] = result["rps"] * rows
+        return result
 
     def _worker_classes(self) -> None:
         pypy = next(
@@ -385,16 +442,24 @@ class Run:
         slots = worker_classes.SLOTS[:1] if self.args.quick else worker_classes.SLOTS
         self.results["worker_classes"] = {
             "interpreter": self.results["versions"][pypy],
-            "workers": self.args.workers,
+            "workers": self._workers(pypy),
             **worker_classes.compare(
                 self.interpreters[pypy],
                 self.workdir,
                 self.class_measurer,
-                workers=self.args.workers,
+                workers=self._workers(pypy),
                 database=self.database,
                 slots=slots,
             ),
         }
+
+
+def _seed_figures(path: Path) -> Optional[dict]:
+    """The seed apps' figures (measured outside the project), if recorded."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _chart_python(args: argparse.Namespace, interpreters: Dict[str, str]) -> str:

@@ -29,6 +29,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def has_module(name: str) -> bool:
     """Whether module ``name`` (say ``workers.collatz_broker``) is in the checkout."""
     try:
@@ -168,8 +175,8 @@ class Stack:
             self._spawn("collatz_broker", ["-m", "workers.collatz.broker"])
             for number in range(self.collatz_workers):
                 self._spawn(f"collatz_worker{number}", ["-m", "workers.collatz.worker"])
-        # The access log goes to /dev/null: it is still formatted and written
-        # (the cost a deployment pays) but a run does not leave gigabytes behind.
+        # The defaults of gunicorn.conf.py, as `make serve` runs it (no access
+        # log unless ACCESS_LOG is set in the environment).
         gunicorn = self._spawn(
             "gunicorn",
             [
@@ -177,8 +184,6 @@ class Stack:
                 "gunicorn",
                 "-c",
                 str(GUNICORN_CONF),
-                "--access-logfile",
-                os.devnull,
                 self.app,
             ],
         )

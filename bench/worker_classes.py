@@ -110,6 +110,7 @@ def compare(
                         headers=headers,
                         label=f"{name}/{mode}",
                         cpu_seconds=stack.cpu_seconds,
+                        workers=workers,
                     )
                     rows.append(
                         {

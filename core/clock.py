@@ -34,7 +34,23 @@ def naive_utc(moment: Optional[datetime.datetime]) -> Optional[datetime.datetime
 
 
 def isoformat(moment: Optional[datetime.datetime]) -> Optional[str]:
-    """The API's time format: ``2024-05-01T12:00:00.123Z`` (None stays None)."""
+    """The API's time format: ``2024-05-01T12:00:00.123Z`` (None stays None).
+
+    The same text as ``isoformat(timespec="milliseconds")`` with ``Z`` for
+    ``+00:00``, formatted directly: datetime.isoformat takes about 5 us
+    under PyPy (its datetime is pure Python), this about 0.2 us.
+    """
     if moment is None:
         return None
-    return as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not datetime.timezone.utc:
+        moment = as_utc(moment)
+    # %-formatting: under PyPy about 5 times faster than an f-string's specs.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond // 1000,
+    )

@@ -37,6 +37,7 @@ RESERVED = frozenset(
     (
         "health",
         "ready",
+        "metrics",
         "openapi.json",
         "docs",
         "notes",

@@ -11,8 +11,8 @@ touching stored rows.
 
 import dataclasses
 import datetime
+import random
 import re
-import uuid
 from typing import Any
 from typing import Dict
 from typing import Optional
@@ -33,8 +33,15 @@ _NOTE_ID = re.compile(r"\A[0-9a-f]{32}\Z")
 
 
 def new_note_id() -> str:
-    """A fresh note id: a random UUID as 32 lowercase hex digits."""
-    return uuid.uuid4().hex
+    """A fresh note id: 128 random bits as 32 lowercase hex digits.
+
+    From ``random`` (seeded from the OS, seeded again in every forked child),
+    not ``uuid4``: uuid4 reads os.urandom per id, a system call each time
+    (about 20 us under PyPy in a VM). Ids name notes; they are not secrets
+    (``GET /notes`` lists them all), so they need to be unique, not
+    unpredictable; 128 bits make a collision practically impossible.
+    """
+    return "%032x" % random.getrandbits(128)  # noqa: UP031 - fast under PyPy
 
 
 def is_note_id(value: str) -> bool:

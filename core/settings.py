@@ -22,17 +22,36 @@ class Settings:
     host: str = _env_field("HOST", "127.0.0.1", "address gunicorn binds to")
     port: int = _env_field("PORT", 8000, "port gunicorn binds to")
     workers: int = _env_field(
-        "WORKERS", 0, "gunicorn worker processes; 0 means 2 x cores + 1, capped at 8"
+        "WORKERS",
+        0,
+        "gunicorn worker processes; 0: one per core under PyPy, "
+        "2 x cores + 1 (at most 8) under CPython",
     )
     worker_class: str = _env_field(
-        "WORKER_CLASS", "sync", "gunicorn worker class: sync, gthread or gevent"
+        "WORKER_CLASS", "gevent", "gunicorn worker class: gevent, sync or gthread"
     )
     threads: int = _env_field(
         "THREADS", 1, "threads per worker (gthread); more than 1 makes sync gthread"
     )
     log_level: str = _env_field("LOG_LEVEL", "info", "log level of every process")
+    access_log: str = _env_field(
+        "ACCESS_LOG",
+        "",
+        "gunicorn's access log: '-' for standard output, or a file; empty: none",
+    )
     max_body_bytes: int = _env_field(
         "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"
+    )
+    log_format: str = _env_field(
+        "LOG_FORMAT",
+        "",
+        "text or json (one JSON object per line); empty: text",
+    )
+    metrics_dir: str = _env_field(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "",
+        "folder the gunicorn workers share their metrics in; empty: a fresh "
+        "temporary one per start",
     )
 
     # Stores
@@ -62,10 +81,22 @@ class Settings:
     redirect_status: int = _env_field(
         "REDIRECT_STATUS", 302, "status of a short-link redirect: 301, 302, 307, 308"
     )
+    allowed_private_targets: str = _env_field(
+        "ALLOWED_PRIVATE_TARGETS",
+        "",
+        "hosts and networks links and webhooks may target although private "
+        "(localhost,127.0.0.0/8,::1); * allows all",
+    )
     visit_salt: str = _env_field(
         "VISIT_SALT",
         "",
         "secret salt of the visitor-address hash; empty: random per process",
+    )
+    visit_flush_interval: float = _env_field(
+        "VISIT_FLUSH_INTERVAL",
+        1.0,
+        "seconds between two batched writes of the visits of links without "
+        "max_visits; 0: each visit is written in its request",
     )
 
     # Collatz
@@ -87,6 +118,12 @@ class Settings:
         "WEBHOOK_SOURCES",
         "",
         "inbound webhook sources as JSON (see README, Webhooks)",
+    )
+    webhook_replay_window: float = _env_field(
+        "WEBHOOK_REPLAY_WINDOW",
+        86400.0,
+        "seconds a GitHub-scheme body is remembered: the same body under a new "
+        "delivery id within it is refused (409) as a replay; 0: off",
     )
     webhook_poll_interval: float = _env_field(
         "WEBHOOK_POLL_INTERVAL", 0.5, "seconds the webhook runner waits when idle"
@@ -113,6 +150,18 @@ class Settings:
     push_sse_bind: str = _env_field(
         "PUSH_SSE_BIND", "127.0.0.1:8001", "host:port of the push worker's /events"
     )
+    push_wake_address: str = _env_field(
+        "PUSH_WAKE_ADDRESS",
+        "127.0.0.1:5557",
+        "UDP host:port the API nudges the push worker on after each note "
+        "commit; empty: the worker polls",
+    )
+    push_poll_interval: float = _env_field(
+        "PUSH_POLL_INTERVAL",
+        1.0,
+        "seconds between the push worker's reads of the SQL change log when "
+        "no nudge comes (0.05 when it cannot listen for nudges)",
+    )
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -131,6 +180,20 @@ class Settings:
         for field in dataclasses.fields(self):
             env, doc = field.metadata["env"], field.metadata["doc"]
             yield env, getattr(self, field.name), field.default, doc
+
+
+def default_workers(implementation: str, cores: int) -> int:
+    """Gunicorn workers when ``WORKERS`` is 0, for ``platform.python_implementation()``.
+
+    One per core under PyPy: each worker's JIT warms up on the requests it
+    serves, so fewer workers reach full speed sooner, and fewer processes
+    queue for SQLite's write lock (gunicorn.conf.py has the figures).
+    2 x cores + 1, at most 8, under CPython (gunicorn's usual advice).
+    """
+    cores = max(cores, 1)
+    if implementation == "PyPy":
+        return cores
+    return min(2 * cores + 1, 8)
 
 
 def _convert(field: dataclasses.Field, raw: str):

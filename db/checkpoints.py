@@ -40,7 +40,7 @@ class CheckpointStore:
 
     def load(self, consumer: str) -> Optional[int]:
         """The saved ``seq`` of ``consumer``; None if it has none."""
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             row = session.get(PushCheckpointRow, consumer)
             return None if row is None else row.seq
 
@@ -49,7 +49,7 @@ class CheckpointStore:
         query = sa.select(PushCheckpointRow.consumer, PushCheckpointRow.seq).where(
             PushCheckpointRow.consumer.startswith(prefix, autoescape=True)
         )
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             return {name: seq for name, seq in session.execute(query)}
 
     def save(self, consumer: str, seq: int) -> None:

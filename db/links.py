@@ -4,18 +4,36 @@ A generated code is computed from the row id (core/codes.py);
 an alias is stored in ``links.alias``. Deleting a link only marks the row, so
 neither its id (hence its code) nor its alias is ever handed out again.
 
-A visit is one transaction: a conditional ``UPDATE ... SET visits = visits + 1``
-that matches only a live link under its ``max_visits``, then the visit row.
-The database serialises the updates of one row (SQLite locks the file,
-PostgreSQL the row and re-checks the condition), so the counter is exact
-and ``max_visits`` is never passed, whatever the number of workers.
+A redirect reads the link (one primary-key or alias lookup, no write):
+
+- A link with ``max_visits`` counts its visit in the request, in one
+  transaction: a conditional ``UPDATE ... SET visits = visits + 1`` that
+  matches only a live link under its ``max_visits``, then the visit row.
+  The database serialises the updates of one row (SQLite locks the file,
+  PostgreSQL the row and re-checks the condition), so the counter is exact
+  and ``max_visits`` is never passed, whatever the number of workers.
+- Any other link's visit goes to the process's :class:`VisitRecorder`, which
+  writes the pending visits every ``flush_interval`` seconds in one
+  transaction (their rows, and each link's counter raised by its number of
+  visits), off the request path. A visit is in the statistics at most about
+  ``flush_interval`` seconds after its redirect (at once when the same
+  process reads them: reads of a link's statistics write the pending visits
+  first); a process that dies without a clean exit loses the visits of at
+  most its last ``flush_interval`` seconds. A clean exit writes them.
 """
 
+import atexit
+import collections
 import dataclasses
 import datetime
+import functools
 import hashlib
+import logging
 import os
+import threading
 from typing import Callable
+from typing import Dict
+from typing import List
 from typing import Optional
 
 import sqlalchemy as sa
@@ -24,6 +42,7 @@ from sqlalchemy import orm
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
+from core.backoff import Backoff
 from core.clock import as_utc
 from core.clock import naive_utc
 from core.clock import utc_now
@@ -40,11 +59,14 @@ from db.errors import Unavailable
 from db.sql import Base
 from db.sql import Database
 
+log = logging.getLogger(__name__)
+
 # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-assigned rowid.
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # Not echoing the code: it is whatever the client put in the path.
 _NO_SUCH_LINK = "No link has this code."
+_SPENT = "The link has reached its maximum number of visits."
 REFERRER_MAX = 1024
 USER_AGENT_MAX = 512
 
@@ -105,6 +127,204 @@ class VisitInfo:
     visitor: str
 
 
+_LINKS = Link.__table__
+_VISITS = Visit.__table__
+# Core statements built once (SQLAlchemy caches their SQL): the redirect path.
+_LINK_COLUMNS = (
+    _LINKS.c.id,
+    _LINKS.c.alias,
+    _LINKS.c.url,
+    _LINKS.c.created_at,
+    _LINKS.c.expires_at,
+    _LINKS.c.max_visits,
+    _LINKS.c.visits,
+)
+_LIVE = _LINKS.c.deleted.is_(False)
+# An alias link's id has a code too; only its alias may reach it.
+_BY_ID = sa.select(*_LINK_COLUMNS).where(
+    _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
+)
+_BY_ALIAS = sa.select(*_LINK_COLUMNS).where(
+    _LINKS.c.alias == sa.bindparam("alias"), _LIVE
+)
+_COUNT_VISIT = (
+    sa.update(_LINKS)
+    .where(
+        _LINKS.c.id == sa.bindparam("link_id"),
+        _LIVE,
+        sa.or_(
+            _LINKS.c.expires_at.is_(None), _LINKS.c.expires_at > sa.bindparam("now")
+        ),
+        sa.or_(_LINKS.c.max_visits.is_(None), _LINKS.c.visits < _LINKS.c.max_visits),
+    )
+    .values(visits=_LINKS.c.visits + 1)
+    .returning(_LINKS.c.url)
+)
+# What a redirect needs: fewer columns, fewer values to convert.
+_TARGET_COLUMNS = (
+    _LINKS.c.id,
+    _LINKS.c.url,
+    _LINKS.c.expires_at,
+    _LINKS.c.max_visits,
+    _LINKS.c.visits,
+)
+_TARGET_BY_ID = sa.select(*_TARGET_COLUMNS).where(
+    _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
+)
+_TARGET_BY_ALIAS = sa.select(*_TARGET_COLUMNS).where(
+    _LINKS.c.alias == sa.bindparam("alias"), _LIVE
+)
+_INSERT_VISIT = sa.insert(_VISITS)
+_INSERT_LINK = sa.insert(_LINKS).returning(_LINKS.c.id)
+_LIVE_AMONG = sa.select(_LINKS.c.id).where(
+    _LINKS.c.id.in_(sa.bindparam("ids", expanding=True)), _LIVE
+)
+_ADD_VISITS = (
+    sa.update(_LINKS)
+    .where(_LINKS.c.id == sa.bindparam("link_id"))
+    .values(visits=_LINKS.c.visits + sa.bindparam("added", type_=sa.Integer))
+)
+
+
+def _lookup(code: str, target: bool = False):
+    """The statement and parameters that find the live link ``code``; None: none can.
+
+    ``target``: only the columns a redirect needs.
+    """
+    if looks_like_code(code):
+        row_id = id_for_code(code)
+        if row_id is None:
+            return None
+        return (_TARGET_BY_ID if target else _BY_ID), {"link_id": row_id}
+    if ALIAS_PATTERN.fullmatch(code):
+        return (_TARGET_BY_ALIAS if target else _BY_ALIAS), {"alias": code}
+    return None
+
+
+class VisitRecorder:
+    """Writes the visits of links without ``max_visits`` in batches, off the request.
+
+    :meth:`add` queues a visit; a thread of this process writes what is queued
+    every ``interval`` seconds, in one transaction. When ``max_pending``
+    visits wait (the database is slow or down), :meth:`add` writes them itself.
+    A batch that fails stays queued, in order, and is tried again after a
+    growing pause (up to 30 s). At the process's exit (atexit) and on
+    :meth:`close` the queue is written.
+
+    Args:
+        database: The shared SQL handle.
+        interval: Seconds between two writes; 0 writes each visit at once.
+        max_pending: Most visits queued before :meth:`add` writes them.
+    """
+
+    def __init__(self, database: Database, interval: float, max_pending: int = 5000):
+        self._db = database
+        self.interval = interval
+        self._max_pending = max_pending
+        self._pending: List[dict] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one batch at a time, in order
+        self._wake = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._pid = 0
+        self._closed = False
+
+    def add(self, visit: dict) -> None:
+        """Queue one visit (the values of a ``visits`` row)."""
+        with self._lock:
+            self._pending.append(visit)
+            full = len(self._pending) >= self._max_pending
+            if self.interval > 0 and not full and self._pid != os.getpid():
+                self._start()
+        if full or self.interval <= 0:
+            self.flush()
+
+    def _start(self) -> None:
+        # Here, not in __init__: gunicorn forks after building the app, and a
+        # thread does not survive a fork.
+        self._pid = os.getpid()
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run, name="visit-recorder", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self.close)
+
+    def _run(self) -> None:
+        backoff = Backoff()
+        pause = self.interval
+        while not self._closed:
+            self._wake.wait(pause)
+            try:
+                self.flush()
+            except Exception as ex:  # the batch stays queued for the next try
+                pause = backoff.failure()
+                log.warning(
+                    "writing %d visits failed (%s); retrying in %.1fs",
+                    self.pending,
+                    type(ex).__name__,
+                    pause,
+                )
+            else:
+                backoff.success()
+                pause = self.interval
+
+    @property
+    def pending(self) -> int:
+        """How many visits wait to be written."""
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Write every queued visit now; how many were written.
+
+        Raises:
+            Unavailable: the database is down (the visits stay queued).
+        """
+        with self._write_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            try:
+                self._write(batch)
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = batch
+                raise
+            return len(batch)
+
+    def _write(self, batch: List[dict]) -> None:
+        added: Dict[int, int] = collections.Counter(v["link_id"] for v in batch)
+        with self._db.write() as connection:
+            # A link deleted meanwhile lost its visits: do not bring them back.
+            live = set(
+                connection.execute(_LIVE_AMONG, {"ids": sorted(added)}).scalars()
+            )
+            if not live:
+                return
+            connection.execute(
+                _ADD_VISITS,
+                [{"link_id": k, "added": n} for k, n in added.items() if k in live],
+            )
+            connection.execute(
+                _INSERT_VISIT, [v for v in batch if v["link_id"] in live]
+            )
+
+    def close(self) -> None:
+        """Stop the thread and write what is queued (at exit, or in tests)."""
+        self._closed = True
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(10)
+        self._wake.clear()
+        self._pid = 0
+        try:
+            self.flush()
+        except Exception:
+            log.exception("%d visits could not be written at exit", self.pending)
+
+
 def _matches(code: str):
     """WHERE clause for the live link known as ``code``; None if none can be."""
     if looks_like_code(code):
@@ -128,6 +348,8 @@ class LinkStore:
         salt: Secret mixed into the hash of visitor addresses; empty: a random
             one for this process, so hashes compare only within it.
         clock: Returns the current aware UTC time (tests pass their own).
+        flush_interval: Seconds between two writes of the visits of links
+            without ``max_visits`` (:class:`VisitRecorder`); 0: in the request.
     """
 
     def __init__(
@@ -135,10 +357,18 @@ class LinkStore:
         database: Database,
         salt: str = "",
         clock: Callable[[], datetime.datetime] = utc_now,
+        flush_interval: float = 1.0,
     ):
         self._db = database
         self._salt = salt.encode() if salt else os.urandom(32)
+        # Visitors come back: a hash costs about 10 us under PyPy, a hit none.
+        self._visitor = functools.lru_cache(maxsize=4096)(self._hash_address)
         self.now = clock
+        self.recorder = VisitRecorder(database, flush_interval)
+
+    def close(self) -> None:
+        """Write the queued visits and stop the recorder's thread."""
+        self.recorder.close()
 
     def create(
         self,
@@ -148,33 +378,44 @@ class LinkStore:
         max_visits: Optional[int] = None,
     ) -> LinkInfo:
         """Store a new link; Conflict if ``alias`` is taken (or ever was)."""
+        values = {
+            "url": url,
+            "alias": alias,
+            "created_at": naive_utc(self.now()),
+            "expires_at": naive_utc(expires_at),
+            "max_visits": max_visits,
+            "visits": 0,
+            "deleted": False,
+        }
         try:
-            with self._db.session() as session:
-                link = self._insert(session, url, alias, expires_at, max_visits)
+            with self._db.write() as connection:
+                link_id = self._insert(connection, values)
                 # A generated code equal to a reserved word would be shadowed
                 # by its route: bury that id and take the next one.
-                while alias is None and is_reserved(code_for_id(link.id)):
-                    link.deleted = True
-                    link = self._insert(session, url, alias, expires_at, max_visits)
-                return self._info(link)
+                while alias is None and is_reserved(code_for_id(link_id)):
+                    connection.execute(
+                        sa.update(_LINKS)
+                        .where(_LINKS.c.id == link_id)
+                        .values(deleted=True)
+                    )
+                    link_id = self._insert(connection, values)
         except exc.IntegrityError:
             raise Conflict(f"The alias '{alias}' is taken.", alias=alias) from None
-
-    def _insert(self, session: orm.Session, url, alias, expires_at, max_visits) -> Link:
-        link = Link(
+        return LinkInfo(
+            code=alias if alias is not None else code_for_id(link_id),
             url=url,
-            alias=alias,
-            created_at=naive_utc(self.now()),
-            expires_at=naive_utc(expires_at),
+            created_at=as_utc(values["created_at"]),
+            expires_at=as_utc(values["expires_at"]),
             max_visits=max_visits,
             visits=0,
-            deleted=False,
         )
-        session.add(link)
-        session.flush()
-        if link.id > MAX_ID:
+
+    @staticmethod
+    def _insert(connection: sa.Connection, values: dict) -> int:
+        link_id = connection.execute(_INSERT_LINK, values).scalar_one()
+        if link_id > MAX_ID:
             raise Unavailable("Every short code has been handed out.")
-        return link
+        return link_id
 
     def find_reusable(
         self,
@@ -203,14 +444,33 @@ class LinkStore:
             .order_by(Link.id)
             .limit(1)
         )
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             link = session.scalars(query).first()
             return None if link is None else self._info(link)
 
     def get(self, code: str) -> LinkInfo:
-        """The live link known as ``code``, even expired or used up; else NotFound."""
-        with self._db.session() as session:
-            return self._info(self._load(session, code))
+        """The live link known as ``code``, even expired or used up; else NotFound.
+
+        Its ``visits`` include the visits this process has queued.
+        """
+        self._flush_pending()
+        return self._info(self._find(code))
+
+    def _flush_pending(self) -> None:
+        # Statistics read here include this process's queued visits.
+        if self.recorder.pending:
+            self.recorder.flush()
+
+    def _find(self, code: str, target: bool = False):
+        """The row of the live link ``code``; NotFound if there is none."""
+        lookup = _lookup(code, target)
+        if lookup is not None:
+            statement, params = lookup
+            with self._db.read() as connection:
+                row = connection.execute(statement, params).first()
+            if row is not None:
+                return row
+        raise NotFound(_NO_SUCH_LINK)
 
     def visit(
         self,
@@ -219,44 +479,49 @@ class LinkStore:
         user_agent: Optional[str],
         address: Optional[str],
     ) -> str:
-        """Count a visit and return the target URL; NotFound, or Gone when spent."""
-        where = _matches(code)
-        if where is None:
-            raise NotFound(_NO_SUCH_LINK)
+        """Count a visit and return the target URL; NotFound, or Gone when spent.
+
+        Exact and in the request for a link with ``max_visits``; queued for
+        the recorder otherwise (see the module's docstring).
+        """
+        link = self._find(code, target=True)
         now = naive_utc(self.now())
-        # Core statements on the tables (no ORM unit of work): this is the
-        # redirect's hot path.
-        count = (
-            sa.update(Link.__table__)
-            .where(
-                where,
-                sa.or_(Link.expires_at.is_(None), Link.expires_at > now),
-                sa.or_(Link.max_visits.is_(None), Link.visits < Link.max_visits),
-            )
-            .values(visits=Link.visits + 1)
-            .returning(Link.id, Link.url)
-        )
-        with self._db.session() as session:
-            row = session.execute(count).first()
-            if row is None:
-                link = self._load(session, code)  # NotFound when deleted or unknown
-                raise Gone(self._spent_reason(link, now))
-            session.execute(
-                sa.insert(Visit.__table__).values(
-                    link_id=row.id,
-                    visited_at=now,
-                    referrer=_clip(referrer, REFERRER_MAX),
-                    user_agent=_clip(user_agent, USER_AGENT_MAX),
-                    visitor=self._visitor(address),
-                )
-            )
-            return row.url
+        if link.expires_at is not None and link.expires_at <= now:
+            raise Gone("The link has expired.")
+        visit = {
+            "link_id": link.id,
+            "visited_at": now,
+            "referrer": _clip(referrer, REFERRER_MAX),
+            "user_agent": _clip(user_agent, USER_AGENT_MAX),
+            "visitor": self._visitor(address),
+        }
+        if link.max_visits is None:
+            self.recorder.add(visit)
+            return link.url
+        if link.visits >= link.max_visits:
+            raise Gone(_SPENT)
+        with self._db.write() as connection:
+            url = connection.execute(
+                _COUNT_VISIT, {"link_id": link.id, "now": now}
+            ).scalar()
+            if url is not None:
+                connection.execute(_INSERT_VISIT, visit)
+        if url is None:  # spent, expired or deleted since it was read
+            self._spent(code, now)
+        return url
+
+    def _spent(self, code: str, now: datetime.datetime) -> None:
+        link = self._find(code)  # NotFound when deleted meanwhile
+        if link.expires_at is not None and link.expires_at <= now:
+            raise Gone("The link has expired.")
+        raise Gone(_SPENT)
 
     def visits(
         self, code: str, limit: int, before: Optional[int] = None
     ) -> tuple[list[VisitInfo], bool]:
         """Visits newest first, ids below ``before``; and whether more follow."""
-        with self._db.session() as session:
+        self._flush_pending()
+        with self._db.session(write=False) as session:
             link = self._load(session, code)
             query = sa.select(Visit).where(Visit.link_id == link.id)
             if before is not None:
@@ -303,17 +568,11 @@ class LinkStore:
             raise NotFound(_NO_SUCH_LINK)
         return link
 
-    @staticmethod
-    def _spent_reason(link: Link, now: datetime.datetime) -> str:
-        if link.expires_at is not None and link.expires_at <= now:
-            return "The link has expired."
-        return "The link has reached its maximum number of visits."
-
-    def _visitor(self, address: Optional[str]) -> str:
+    def _hash_address(self, address: Optional[str]) -> str:
         return hashlib.sha256(self._salt + (address or "").encode()).hexdigest()
 
     @staticmethod
-    def _info(link: Link) -> LinkInfo:
+    def _info(link) -> LinkInfo:
         return LinkInfo(
             code=link.alias if link.alias is not None else code_for_id(link.id),
             url=link.url,

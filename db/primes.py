@@ -65,6 +65,21 @@ class Prime(Base):
     )
 
 
+_PRIMES = Prime.__table__
+# Core statements built once (SQLAlchemy caches their SQL; no ORM session).
+_INSERT = sa.insert(_PRIMES)
+_AMONG = sa.select(_PRIMES.c.number).where(
+    _PRIMES.c.number.in_(sa.bindparam("numbers", expanding=True))
+)
+_ONE = sa.select(_PRIMES.c.number).where(_PRIMES.c.number == sa.bindparam("number"))
+_PAGE = (
+    sa.select(_PRIMES.c.number)
+    .order_by(_PRIMES.c.number)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_PAGE_AFTER = _PAGE.where(_PRIMES.c.number > sa.bindparam("after"))
+
+
 class PrimeStore:
     """Stores batches of numbers all or nothing, and reads them back in order."""
 
@@ -89,8 +104,8 @@ class PrimeStore:
         # locks in the same order, so PostgreSQL cannot deadlock them.
         rows = [{"number": n} for n in sorted(numbers)]
         try:
-            with self._database.session() as session:
-                session.execute(sa.insert(Prime), rows)
+            with self._database.write() as connection:
+                connection.execute(_INSERT, rows)
         except exc.IntegrityError:
             # The primary key refused a number: stored before, or by a batch
             # that committed first. The transaction is rolled back; look up
@@ -104,25 +119,25 @@ class PrimeStore:
         """The numbers of ``numbers`` that are stored."""
         distinct = sorted(set(numbers))
         found: Set[int] = set()
-        with self._database.session() as session:
+        with self._database.read() as connection:
             for start in range(0, len(distinct), IN_CHUNK):
                 chunk = distinct[start : start + IN_CHUNK]
-                query = sa.select(Prime.number).where(Prime.number.in_(chunk))
-                found.update(session.scalars(query))
+                found.update(connection.execute(_AMONG, {"numbers": chunk}).scalars())
         return found
 
     def contains(self, number: int) -> bool:
         """Whether ``number`` is stored."""
-        with self._database.session() as session:
-            return session.get(Prime, number) is not None
+        with self._database.read() as connection:
+            return connection.execute(_ONE, {"number": number}).first() is not None
 
     def page(self, limit: int, after: Optional[int] = None) -> List[int]:
         """Up to ``limit`` stored numbers in ascending order, all above ``after``."""
-        query = sa.select(Prime.number).order_by(Prime.number).limit(limit)
-        if after is not None:
-            query = query.where(Prime.number > after)
-        with self._database.session() as session:
-            return list(session.scalars(query))
+        with self._database.read() as connection:
+            if after is None:
+                rows = connection.execute(_PAGE, {"limit": limit})
+            else:
+                rows = connection.execute(_PAGE_AFTER, {"limit": limit, "after": after})
+            return list(rows.scalars())
 
     @staticmethod
     def _conflict(

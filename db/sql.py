@@ -2,6 +2,22 @@
 
 Tables live in the modules of the parts that own them (``db/links.py``, ...);
 they all hang off :class:`Base`, and ``db.schema`` gathers them.
+
+SQLite transactions. The driver's own transaction handling is switched off
+(it began a transaction only before the first INSERT/UPDATE/DELETE) and
+every transaction of :attr:`Database.engine` begins where SQLAlchemy begins
+it, with ``BEGIN IMMEDIATE`` (the dialect :class:`ImmediateSQLiteDialect`):
+it takes the database's write lock at once, waiting up to the busy timeout
+for it. In WAL mode a deferred transaction that has read and then writes
+cannot wait for the lock: if another writer holds it, or committed since
+the read, SQLite fails at once with "database is locked". The read-only
+handles, :attr:`Database.read_engine` (an engine of its own on SQLite) and
+``Database.session(write=False)``, begin no transaction: each statement
+reads the latest committed data on its own, as the driver did, and never
+queues for the write lock. Writing through them is a bug (the write would
+commit at once); anything not marked read-only is a write. (A dialect
+rather than a ``begin`` event listener: any engine event makes SQLAlchemy
+dispatch events around every statement, a cost the hot paths notice.)
 """
 
 import contextlib
@@ -13,8 +29,23 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc
 from sqlalchemy import orm
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from db.errors import Unavailable
+
+
+class ImmediateSQLiteDialect(SQLiteDialect_pysqlite):
+    """pysqlite whose transactions begin with ``BEGIN IMMEDIATE`` (write engines)."""
+
+    supports_statement_cache = True
+
+    def do_begin(self, dbapi_connection) -> None:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+_IMMEDIATE = "sqlite+pysqlite_immediate"
+registry.register("sqlite.pysqlite_immediate", __name__, "ImmediateSQLiteDialect")
 
 
 class Base(orm.DeclarativeBase):
@@ -25,17 +56,21 @@ class Base(orm.DeclarativeBase):
 _PG_DRIVER = "psycopg2cffi" if platform.python_implementation() == "PyPy" else "psycopg"
 
 
-def make_engine(url: str) -> sa.Engine:
+def make_engine(url: str, read_only: bool = False) -> sa.Engine:
     """An engine for ``url``; SQLite files get their folder, WAL and foreign keys.
 
-    A plain ``postgresql://`` URL gets the driver that works under this interpreter.
+    A plain ``postgresql://`` URL gets the driver that works under this
+    interpreter. On SQLite its transactions begin IMMEDIATE; ``read_only``:
+    no transactions at all (for statements that only read).
     """
     sa_url = sa.engine.make_url(url)
     if sa_url.drivername == "postgresql":
         sa_url = sa_url.set(drivername=f"postgresql+{_PG_DRIVER}")
     if sa_url.get_backend_name() != "sqlite":
         return sa.create_engine(sa_url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    if sa_url.drivername in ("sqlite", "sqlite+pysqlite") and not read_only:
+        sa_url = sa_url.set(drivername=_IMMEDIATE)
+    engine = sa.create_engine(sa_url, connect_args={"timeout": 30})
     if sa_url.database and sa_url.database != ":memory:":
         folder = os.path.dirname(os.path.abspath(sa_url.database))
         event.listen(engine, "do_connect", lambda *args: _make_folder(folder))
@@ -61,19 +96,46 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # No implicit BEGIN from the driver: the dialect's do_begin starts each
+    # transaction (none on the read-only engine).
+    dbapi_connection.isolation_level = None
 
 
 class Database:
-    """The SQL store handle the resources share: an engine and a session factory."""
+    """The SQL store handle the resources share: engines and session factories.
+
+    ``engine`` and ``session()`` are for writes (on SQLite their transactions
+    begin IMMEDIATE); ``read_engine`` and ``session(write=False)`` are for
+    work that only reads (on SQLite it never queues for the write lock; an
+    engine of its own there, the same engine elsewhere).
+    """
 
     def __init__(self, url: str):
         self.engine = make_engine(url)
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            self.read_engine = make_engine(url, read_only=True)
+        else:  # one in-memory database is one connection's: share the engine
+            self.read_engine = self.engine
         self.sessionmaker = orm.sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessionmaker = orm.sessionmaker(
+            self.read_engine, expire_on_commit=False
+        )
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[orm.Session]:
-        """A session that commits on success, rolls back on error, always closes."""
-        with self.sessionmaker() as session:
+    def session(self, write: bool = True) -> Iterator[orm.Session]:
+        """A session that commits on success, rolls back on error, always closes.
+
+        Args:
+            write: False for a session that only reads: on SQLite it then
+                does not take the write lock (see the module's docstring).
+        """
+        factory = self.sessionmaker if write else self._read_sessionmaker
+        with factory() as session:
             try:
                 yield session
                 session.commit()
@@ -84,10 +146,32 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A Core connection for statements that only read (hot paths)."""
+        try:
+            with self.read_engine.connect() as connection:
+                yield connection
+        except exc.OperationalError as ex:
+            raise Unavailable("SQL database unavailable") from ex
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A Core connection in a write transaction (hot paths).
+
+        Commits on success, rolls back on error. Keep it short: on SQLite it
+        holds the database's write lock from its first statement to the end.
+        """
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except exc.OperationalError as ex:
+            raise Unavailable("SQL database unavailable") from ex
+
     def ping(self) -> None:
         """Raise Unavailable unless the database answers ``SELECT 1``."""
         try:
-            with self.engine.connect() as connection:
+            with self.read_engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except exc.SQLAlchemyError as ex:
             raise Unavailable("SQL database unavailable") from ex
@@ -95,3 +179,5 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (after fork, or at shutdown)."""
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -7,13 +7,16 @@ process that uses them (gunicorn forks after building the app).
 """
 
 import dataclasses
+from typing import Optional
 
 from core.settings import Settings
+from core.wakeup import Notifier
 from db.checkpoints import CheckpointStore
 from db.links import LinkStore
 from db.notes.base import NotesStore
 from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
+from db.notes.sql import Wakeups
 from db.primes import PrimeStore
 from db.salaries.store import SalaryStore
 from db.sql import Database
@@ -37,27 +40,50 @@ class Stores:
     def close(self) -> None:
         """Release every connection (at shutdown)."""
         self.notes.close()
+        self.links.close()
         self.database.dispose()
 
 
-def open_notes_store(settings: Settings, database: Database) -> NotesStore:
-    """RethinkDB when ``RETHINKDB_URL`` is set, else the SQL tables of ``database``."""
+def open_notes_store(
+    settings: Settings, database: Database, wakeups: Optional[Wakeups] = None
+) -> NotesStore:
+    """RethinkDB when ``RETHINKDB_URL`` is set, else the SQL tables of ``database``.
+
+    The SQL store announces each commit on ``PUSH_WAKE_ADDRESS``; given
+    ``wakeups`` (the push worker's listener on it), its change stream reads
+    the log when one arrives and polls only every ``PUSH_POLL_INTERVAL``.
+    """
     if settings.rethinkdb_url:
         return RethinkNotesStore.from_url(
             settings.rethinkdb_url,
             table=settings.rethinkdb_table,
             timeout=settings.rethinkdb_timeout,
         )
-    return SqlNotesStore(database)
+    notifier = Notifier(settings.push_wake_address)
+    if wakeups is None:
+        return SqlNotesStore(database, on_commit=notifier.notify)
+    return SqlNotesStore(
+        database,
+        on_commit=notifier.notify,
+        wakeups=wakeups,
+        poll_interval=settings.push_poll_interval,
+    )
 
 
-def open_stores(settings: Settings) -> Stores:
-    """The stores ``settings`` describe (``DATABASE_URL``, ``RETHINKDB_URL``, ...)."""
+def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores:
+    """The stores ``settings`` describe (``DATABASE_URL``, ``RETHINKDB_URL``, ...).
+
+    ``wakeups``: see :func:`open_notes_store` (the push worker passes them).
+    """
     database = Database(settings.database_url)
     return Stores(
         database=database,
-        notes=open_notes_store(settings, database),
-        links=LinkStore(database, settings.visit_salt),
+        notes=open_notes_store(settings, database, wakeups),
+        links=LinkStore(
+            database,
+            settings.visit_salt,
+            flush_interval=settings.visit_flush_interval,
+        ),
         primes=PrimeStore(database),
         salaries=SalaryStore(database),
         webhooks=WebhookStore(database),

@@ -164,7 +164,7 @@ class SubscriptionStore:
 
     def get(self, subscription_id: int) -> Subscription:
         """The subscription ``subscription_id``; NotFound if there is none."""
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             return _subscription(self._row(session, subscription_id))
 
     def page(
@@ -174,7 +174,7 @@ class SubscriptionStore:
         query = sa.select(SubscriptionRow).order_by(SubscriptionRow.id)
         if after is not None:
             query = query.where(SubscriptionRow.id > after)
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             rows = session.scalars(query.limit(limit + 1)).all()
             items = [_subscription(row) for row in rows[:limit]]
         return items, (items[-1].id if len(rows) > limit else None)
@@ -216,7 +216,7 @@ class SubscriptionStore:
 
     def matching(self, event_type: str) -> List[Subscription]:
         """The active subscriptions that want ``event_type``, oldest first."""
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             rows = session.scalars(
                 sa.select(SubscriptionRow)
                 .where(SubscriptionRow.active.is_(True))
@@ -303,7 +303,7 @@ class SubscriptionStore:
         )
         if before is not None:
             query = query.where(AttemptRow.id < before)
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             self._row(session, subscription_id)
             rows = session.scalars(query.limit(limit + 1)).all()
             items = [_attempt(row) for row in rows[:limit]]

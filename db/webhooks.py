@@ -24,6 +24,7 @@ from sqlalchemy.orm import mapped_column
 from core.clock import as_utc
 from core.clock import naive_utc
 from core.clock import utc_now
+from db.errors import Conflict
 from db.errors import NotFound
 from db.sql import Base
 from db.sql import Database
@@ -43,6 +44,7 @@ class InboundDelivery(Base):
     __table_args__ = (
         sa.UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),
         sa.Index("ix_webhook_deliveries_due", "status", "due_at"),
+        sa.Index("ix_webhook_deliveries_body", "source", "body_sha256"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -56,6 +58,9 @@ class InboundDelivery(Base):
     due_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
     handled_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
     outcome: Mapped[Optional[Any]] = mapped_column(sa.JSON)
+    # SHA-256 of the raw body, for the replay check of senders that sign no
+    # timestamp (GitHub); NULL where it is not kept.
+    body_sha256: Mapped[Optional[str]] = mapped_column(sa.String(64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +101,14 @@ class WebhookStore:
         self._db = database
 
     def receive(
-        self, source: str, delivery_id: str, event: str, payload: Any, handled: bool
+        self,
+        source: str,
+        delivery_id: str,
+        event: str,
+        payload: Any,
+        handled: bool,
+        body_sha256: Optional[str] = None,
+        replay_window: float = 0.0,
     ) -> Tuple[Delivery, bool]:
         """Store a delivery once; returns ``(delivery, created)``.
 
@@ -104,11 +116,18 @@ class WebhookStore:
         pending (to be handled) or as ignored. A delivery id already stored
         for ``source`` is not stored again: the first one is returned with
         ``created`` False, even when two arrive at the same moment.
+
+        With ``body_sha256`` and a ``replay_window`` (seconds), a body that
+        ``source`` sent within the window under another delivery id is a
+        replay: Conflict, nothing stored. (Two replays in the same instant
+        can both pass; the window is a net, not a lock.)
         """
         existing = self.find(source, delivery_id)
         if existing is not None:
             return existing, False
         now = naive_utc(utc_now())
+        if body_sha256 is not None and replay_window > 0:
+            self._refuse_replay(source, body_sha256, now, replay_window)
         row = InboundDelivery(
             source=source,
             delivery_id=delivery_id,
@@ -120,6 +139,7 @@ class WebhookStore:
             due_at=now if handled else None,
             handled_at=None if handled else now,
             outcome=None if handled else {"ignored": f"no handler for {event!r}"},
+            body_sha256=body_sha256,
         )
         try:
             with self._db.session() as session:
@@ -134,9 +154,30 @@ class WebhookStore:
             return existing, False
         return created, True
 
+    def _refuse_replay(
+        self, source: str, body_sha256: str, now: datetime.datetime, window: float
+    ) -> None:
+        since = now - datetime.timedelta(seconds=window)
+        with self._db.session(write=False) as session:
+            earlier = session.scalars(
+                sa.select(InboundDelivery.delivery_id)
+                .where(
+                    InboundDelivery.source == source,
+                    InboundDelivery.body_sha256 == body_sha256,
+                    InboundDelivery.received_at >= since,
+                )
+                .limit(1)
+            ).first()
+        if earlier is not None:
+            raise Conflict(
+                f"The same body came as delivery {earlier!r} less than "
+                f"{window:g} s ago: a replay is not handled again.",
+                replay_of=earlier,
+            )
+
     def find(self, source: str, delivery_id: str) -> Optional[Delivery]:
         """The delivery ``delivery_id`` from ``source``, or None."""
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             row = session.scalars(
                 sa.select(InboundDelivery).where(
                     InboundDelivery.source == source,
@@ -147,7 +188,7 @@ class WebhookStore:
 
     def get(self, pk: int) -> Delivery:
         """The delivery with primary key ``pk``; NotFound if there is none."""
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             row = session.get(InboundDelivery, pk)
             if row is None:
                 raise NotFound(f"No delivery {pk}.")
@@ -171,7 +212,7 @@ class WebhookStore:
             query = query.where(InboundDelivery.source == source)
         if status is not None:
             query = query.where(InboundDelivery.status == status)
-        with self._db.session() as session:
+        with self._db.session(write=False) as session:
             rows = session.scalars(query.limit(limit + 1)).all()
             items = [_view(row) for row in rows[:limit]]
         return items, (items[-1].pk if len(rows) > limit else None)

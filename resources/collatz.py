@@ -6,6 +6,8 @@ from marshmallow import fields
 from marshmallow import validate as check
 
 from core import collatz as collatz_core
+from web.fields import INT64_MAX
+from web.openapi import parameter
 from web.validation import QuerySchema
 from web.validation import validate
 from workers.collatz.client import CollatzClient
@@ -14,11 +16,19 @@ from workers.collatz.client import CollatzClient
 MAX_SEQUENCE = 1000
 
 
+def _document_maxima(resource, operation: dict) -> None:
+    """The largest n and k accepted is a setting (COLLATZ_MAX_N)."""
+    for name in ("n", "k"):
+        if any(p["name"] == name for p in operation.get("parameters", ())):
+            schema = parameter(operation, name)["schema"]
+            schema.update(minimum=1, maximum=resource.max_n)
+
+
 class LongestQuery(QuerySchema):
     n = fields.Integer(
         required=True,
-        validate=check.Range(min=1),
-        metadata={"description": "the largest start considered"},
+        validate=check.Range(1, INT64_MAX),
+        metadata={"description": "the largest start considered (COLLATZ_MAX_N)"},
     )
 
 
@@ -55,9 +65,15 @@ class CollatzLongest:
 
     def __init__(self, client: CollatzClient, max_n: int):
         self._client = client
-        self._max_n = max_n
+        self.max_n = max_n
 
-    @validate(query=LongestQuery(), response=LongestOut(), errors=(503,))
+    @validate(
+        query=LongestQuery(),
+        response=LongestOut(),
+        errors=(503,),
+        examples={"n": 1000, 200: {"n": 1000, "number": 871, "length": 179}},
+        document=_document_maxima,
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The longest Collatz chain among the starts 1..n.
 
@@ -65,7 +81,7 @@ class CollatzLongest:
         when none answers within ``COLLATZ_TIMEOUT``.
         """
         n = req.context.query["n"]
-        check_bound("n", n, self._max_n)
+        check_bound("n", n, self.max_n)
         number, length = self._client.longest(n)
         resp.media = {"n": n, "number": number, "length": length}
 
@@ -74,12 +90,26 @@ class CollatzChain:
     """``GET /collatz/{k}``: one start's chain, computed here (it is short)."""
 
     def __init__(self, max_n: int):
-        self._max_n = max_n
+        self.max_n = max_n
 
-    @validate(query=ChainQuery(), response=ChainOut())
+    @validate(
+        query=ChainQuery(),
+        response=ChainOut(),
+        examples={
+            "k": 13,
+            "sequence": True,
+            200: {
+                "start": 13,
+                "length": 10,
+                "peak": 40,
+                "sequence": [13, 40, 20, 10, 5, 16, 8, 4, 2, 1],
+            },
+        },
+        document=_document_maxima,
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, k: int) -> None:
         """The Collatz chain from one start: its length and its peak."""
-        check_bound("k", k, self._max_n)
+        check_bound("k", k, self.max_n)
         want_sequence = req.context.query["sequence"]
         chain = collatz_core.chain(k, keep_sequence=want_sequence)
         resp.media = {"start": k, "length": chain.length, "peak": chain.peak}

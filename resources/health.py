@@ -34,7 +34,7 @@ class ReadyOut(marshmallow.Schema):
 class Health:
     """``GET /health``: the process answers; no backend is touched."""
 
-    @validate(response=HealthOut())
+    @validate(response=HealthOut(), examples={200: {"status": "ok"}})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Liveness probe."""
         resp.media = {"status": "ok"}
@@ -50,7 +50,21 @@ class Ready:
     def __init__(self, checks: Dict[str, Callable[[], None]]):
         self._checks = checks
 
-    @validate(response=ReadyOut(), also={503: ReadyOut()})
+    @validate(
+        response=ReadyOut(),
+        also={503: ReadyOut()},
+        examples={
+            200: {
+                "status": "ok",
+                "backends": {"sql": "ok", "notes": "ok", "collatz": "ok"},
+            },
+            503: {
+                "status": "down",
+                "backends": {"sql": "ok", "notes": "ok", "collatz": "down"},
+                "detail": "unavailable: collatz",
+            },
+        },
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Readiness probe: checks every configured backend (503 if one is down)."""
         status = {}

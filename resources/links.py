@@ -1,5 +1,7 @@
 """Links, the shortener: ``/links`` manages short links, ``/{code}`` follows one."""
 
+from typing import Optional
+
 import falcon
 import marshmallow
 from marshmallow import fields
@@ -7,12 +9,19 @@ from marshmallow import validate as check
 
 from core.clock import isoformat
 from core.codes import alias_error
+from core.targets import Targets
+from core.text import clean_text
 from core.urls import host_of
 from db.links import LinkInfo
 from db.links import LinkStore
 from db.links import VisitInfo
+from web.fields import INT32_MAX
+from web.fields import INT64_MAX
 from web.fields import IsoDateTime
 from web.fields import SafeUrl
+from web.fields import check_target
+from web.fields import cursor_field
+from web.fields import request_host
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -55,7 +64,10 @@ class LinkIn(marshmallow.Schema):
         },
     )
     max_visits = fields.Integer(
-        load_default=None, allow_none=True, strict=True, validate=check.Range(min=1)
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=check.Range(1, INT32_MAX),
     )
     reuse = fields.Boolean(
         load_default=False,
@@ -88,17 +100,32 @@ class VisitOut(marshmallow.Schema):
 
 VisitPage = page_schema("VisitPage", VisitOut())
 
+#: Examples of the OpenAPI document (link 1's code, as README shows).
+CODE = "2F8rEhD"
+LINK = {
+    "code": CODE,
+    "short_url": f"http://127.0.0.1:8000/{CODE}",
+    "url": "https://example.com/spring?ref=mail",
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "expires_at": None,
+    "max_visits": None,
+    "visits": 0,
+}
+VISIT = {
+    "visited_at": "2025-01-31T12:03:17.410Z",
+    "referrer": "https://news.example.org/",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
+    "Gecko/20100101 Firefox/128.0",
+    "visitor": "3b4f2e0c5a1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f",
+}
+
 
 class VisitsQuery(QuerySchema):
     """Query of ``GET /links/{code}/visits``."""
 
     limit = limit_field(default=50, maximum=500)
-    before = fields.Integer(
-        load_default=None,
-        validate=check.Range(min=1),
-        metadata={
-            "description": "cursor from the next link: visits older than this one"
-        },
+    before = cursor_field(
+        "cursor from the next link: visits older than this one", maximum=INT64_MAX
     )
 
 
@@ -122,14 +149,23 @@ class Links:
 
     Args:
         store: The links store.
-        public_base_url: Base of the short URLs (``PUBLIC_BASE_URL``); links to
-            its host are refused, since they would redirect to the shortener.
+        public_base_url: Base of the short URLs (``PUBLIC_BASE_URL``).
+        targets: Where links may point (:mod:`core.targets`); by default only
+            at public hosts. Never at the host of ``public_base_url`` or the
+            one the request named: a link to the shortener itself could
+            redirect in a loop.
     """
 
-    def __init__(self, store: LinkStore, public_base_url: str):
+    def __init__(
+        self,
+        store: LinkStore,
+        public_base_url: str,
+        targets: Optional[Targets] = None,
+    ):
         self._store = store
         self._base = public_base_url.rstrip("/")
         self._own_host = host_of(public_base_url)
+        self._targets = targets or Targets()
 
     def _body(self, link: LinkInfo) -> dict:
         return {
@@ -148,6 +184,12 @@ class Links:
         status=201,
         errors=(409, 503),
         also={200: LinkOut()},
+        response_headers={201: ("Location",)},
+        examples={
+            "body": {"url": "https://example.com/spring?ref=mail"},
+            201: LINK,
+            200: LINK,
+        },
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Shorten a URL.
@@ -156,8 +198,8 @@ class Links:
         link with the same URL, alias, expiry and visit limit when there is one.
         """
         body = req.context.body
-        if host_of(body["url"]) == self._own_host:
-            raise _invalid("url", "Links to this shortener are not accepted.")
+        own_hosts = {self._own_host, request_host(req)} - {None}
+        check_target(self._targets, body["url"], own_hosts)
         if body["expires_at"] is not None and body["expires_at"] <= self._store.now():
             raise _invalid("expires_at", "Must be in the future.")
         link_fields = {k: body[k] for k in ("url", "alias", "expires_at", "max_visits")}
@@ -171,14 +213,18 @@ class Links:
         resp.location = f"/links/{link.code}"
         resp.media = self._body(link)
 
-    @validate(response=LinkOut(), errors=(404, 503))
+    @validate(
+        response=LinkOut(),
+        errors=(404, 503),
+        examples={"code": CODE, 200: {**LINK, "visits": 1}},
+    )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
         """A short link with its visit count."""
         resp.media = self._body(self._store.get(code))
 
-    @validate(status=204, errors=(404, 503))
+    @validate(status=204, errors=(404, 503), examples={"code": CODE})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
@@ -186,13 +232,18 @@ class Links:
         self._store.delete(code)
         resp.status = falcon.HTTP_204
 
-    @validate(query=VisitsQuery(), response=VisitPage, errors=(404, 503))
+    @validate(
+        query=VisitsQuery(),
+        response=VisitPage,
+        errors=(404, 503),
+        examples={"code": CODE, "limit": 20, 200: {"items": [VISIT], "next": None}},
+    )
     def on_get_visits(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
         """Visits of a short link, newest first (paginated)."""
         query = req.context.query
-        visits, more = self._store.visits(code, query["limit"], query["before"])
+        visits, more = self._store.visits(code, query["limit"], query.get("before"))
         resp.media = page_body(
             [visit_json(visit) for visit in visits],
             next_link(req, before=visits[-1].id) if more else None,
@@ -217,6 +268,7 @@ class Redirect:
         status=302,
         errors=(404, 410, 503),
         also={status: None for status in REDIRECT_STATUSES if status != 302},
+        examples={"code": CODE},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, code: str) -> None:
         """Follow a short link.
@@ -224,7 +276,9 @@ class Redirect:
         Redirects (302 unless ``REDIRECT_STATUS`` says otherwise) and records the
         visit; 410 once the link has expired or reached ``max_visits``.
         """
-        url = self._store.visit(code, req.referer, req.user_agent, req.remote_addr)
+        url = self._store.visit(
+            code, clean_text(req.referer), clean_text(req.user_agent), req.remote_addr
+        )
         resp.status = self._status
         # Not resp.location: it would percent-encode the '%' of the stored,
         # already encoded URL a second time.

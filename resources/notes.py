@@ -19,6 +19,10 @@ from core.notes import TITLE_MAX
 from core.notes import Note
 from core.notes import note_json
 from db.notes.base import NotesStore
+from web.fields import INT32_MAX
+from web.fields import INT64_MAX
+from web.fields import cursor_field
+from web.openapi import parameter
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -89,29 +93,65 @@ class NoteOut(marshmallow.Schema):
 class NoteEnvelope(marshmallow.Schema):
     """``GET /notes?id=``: the note under ``note`` (the seed tutorial's shape)."""
 
-    note = fields.Nested(NoteOut)
+    # required in the document, so that a list page cannot pass for one.
+    note = fields.Nested(NoteOut, required=True)
 
 
 class NoteListQuery(QuerySchema):
     """Query of ``GET /notes``."""
 
     limit = limit_field(50, 500)
-    cursor = fields.Integer(
-        validate=check.Range(min=0),
-        metadata={"description": "from a previous page's next link"},
+    cursor = cursor_field(
+        "from a previous page's next link", minimum=0, maximum=INT64_MAX
     )
     id = fields.String(metadata={"description": "answer this one note as {note: ...}"})
 
 
 NoteList = page_schema("NoteList", NoteOut())
 
+#: Examples of the OpenAPI document: one real note, as the API answers it.
+NOTE_ID = "5f0c3b1e9a3d4c8e8b1f2a7d6c5e4b3a"
+NOTE = {
+    "id": NOTE_ID,
+    "title": "Groceries",
+    "body": "milk, eggs",
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "updated_at": "2025-01-31T12:00:00.123Z",
+}
+NOTE_V2 = {
+    **NOTE,
+    "body": "milk, eggs, bread",
+    "updated_at": "2025-01-31T12:05:42.801Z",
+}
+NOTE_V3 = {**NOTE_V2, "body": "just milk", "updated_at": "2025-01-31T12:07:10.045Z"}
+
+
+def _document_note_id(resource, operation: dict) -> None:
+    parameter(operation, "note_id")["schema"]["pattern"] = "^[0-9a-f]{32}$"
+
+
+#: Longest version number in an ETag (its column is a 32-bit integer).
+_VERSION_DIGITS = len(str(INT32_MAX))
+
 
 def _versions(req: falcon.Request) -> Optional[Set[int]]:
-    """The versions If-Match accepts (strong comparison); None without If-Match."""
+    """The versions If-Match accepts (strong comparison); None without If-Match.
+
+    A tag that cannot be a version (not ASCII digits, or past the range of
+    the version column) names none: with no other tag, the write answers 412.
+    """
     tags = req.if_match
     if tags is None or "*" in tags:
         return None  # "*": any current version
-    return {int(tag) for tag in tags if not tag.is_weak and tag.isdigit()}
+    return {
+        int(tag)
+        for tag in tags
+        if not tag.is_weak
+        and tag.isascii()
+        and tag.isdigit()
+        and len(tag) <= _VERSION_DIGITS
+        and int(tag) <= INT32_MAX
+    }
 
 
 def _not_modified(req: falcon.Request, note: Note) -> bool:
@@ -148,6 +188,13 @@ class Notes:
         response={"oneOf": [NoteList, NoteEnvelope()]},
         errors=(404, 503),
         also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag",), 304: ("ETag",)},
+        examples={
+            "limit": 2,
+            "id": NOTE_ID,
+            200: {"items": [NOTE], "next": "/notes?limit=2&cursor=7"},
+        },
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List notes, newest first (or one note with ?id=).
@@ -168,7 +215,14 @@ class Notes:
             else next_link(req, cursor=page.next_cursor),
         )
 
-    @validate(body=NoteCreate(), response=NoteOut(), status=201, errors=(503,))
+    @validate(
+        body=NoteCreate(),
+        response=NoteOut(),
+        status=201,
+        errors=(503,),
+        response_headers={201: ("Location", "ETag")},
+        examples={"body": {"title": "Groceries", "body": "milk, eggs"}, 201: NOTE},
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create a note."""
         body = req.context.body
@@ -178,7 +232,15 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
-    @validate(response=NoteOut(), errors=(404, 503), also={304: None})
+    @validate(
+        response=NoteOut(),
+        errors=(404, 503),
+        also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag",), 304: ("ETag",)},
+        examples={"note_id": NOTE_ID, 200: NOTE},
+        document=_document_note_id,
+    )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:
@@ -188,7 +250,19 @@ class Notes:
         """
         self._show(req, resp, self._store.get(note_id))
 
-    @validate(body=NoteReplace(), response=NoteOut(), errors=(404, 412, 503))
+    @validate(
+        body=NoteReplace(),
+        response=NoteOut(),
+        errors=(404, 412, 503),
+        headers=("If-Match",),
+        response_headers={200: ("ETag",)},
+        examples={
+            "note_id": NOTE_ID,
+            "body": {"title": "Groceries", "body": "milk, eggs, bread"},
+            200: NOTE_V2,
+        },
+        document=_document_note_id,
+    )
     def on_put_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:
@@ -203,7 +277,15 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
-    @validate(body=NotePatch(), response=NoteOut(), errors=(404, 412, 503))
+    @validate(
+        body=NotePatch(),
+        response=NoteOut(),
+        errors=(404, 412, 503),
+        headers=("If-Match",),
+        response_headers={200: ("ETag",)},
+        examples={"note_id": NOTE_ID, "body": {"body": "just milk"}, 200: NOTE_V3},
+        document=_document_note_id,
+    )
     def on_patch_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:
@@ -215,7 +297,13 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
-    @validate(status=204, errors=(404, 412, 503))
+    @validate(
+        status=204,
+        errors=(404, 412, 503),
+        headers=("If-Match",),
+        examples={"note_id": NOTE_ID},
+        document=_document_note_id,
+    )
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, note_id: str
     ) -> None:

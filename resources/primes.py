@@ -19,6 +19,7 @@ from core.primality import UPPER_BOUND
 from core.primality import is_prime
 from db.primes import PrimeStore
 from web.errors import Problem
+from web.openapi import parameter
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -27,6 +28,12 @@ from web.validation import validate
 
 MAX_BATCH = 10_000
 SEED_ANSWER = {"response": "prime numbers insert API"}
+#: 2**64 - 59, the largest prime below 2**64 (an example of the document).
+LARGEST_64_BIT_PRIME = 18446744073709551557
+
+
+def _document_n(resource, operation: dict) -> None:
+    parameter(operation, "n")["schema"].update(minimum=1, maximum=UPPER_BOUND - 1)
 
 
 class LengthFirstList(fields.List):
@@ -129,7 +136,16 @@ class Primes:
     def __init__(self, store: PrimeStore):
         self._store = store
 
-    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409, 503))
+    @validate(
+        body=PrimesIn(),
+        response=PrimesStored(),
+        status=201,
+        errors=(409, 503),
+        examples={
+            "body": {"primes": [2, 3, 5, 7, 11, 13]},
+            201: {"stored": [2, 3, 5, 7, 11, 13], "count": 6},
+        },
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Store a batch of primes, all or nothing.
 
@@ -139,7 +155,15 @@ class Primes:
         """
         self._store_batch(req, resp)
 
-    @validate(query=PrimesQuery(), response=PrimesPage(), errors=(503,))
+    @validate(
+        query=PrimesQuery(),
+        response=PrimesPage(),
+        errors=(503,),
+        examples={
+            "limit": 3,
+            200: {"items": [2, 3, 5], "next": "/primes?limit=3&after=5"},
+        },
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the stored primes in ascending order, a page at a time."""
         query = req.context.query
@@ -151,7 +175,15 @@ class Primes:
             numbers, next_link(req, after=numbers[-1]) if more else None
         )
 
-    @validate(response=NumberOut(), errors=(422, 503))
+    @validate(
+        response=NumberOut(),
+        errors=(422, 503),
+        examples={
+            "n": LARGEST_64_BIT_PRIME,
+            200: {"number": LARGEST_64_BIT_PRIME, "prime": True, "stored": True},
+        },
+        document=_document_n,
+    )
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, n: int) -> None:
         """Whether n (1 <= n < 2**64) is prime and whether it is stored.
 
@@ -172,12 +204,21 @@ class Primes:
             "stored": self._store.contains(n),
         }
 
-    @validate(response=SeedAnswer())
+    @validate(response=SeedAnswer(), examples={200: SEED_ANSWER})
     def on_get_seed(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The seed's description of its insert API."""
         resp.media = SEED_ANSWER
 
-    @validate(body=PrimesIn(), response=PrimesStored(), status=201, errors=(409, 503))
+    @validate(
+        body=PrimesIn(),
+        response=PrimesStored(),
+        status=201,
+        errors=(409, 503),
+        examples={
+            "body": {"primes": [LARGEST_64_BIT_PRIME]},
+            201: {"stored": [LARGEST_64_BIT_PRIME], "count": 1},
+        },
+    )
     def on_post_seed(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Store a batch of primes, all or nothing (the seed's path for it)."""
         self._store_batch(req, resp)

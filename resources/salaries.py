@@ -6,7 +6,11 @@ Cache-Control header; a request whose If-None-Match names it gets a 304
 before any employee is read.
 """
 
+import csv
+import io
+import json.encoder
 from decimal import Decimal
+from typing import Iterator
 from typing import Optional
 
 import falcon
@@ -21,8 +25,10 @@ from db.salaries.store import ORDERS
 from db.salaries.store import Department
 from db.salaries.store import EmployeeFilter
 from db.salaries.store import EmployeeRecord
+from db.salaries.store import EmployeeRows
 from db.salaries.store import SalaryStore
 from db.salaries.store import Snapshot
+from web.openapi import parameter
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_schema
@@ -35,6 +41,26 @@ CACHE_CONTROL = "public, max-age=300"
 MAX_OFFSET = 2**31 - 1
 #: Largest salary filter accepted, in dollars (the largest salary loaded).
 MAX_SALARY = MAX_CENTS // 100
+#: The columns of a CSV export, in order (the keys of an employee's JSON).
+EXPORT_FIELDS = ("name", "position_title", "department", "annual_salary")
+#: An export hands the server chunks of about this many bytes.
+CHUNK_BYTES = 64 * 1024
+_escape = json.encoder.encode_basestring
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal of ``text``, non-ASCII kept (as core.wire writes it).
+
+    Most names need no escape: quoted as they are. Anything not printable
+    (control characters and a few others), a quote or a backslash goes
+    through the json module, which escapes what JSON needs.
+    """
+    if '"' in text or "\\" in text or not text.isprintable():
+        return _escape(text)
+    return '"' + text + '"'
+
+
+_LINE = '{"name":%s,"position_title":%s,"department":%s,"annual_salary":%s}'
 
 
 def money(cents: int) -> float:
@@ -165,6 +191,56 @@ class SeedEmployeePage(marshmallow.Schema):
     next = fields.String(allow_none=True)
 
 
+# -- examples of the OpenAPI document: real answers for the shipped file --------
+
+POLICE = {
+    "name": "POLICE",
+    "employees": 13570,
+    "salary": {
+        "min": 9360.0,
+        "max": 260004.0,
+        "mean": 81551.76,
+        "median": 84072.0,
+        "total": 1106657380.8,
+    },
+}
+TOP_OF_POLICE = [
+    {
+        "name": "MC CARTHY,  GARRY F",
+        "position_title": "SUPERINTENDENT OF POLICE",
+        "department": "POLICE",
+        "annual_salary": 260004.0,
+    },
+    {
+        "name": "WYSINGER,  ALFONZA",
+        "position_title": "FIRST DEPUTY SUPERINTENDENT",
+        "department": "POLICE",
+        "annual_salary": 197736.0,
+    },
+]
+#: The first lines of the POLICE exports, for the OpenAPI examples.
+POLICE_NDJSON = "".join(
+    json.dumps(row, separators=(",", ":")) + "\n" for row in TOP_OF_POLICE
+)
+POLICE_CSV = "".join(
+    ",".join(f'"{value}"' if "," in str(value) else str(value) for value in line)
+    + "\r\n"
+    for line in [EXPORT_FIELDS] + [tuple(row.values()) for row in TOP_OF_POLICE]
+)
+
+
+def _document_salary_range(resource, operation: dict) -> None:
+    for name, other, word in (
+        ("min_salary", "max_salary", "greater"),
+        ("max_salary", "min_salary", "less"),
+    ):
+        schema = parameter(operation, name)["schema"]
+        schema["description"] = (
+            f"{schema.get('description', name)}; at most two decimals; must not "
+            f"be {word} than {other} (422)"
+        )
+
+
 # -- shaping -------------------------------------------------------------------
 
 
@@ -236,6 +312,68 @@ class _SalaryResource:
         }
 
 
+class _ExportBody:
+    """An export's response body: chunks of encoded rows, made as it is read.
+
+    ``close()`` (called by the WSGI server when the response ends or the
+    client goes away) releases the database connection.
+    """
+
+    def __init__(self, rows: EmployeeRows, chunks: Iterator[bytes]):
+        self._rows = rows
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._rows.close()
+
+
+def employee_line(row: EmployeeRecord) -> str:
+    """``wire.dumps(employee_body(row))``, formatted directly (an export's hot loop).
+
+    The same text: compact, keys in the same order, non-ASCII kept, the
+    salary as JSON writes a float. Under PyPy the generic encoder walks a
+    dict per row; this is about twice as fast.
+    """
+    # %-formatting: under PyPy far faster than str.format or f-string specs.
+    return _LINE % (
+        _json_string(row.name),
+        _json_string(row.position_title),
+        _json_string(row.department),
+        float.__repr__(money(row.salary_cents)),
+    )
+
+
+def _ndjson_chunks(rows: EmployeeRows) -> Iterator[bytes]:
+    lines, size = [], 0
+    for row in rows:
+        line = employee_line(row)
+        lines.append(line)
+        size += len(line) + 1
+        if size >= CHUNK_BYTES:
+            yield ("\n".join(lines) + "\n").encode("utf-8")
+            lines, size = [], 0
+    if lines:
+        yield ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _csv_chunks(rows: EmployeeRows) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_FIELDS)
+    for row in rows:
+        writer.writerow(
+            (row.name, row.position_title, row.department, money(row.salary_cents))
+        )
+        if buffer.tell() >= CHUNK_BYTES:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
 def _filter(query: dict, **extra) -> EmployeeFilter:
     return EmployeeFilter(
         title=query.get("title"),
@@ -253,6 +391,11 @@ class Departments(_SalaryResource):
         response=DepartmentsOut(),
         errors=(503,),
         also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            200: {"departments": ["AVIATION", "DoIT", "MAYOR'S OFFICE", "POLICE"]}
+        },
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the departments, sorted by name (case-insensitively).
@@ -272,7 +415,14 @@ class Departments(_SalaryResource):
 class DepartmentStats(_SalaryResource):
     """``GET /departments/{name}``: one department's salary statistics."""
 
-    @validate(response=DepartmentOut(), errors=(404, 503), also={304: None})
+    @validate(
+        response=DepartmentOut(),
+        errors=(404, 503),
+        also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={"name": "POLICE", 200: POLICE},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Salary statistics of one department (name in any case).
 
@@ -293,6 +443,18 @@ class DepartmentEmployees(_SalaryResource):
         response=EmployeePage,
         errors=(404, 503),
         also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            "name": "POLICE",
+            "limit": 2,
+            "order": "-salary",
+            200: {
+                "items": TOP_OF_POLICE,
+                "next": "/departments/POLICE/employees?limit=2&order=-salary&offset=2",
+            },
+        },
+        document=_document_salary_range,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """List one department's employees, paginated, ordered and filtered."""
@@ -315,6 +477,18 @@ class SeedDepartmentEmployees(DepartmentEmployees):
         response=SeedEmployeePage(),
         errors=(404, 503),
         also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            "name": "POLICE",
+            "limit": 2,
+            "order": "-salary",
+            200: {
+                "data": TOP_OF_POLICE,
+                "next": "/dept/POLICE?limit=2&order=-salary&offset=2",
+            },
+        },
+        document=_document_salary_range,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """One department's employees in the seed's shape (``data``, ``next``).
@@ -325,11 +499,104 @@ class SeedDepartmentEmployees(DepartmentEmployees):
         self._department_page(req, resp, name)
 
 
+class _DepartmentExport(_SalaryResource):
+    """A whole department streamed row by row; subclasses pick the format."""
+
+    content_type = ""
+
+    @staticmethod
+    def _chunks(rows: EmployeeRows) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def _export(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        data = self._store.snapshot()
+        department = data.department(name)
+        if self._not_modified(req, resp, data):
+            return
+        rows = self._store.export(department.name)
+        resp.content_type = self.content_type
+        resp.stream = _ExportBody(rows, self._chunks(rows))
+
+
+class DepartmentNdjson(_DepartmentExport):
+    """``GET /departments/{name}/employees.ndjson``."""
+
+    content_type = "application/x-ndjson"
+    _chunks = staticmethod(_ndjson_chunks)
+
+    @validate(
+        response={
+            "type": "string",
+            "description": "one employee JSON object per line (EmployeeOut)",
+        },
+        media_type="application/x-ndjson",
+        errors=(404, 503),
+        also={304: None},
+        examples={"name": "POLICE", 200: POLICE_NDJSON},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        """Every employee of a department, one JSON object per line, streamed.
+
+        Ordered by name; produced row by row as it is sent (never the whole
+        department in memory). ETag and Cache-Control as the lists.
+        """
+        self._export(req, resp, name)
+
+
+class DepartmentCsv(_DepartmentExport):
+    """``GET /departments/{name}/employees.csv``."""
+
+    content_type = "text/csv; charset=utf-8"
+    _chunks = staticmethod(_csv_chunks)
+
+    @validate(
+        response={
+            "type": "string",
+            "description": "CSV with a header row: "
+            + ",".join(EXPORT_FIELDS)
+            + " (RFC 4180, UTF-8)",
+        },
+        media_type="text/csv",
+        errors=(404, 503),
+        also={304: None},
+        examples={"name": "POLICE", 200: POLICE_CSV},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        """Every employee of a department as CSV, streamed.
+
+        A header row, then one row per employee ordered by name; produced
+        row by row as it is sent. ETag and Cache-Control as the lists.
+        """
+        self._export(req, resp, name)
+
+
 class Employees(_SalaryResource):
     """``GET /employees``: employees across departments, searched by name or title."""
 
     @validate(
-        query=SearchQuery(), response=EmployeePage, errors=(503,), also={304: None}
+        query=SearchQuery(),
+        response=EmployeePage,
+        errors=(503,),
+        also={304: None},
+        headers=("If-None-Match",),
+        response_headers={200: ("ETag", "Cache-Control"), 304: ("ETag",)},
+        examples={
+            "q": "smith",
+            "limit": 1,
+            "order": "salary",
+            200: {
+                "items": [
+                    {
+                        "name": "SMITH,  ALICE",
+                        "position_title": "FOSTER GRANDPARENT",
+                        "department": "FAMILY & SUPPORT",
+                        "annual_salary": 2756.0,
+                    }
+                ],
+                "next": "/employees?q=smith&limit=1&order=salary&offset=1",
+            },
+        },
+        document=_document_salary_range,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Search employees by name or position title, paginated and filtered."""

@@ -5,7 +5,7 @@ Deliveries themselves are made by the push worker with
 delivers to and shows how it went.
 """
 
-from urllib.parse import urlsplit
+from typing import Optional
 
 import falcon
 import marshmallow
@@ -18,37 +18,21 @@ from marshmallow import validates_schema
 from core.clock import isoformat
 from core.notes import EVENT_TYPES
 from core.signatures import generate_secret
+from core.targets import Targets
 from db.subscriptions import WILDCARDS
 from db.subscriptions import Attempt
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
+from web.fields import SafeUrl
+from web.fields import check_target
+from web.fields import cursor_field
+from web.openapi import HEADERS
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
 from web.paging import page_schema
 from web.validation import QuerySchema
 from web.validation import validate
-
-_MAX_URL = 2048
-
-
-def check_url(value: str) -> None:
-    """An absolute http(s) URL with a host and no credentials, else ValidationError."""
-    if len(value) > _MAX_URL or any(c.isspace() or not c.isprintable() for c in value):
-        raise marshmallow.ValidationError(
-            f"A URL of at most {_MAX_URL} printable characters, without spaces."
-        )
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise marshmallow.ValidationError("Only http and https URLs are accepted.")
-    if not parts.hostname:
-        raise marshmallow.ValidationError("The URL needs a host.")
-    if "@" in parts.netloc:
-        raise marshmallow.ValidationError("Credentials in the URL are not accepted.")
-    try:
-        _ = parts.port  # urlsplit checks the port only when asked
-    except ValueError:
-        raise marshmallow.ValidationError("The URL's port is not valid.") from None
 
 
 def _events_field(**kwargs) -> fields.List:
@@ -65,8 +49,17 @@ def _unique(items):
     return list(dict.fromkeys(items))
 
 
+def _url_field(**kwargs) -> SafeUrl:
+    return SafeUrl(
+        metadata={
+            "description": "http(s) URL of a public host, at most 2048 characters"
+        },
+        **kwargs,
+    )
+
+
 class SubscriptionIn(Schema):
-    url = fields.String(required=True, validate=check_url)
+    url = _url_field(required=True)
     events = _events_field(required=True)
 
     @post_load
@@ -76,7 +69,7 @@ class SubscriptionIn(Schema):
 
 
 class SubscriptionPatch(Schema):
-    url = fields.String(validate=check_url)
+    url = _url_field()
     events = _events_field()
     active = fields.Boolean(
         truthy={True},
@@ -140,12 +133,94 @@ SubscriptionAttemptPage = page_schema(
 )
 
 
+# -- examples and the outbound webhook, for the OpenAPI document ----------------
+
+SUBSCRIPTION = {
+    "id": 1,
+    "url": "https://example.com/hooks",
+    "events": ["note.created", "note.deleted"],
+    "active": True,
+    "failure_count": 0,
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "disabled_at": None,
+    "last_delivery_at": None,
+}
+ATTEMPT = {
+    "id": 7,
+    "event_id": "42",
+    "event_type": "note.updated",
+    "attempt": 1,
+    "at": "2025-01-31T12:05:43.002Z",
+    "status_code": 200,
+    "latency_ms": 84.213,
+    "error": None,
+    "delivered": True,
+}
+_NOTE_OR_NULL = {"allOf": [{"$ref": "#/components/schemas/NoteOut"}], "nullable": True}
+EVENT_SCHEMA = {
+    "type": "object",
+    "description": "A note change, as every push channel sends it.",
+    "properties": {
+        "id": {"type": "integer", "description": "the change's seq; deduplicate on it"},
+        "type": {"type": "string", "enum": list(EVENT_TYPES)},
+        "old_val": _NOTE_OR_NULL,
+        "new_val": _NOTE_OR_NULL,
+        "ts": {"type": "string", "format": "date-time"},
+    },
+    "required": ["id", "type", "old_val", "new_val", "ts"],
+}
+_NOTE = {
+    "id": "5f0c3b1e9a3d4c8e8b1f2a7d6c5e4b3a",
+    "title": "Groceries",
+    "body": "milk, eggs",
+    "created_at": "2025-01-31T12:00:00.123Z",
+    "updated_at": "2025-01-31T12:00:00.123Z",
+}
+EVENT = {
+    "id": 42,
+    "type": "note.updated",
+    "old_val": _NOTE,
+    "new_val": {
+        **_NOTE,
+        "body": "milk, eggs, bread",
+        "updated_at": "2025-01-31T12:05:42.801Z",
+    },
+    "ts": "2025-01-31T12:05:42.801Z",
+}
+#: What the push worker POSTs to each subscription's URL (OpenAPI callbacks).
+CALLBACKS = {
+    "noteEvent": {
+        "{$request.body#/url}": {
+            "post": {
+                "summary": "A note event, signed the Standard Webhooks way.",
+                "description": "Verify webhook-signature with the secret the "
+                "subscription was created with; retries keep the webhook-id.",
+                "parameters": [
+                    dict(HEADERS[name], required=True)
+                    for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": EVENT_SCHEMA, "example": EVENT}
+                    },
+                },
+                "responses": {
+                    "2XX": {"description": "Delivered."},
+                    "default": {
+                        "description": "Retried on network errors, 429 and 5xx; "
+                        "other answers end the delivery as failed."
+                    },
+                },
+            }
+        }
+    }
+}
+
+
 class SubscriptionPageQuery(QuerySchema):
     limit = limit_field(50, 200)
-    cursor = fields.Integer(
-        validate=checks.Range(min=1),
-        metadata={"description": "from the previous page's next"},
-    )
+    cursor = cursor_field("from the previous page's next")
 
 
 def subscription_json(subscription: Subscription, with_secret: bool = False) -> dict:
@@ -183,15 +258,32 @@ def attempt_json(attempt: Attempt) -> dict:
 class Subscriptions:
     """``/subscriptions``, ``/subscriptions/{id}`` (item), ``.../deliveries``."""
 
-    def __init__(self, store: SubscriptionStore):
+    def __init__(self, store: SubscriptionStore, targets: Optional[Targets] = None):
         self._store = store
+        self._targets = targets or Targets()
 
     @validate(
-        body=SubscriptionIn(), response=SubscriptionCreated(), status=201, errors=(503,)
+        body=SubscriptionIn(),
+        response=SubscriptionCreated(),
+        status=201,
+        errors=(503,),
+        response_headers={201: ("Location",)},
+        callbacks=CALLBACKS,
+        examples={
+            "body": {
+                "url": "https://example.com/hooks",
+                "events": ["note.created", "note.deleted"],
+            },
+            201: {
+                **SUBSCRIPTION,
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            },
+        },
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Subscribe a URL to note events; the signing secret is shown only here."""
         body = req.context.body
+        check_target(self._targets, body["url"])
         subscription = self._store.create(
             body["url"], body["events"], generate_secret()
         )
@@ -199,7 +291,12 @@ class Subscriptions:
         resp.status = falcon.HTTP_201
         resp.location = f"/subscriptions/{subscription.id}"
 
-    @validate(query=SubscriptionPageQuery(), response=SubscriptionPage, errors=(503,))
+    @validate(
+        query=SubscriptionPageQuery(),
+        response=SubscriptionPage,
+        errors=(503,),
+        examples={"limit": 20, 200: {"items": [SUBSCRIPTION], "next": None}},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List subscriptions, oldest first (no secrets)."""
         query = req.context.query
@@ -209,19 +306,34 @@ class Subscriptions:
             None if cursor is None else next_link(req, cursor=cursor),
         )
 
-    @validate(response=SubscriptionOut(), errors=(404, 503))
+    @validate(
+        response=SubscriptionOut(),
+        errors=(404, 503),
+        examples={"subscription_id": 1, 200: SUBSCRIPTION},
+    )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
         """One subscription (no secret)."""
         resp.media = subscription_json(self._store.get(subscription_id))
 
-    @validate(body=SubscriptionPatch(), response=SubscriptionOut(), errors=(404, 503))
+    @validate(
+        body=SubscriptionPatch(),
+        response=SubscriptionOut(),
+        errors=(404, 503),
+        examples={
+            "subscription_id": 1,
+            "body": {"events": ["note.*"], "active": True},
+            200: {**SUBSCRIPTION, "events": ["note.*"]},
+        },
+    )
     def on_patch_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
         """Change a subscription; ``{"active": true}`` re-enables a disabled one."""
         body = req.context.body
+        if "url" in body:
+            check_target(self._targets, body["url"])
         subscription = self._store.update(
             subscription_id,
             url=body.get("url"),
@@ -230,7 +342,7 @@ class Subscriptions:
         )
         resp.media = subscription_json(subscription)
 
-    @validate(status=204, errors=(404, 503))
+    @validate(status=204, errors=(404, 503), examples={"subscription_id": 1})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
     ) -> None:
@@ -242,6 +354,11 @@ class Subscriptions:
         query=SubscriptionPageQuery(),
         response=SubscriptionAttemptPage,
         errors=(404, 503),
+        examples={
+            "subscription_id": 1,
+            "limit": 20,
+            200: {"items": [ATTEMPT], "next": None},
+        },
     )
     def on_get_deliveries(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int

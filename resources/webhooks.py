@@ -1,7 +1,7 @@
 """Inbound webhooks: ``POST/GET /webhooks/{source}``, ``GET /webhooks/deliveries``."""
 
+import hashlib
 import hmac
-import json
 import logging
 import time
 from typing import Callable
@@ -15,11 +15,14 @@ from marshmallow import fields
 from marshmallow import validate as checks
 
 from core import signatures
+from core import wire
 from core.clock import isoformat
+from core.text import text_error
 from db.webhooks import STATUSES
 from db.webhooks import Delivery
 from db.webhooks import WebhookStore
 from web.errors import Problem
+from web.fields import cursor_field
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -50,13 +53,61 @@ class InboundDeliveryOut(Schema):
 
 InboundDeliveryPage = page_schema("InboundDeliveryPage", InboundDeliveryOut())
 
+#: Examples of the OpenAPI document: GitHub's ping, as received and handled.
+PING = {"zen": "Keep it simple.", "hook_id": 1}
+DELIVERY = {
+    "id": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    "source": "github",
+    "event": "ping",
+    "received_at": "2025-01-31T12:00:00.123Z",
+    "status": "pending",
+    "attempts": 0,
+    "handled_at": None,
+    "outcome": None,
+}
+HANDLED = {
+    **DELIVERY,
+    "status": "processed",
+    "attempts": 1,
+    "handled_at": "2025-01-31T12:00:00.412Z",
+    "outcome": {"pong": True},
+}
+#: The body of a delivery: any JSON document, signed as sent (raw bytes).
+SIGNED_BODY = {
+    "required": True,
+    "description": "The sender's payload, signed over its exact bytes: "
+    "X-Hub-Signature-256 (github scheme) or webhook-id, webhook-timestamp and "
+    "webhook-signature (standard scheme).",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "additionalProperties": True},
+            "example": PING,
+        },
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "payload": {"type": "string", "description": "the JSON document"}
+                },
+                "required": ["payload"],
+            },
+            "example": {"payload": '{"zen":"Keep it simple.","hook_id":1}'},
+        },
+    },
+}
+_SIGNATURE_HEADERS = (
+    "X-Hub-Signature-256",
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+
 
 class DeliveriesQuery(QuerySchema):
     limit = limit_field(50, 200)
-    cursor = fields.Integer(
-        validate=checks.Range(min=1),
-        metadata={"description": "from the previous page's next"},
-    )
+    cursor = cursor_field("from the previous page's next")
     source = fields.String()
     status = fields.String(validate=checks.OneOf(STATUSES))
 
@@ -97,17 +148,22 @@ class WebhookReceiver:
         store: WebhookStore,
         registry: Registry,
         now: Callable[[], float] = time.time,
+        replay_window: float = 0.0,
     ):
         self._sources = sources
         self._store = store
         self._registry = registry
         self._now = now
+        self._replay_window = replay_window
 
     @validate(
         response=InboundDeliveryOut(),
         status=202,
-        errors=(400, 401, 404, 413, 415, 503),
+        errors=(400, 401, 404, 409, 413, 415, 503),
         also={200: InboundDeliveryOut()},
+        request_body=SIGNED_BODY,
+        headers=_SIGNATURE_HEADERS,
+        examples={"source": "github", 202: DELIVERY, 200: HANDLED},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, source: str) -> None:
         """Receive a signed webhook delivery.
@@ -116,6 +172,8 @@ class WebhookReceiver:
         missing or wrong). The delivery is stored, then handled by the webhook
         runner: 202. Events without a handler are stored as ignored (202). The
         same delivery id again: 200 with the stored delivery and its outcome.
+        GitHub signs no timestamp: the same body under a new delivery id within
+        ``WEBHOOK_REPLAY_WINDOW`` seconds is a replay, 409.
         """
         config = self._source(source)
         body = req.bounded_stream.read()
@@ -134,7 +192,17 @@ class WebhookReceiver:
         payload = _parse_payload(req, body)
         delivery_id, event = _identify(config, req, payload)
         delivery, created = self._store.receive(
-            config.name, delivery_id, event, payload, handled=event in self._registry
+            config.name,
+            delivery_id,
+            event,
+            payload,
+            handled=event in self._registry,
+            # Standard Webhooks sign the id and a timestamp: only GitHub's
+            # bodies can be replayed under a new id.
+            body_sha256=hashlib.sha256(body).hexdigest()
+            if config.scheme == "github"
+            else None,
+            replay_window=self._replay_window,
         )
         resp.media = delivery_json(delivery)
         resp.status = falcon.HTTP_202 if created else falcon.HTTP_200
@@ -144,6 +212,13 @@ class WebhookReceiver:
         response={"type": "string", "description": "hub.challenge, echoed"},
         media_type="text/plain",
         errors=(403, 404),
+        examples={
+            "source": "github",
+            "hub.mode": "subscribe",
+            "hub.verify_token": "tok",
+            "hub.challenge": "1174862731",
+            200: "1174862731",
+        },
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, source: str) -> None:
         """Answer a hub verification: echo hub.challenge if hub.verify_token matches.
@@ -181,7 +256,12 @@ class WebhookDeliveries:
     def __init__(self, store: WebhookStore):
         self._store = store
 
-    @validate(query=DeliveriesQuery(), response=InboundDeliveryPage, errors=(503,))
+    @validate(
+        query=DeliveriesQuery(),
+        response=InboundDeliveryPage,
+        errors=(503,),
+        examples={"limit": 10, 200: {"items": [HANDLED], "next": None}},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List received webhook deliveries, newest first (filter by source, status)."""
         query = req.context.query
@@ -219,9 +299,9 @@ def _parse_payload(req: falcon.Request, body: bytes):
     else:
         raise Problem(415, "Send the payload as application/json.")
     try:
-        return json.loads(text)
-    except ValueError:
-        raise Problem(400, "The payload is not valid JSON.") from None
+        return wire.loads(text)
+    except ValueError as ex:
+        raise Problem(400, f"The payload is not valid JSON: {ex}") from None
 
 
 def _identify(config: Source, req: falcon.Request, payload) -> Tuple[str, str]:
@@ -239,6 +319,8 @@ def _identify(config: Source, req: falcon.Request, payload) -> Tuple[str, str]:
         and isinstance(event, str)
         and 0 < len(delivery_id) <= _MAX_ID
         and 0 < len(event) <= _MAX_ID
+        and text_error(delivery_id) is None
+        and text_error(event) is None
     ):
         raise Problem(400, f"A delivery needs {where} (1-{_MAX_ID} characters each).")
     return delivery_id, event

@@ -17,6 +17,7 @@ from core.settings import Settings
 from db.schema import create_schema
 from db.sql import Database
 from db.sql import make_engine
+from db.stores import open_stores
 from tests.support import live
 from tests.support.contract import ContractClient
 from tests.support.notes_backends import _rethinkdb_session_table  # noqa: F401
@@ -54,16 +55,25 @@ def settings(database_url) -> Settings:
 
 @pytest.fixture
 def make_client(settings):
-    """Factory: a TestClient for ``settings`` with optional overrides."""
+    """Factory: a TestClient for ``settings`` with optional overrides.
+
+    The apps' stores are closed after the test (queued visits are written,
+    threads stop) while the test's database still exists.
+    """
+    opened = []
 
     def make(**overrides) -> falcon.testing.TestClient:
         final = dataclasses.replace(settings, **overrides)
         database = Database(final.database_url)
         create_schema(database.engine)
         database.dispose()
-        return ContractClient(create_app(final))
+        stores = open_stores(final)
+        opened.append(stores)
+        return ContractClient(create_app(final, stores))
 
-    return make
+    yield make
+    for stores in opened:
+        stores.close()
 
 
 @pytest.fixture

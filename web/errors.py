@@ -13,6 +13,7 @@ import falcon
 import marshmallow
 
 from db import errors as domain
+from web import metrics
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,18 @@ def _domain_error(req, resp, ex, params):
         _DOMAIN_STATUS[cls] for cls in type(ex).__mro__ if cls in _DOMAIN_STATUS
     )
     if status == 503:
-        log.warning("backend unavailable: %s", ex.detail)
+        # The underlying exception (a lock timeout, a refused connection) is
+        # what explains the 503: logged in full, with the request id.
+        cause = ex.__cause__ or ex.__context__
+        log.warning(
+            "backend unavailable in %s %s: %s%s",
+            req.method,
+            req.path,
+            ex.detail,
+            f" ({type(cause).__name__}: {cause})" if cause else "",
+            exc_info=(type(cause), cause, cause.__traceback__) if cause else None,
+        )
+        metrics.count_store_error(req)
     else:
         log.debug("domain error %s: %s", status, ex.detail)
     raise Problem(status, ex.detail, **ex.extra)

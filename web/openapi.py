@@ -1,17 +1,31 @@
-"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas."""
+"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas.
+
+Besides the schemas, each responder's ``@validate`` gives the document what
+tools need: an operationId, an example of every request and response,
+the headers it reads and sends (conditional requests, ``Location``), and
+limits only the settings know (``document=``). ``servers`` is
+``PUBLIC_BASE_URL``. Every error status gets a problem+json example.
+"""
 
 import inspect
 import re
+from typing import Any
+from typing import Dict
+from typing import List
+from typing import Optional
 
 import falcon
 import swagger_ui_bundle
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from core import wire
 from web.errors import PROBLEM_JSON
+from web.errors import status_title
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _CONVERTED_FIELD = re.compile(r"{(\w+)(:[^}]*)?}")
+_CONVERTER_BOUND = re.compile(r"\b(min|max)=(-?\d+)")
 
 _PROBLEM_SCHEMA = {
     "type": "object",
@@ -24,6 +38,114 @@ _PROBLEM_SCHEMA = {
         "errors": {"type": "object", "description": "field -> messages (422)"},
     },
     "required": ["type", "title", "status", "detail"],
+}
+
+#: What each error status says in the examples of the document.
+_PROBLEM_DETAILS = {
+    400: "The request body is not valid JSON.",
+    401: "The signature does not match the body.",
+    403: "The verify token does not match.",
+    404: "The requested resource could not be found.",
+    405: "This method is not allowed on this path.",
+    409: "The request conflicts with what is stored.",
+    410: "This short link has expired.",
+    412: "The note has changed since the version given in If-Match.",
+    413: "The request body is larger than 1048576 bytes.",
+    415: "Send the body as JSON with 'Content-Type: application/json'.",
+    422: "The request did not pass validation; see errors.",
+    503: "notes store unavailable",
+}
+
+_NOT_HTTP = "The request is not valid HTTP: Invalid HTTP Header: 'IF-NONE-MATCH'"
+
+
+def problem_example(status: int) -> dict:
+    """An example problem body for ``status``."""
+    body = {
+        "type": "about:blank",
+        "title": status_title(status),
+        "status": status,
+        "detail": _PROBLEM_DETAILS.get(status, status_title(status)),
+    }
+    if status == 422:
+        body["errors"] = {"title": ["Missing data for required field."]}
+    return body
+
+
+def _header(name: str, description: str, example: str, **schema) -> dict:
+    return {
+        "in": "header",
+        "name": name,
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", **schema},
+        "example": example,
+    }
+
+
+#: Request headers an operation may name in ``@validate(headers=...)``.
+HEADERS: Dict[str, dict] = {
+    "If-Match": _header(
+        "If-Match",
+        "The ETag you read: the write happens only if the item is still at that "
+        "version, else 412.",
+        '"1"',
+    ),
+    "If-None-Match": _header(
+        "If-None-Match", "The ETag you have: 304 Not Modified if it is current.", '"1"'
+    ),
+    "X-Hub-Signature-256": _header(
+        "X-Hub-Signature-256",
+        "github scheme: sha256= and the hex HMAC-SHA256 of the raw body, keyed "
+        "with the source's secret.",
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        pattern="^sha256=[0-9a-f]{64}$",
+    ),
+    "X-GitHub-Event": _header("X-GitHub-Event", "github scheme: the event.", "ping"),
+    "X-GitHub-Delivery": _header(
+        "X-GitHub-Delivery",
+        "github scheme: the delivery id (1-200 characters).",
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        maxLength=200,
+    ),
+    "webhook-id": _header(
+        "webhook-id",
+        "standard scheme: the delivery id (1-200 characters).",
+        "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+        maxLength=200,
+    ),
+    "webhook-timestamp": _header(
+        "webhook-timestamp",
+        "standard scheme: Unix seconds; refused more than 5 minutes off.",
+        "1735689600",
+        pattern="^[0-9]+$",
+    ),
+    "webhook-signature": _header(
+        "webhook-signature",
+        'standard scheme: "v1," and the base64 HMAC-SHA256 of "id.timestamp.body", '
+        "keyed with the base64-decoded secret; several separated by spaces.",
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    ),
+}
+
+#: Response headers an operation may name in ``@validate(response_headers=...)``.
+RESPONSE_HEADERS: Dict[str, dict] = {
+    "ETag": {
+        "description": "The version of what was answered; send it back in "
+        "If-Match (writes) or If-None-Match (reads).",
+        "schema": {"type": "string"},
+        "example": '"1"',
+    },
+    "Location": {
+        "description": "Where the created item is.",
+        "schema": {"type": "string"},
+        "example": "/notes/5f0c3b1e9a3d4c8e8b1f2a7d6c5e4b3a",
+    },
+    "Cache-Control": {
+        "description": "How long the answer may be reused.",
+        "schema": {"type": "string"},
+        "example": "public, max-age=300",
+    },
 }
 
 
@@ -41,94 +163,165 @@ class Routes:
             self.entries.append((template, resource, suffix))
 
 
-def build_spec(routes: Routes, title: str, version: str) -> dict:
+def build_spec(
+    routes: Routes, title: str, version: str, servers: Optional[List[str]] = None
+) -> dict:
     """The OpenAPI document of every documented route, as a dict."""
     spec = APISpec(
         title=title,
         version=version,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
+        servers=[{"url": url} for url in servers or ()],
     )
     spec.components.schema("Problem", _PROBLEM_SCHEMA)
+    finishing = []
     for template, resource, suffix in routes.entries:
         operations = {}
+        path = _CONVERTED_FIELD.sub(r"{\1}", template)
         for method in _METHODS:
             name = f"on_{method}" + (f"_{suffix}" if suffix else "")
             responder = getattr(resource, name, None)
             if responder is not None:
                 operations[method] = _operation(template, resource, responder)
+                operations[method]["operationId"] = getattr(
+                    responder, "apidoc", {}
+                ).get("operation_id") or _operation_id(method, resource, suffix)
+                finishing.append((path, method, resource, responder))
         if operations:
-            spec.path(
-                path=_CONVERTED_FIELD.sub(r"{\1}", template), operations=operations
-            )
-    return spec.to_dict()
+            spec.path(path=path, operations=operations)
+    document = spec.to_dict()
+    for path, method, resource, responder in finishing:
+        _finish(document["paths"][path][method], resource, responder)
+    return document
+
+
+def _operation_id(method: str, resource, suffix: Optional[str]) -> str:
+    """``getNotesItem``: the method, the resource class and the suffix."""
+    words = [type(resource).__name__] + (suffix.split("_") if suffix else [])
+    return method + "".join(word[:1].upper() + word[1:] for word in words)
+
+
+def _finish(operation: dict, resource, responder) -> None:
+    """What needs apispec's expanded parameters: their examples, then the hook."""
+    doc = getattr(responder, "apidoc", {})
+    examples = doc.get("examples", {})
+    for parameter in operation.get("parameters", ()):
+        if parameter["name"] in examples and "example" not in parameter:
+            parameter["example"] = examples[parameter["name"]]
+    if doc.get("document") is not None:
+        doc["document"](resource, operation)
+
+
+def parameter(operation: dict, name: str) -> dict:
+    """The parameter ``name`` of ``operation`` (for ``document=`` hooks)."""
+    return next(p for p in operation.get("parameters", ()) if p["name"] == name)
 
 
 def _operation(template: str, resource, responder) -> dict:
     doc = getattr(responder, "apidoc", {})
+    examples: Dict[Any, Any] = doc.get("examples", {})
     summary, _, description = (inspect.getdoc(responder) or "").partition("\n")
     tag = type(resource).__module__.rsplit(".", 1)[-1]
     op = {"summary": summary.strip(), "tags": [tag], "responses": {}}
     if description.strip():
         op["description"] = description.strip()
     parameters = [
-        {
-            "in": "path",
-            "name": name,
-            "required": True,
-            "schema": {
-                "type": "integer" if conv and conv.startswith(":int") else "string"
-            },
-        }
+        {"in": "path", "name": name, "required": True, "schema": _path_schema(conv)}
         for name, conv in _CONVERTED_FIELD.findall(template)
     ]
     if doc.get("query") is not None:
         parameters.append({"in": "query", "schema": doc["query"]})
+    parameters.extend(dict(HEADERS[name]) for name in doc.get("headers", ()))
     if parameters:
         op["parameters"] = parameters
-    if doc.get("body") is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": doc["body"]}},
-        }
+    if doc.get("request_body") is not None:
+        op["requestBody"] = doc["request_body"]
+    elif doc.get("body") is not None:
+        media = {"schema": doc["body"]}
+        if "body" in examples:
+            media["example"] = examples["body"]
+        op["requestBody"] = {"required": True, "content": {"application/json": media}}
+    if doc.get("callbacks"):
+        op["callbacks"] = doc["callbacks"]
     statuses = {doc.get("status", 200): doc.get("response"), **doc.get("also", {})}
+    response_headers = doc.get("response_headers", {})
     for status, schema in sorted(statuses.items()):
-        answer = {"description": falcon.code_to_http_status(status)[4:]}
+        answer: Dict[str, Any] = {"description": status_title(status)}
         if schema is not None:
             media_type = doc.get("media_type", "application/json")
             answer["content"] = {media_type: {"schema": schema}}
+            if status in examples:
+                answer["content"][media_type]["example"] = examples[status]
+        if status in response_headers:
+            answer["headers"] = {
+                name: RESPONSE_HEADERS[name] for name in response_headers[status]
+            }
         op["responses"][str(status)] = answer
-    errors = set(doc.get("errors", ()))
+    # Any request line over gunicorn's limit (4094 bytes) is refused by the
+    # server before the app sees it (api/server.py).
+    errors = set(doc.get("errors", ())) | {414}
     if "{" in template:  # a value the route (or its converter) does not know
         errors.add(404)
     if doc.get("body") is not None or doc.get("query") is not None:
         errors.add(422)
     if doc.get("body") is not None:
         errors.update((400, 413, 415))
+    elif doc.get("headers"):
+        # A header value with control characters is not HTTP: the server
+        # refuses it before the app sees it (api/server.py).
+        errors.add(400)
     for status in sorted(errors):
+        example = problem_example(status)
+        if status == 400 and doc.get("body") is None:
+            example["detail"] = _NOT_HTTP
         op["responses"][str(status)] = {
-            "description": falcon.code_to_http_status(status)[4:],
+            "description": status_title(status),
             "content": {
-                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                PROBLEM_JSON: {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "example": example,
+                }
             },
         }
     return op
 
 
-class OpenApi:
-    """``GET /openapi.json``: the document, built once on first request."""
+def _path_schema(converter: str) -> dict:
+    """The schema of a path value: ``:int(min=1, max=9)`` gives its bounds."""
+    if not converter.startswith(":int"):
+        return {"type": "string"}
+    schema = {"type": "integer"}
+    for key, value in _CONVERTER_BOUND.findall(converter):
+        schema["minimum" if key == "min" else "maximum"] = int(value)
+    return schema
 
-    def __init__(self, routes: Routes, title: str, version: str):
+
+class OpenApi:
+    """``GET /openapi.json``: the document, built once on first request.
+
+    Served indented, so that ``curl ... | head`` shows something readable.
+    """
+
+    def __init__(
+        self, routes: Routes, title: str, version: str, servers: List[str] = ()
+    ):
         self._routes = routes
         self._title = title
         self._version = version
-        self._document = None
+        self._servers = list(servers)
+        self._text = None
+
+    def document(self) -> dict:
+        """The document as a dict (built anew)."""
+        return build_spec(self._routes, self._title, self._version, self._servers)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The OpenAPI 3 document of this API."""
-        if self._document is None:
-            self._document = build_spec(self._routes, self._title, self._version)
-        resp.media = self._document
+        if self._text is None:
+            self._text = wire.dumps_pretty(self.document())
+        resp.content_type = falcon.MEDIA_JSON
+        resp.text = self._text
 
 
 _DOCS_PAGE = """<!DOCTYPE html>
@@ -153,8 +346,10 @@ class Docs:
         resp.text = self._page
 
 
-def add_docs(routes: Routes, title: str, version: str) -> None:
+def add_docs(routes: Routes, title: str, version: str, servers: List[str] = ()) -> None:
     """Serve ``/openapi.json``, ``/docs`` and Swagger UI's static files."""
-    routes.add("/openapi.json", OpenApi(routes, title, version), documented=False)
+    routes.add(
+        "/openapi.json", OpenApi(routes, title, version, servers), documented=False
+    )
     routes.add("/docs", Docs(title), documented=False)
     routes.app.add_static_route("/docs/static", swagger_ui_bundle.swagger_ui_path)

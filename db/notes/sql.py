@@ -14,25 +14,34 @@ every lower ``seq`` is visible too, and the log can be tailed with
 has no holes. The If-Match check is part of the same transaction and the
 update itself is conditional (``WHERE version = ?``).
 
-:meth:`SqlNotesStore.changes` polls the log every ``poll_interval`` seconds
-(a cheap primary-key range query), so a consumer in another process (the
-push worker) sees a change at most that long after it commits.
+:meth:`SqlNotesStore.changes` reads the log (a cheap primary-key range
+query) as soon as a commit is announced (``wakeups``: the API sends a
+datagram after each commit, :mod:`core.wakeup`), and otherwise every
+``poll_interval`` seconds, so a consumer in another process (the push
+worker) sees a change at once, or at the latest one poll later when an
+announcement is lost.
+
+The hot paths are SQLAlchemy Core statements built once (no ORM session),
+and a write's transaction holds only its statements: ids, times and JSON
+are made before it begins.
 """
 
 import contextlib
 import dataclasses
 import datetime
+import logging
 import threading
 import time
 from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Mapping
+from typing import Callable
 from typing import List
 from typing import Optional
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy import orm
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -55,6 +64,8 @@ from db.notes.base import require_id
 from db.notes.base import writable
 from db.sql import Base
 from db.sql import Database
+
+log = logging.getLogger(__name__)
 
 UNAVAILABLE = "notes store unavailable"
 _SEQUENCE_NAME = "changes"  # the row the DDL below creates
@@ -107,7 +118,71 @@ event.listen(
 )
 
 
-def _note(row: NoteRow) -> Note:
+_NOTES = NoteRow.__table__
+_CHANGES = NoteChangeRow.__table__
+_SEQUENCE = NoteSequence.__table__
+
+# Core statements built once: SQLAlchemy caches their compiled SQL, and no
+# ORM unit of work runs on these paths (the API's hottest).
+_NOTE_COLUMNS = (
+    _NOTES.c.id,
+    _NOTES.c.title,
+    _NOTES.c.body,
+    _NOTES.c.created_at,
+    _NOTES.c.updated_at,
+    _NOTES.c.version,
+    _NOTES.c.position,
+)
+_GET = sa.select(*_NOTE_COLUMNS).where(_NOTES.c.id == sa.bindparam("note_id"))
+_PAGE = (
+    sa.select(*_NOTE_COLUMNS)
+    .order_by(_NOTES.c.position.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_PAGE_AFTER = _PAGE.where(_NOTES.c.position < sa.bindparam("cursor"))
+_NEXT_SEQ = (
+    sa.update(_SEQUENCE)
+    .where(_SEQUENCE.c.name == _SEQUENCE_NAME)
+    .values(value=_SEQUENCE.c.value + 1)
+    .returning(_SEQUENCE.c.value)
+)
+_LAST_SEQ = sa.select(sa.func.max(_CHANGES.c.seq))
+_INSERT_NOTE = sa.insert(_NOTES)
+_INSERT_CHANGE = sa.insert(_CHANGES)
+_UPDATE_NOTE = (
+    sa.update(_NOTES)
+    .where(
+        _NOTES.c.id == sa.bindparam("note_id"),
+        _NOTES.c.version == sa.bindparam("expected"),
+    )
+    .values(
+        title=sa.bindparam("new_title"),
+        body=sa.bindparam("new_body"),
+        updated_at=sa.bindparam("new_updated_at"),
+        version=sa.bindparam("new_version"),
+    )
+)
+_DELETE_NOTE = sa.delete(_NOTES).where(
+    _NOTES.c.id == sa.bindparam("note_id"),
+    _NOTES.c.version == sa.bindparam("expected"),
+)
+_CHANGES_AFTER = (
+    sa.select(
+        _CHANGES.c.seq,
+        _CHANGES.c.type,
+        _CHANGES.c.note_id,
+        _CHANGES.c.old_val,
+        _CHANGES.c.new_val,
+        _CHANGES.c.ts,
+    )
+    .where(_CHANGES.c.seq > sa.bindparam("after"))
+    .order_by(_CHANGES.c.seq)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_PING = sa.select(_NOTES.c.id).limit(1)
+
+
+def _note(row) -> Note:
     return Note(
         id=row.id,
         title=row.title,
@@ -119,11 +194,24 @@ def _note(row: NoteRow) -> Note:
     )
 
 
+def _row_values(note: Note) -> dict:
+    # Not dataclasses.asdict: it deep-copies every value (slow under PyPy).
+    return {
+        "id": note.id,
+        "title": note.title,
+        "body": note.body,
+        "created_at": note.created_at,
+        "updated_at": note.updated_at,
+        "version": note.version,
+        "position": note.position,
+    }
+
+
 def _logged(note: Optional[Note]) -> Optional[dict]:
     """A note as the change log keeps it: its fields, times as ISO 8601."""
     if note is None:
         return None
-    fields = dataclasses.asdict(note)
+    fields = _row_values(note)
     fields["created_at"] = note.created_at.isoformat()
     fields["updated_at"] = note.updated_at.isoformat()
     return fields
@@ -141,7 +229,7 @@ def _from_log(fields: Optional[dict]) -> Optional[Note]:
     )
 
 
-def _change(row: NoteChangeRow) -> Change:
+def _change(row) -> Change:
     return Change(
         seq=row.seq,
         type=row.type,
@@ -152,6 +240,13 @@ def _change(row: NoteChangeRow) -> Change:
     )
 
 
+class Wakeups(Protocol):
+    """What :meth:`SqlNotesStore.changes` waits on between reads of the log."""
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True as soon as a commit was announced."""
+
+
 class SqlNotesStore(NotesStore):
     """Notes in SQL tables, with the change log in the same transaction.
 
@@ -159,8 +254,14 @@ class SqlNotesStore(NotesStore):
         database: The shared :class:`db.sql.Database`; its tables come from
             ``create_schema`` (``python -m api init-db``, gunicorn start-up).
         clock: Returns the current UTC time (injectable for tests).
-        poll_interval: Seconds between two reads of the log in :meth:`changes`.
+        poll_interval: Seconds between two reads of the log in :meth:`changes`
+            when nothing announces commits; with ``wakeups``, the fallback.
         batch_size: Most log rows read at once by :meth:`changes`.
+        on_commit: Called after every committed write (the API announces it
+            to the push worker, :class:`core.wakeup.Notifier`); never fails
+            the write.
+        wakeups: Announced commits (:class:`core.wakeup.Listener`): the log
+            is read as soon as one arrives.
     """
 
     def __init__(
@@ -170,84 +271,104 @@ class SqlNotesStore(NotesStore):
         clock: Clock = utc_now,
         poll_interval: float = 0.05,
         batch_size: int = 500,
+        on_commit: Optional[Callable[[], None]] = None,
+        wakeups: Optional[Wakeups] = None,
     ):
         self._db = database
         self._clock = clock
         self.poll_interval = poll_interval
         self._batch_size = batch_size
+        self._on_commit = on_commit
+        self._wakeups = wakeups
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[orm.Session]:
+    def _read(self) -> Iterator[sa.Connection]:
         try:
-            with self._db.session() as session:
-                yield session
+            with self._db.read() as connection:
+                yield connection
         except Unavailable as ex:
             raise Unavailable(UNAVAILABLE) from ex
 
-    def _next_seq(self, session: orm.Session) -> int:
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        try:
+            with self._db.write() as connection:
+                yield connection
+        except Unavailable as ex:
+            raise Unavailable(UNAVAILABLE) from ex
+        if self._on_commit is not None:
+            try:
+                self._on_commit()
+            except Exception:  # the write is committed: never fail it now
+                log.exception("announcing a commit failed")
+
+    def _next_seq(self, connection: sa.Connection) -> int:
         """Take the next ``seq``; the counter stays locked until the commit."""
-        table = NoteSequence.__table__
-        value = session.execute(
-            sa.update(table)
-            .where(table.c.name == _SEQUENCE_NAME)
-            .values(value=table.c.value + 1)
-            .returning(table.c.value)
-        ).scalar_one_or_none()
+        value = connection.execute(_NEXT_SEQ).scalar_one_or_none()
         if value is None:  # the row was deleted by hand: carry on after the log
-            last = session.execute(sa.select(sa.func.max(NoteChangeRow.seq))).scalar()
-            value = (last or 0) + 1
-            session.add(NoteSequence(name=_SEQUENCE_NAME, value=value))
+            value = (connection.execute(_LAST_SEQ).scalar() or 0) + 1
+            connection.execute(
+                sa.insert(_SEQUENCE), {"name": _SEQUENCE_NAME, "value": value}
+            )
         return value
 
     def create(self, title: str, body: str) -> Note:
-        with self._session() as session:
-            seq = self._next_seq(session)
-            now = self._clock()
-            row = NoteRow(
-                id=new_note_id(),
-                position=seq,
+        note_id = new_note_id()
+        now = self._clock()
+        # Everything but seq is ready before the transaction: it stays short.
+        with self._write() as connection:
+            seq = self._next_seq(connection)
+            note = Note(
+                id=note_id,
                 title=title,
                 body=body,
                 created_at=now,
                 updated_at=now,
                 version=1,
+                position=seq,
             )
-            session.add(row)
-            note = _note(row)
-            session.add(
-                NoteChangeRow(
-                    seq=seq,
-                    type=CREATED,
-                    note_id=note.id,
-                    old_val=None,
-                    new_val=_logged(note),
-                    ts=now,
-                )
+            connection.execute(_INSERT_NOTE, _row_values(note))
+            connection.execute(
+                _INSERT_CHANGE,
+                {
+                    "seq": seq,
+                    "type": CREATED,
+                    "note_id": note_id,
+                    "old_val": None,
+                    "new_val": _logged(note),
+                    "ts": now,
+                },
             )
         return note
 
     def get(self, note_id: str) -> Note:
         require_id(note_id)
-        with self._session() as session:
-            row = session.get(NoteRow, note_id)
-            if row is None:
-                raise not_found()
-            return _note(row)
+        with self._read() as connection:
+            row = connection.execute(_GET, {"note_id": note_id}).first()
+        if row is None:
+            raise not_found()
+        return _note(row)
 
     def list_page(self, limit: int, cursor: Optional[int] = None) -> Page:
-        query = sa.select(NoteRow).order_by(NoteRow.position.desc()).limit(limit + 1)
-        if cursor is not None:
-            query = query.where(NoteRow.position < cursor)
-        with self._session() as session:
-            notes = [_note(row) for row in session.scalars(query)]
+        with self._read() as connection:
+            if cursor is None:
+                rows = connection.execute(_PAGE, {"limit": limit + 1}).all()
+            else:
+                rows = connection.execute(
+                    _PAGE_AFTER, {"limit": limit + 1, "cursor": cursor}
+                ).all()
+        notes = [_note(row) for row in rows]
         if len(notes) > limit:
             return Page(notes[:limit], notes[limit - 1].position)
         return Page(notes, None)
 
+    @staticmethod
     def _current(
-        self, session: orm.Session, note_id: str, if_versions: Optional[Collection[int]]
+        connection: sa.Connection,
+        note_id: str,
+        if_versions: Optional[Collection[int]],
     ) -> Note:
-        row = session.get(NoteRow, note_id)
+        row = connection.execute(_GET, {"note_id": note_id}).first()
         if row is None:
             raise not_found()
         if if_versions is not None and row.version not in if_versions:
@@ -263,29 +384,36 @@ class SqlNotesStore(NotesStore):
     ) -> Note:
         fields = writable(fields)
         require_id(note_id)
-        with self._session() as session:
-            seq = self._next_seq(session)
-            before = self._current(session, note_id, if_versions)
+        now = self._clock()
+        with self._write() as connection:
+            seq = self._next_seq(connection)
+            before = self._current(connection, note_id, if_versions)
             after = dataclasses.replace(
-                before, **fields, updated_at=self._clock(), version=before.version + 1
+                before, **fields, updated_at=now, version=before.version + 1
             )
-            table = NoteRow.__table__
-            result = session.execute(
-                sa.update(table)
-                .where(table.c.id == note_id, table.c.version == before.version)
-                .values(**fields, updated_at=after.updated_at, version=after.version)
+            result = connection.execute(
+                _UPDATE_NOTE,
+                {
+                    "note_id": note_id,
+                    "expected": before.version,
+                    "new_title": after.title,
+                    "new_body": after.body,
+                    "new_updated_at": after.updated_at,
+                    "new_version": after.version,
+                },
             )
             if result.rowcount != 1:
                 raise _precondition_failed()
-            session.add(
-                NoteChangeRow(
-                    seq=seq,
-                    type=UPDATED,
-                    note_id=note_id,
-                    old_val=_logged(before),
-                    new_val=_logged(after),
-                    ts=after.updated_at,
-                )
+            connection.execute(
+                _INSERT_CHANGE,
+                {
+                    "seq": seq,
+                    "type": UPDATED,
+                    "note_id": note_id,
+                    "old_val": _logged(before),
+                    "new_val": _logged(after),
+                    "ts": now,
+                },
             )
         return after
 
@@ -293,41 +421,37 @@ class SqlNotesStore(NotesStore):
         self, note_id: str, *, if_versions: Optional[Collection[int]] = None
     ) -> None:
         require_id(note_id)
-        with self._session() as session:
-            seq = self._next_seq(session)
-            before = self._current(session, note_id, if_versions)
-            table = NoteRow.__table__
-            result = session.execute(
-                sa.delete(table).where(
-                    table.c.id == note_id, table.c.version == before.version
-                )
+        now = self._clock()
+        with self._write() as connection:
+            seq = self._next_seq(connection)
+            before = self._current(connection, note_id, if_versions)
+            result = connection.execute(
+                _DELETE_NOTE, {"note_id": note_id, "expected": before.version}
             )
             if result.rowcount != 1:
                 raise _precondition_failed()
-            session.add(
-                NoteChangeRow(
-                    seq=seq,
-                    type=DELETED,
-                    note_id=note_id,
-                    old_val=_logged(before),
-                    new_val=None,
-                    ts=self._clock(),
-                )
+            connection.execute(
+                _INSERT_CHANGE,
+                {
+                    "seq": seq,
+                    "type": DELETED,
+                    "note_id": note_id,
+                    "old_val": _logged(before),
+                    "new_val": None,
+                    "ts": now,
+                },
             )
 
     def _read_changes(self, after: int) -> List[Change]:
-        query = (
-            sa.select(NoteChangeRow)
-            .where(NoteChangeRow.seq > after)
-            .order_by(NoteChangeRow.seq)
-            .limit(self._batch_size)
-        )
-        with self._session() as session:
-            return [_change(row) for row in session.scalars(query)]
+        with self._read() as connection:
+            rows = connection.execute(
+                _CHANGES_AFTER, {"after": after, "limit": self._batch_size}
+            ).all()
+        return [_change(row) for row in rows]
 
     def last_seq(self) -> int:
-        with self._session() as session:
-            last = session.execute(sa.select(sa.func.max(NoteChangeRow.seq))).scalar()
+        with self._read() as connection:
+            last = connection.execute(_LAST_SEQ).scalar()
         return last or 0
 
     def changes(
@@ -352,12 +476,24 @@ class SqlNotesStore(NotesStore):
             wait = self.poll_interval
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())
-            if wait <= 0 or stop.wait(wait):
+            if wait <= 0 or self._pause(wait, stop):
                 return
 
+    def _pause(self, seconds: float, stop: threading.Event) -> bool:
+        """Wait until a commit is announced or ``seconds`` pass; True if stopped."""
+        if self._wakeups is None:
+            return stop.wait(seconds)
+        end = time.monotonic() + seconds
+        while not stop.is_set():
+            left = end - time.monotonic()
+            # Short slices, so a stop is seen within 0.1 s.
+            if left <= 0 or self._wakeups.wait(min(left, 0.1)):
+                return stop.is_set()
+        return True
+
     def ping(self) -> None:
-        with self._session() as session:
-            session.execute(sa.select(NoteRow.id).limit(1))
+        with self._read() as connection:
+            connection.execute(_PING)
 
 
 def _precondition_failed() -> PreconditionFailed:

@@ -34,6 +34,8 @@ from db.sql import Database
 BATCH = 2000
 #: The orders an employee list can be sorted in; ``id`` (file order) breaks ties.
 ORDERS = ("name", "salary", "-salary")
+#: Rows an export fetches from the database at a time.
+EXPORT_BATCH = 500
 
 
 class Department(NamedTuple):
@@ -119,6 +121,46 @@ def _escape_like(text: str) -> str:
     return "%" + text + "%"
 
 
+_EXPORT = (
+    sa.select(
+        Employee.name,
+        Employee.position_title,
+        Employee.department,
+        Employee.salary_cents,
+    )
+    .where(Employee.department == sa.bindparam("department"))
+    .order_by(Employee.name, Employee.id)
+)
+
+
+class EmployeeRows:
+    """A department's employees read row by row from an open query (an export).
+
+    Iterate it for :class:`EmployeeRecord` values; it holds a database
+    connection until it is exhausted or :meth:`close` d (a WSGI server closes
+    the response body, even when the client went away).
+    """
+
+    def __init__(self, connection: sa.Connection, result: sa.CursorResult):
+        self._connection = connection
+        self._result = result
+        self._rows = self._read()
+
+    def _read(self) -> Iterator[EmployeeRecord]:
+        for batch in self._result.partitions():
+            for row in batch:
+                yield EmployeeRecord._make(row)
+        self.close()
+
+    def __iter__(self) -> Iterator[EmployeeRecord]:
+        return self._rows
+
+    def close(self) -> None:
+        """Release the query and the connection (idempotent)."""
+        self._result.close()
+        self._connection.close()
+
+
 @functools.cache
 def _employees_statement(
     department: bool, q: bool, title: bool, low: bool, high: bool, order: str
@@ -164,7 +206,7 @@ class SalaryStore:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
         try:
-            with self._database.engine.connect() as connection:
+            with self._database.read_engine.connect() as connection:
                 yield connection
         except exc.OperationalError as ex:
             raise Unavailable("SQL database unavailable") from ex
@@ -220,6 +262,30 @@ class SalaryStore:
         with self._connect() as connection:
             rows = connection.execute(statement, params).all()
         return [EmployeeRecord._make(row) for row in rows]
+
+    def export(self, department: str) -> EmployeeRows:
+        """Every employee of ``department`` (the exact name), by name, as a stream.
+
+        The query runs before this returns (Unavailable if the database is
+        down); the rows are fetched ``EXPORT_BATCH`` at a time while the
+        caller iterates (a server-side cursor on PostgreSQL), so the whole
+        department is never in memory.
+        """
+        try:
+            connection = self._database.read_engine.connect()
+        except exc.OperationalError as ex:
+            raise Unavailable("SQL database unavailable") from ex
+        try:
+            result = connection.execution_options(
+                stream_results=True, yield_per=EXPORT_BATCH
+            ).execute(_EXPORT, {"department": department})
+        except exc.OperationalError as ex:
+            connection.close()
+            raise Unavailable("SQL database unavailable") from ex
+        except BaseException:
+            connection.close()
+            raise
+        return EmployeeRows(connection, result)
 
     def count(self) -> int:
         """How many employees are loaded."""

@@ -10,6 +10,9 @@ TINY = {
     "live_s": 0.3,
     "live_warmup_s": 0,
     "backlog": 20,
+    "load_rate": 20,
+    "load_s": 0.5,
+    "load_warmup_s": 0,
 }
 
 
@@ -20,3 +23,9 @@ def test_measure_returns_every_figure():
     assert result["live"]["notes"] > 0 and result["live"]["events_per_s"] > 0
     assert result["catch_up"]["changes"] == 20
     assert result["catch_up"]["events_per_s"] > 0
+    under_load = result["under_load"]
+    assert under_load["sent"] == 10 and under_load["created"] == 10
+    for channel in ("sub", "sse"):
+        assert under_load[channel]["events"] == 10, under_load
+        assert under_load[channel]["missing"] == 0
+        assert 0 <= under_load[channel]["p50_ms"] <= under_load[channel]["max_ms"]

@@ -15,7 +15,8 @@ from tests.support.webhook_receiver import Receiver
 
 ALL = ["note.created", "note.updated", "note.deleted"]
 # Longer than the test: the silent endpoint holds its first delivery throughout.
-ENV = {"SUBSCRIPTION_TIMEOUT": "60"}
+# The receivers listen on 127.0.0.1, which subscriptions may not target by default.
+ENV = {"SUBSCRIPTION_TIMEOUT": "60", "ALLOWED_PRIVATE_TARGETS": "127.0.0.1"}
 
 
 def subscribe(api_url: str, url: str, events=ALL) -> dict:

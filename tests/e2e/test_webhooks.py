@@ -19,7 +19,10 @@ ENV = {
 
 
 def post_ping(url: str, delivery: str) -> requests.Response:
-    body = json.dumps({"zen": "Design for failure.", "hook_id": 7}).encode()
+    # One body per delivery: the same body under a new id is a replay (409).
+    body = json.dumps(
+        {"zen": "Design for failure.", "hook_id": 7, "delivery": delivery}
+    ).encode()
     return requests.post(
         url + "/webhooks/github",
         data=body,

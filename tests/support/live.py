@@ -23,6 +23,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+#: One commit-nudge address per test (per tmp_path): its API and push worker
+#: share it, and no two tests (or another project's worker) do.
+_WAKE_ADDRESSES = {}
+
+
+def wake_address(tmp_path: Path) -> str:
+    """The ``PUSH_WAKE_ADDRESS`` of the test that owns ``tmp_path``."""
+    if tmp_path not in _WAKE_ADDRESSES:
+        _WAKE_ADDRESSES[tmp_path] = f"127.0.0.1:{free_udp_port()}"
+    return _WAKE_ADDRESSES[tmp_path]
+
+
 def wait_until(
     predicate, timeout: float = 30.0, interval: float = 0.05, what="condition"
 ):
@@ -100,6 +119,7 @@ def child_env(tmp_path: Path, extra: dict) -> dict:
     # is for the tests that ask for it.
     env["RETHINKDB_URL"] = ""
     env["PYTHONPATH"] = str(ROOT)
+    env["PUSH_WAKE_ADDRESS"] = wake_address(tmp_path)
     env.update(extra)
     return env
 
@@ -130,6 +150,11 @@ class LiveServer(Process):
         wait_until(
             self._healthy, timeout=60, what=f"gunicorn on {self.url}\n{self.log_path}"
         )
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 20.0) -> None:
+        """Quick shutdown (SIGINT): a graceful one (SIGTERM) lets the gevent
+        workers wait out idle keep-alive connections, `keepalive` seconds."""
+        super().stop(sig, timeout)
 
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:

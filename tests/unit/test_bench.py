@@ -14,6 +14,7 @@ import pytest
 
 from bench import figures
 from bench import load
+from bench import measure
 from bench import paths
 from bench import primegen
 from bench import report
@@ -252,3 +253,73 @@ def test_failing_figure_module_is_reported_with_its_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "bench.broken_figure", module)
     result = figures.run_one("broken_figure", quick=True)
     assert result == {"available": True, "error": "RuntimeError: gcc not found"}
+
+
+# --- warm-up plateau, targets, figure rows -------------------------------------------
+
+
+def test_a_rate_that_still_climbs_has_not_levelled_off():
+    assert not measure.levelled_off([100, 200, 400, 800, 1600])
+    assert not measure.levelled_off([1000, 1000, 1000])  # too few slices to tell
+    assert not measure.levelled_off([500, 900, 1000, 1020, 1100])  # +10 %: climbing
+
+
+def test_a_rate_that_only_jitters_has_levelled_off():
+    assert measure.levelled_off([300, 900, 1000, 980, 1030, 990])
+    assert measure.levelled_off([1000, 800, 950, 1020])  # noise after the peak
+
+
+def _with(results, name, label, pypy, cpython):
+    results["paths"].append(
+        {"name": name, "label": label, "results": {"pypy3": pypy, "python3": cpython}}
+    )
+
+
+def test_targets_report_each_figure_and_whether_it_holds():
+    results = _results()
+    results["settings"] = {"connections": 16}
+    _with(results, "notes-get", "GET /notes/{id}", _result(6000), _result(2000))
+    del results["paths"][1]  # the unavailable notes-get of _results()
+    post = _result(900)
+    post["latency_ms"]["p99"] = 35.0
+    post["errors"] = {"status": 2, "total": 2}
+    _with(results, "notes-post", "POST /notes", post, _result(500))
+    results["seed"] = {"figures": {"redirect": {"rps": 1000}}}
+    _with(results, "redirect", "GET /{code}", _result(1500), _result(1000))
+    goals = {goal["target"]: goal for goal in report.targets(results)}
+    ratio = goals["PyPy/CPython, GET /notes/{id}"]
+    assert ratio["holds"] is True and ratio["figure"].startswith("3.00x")
+    assert goals["PyPy/CPython, POST /notes"]["holds"] is True  # 1.8x
+    assert goals["PyPy/CPython, GET /{code}"]["holds"] is True  # exactly 1.5x
+    share = goals["PyPy, GET /notes/{id} vs the bare app"]
+    assert share["holds"] is True and share["figure"].startswith("60%")
+    assert goals["PyPy, GET /{code} vs the bare app"]["holds"] is False  # 15 %
+    post_goal = next(
+        g for g in goals.values() if g["target"].startswith("POST /notes p99")
+    )
+    assert post_goal["holds"] is False and "35.0 ms, 2 errors" in post_goal["figure"]
+    seed = next(g for g in goals.values() if "Pyster" in g["target"])
+    assert seed["holds"] is False and seed["figure"].startswith("1.50x")
+    table = report.targets_table(report.targets(results))
+    assert "| target" in table and "**no**" in table
+
+
+def test_targets_without_a_figure_say_so():
+    results = _results()
+    results["settings"] = {"connections": 16}
+    results["figures"] = {"push": {"available": False, "reason": "not in checkout"}}
+    goals = report.targets(results)
+    push = [goal for goal in goals if "SSE" in goal["target"]][0]
+    assert push["holds"] is None and "not in checkout" in push["figure"]
+
+
+def test_a_figure_with_rows_is_shown_as_a_table():
+    text = report.figures_table(
+        {
+            "rethinkdb": {
+                "available": True,
+                "result": {"rows": [{"path": "GET /notes/{id}", "rps": 1234.5}]},
+            }
+        }
+    )
+    assert "| path" in text and "1,234.50" in text

@@ -110,4 +110,8 @@ def test_openapi_documents_both_operations(client):
     longest = paths["/collatz"]["get"]
     assert {"422", "503"} <= set(longest["responses"])
     chain = paths["/collatz/{k}"]["get"]
-    assert chain["parameters"][0]["schema"] == {"type": "integer"}
+    assert chain["parameters"][0]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 10**8,
+    }

@@ -8,6 +8,7 @@ import marshmallow
 import pytest
 from marshmallow import fields
 
+from core.logs import RequestIdFilter
 from db.errors import Conflict
 from db.errors import NotFound
 from db.errors import Unavailable
@@ -156,3 +157,65 @@ def test_wrong_method_with_a_non_json_body_is_still_405(client):
         "/health", body="x", headers={"Content-Type": "text/plain"}
     )
     assert_problem(result, 405)
+
+
+class FailingStore:
+    """A store whose write fails the way SQLite does under contention."""
+
+    def on_post(self, req, resp):
+        try:
+            raise OSError("database is locked")
+        except OSError as ex:
+            raise Unavailable("SQL database unavailable") from ex
+
+
+def test_a_503_logs_its_underlying_exception_with_the_request_id(client, caplog):
+    client.app.add_route("/failing", FailingStore())
+    plain = falcon.testing.TestClient(client.app)
+    caplog.handler.addFilter(RequestIdFilter())
+    with caplog.at_level(logging.WARNING):
+        result = plain.simulate_post("/failing", headers={"X-Request-ID": "rid-503"})
+    assert_problem(result, 503)
+    assert "locked" not in result.text  # the cause stays in the log
+    (record,) = [r for r in caplog.records if r.name == "web.errors"]
+    assert record.request_id == "rid-503"
+    assert "POST /failing" in record.getMessage()
+    assert "OSError: database is locked" in record.getMessage()
+    assert record.exc_info[1].args == ("database is locked",)  # with its traceback
+
+
+class BrokenInput:
+    """``wsgi.input`` of a client whose chunked body is malformed."""
+
+    def read(self, size=-1):
+        raise ValueError("Invalid chunk size")
+
+    readline = read
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_the_server_cannot_read_is_400(client, chunked):
+    env = falcon.testing.create_environ(
+        "/notes",
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            **(
+                {"Transfer-Encoding": "chunked"}
+                if chunked
+                else {"Content-Length": "10"}
+            ),
+        },
+    )
+    env["wsgi.input"] = BrokenInput()
+    if chunked:
+        env.pop("CONTENT_LENGTH", None)
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer.update(status=status, headers={k.lower(): v for k, v in headers})
+
+    body = b"".join(client.app(env, start_response))
+    assert answer["status"].startswith("400")
+    assert answer["headers"]["content-type"] == "application/problem+json"
+    assert b"could not be read" in body

@@ -35,7 +35,9 @@ def clock():
 def store(settings, clock):
     database = Database(settings.database_url)
     create_schema(database.engine)
-    yield LinkStore(database, "salt", clock=clock)
+    store = LinkStore(database, "salt", clock=clock)
+    yield store
+    store.close()
     database.dispose()
 
 

@@ -158,3 +158,34 @@ def test_parse_bind(bind, parsed):
 def test_parse_bind_refuses(bind):
     with pytest.raises(ValueError):
         parse_bind(bind)
+
+
+@pytest.mark.parametrize("ahead", ["50", "9999999999999999999"])
+def test_a_last_event_id_ahead_of_the_stream_resets_and_replays_the_log(worker, ahead):
+    # The client saw events of a log that is gone (a database reset): it gets
+    # a reset event, then every change the log holds, then the live ones.
+    made = [worker.change(f"n{i}") for i in range(3)]
+    got = take_sse_events(
+        worker.url + "/events",
+        5,
+        {"Last-Event-ID": ahead},
+        on_open=lambda: made.append(worker.change("live")),
+    )
+    reset, *events = got
+    assert reset["event"] == "reset" and reset["id"] == "0"
+    assert reset["data"]["last_event_id"] == int(ahead)
+    assert reset["data"]["restart_after"] == 0
+    assert [e["data"] for e in events] == made
+
+
+def test_an_id_the_store_has_but_the_feed_not_yet_is_no_reset(store):
+    # A restarted worker still catching up: the client's id is real.
+    for i in range(3):
+        store.create(f"n{i}", "")
+    worker = Worker(store, start=0)
+    try:
+        assert worker.feed.resume(3).reset is False
+        assert worker.feed.resume(4).reset is True
+        assert worker.feed.resume(None).cursor == 0
+    finally:
+        worker.close()

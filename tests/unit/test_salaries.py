@@ -8,6 +8,8 @@ from the CSV with the csv module and Decimal.
 import argparse
 import collections
 import csv
+import io
+import json
 import os
 import statistics
 from decimal import ROUND_HALF_UP
@@ -21,7 +23,14 @@ import sqlalchemy as sa
 from api.app import create_app
 from api.salary_import import SALARIES_CSV
 from api.salary_import import import_salaries
+from core import wire
 from core.settings import Settings
+from db.salaries.store import EmployeeRecord
+from db.stores import open_stores
+from resources.salaries import CHUNK_BYTES
+from resources.salaries import DepartmentNdjson
+from resources.salaries import employee_body
+from resources.salaries import employee_line
 from tests.support.contract import ContractClient
 from tests.support.problems import assert_problem
 
@@ -405,6 +414,8 @@ CACHED_PATHS = [
     ("/departments/POLICE/employees", "limit=5"),
     ("/dept/POLICE", ""),
     ("/employees", "q=smith"),
+    ("/departments/POLICE/employees.ndjson", ""),
+    ("/departments/POLICE/employees.csv", ""),
 ]
 
 
@@ -455,7 +466,112 @@ def test_openapi_documents_the_salary_paths(api):
         "/departments/{name}/employees",
         "/dept/{name}",
         "/employees",
+        "/departments/{name}/employees.ndjson",
+        "/departments/{name}/employees.csv",
     ):
         assert "get" in paths[path], path
     parameters = paths["/employees"]["get"]["parameters"]
     assert parameters
+
+
+# -- exports -------------------------------------------------------------------
+
+
+def department_rows(csv_rows, department):
+    return collections.Counter(row for row in csv_rows if row[2] == department)
+
+
+@pytest.mark.parametrize("department", ["POLICE", "MAYOR'S OFFICE", "DoIT"])
+def test_an_ndjson_export_is_the_whole_department_by_name(api, csv_rows, department):
+    result = api.simulate_get(
+        "/departments/" + quote(department.lower(), safe="") + "/employees.ndjson"
+    )
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "application/x-ndjson"
+    employees = [json.loads(line) for line in result.text.splitlines()]
+    assert result.text.endswith("\n")
+    assert collections.Counter(map(employee_key, employees)) == department_rows(
+        csv_rows, department
+    )
+    names = [employee["name"] for employee in employees]
+    assert names == sorted(names)
+
+
+def test_a_csv_export_has_a_header_and_every_employee(api, csv_rows):
+    result = api.simulate_get("/departments/STREETS%20%26%20SAN/employees.csv")
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "text/csv; charset=utf-8"
+    header, *rows = list(csv.reader(io.StringIO(result.text)))
+    assert header == ["name", "position_title", "department", "annual_salary"]
+    exported = collections.Counter(
+        (name, title, department, Decimal(salary).quantize(CENT))
+        for name, title, department, salary in rows
+    )
+    assert exported == department_rows(csv_rows, "STREETS & SAN")
+
+
+@pytest.mark.parametrize("suffix", ["ndjson", "csv"])
+def test_an_export_of_an_unknown_department_is_404(api, suffix):
+    assert_problem(api.simulate_get(f"/departments/NOPE/employees.{suffix}"), 404)
+
+
+def test_an_export_is_made_in_chunks_as_it_is_read(salary_settings):
+    # Driven through the resource, chunk by chunk, as a WSGI server reads it:
+    # a chunk at a time, never the whole department.
+    stores = open_stores(salary_settings)
+    try:
+        resource = DepartmentNdjson(stores.salaries)
+        req = falcon.testing.create_req(path="/departments/POLICE/employees.ndjson")
+        resp = falcon.Response()
+        resource._export(req, resp, "POLICE")
+        sizes = [len(chunk) for chunk in resp.stream]
+        resp.stream.close()
+    finally:
+        stores.close()
+    assert len(sizes) > 10
+    assert max(sizes) < CHUNK_BYTES + 1000
+    assert sum(sizes) > 13000 * 50
+
+
+def test_an_export_abandoned_early_gives_its_connection_back(salary_settings):
+    stores = open_stores(salary_settings)
+    try:
+        pool = stores.database.read_engine.pool
+        rows = stores.salaries.export("POLICE")
+        assert pool.checkedout() == 1
+        first = next(iter(rows))
+        assert first.department == "POLICE"
+        rows.close()  # the client went away: the server closes the body
+        assert pool.checkedout() == 0
+    finally:
+        stores.close()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        EmployeeRecord("AARON,  ELVIA J", "WATER RATE TAKER", "WATER MGMNT", 8896800),
+        EmployeeRecord('Zoë "Q" \\ Ü\n\t', "T\u2028\x01", "D/E", 96),
+    ],
+)
+def test_an_export_line_is_the_employees_json(record):
+    assert employee_line(record) == wire.dumps(employee_body(record))
+
+
+def test_the_documented_examples_are_real_answers(api):
+    paths = api.simulate_get("/openapi.json").json["paths"]
+
+    def example(path):
+        answer = paths[path]["get"]["responses"]["200"]["content"]
+        return answer["application/json"]["example"]
+
+    assert api.simulate_get("/departments/POLICE").json == example(
+        "/departments/{name}"
+    )
+    top = {"limit": 2, "order": "-salary"}
+    assert api.simulate_get(
+        "/departments/POLICE/employees", params=top
+    ).json == example("/departments/{name}/employees")
+    assert api.simulate_get("/dept/POLICE", params=top).json == example("/dept/{name}")
+    search = {"q": "smith", "limit": 1, "order": "salary"}
+    assert api.simulate_get("/employees", params=search).json == example("/employees")

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from core import signatures
+from core.targets import Targets
 from db.schema import create_schema
 from db.sql import Database
 from db.subscriptions import SubscriptionStore
@@ -18,6 +19,9 @@ from tests.support.webhook_receiver import Receiver
 from workers.webhooks.sender import RetryPolicy
 from workers.webhooks.sender import WebhookSender
 from workers.webhooks.sender import parse_retry_after
+
+#: The receivers listen on 127.0.0.1, which the default rule refuses.
+LOOPBACK_ALLOWED = Targets("127.0.0.0/8")
 
 EVENT = {
     "id": "evt_1",
@@ -45,7 +49,11 @@ def make_sender(store):
         options = {"max_attempts": 3, "max_failures": 3}
         options.update(policy)
         sender = WebhookSender(
-            store, RetryPolicy(**options), sleep=sleeps.append, rand=lambda: 0.5
+            store,
+            RetryPolicy(**options),
+            LOOPBACK_ALLOWED,
+            sleep=sleeps.append,
+            rand=lambda: 0.5,
         )
         sender.sleeps = sleeps
         senders.append(sender)

@@ -538,7 +538,7 @@ def _interrupt(signum, frame):
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the broker until SIGINT or SIGTERM."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     args = build_parser(settings).parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     broker = Broker(

@@ -2,15 +2,21 @@
 
 Gunicorn forks its workers after importing the app, and a ZeroMQ context must
 not cross a fork: the context is made lazily, in the process (``os.getpid()``)
-that uses it, and each thread gets its own REQ socket. A request that gets no
-answer within the deadline closes its socket (LINGER 0, so nothing lingers)
-and the next request makes a new one: the lazy pirate pattern.
+that uses it. A REQ socket serves one request at a time: each request takes
+one from a pool (or makes one) and gives it back after the answer, so
+threads and greenlets never share one. A request that gets no answer within
+the deadline closes its socket (LINGER 0, so nothing lingers) and the next
+request makes a new one: the lazy pirate pattern. Under gunicorn's gevent
+worker the context is ``zmq.green``'s, so a request waiting for the broker
+lets the worker's other requests run.
 """
 
 import json
 import os
+import sys
 import threading
 import time
+from typing import List
 from typing import Optional
 from typing import Tuple
 
@@ -36,7 +42,7 @@ class CollatzClient:
         self.timeout = timeout
         self._pid: Optional[int] = None
         self._context: Optional[zmq.Context] = None
-        self._local = threading.local()
+        self._idle: List[zmq.Socket] = []
         self._lock = threading.Lock()
         # Contexts and sockets inherited through fork are never touched again:
         # closing them in the child is unsafe, so they are kept from the collector.
@@ -66,6 +72,13 @@ class CollatzClient:
 
     def ping(self) -> dict:
         """The broker's statistics; Unavailable when it is silent or has no worker."""
+        stats = self.stats()
+        if not stats.get("workers"):
+            raise Unavailable("No collatz worker is connected to the broker.")
+        return stats
+
+    def stats(self) -> dict:
+        """The broker's statistics (workers, queue, ...); Unavailable if silent."""
         reply = self._request([proto.API, proto.PING], min(PING_TIMEOUT, self.timeout))
         if reply is None:
             raise Unavailable("The collatz broker does not answer.")
@@ -75,8 +88,8 @@ class CollatzClient:
             stats = json.loads(reply[2])
         except ValueError:
             raise Unavailable("The collatz broker sent a malformed reply.") from None
-        if not stats.get("workers"):
-            raise Unavailable("No collatz worker is connected to the broker.")
+        if not isinstance(stats, dict):
+            raise Unavailable("The collatz broker sent a malformed reply.")
         return stats
 
     def _request(self, frames, timeout: float) -> Optional[list]:
@@ -89,13 +102,15 @@ class CollatzClient:
                 if left <= 0:
                     break
                 if sock.poll(left * 1000, zmq.POLLIN):
-                    return sock.recv_multipart()
+                    reply = sock.recv_multipart()
+                    self._give_back(sock)
+                    return reply
         except BaseException:
-            self._discard(sock)
+            sock.close(linger=0)
             raise
         # No answer: a REQ socket cannot send again before it receives, and a
         # late answer must not be taken for the next request's.
-        self._discard(sock)
+        sock.close(linger=0)
         return None
 
     def _socket(self) -> zmq.Socket:
@@ -103,22 +118,23 @@ class CollatzClient:
         with self._lock:
             if self._pid != pid:
                 if self._context is not None:
-                    self._inherited.append((self._context, self._local))
-                self._context, self._pid = zmq.Context(), pid
-                self._local = threading.local()
-            context, local = self._context, self._local
-        sock = getattr(local, "socket", None)
-        if sock is None:
-            sock = context.socket(zmq.REQ)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(self.endpoint)
-            local.socket = sock
+                    self._inherited.append((self._context, self._idle))
+                self._context, self._pid = _context_class()(), pid
+                self._idle = []
+            if self._idle:
+                return self._idle.pop()
+            context = self._context
+        sock = context.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
         return sock
 
-    def _discard(self, sock: zmq.Socket) -> None:
+    def _give_back(self, sock: zmq.Socket) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and self._context is not None:
+                self._idle.append(sock)
+                return
         sock.close(linger=0)
-        if getattr(self._local, "socket", None) is sock:
-            self._local.socket = None
 
     def close(self) -> None:
         """Close this process's context and its sockets (tests, shutdown)."""
@@ -126,4 +142,14 @@ class CollatzClient:
             if self._context is not None and self._pid == os.getpid():
                 self._context.destroy(linger=0)
             self._context, self._pid = None, None
-            self._local = threading.local()
+            self._idle = []
+
+
+def _context_class() -> type:
+    """``zmq.green.Context`` when gevent has patched this process, else zmq's."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        from zmq import green
+
+        return green.Context
+    return zmq.Context

@@ -32,6 +32,23 @@ def sse_frame(event: Event) -> bytes:
     )
 
 
+def sse_reset_frame(last_id: int, cursor: int) -> bytes:
+    """The ``reset`` event sent before a stream that starts over (see feed.resume).
+
+    Its ``id`` is where the stream restarts, so a client that reconnects
+    before the next event resumes from there, not from its stale id.
+    """
+    data = encode(
+        {
+            "reason": "Last-Event-ID is ahead of the stream (the change log was "
+            "reset); the stream starts over from the oldest retained change",
+            "last_event_id": last_id,
+            "restart_after": cursor,
+        }
+    )
+    return b"id: %d\nevent: reset\ndata: %s\n\n" % (cursor, data)
+
+
 #: An SSE comment line: ignored by clients, keeps proxies from closing the stream.
 SSE_KEEPALIVE = b": keep-alive\n\n"
 

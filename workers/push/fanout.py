@@ -43,6 +43,7 @@ from typing import Optional
 from core.backoff import Backoff
 from db.checkpoints import CheckpointStore
 from db.errors import Unavailable
+from workers.push import metrics
 from workers.push.feed import EventFeed
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class SubscriptionWorker:
         subscription = self.subscription
         if subscription.wants(event["type"]):
             result = sender.deliver(subscription, event)
+            metrics.count_delivery(result)
             if result.gone or result.disabled:
                 log.info(
                     "%s %s; no more deliveries",

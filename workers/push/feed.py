@@ -15,6 +15,7 @@ order, and then continues from memory: no gap, no duplicate.
 import bisect
 import collections
 import contextlib
+import dataclasses
 import threading
 import time
 from typing import Deque
@@ -24,6 +25,21 @@ from typing import Optional
 from core.notes import event_json
 from db.notes.base import NotesStore
 from workers.push.events import Event
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """Where a client's stream starts (:meth:`EventFeed.resume`).
+
+    ``cursor``: the events after it are sent. ``reset``: the client's last
+    event id is ahead of the stream (its events came from a log that no longer
+    exists, such as a database that was reset), so the stream starts over from
+    the oldest change the log holds; tell the client to drop what it built
+    from the old events before sending them.
+    """
+
+    cursor: int
+    reset: bool = False
 
 
 class EventFeed:
@@ -59,6 +75,22 @@ class EventFeed:
     def closed(self) -> bool:
         """Whether :meth:`close` was called (readers should finish)."""
         return self._closed.is_set()
+
+    def resume(self, last_id: Optional[int]) -> Resume:
+        """Where a reader that last saw ``last_id`` (None: a new one) resumes.
+
+        Every push channel that lets clients resume (SSE's ``Last-Event-ID``,
+        a future WebSocket) asks here, so they all treat an id ahead of the
+        stream alike: never a silent wait for ids that will not come again,
+        but a reset and the oldest retained change. An id the feed has not
+        reached yet but the store has (the worker is catching up) is fine.
+        Asking the store can raise :class:`db.errors.Unavailable`.
+        """
+        if last_id is None:
+            return Resume(self.head)
+        if last_id <= self.head or last_id <= self._store.last_seq():
+            return Resume(last_id)
+        return Resume(0, reset=True)
 
     def wait_closed(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for :meth:`close`; whether it came."""

@@ -7,8 +7,14 @@
   ``?last_event_id=N``, for clients that cannot set headers) it first
   replays every change after N from the store's log, then goes live. A
   browser's ``EventSource`` sends the header by itself when it reconnects.
-- ``GET /``: a page that shows the stream live (same origin, so no CORS).
+  An N ahead of the stream (a database that was reset) gets a ``reset``
+  event, then every change the log holds (``EventFeed.resume``).
+- ``GET /``: the live page (``live.html``): the current notes, each change
+  applied as it comes, and the connection's state; same origin, so no CORS.
+- ``GET /snapshot``: what the page starts from, ``{"seq", "notes"}``: the
+  newest notes and the seq of the stream they were read after.
 - ``GET /health``: the worker's state as JSON.
+- ``GET /metrics``: the worker's Prometheus metrics (workers/push/metrics.py).
 
 Plain ``http.server`` with a thread per connection: the clients are few
 (dashboards, tools), and each one mostly waits on the feed.
@@ -20,6 +26,7 @@ import logging
 import socket
 import threading
 import urllib.parse
+from pathlib import Path
 from typing import Any
 from typing import Callable
 from typing import Dict
@@ -28,35 +35,17 @@ from typing import Tuple
 
 from core.backoff import Backoff
 from db.errors import Unavailable
+from workers.push import metrics
 from workers.push.events import SSE_KEEPALIVE
 from workers.push.events import parse_last_event_id
 from workers.push.events import sse_frame
+from workers.push.events import sse_reset_frame
 from workers.push.feed import EventFeed
 
 log = logging.getLogger(__name__)
 
-PAGE = b"""<!doctype html>
-<meta charset="utf-8">
-<title>Note events</title>
-<style>body { font: 14px monospace; margin: 1em } li { margin: .3em 0 }</style>
-<h1>Note events</h1>
-<p id="state">connecting...</p>
-<ol id="events" reversed></ol>
-<script>
-const list = document.getElementById("events");
-const state = document.getElementById("state");
-const source = new EventSource("/events");
-source.onopen = () => { state.textContent = "live"; };
-source.onerror = () => { state.textContent = "reconnecting..."; };
-for (const type of ["note.created", "note.updated", "note.deleted"]) {
-  source.addEventListener(type, (event) => {
-    const item = document.createElement("li");
-    item.textContent = event.data;
-    list.prepend(item);
-  });
-}
-</script>
-"""
+#: The live page (``GET /``): a static file beside this module.
+PAGE_PATH = Path(__file__).resolve().with_name("live.html")
 
 
 def parse_bind(bind: str) -> Tuple[str, int]:
@@ -75,6 +64,9 @@ class _Server(http.server.ThreadingHTTPServer):
     feed: EventFeed
     keepalive: float
     status: Callable[[], Dict[str, Any]]
+    metrics: Optional[Callable[[], bytes]]
+    snapshot: Optional[Callable[[], Dict[str, Any]]]
+    page: bytes
 
 
 class _Server6(_Server):
@@ -82,18 +74,34 @@ class _Server6(_Server):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    # Each event is a small write: with Nagle's algorithm on, it waits for
+    # the client's (delayed) ACK of the previous one, up to 40 ms.
+    disable_nagle_algorithm = True
     server: _Server
     server_version = "push-worker"
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/events":
-            self._events(url.query)
+            metrics.SSE_CLIENTS.inc()
+            try:
+                self._events(url.query)
+            finally:
+                metrics.SSE_CLIENTS.dec()
+        elif url.path == "/metrics" and self.server.metrics is not None:
+            self._send(200, metrics.CONTENT_TYPE, self.server.metrics())
         elif url.path == "/health":
             body = json.dumps(self.server.status()).encode()
             self._send(200, "application/json", body)
         elif url.path == "/":
-            self._send(200, "text/html; charset=utf-8", PAGE)
+            self._send(200, "text/html; charset=utf-8", self.server.page)
+        elif url.path == "/snapshot" and self.server.snapshot is not None:
+            try:
+                body = json.dumps(self.server.snapshot()).encode()
+            except Unavailable:
+                self._problem(503, "Service Unavailable", "notes store unavailable")
+                return
+            self._send(200, "application/json", body, {"Cache-Control": "no-store"})
         else:
             self._problem(404, "Not Found", "The event stream is GET /events.")
 
@@ -114,7 +122,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._problem(400, "Bad Request", str(ex))
             return
         feed = self.server.feed
-        cursor = feed.head if last_id is None else last_id
+        try:
+            resume = feed.resume(last_id)
+        except Unavailable:
+            self._problem(503, "Service Unavailable", "The notes store is unavailable.")
+            return
+        cursor = resume.cursor
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -125,6 +138,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         try:
             self.wfile.write(b"retry: 3000\n: stream after %d\n\n" % cursor)
+            if resume.reset:
+                log.info(
+                    "SSE client %s: Last-Event-ID %d is ahead of the stream; reset",
+                    self.client_address[0],
+                    last_id,
+                )
+                self.wfile.write(sse_reset_frame(last_id, cursor))
             self._stream(feed, cursor)
         except OSError:  # the client went away (broken pipe, reset)
             pass
@@ -190,17 +210,28 @@ class SseServer:
     Args:
         bind: ``host:port``; port 0 picks a free one (see :attr:`address`).
         status: Returns the JSON document ``GET /health`` answers.
+        metrics: Returns the Prometheus text ``GET /metrics`` answers (None: 404).
+        snapshot: Returns what ``GET /snapshot`` answers (None: 404); may raise
+            Unavailable (503).
         keepalive: Seconds of silence before a keep-alive comment.
     """
 
     def __init__(
-        self, bind: str, status: Callable[[], Dict[str, Any]], keepalive: float = 15.0
+        self,
+        bind: str,
+        status: Callable[[], Dict[str, Any]],
+        keepalive: float = 15.0,
+        metrics: Optional[Callable[[], bytes]] = None,
+        snapshot: Optional[Callable[[], Dict[str, Any]]] = None,
     ):
         host, port = parse_bind(bind)
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)  # OSError if taken
         self._server.keepalive = keepalive
         self._server.status = status
+        self._server.metrics = metrics
+        self._server.snapshot = snapshot
+        self._server.page = PAGE_PATH.read_bytes()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},

@@ -9,6 +9,7 @@ fan-out gives each subscription a thread and a cursor of its own
 from typing import List
 
 from core.settings import Settings
+from core.targets import Targets
 from db.stores import Stores
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
@@ -42,11 +43,12 @@ def make_fanout(
     """The fan-out to the webhook subscriptions of ``stores``."""
     store = stores.subscriptions
     policy = RetryPolicy.from_settings(settings)
+    targets = Targets(settings.allowed_private_targets)
 
     def make_sender(sleep):
         # One sender (one HTTP session) per subscription thread; its back-off
         # sleeps end early when the worker stops.
-        return WebhookSender(store, policy, sleep=sleep)
+        return WebhookSender(store, policy, targets, sleep=sleep)
 
     return Fanout(
         feed, ActiveSubscriptions(store), make_sender, stores.checkpoints, start

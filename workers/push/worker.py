@@ -39,12 +39,15 @@ from sqlalchemy import exc as sa_exc
 from core.backoff import Backoff
 from core.logs import configure_logging
 from core.notes import event_json
+from core.notes import note_json
 from core.settings import Settings
+from core.wakeup import Listener
 from db.errors import Unavailable
 from db.notes.base import NotesStore
 from db.schema import create_schema
 from db.stores import Stores
 from db.stores import open_stores
+from workers.push import metrics
 from workers.push.checkpointer import Checkpointer
 from workers.push.feed import EventFeed
 from workers.push.pub import Publisher
@@ -55,6 +58,8 @@ log = logging.getLogger("workers.push")
 
 #: The checkpoint name of the worker's own stream.
 CONSUMER = "push"
+#: Notes the live page starts with (the newest).
+SNAPSHOT_LIMIT = 500
 
 #: ``make_fanout(settings, stores, feed, start)``: the webhook output (with
 #: ``start()``, ``stop()`` and ``status()``), or None for none.
@@ -105,6 +110,7 @@ class PushWorker:
         self._checkpointer: Optional[Checkpointer] = None
         self._publisher: Optional[Publisher] = None
         self._fanout: Any = None
+        self._stores_in_use: Optional[Stores] = None
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (safe from a signal handler)."""
@@ -116,7 +122,13 @@ class PushWorker:
         publisher = Publisher(settings.push_pub_endpoint, grace=self._grace)
         try:
             publisher.bind()
-            sse = SseServer(settings.push_sse_bind, self.status, self._keepalive)
+            sse = SseServer(
+                settings.push_sse_bind,
+                self.status,
+                self._keepalive,
+                metrics=lambda: metrics.exposition(self._metrics_state),
+                snapshot=self.snapshot,
+            )
         except (zmq.ZMQError, OSError, ValueError) as ex:
             log.error(
                 "cannot listen (PUSH_PUB_ENDPOINT=%s, PUSH_SSE_BIND=%s): %s",
@@ -126,7 +138,9 @@ class PushWorker:
             )
             publisher.close()
             return 1
-        stores = self._stores or open_stores(settings)
+        wakeups = None if self._stores else self._listen()
+        stores = self._stores or open_stores(settings, wakeups)
+        self._stores_in_use = stores
         try:
             start = self._starting_point(stores)
             if start is None:  # stopped while waiting for the database
@@ -136,7 +150,28 @@ class PushWorker:
             self._serve(start, stores, publisher, sse)
         finally:
             stores.close()
+            if wakeups is not None:
+                wakeups.close()
         return 0
+
+    def _listen(self) -> Optional[Listener]:
+        """The listener for the API's commit nudges; None: poll the log often."""
+        address = self.settings.push_wake_address
+        if not address:
+            log.info("PUSH_WAKE_ADDRESS is empty: polling the change log")
+            return None
+        try:
+            listener = Listener(address)
+        except (OSError, ValueError) as ex:
+            log.warning(
+                "cannot listen for commit nudges on PUSH_WAKE_ADDRESS=%s (%s): "
+                "polling the change log instead",
+                address,
+                ex,
+            )
+            return None
+        log.info("reading the change log when the API announces a commit (%s)", address)
+        return listener
 
     def _starting_point(self, stores: Stores) -> Optional[int]:
         store, checkpoints = stores.notes, stores.checkpoints
@@ -201,6 +236,7 @@ class PushWorker:
             try:
                 for change in store.changes(since=position, stop=self._stop):
                     feed.publish(event_json(change))
+                    metrics.EVENTS.inc()
                     position = change.seq
                     backoff.success()
             except Exception as ex:  # the store, or a bug: never give up, never spin
@@ -236,6 +272,41 @@ class PushWorker:
                 self._stop.wait(delay)
         return None
 
+    def snapshot(self, limit: int = SNAPSHOT_LIMIT) -> Dict[str, Any]:
+        """The live page's start: the newest notes and the seq read before them.
+
+        The seq is read first, so a change made meanwhile is both in the
+        notes and in the events after the seq; the page applies it twice,
+        which changes nothing (changes are applied by id).
+        """
+        stores = self._stores_in_use
+        if stores is None:
+            raise Unavailable("the push worker is starting")
+        seq = stores.notes.last_seq()
+        page = stores.notes.list_page(limit)
+        return {
+            "seq": seq,
+            "notes": [note_json(note) for note in page.notes],
+            "truncated": page.next_cursor is not None,
+        }
+
+    def _metrics_state(self) -> Dict[str, Any]:
+        """Scrape-time state for /metrics: the stream's newest seq, the positions."""
+        checkpointer = self._checkpointer
+        state: Dict[str, Any] = {}
+        if checkpointer is not None:
+            state["published"] = checkpointer.position
+            state["checkpoint"] = checkpointer.saved
+        stores = self._stores_in_use
+        if stores is not None:
+            try:
+                state["newest"] = stores.notes.last_seq()
+            except Unavailable:
+                pass
+        if state.get("newest") is not None and state.get("checkpoint") is not None:
+            state["lag"] = max(0, state["newest"] - state["checkpoint"])
+        return state
+
     def status(self) -> Dict[str, Any]:
         """What ``GET /health`` on the SSE port answers."""
         feed, checkpointer, publisher = self._feed, self._checkpointer, self._publisher
@@ -268,7 +339,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.since is not None and args.since < 0:
         parser.error("--since must be 0 or more")
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     worker = PushWorker(settings, since=args.since)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())

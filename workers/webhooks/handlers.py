@@ -27,6 +27,7 @@ from typing import Protocol
 
 from core.notes import BODY_MAX
 from core.notes import TITLE_MAX
+from core.text import clean_text
 
 Handler = Callable[[Any, "HandlerContext"], Any]
 
@@ -117,8 +118,10 @@ def issue_to_note(delivery, context: HandlerContext) -> dict:
     if context.notes is None:
         raise PermanentError("no notes store is available to the handlers")
     body = issue.get("body")
-    # GitHub allows longer titles and bodies than notes do: keep what fits.
+    # GitHub allows longer titles and bodies than notes do: keep what fits,
+    # as text every store holds (core.text: no NUL).
     note = context.notes.create(
-        issue["title"][:TITLE_MAX], body[:BODY_MAX] if isinstance(body, str) else ""
+        clean_text(issue["title"][:TITLE_MAX]),
+        clean_text(body[:BODY_MAX]) if isinstance(body, str) else "",
     )
     return {"note_id": note.id, "issue": issue.get("html_url")}

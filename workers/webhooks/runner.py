@@ -169,7 +169,7 @@ class HandlerRunner:
 def main() -> int:
     """Run the runner until SIGTERM or SIGINT."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     stores = open_stores(settings)
     runner = HandlerRunner(
         stores.webhooks,

@@ -27,16 +27,20 @@ import logging
 import random
 import time
 from typing import Callable
+from typing import Iterator
 from typing import Optional
 
 import requests
 
 from core.signatures import standard_headers
+from core.targets import Targets
 from core.version import __version__
 from core.wire import encode
 from db.errors import NotFound
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
+from workers.webhooks.transport import RefusedAddress
+from workers.webhooks.transport import guarded_session
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +132,9 @@ class WebhookSender:
     Args:
         store: Where attempts and delivery results are recorded.
         policy: Timeouts, retries, when to disable.
-        session: The HTTP session (a new ``requests.Session`` by default).
+        targets: Which addresses deliveries may connect to (checked on the
+            resolved address of every connection; see :mod:`core.targets`).
+        session: The HTTP session (by default one that enforces ``targets``).
         sleep, now, monotonic, rand: Injected in tests; ``time.sleep``,
             ``time.time``, ``time.monotonic``, ``random.random`` by default.
     """
@@ -137,6 +143,7 @@ class WebhookSender:
         self,
         store: SubscriptionStore,
         policy: RetryPolicy = RetryPolicy(),
+        targets: Optional[Targets] = None,
         session: Optional[requests.Session] = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.time,
@@ -145,7 +152,7 @@ class WebhookSender:
     ):
         self.store = store
         self.policy = policy
-        self.session = session or requests.Session()
+        self.session = session or guarded_session(targets or Targets())
         self._sleep = sleep
         self._now = now
         self._monotonic = monotonic
@@ -272,6 +279,12 @@ class WebhookSender:
                 retryable=True,
             )
         except requests.ConnectionError as ex:
+            refused = _find(ex, RefusedAddress)
+            if refused is not None:
+                # Not retried: the next attempt would resolve to the same place.
+                return _Outcome(
+                    None, self._elapsed_ms(started), refused.detail, retryable=False
+                )
             return _Outcome(
                 None,
                 self._elapsed_ms(started),
@@ -307,14 +320,13 @@ class WebhookSender:
         return (self._monotonic() - started) * 1000.0
 
 
-def _reason(ex: BaseException) -> str:
-    """The innermost OS-level reason of a requests error ("Connection refused")."""
+def _chain(ex: BaseException) -> Iterator[BaseException]:
+    """``ex`` and what it wraps: causes, contexts, urllib3 ``reason``s."""
     seen = set()
     current = ex
     while current is not None and id(current) not in seen:
+        yield current
         seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
         nested = getattr(current, "reason", None)
         if not isinstance(nested, BaseException):
             nested = current.__cause__ or current.__context__
@@ -325,4 +337,16 @@ def _reason(ex: BaseException) -> str:
         ):
             nested = current.args[0]
         current = nested
+
+
+def _find(ex: BaseException, kind: type) -> Optional[BaseException]:
+    """The first exception of ``kind`` in the chain of ``ex``."""
+    return next((item for item in _chain(ex) if isinstance(item, kind)), None)
+
+
+def _reason(ex: BaseException) -> str:
+    """The innermost OS-level reason of a requests error ("Connection refused")."""
+    for item in _chain(ex):
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror
     return type(ex).__name__

@@ -1,0 +1,126 @@
+"""Gunicorn worker classes of this API: gunicorn's own, with three changes.
+
+- Requests gunicorn refuses before the app sees them (a request line or
+  headers too large, a malformed header, Content-Length beside chunked, a
+  negative length, an unsupported transfer coding) are answered as RFC 9457
+  problems, ``application/problem+json`` like every other error, instead of
+  gunicorn's HTML page. Statuses and logging stay gunicorn's.
+- An answer the app sends with ``Connection: close`` (a 413 whose body was
+  left unread, a 400 for a body that could not be read) closes the
+  connection. Gunicorn drops that hop-by-hop header from apps and, on a
+  keep-alive worker, would read and discard the rest of the body to get to
+  the next request.
+- ``GeventWorker`` (the default, see ``gunicorn.conf.py``) bounds the
+  time a client may take to send a body: every read from its socket waits at
+  most gunicorn's ``timeout`` seconds (a slow client then gets a 400 and the
+  connection closes); gunicorn itself drops one that takes longer than
+  ``keepalive`` seconds to send its headers.
+
+``gunicorn.conf.py`` picks the class from ``WORKER_CLASS``:
+``api.server.SyncWorker``, ``api.server.ThreadWorker`` or
+``api.server_gevent.GeventWorker`` (a module of its own: it imports gevent).
+"""
+
+import datetime
+import http
+
+from gunicorn.http import errors
+from gunicorn.http.wsgi import Response
+from gunicorn.http.wsgi import default_environ
+from gunicorn.util import write_nonblock
+from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
+from gunicorn.workers.sync import SyncWorker as _SyncWorker
+
+from core import wire
+
+#: Gunicorn's refusals whose status is not 400.
+_STATUSES = (
+    (errors.LimitRequestLine, 414),  # gunicorn says 400; RFC 9110 has a status
+    (errors.LimitRequestHeaders, 431),
+    (errors.UnsupportedTransferCoding, 501),
+    (errors.ForbiddenProxyRequest, 403),
+    (errors.ConfigurationProblem, 500),
+)
+
+
+def problem_response(status: int, detail: str) -> bytes:
+    """A complete HTTP/1.1 answer: a problem body, and the connection closes."""
+    phrase = http.HTTPStatus(status).phrase
+    body = wire.encode(
+        {"type": "about:blank", "title": phrase, "status": status, "detail": detail}
+    )
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def honour_connection_close(app):
+    """``app``, its ``Connection: close`` answers closing the connection."""
+
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if any(
+                name.lower() == "connection" and value.strip().lower() == "close"
+                for name, value in headers
+            ):
+                # Gunicorn's start_response is a method of its Response.
+                response = getattr(start_response, "__self__", None)
+                if hasattr(response, "force_close"):
+                    response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
+class ProblemErrors:
+    """Worker mixin: gunicorn's own error answers as problem+json, and the
+    app's ``Connection: close`` honoured."""
+
+    def load_wsgi(self):
+        """Load the app, wrapped by :func:`honour_connection_close`."""
+        super().load_wsgi()
+        self.wsgi = honour_connection_close(self.wsgi)
+
+    def handle_error(self, req, client, addr, exc):
+        """Log as gunicorn does, then answer with a problem instead of HTML."""
+        started = datetime.datetime.now()
+        addr = addr or ("", -1)  # a unix socket
+        if isinstance(exc, errors.ParseException) and not isinstance(
+            exc, errors.ConfigurationProblem
+        ):
+            status = next((s for kind, s in _STATUSES if isinstance(exc, kind)), 400)
+            detail = f"The request is not valid HTTP: {exc}"
+            self.log.warning("Invalid request from ip=%s: %s", addr[0], exc)
+            if req is None:
+                req = getattr(exc, "req", None)  # for the access log
+        else:
+            self.log.exception(
+                "Error handling request %s", getattr(req, "uri", "(no URI read)")
+            )
+            status, detail = 500, "An internal error occurred; it has been logged."
+        answer = problem_response(status, detail)
+        if req is not None:
+            environ = default_environ(req, client, self.cfg)
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = addr[0], str(addr[1])
+            resp = Response(req, client, self.cfg)
+            resp.status = f"{status} {http.HTTPStatus(status).phrase}"
+            resp.response_length = len(answer)
+            self.log.access(resp, req, environ, datetime.datetime.now() - started)
+        try:
+            write_nonblock(client, answer)
+        except Exception:  # the client is gone; nothing more to say
+            self.log.debug("Failed to send error message.")
+
+
+class SyncWorker(ProblemErrors, _SyncWorker):
+    """Gunicorn's sync worker (one request at a time), problem+json errors."""
+
+
+class ThreadWorker(ProblemErrors, _ThreadWorker):
+    """Gunicorn's gthread worker, problem+json errors."""

@@ -1,0 +1,111 @@
+"""Commit notifications: a writer nudges a follower so it reads at once.
+
+The API process sends one empty UDP datagram to ``PUSH_WAKE_ADDRESS`` after
+each committed note write; the push worker waits on that address between
+reads of the change log, so it reads a change as soon as it is committed
+instead of at its next poll. A datagram carries no data, only "look now":
+one that is lost (nobody listening, a full buffer) costs a delay up to the
+follower's fallback poll, never a change, since the follower always reads
+the log itself. Standard library only: a send is one non-blocking
+``sendto`` system call, safe from any thread and across ``fork``.
+"""
+
+import logging
+import os
+import select
+import socket
+from typing import Optional
+from typing import Tuple
+
+log = logging.getLogger(__name__)
+
+
+def parse_address(text: str) -> Optional[Tuple[str, int]]:
+    """``"127.0.0.1:5557"`` -> ``("127.0.0.1", 5557)``; empty -> None (no wake-ups).
+
+    Raises:
+        ValueError: not ``host:port`` with a port in 1..65535.
+    """
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"PUSH_WAKE_ADDRESS must be host:port, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+class Notifier:
+    """Sends wake-ups to ``address`` (``host:port``); never raises, never blocks."""
+
+    def __init__(self, address: str):
+        self.address = parse_address(address)
+        self._socket: Optional[socket.socket] = None
+        self._pid = 0
+
+    def notify(self) -> None:
+        """Tell the follower there is something new to read."""
+        if self.address is None:
+            return
+        try:
+            if self._pid != os.getpid():  # made after a fork, in the process using it
+                self._socket = socket.socket(
+                    _family(self.address[0]), socket.SOCK_DGRAM
+                )
+                self._socket.setblocking(False)
+                self._pid = os.getpid()
+            self._socket.sendto(b"", self.address)
+        except OSError as ex:  # the follower polls anyway: a lost nudge is a delay
+            log.debug("wake-up to %s not sent: %s", self.address, ex)
+
+    def close(self) -> None:
+        """Release the socket (it is made again on the next notify)."""
+        if self._socket is not None:
+            self._socket.close()
+        self._socket, self._pid = None, 0
+
+
+class Listener:
+    """Receives wake-ups on ``address``; :meth:`wait` returns early when one came.
+
+    Raises:
+        OSError: the address cannot be bound (in use, not local).
+    """
+
+    def __init__(self, address: str):
+        parsed = parse_address(address)
+        if parsed is None:
+            raise ValueError("a Listener needs an address")
+        self._socket = socket.socket(_family(parsed[0]), socket.SOCK_DGRAM)
+        try:
+            self._socket.bind(parsed)
+        except OSError:
+            self._socket.close()
+            raise
+        self._socket.setblocking(False)
+        self.address = self._socket.getsockname()[:2]
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True if a wake-up came (all are consumed)."""
+        ready, _, _ = select.select([self._socket], [], [], max(timeout, 0.0))
+        if not ready:
+            return False
+        self._drain()
+        return True
+
+    def _drain(self) -> None:
+        # Many commits may have nudged meanwhile: one read of the log serves all.
+        while True:
+            try:
+                self._socket.recv(1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._socket.close()
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,0 +1,135 @@
+"""The push worker's live page in headless Chromium: notes appear, change, go.
+
+Drives Debian's chromium through chromedriver (selenium). Writes notes
+through the API (real gunicorn), watches the page apply each change, stops
+the push worker and starts it again on the same port to see the page
+reconnect with Last-Event-ID and catch up, and saves a screenshot at
+var/live-page.png (the README shows a copy, docs/live-page.png).
+"""
+
+import shutil
+
+import pytest
+import requests
+
+from tests.support.live import ROOT
+from tests.support.live import PushWorkerProcess
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+SCREENSHOT = ROOT / "var" / "live-page.png"
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="no chromium and chromedriver: apt-get install chromium chromium-driver "
+    "(make test installs them when run as root)",
+)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # root in CI
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1200,760",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_the_page_shows_the_notes_and_applies_each_change(
+    live_server, push_worker, browser, tmp_path
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    api = live_server()
+    worker = push_worker()
+
+    def post(title, body=""):
+        answer = requests.post(
+            api.url + "/notes", json={"title": title, "body": body}, timeout=10
+        )
+        assert answer.status_code == 201
+        return answer.json()["id"]
+
+    def shown():
+        """Note id -> (title, body), as the page shows them."""
+        return {
+            item.get_attribute("data-id"): (
+                item.find_element(By.TAG_NAME, "h2").text,
+                item.find_element(By.TAG_NAME, "p").text,
+            )
+            for item in browser.find_elements(By.CSS_SELECTOR, "#notes li[data-id]")
+        }
+
+    def wait(predicate, what):
+        WebDriverWait(browser, 20, poll_frequency=0.1).until(
+            lambda _: predicate(), message=what
+        )
+
+    def state():
+        return browser.find_element(By.ID, "state").get_attribute("data-state")
+
+    groceries = post("Groceries", "milk, eggs")
+    browser.get(worker.sse_url + "/")
+    wait(lambda: state() == "live", "the page goes live")
+    wait(lambda: groceries in shown(), "the snapshot shows the existing note")
+
+    call = post("Call the plumber", "before Friday")
+    wait(lambda: shown().get(call) == ("Call the plumber", "before Friday"), "created")
+
+    changed = requests.patch(
+        api.url + f"/notes/{groceries}", json={"body": "milk, eggs, bread"}, timeout=10
+    )
+    assert changed.status_code == 200
+    wait(lambda: shown()[groceries][1] == "milk, eggs, bread", "updated")
+
+    assert requests.delete(api.url + f"/notes/{call}", timeout=10).status_code == 204
+    wait(lambda: call not in shown(), "deleted")
+    assert set(shown()) == {groceries}
+
+    # The worker goes away: the page says so, and resumes after the last
+    # event it applied when the worker is back (same port), so the notes
+    # written meanwhile arrive too.
+    worker.stop()
+    wait(lambda: state() != "live", "the page notices the worker is gone")
+    missed = post("Written while the worker was down", "caught up on reconnect")
+    back = PushWorkerProcess(
+        tmp_path,
+        env={
+            "PUSH_SSE_BIND": worker.sse_url[len("http://") :],
+            "PUSH_PUB_ENDPOINT": worker.pub_endpoint,
+        },
+    )
+    back.sse_url = worker.sse_url
+    back.start()
+    try:
+        wait(lambda: state() == "live", "the page reconnects")
+        wait(lambda: missed in shown(), "the missed note arrives")
+        for title, body in (
+            ("Book club", "chapter 4 of The Left Hand of Darkness"),
+            ("Bike", "pump the tyres"),
+        ):
+            post(title, body)
+        wait(lambda: len(shown()) == 4, "every note shown")
+        summary = browser.find_element(By.ID, "summary").text
+        assert summary.startswith("4 notes")
+        wait(
+            lambda: not browser.find_elements(By.CSS_SELECTOR, "#notes .fresh"),
+            "the highlights of the new notes fade",
+        )
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(SCREENSHOT))
+    finally:
+        back.stop()

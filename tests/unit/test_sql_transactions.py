@@ -1,0 +1,92 @@
+"""SQLite transactions: writes begin IMMEDIATE, reads never take the write lock."""
+
+import sqlite3
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from db.sql import Database
+
+
+@pytest.fixture
+def database(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'tx.db'}")
+    with database.engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE counter (n INTEGER)"))
+        connection.execute(sa.text("INSERT INTO counter VALUES (0)"))
+    yield database
+    database.dispose()
+
+
+def _write_lock_free(database: Database) -> bool:
+    """Whether another connection can take the write lock right now."""
+    other = sqlite3.connect(database.engine.url.database, timeout=0)
+    other.isolation_level = None
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as ex:
+        assert "locked" in str(ex)
+        return False
+    finally:
+        other.close()
+
+
+def test_a_write_session_holds_the_write_lock_from_its_first_statement(database):
+    with database.session() as session:
+        session.execute(sa.text("SELECT n FROM counter")).scalar_one()
+        assert not _write_lock_free(database)
+    assert _write_lock_free(database)
+
+
+def test_a_core_write_transaction_holds_the_write_lock(database):
+    with database.engine.begin() as connection:
+        connection.execute(sa.text("SELECT n FROM counter"))
+        assert not _write_lock_free(database)
+
+
+def test_reads_do_not_take_the_write_lock(database):
+    with database.session(write=False) as session:
+        assert session.execute(sa.text("SELECT n FROM counter")).scalar_one() == 0
+        assert _write_lock_free(database)
+    with database.read_engine.connect() as connection:
+        connection.execute(sa.text("SELECT n FROM counter"))
+        assert _write_lock_free(database)
+
+
+def test_a_read_session_sees_each_committed_write(database):
+    with database.session(write=False) as session:
+        with database.session() as writer:
+            writer.execute(sa.text("UPDATE counter SET n = n + 1"))
+        assert session.execute(sa.text("SELECT n FROM counter")).scalar_one() == 1
+
+
+def test_concurrent_read_then_write_transactions_neither_fail_nor_lose_updates(
+    database,
+):
+    # Each transaction reads the counter, then writes it back plus one: with a
+    # deferred BEGIN, two of them upgrading at once fail ("database is
+    # locked") or, without a transaction, overwrite each other.
+    threads, rounds = 8, 25
+    errors = []
+
+    def work():
+        try:
+            for _ in range(rounds):
+                with database.session() as session:
+                    n = session.execute(sa.text("SELECT n FROM counter")).scalar_one()
+                    session.execute(sa.text("UPDATE counter SET n = :n"), {"n": n + 1})
+        except Exception as ex:  # noqa: BLE001 - reported by the assertion below
+            errors.append(ex)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    with database.session(write=False) as session:
+        count = session.execute(sa.text("SELECT n FROM counter")).scalar_one()
+    assert count == threads * rounds

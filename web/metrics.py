@@ -1,0 +1,114 @@
+"""Prometheus metrics of the HTTP API: counts, latencies and requests in flight.
+
+Under gunicorn every worker is a process of its own, so the metrics use
+prometheus_client's multiprocess mode: gunicorn.conf.py points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start,
+each worker writes its values to files there, and ``GET /metrics``, served
+by whichever worker gets it, adds up the files of every worker (and of the
+workers that died: counters never go back). Without the variable (tests,
+one process) the process's own registry is served.
+
+Labels are the route *template* (``/notes/{note_id}``), never the path, so
+the number of series stays bounded whatever clients ask for.
+"""
+
+import time
+from typing import Iterable
+
+import falcon
+import prometheus_client
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
+from prometheus_client import multiprocess
+from prometheus_client.registry import Collector
+
+#: Route label of a request no route matched (Falcon's 404).
+UNROUTED = "(none)"
+#: WSGI environ key where the route template is left for the access log.
+ROUTE_ENVIRON_KEY = "api.route"
+
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time from the request reaching the app to its answer, in seconds.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# livesum: the sum over the workers alive now (a dead worker's value goes).
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight",
+    "Requests being handled right now, over every worker.",
+    multiprocess_mode="livesum",
+)
+STORE_ERRORS = Counter(
+    "store_errors_total",
+    "Requests answered 503 because a store or backend was unavailable, by route.",
+    ["route"],
+)
+
+
+def route_of(req: falcon.Request) -> str:
+    """The route template that matched ``req``, or UNROUTED."""
+    return req.uri_template or UNROUTED
+
+
+class Metrics:
+    """Middleware: counts every request and times it, by route and status.
+
+    Install it first, so that its ``process_response`` runs last and sees
+    the final status (errors included).
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.metrics_started = time.perf_counter()
+        IN_FLIGHT.inc()
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        started = getattr(req.context, "metrics_started", None)
+        if started is None:
+            return
+        IN_FLIGHT.dec()
+        route = req.env[ROUTE_ENVIRON_KEY] = route_of(req)
+        labels = (req.method, route, str(resp.status_code))
+        REQUESTS.labels(*labels).inc()
+        LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
+def count_store_error(req: falcon.Request) -> None:
+    """Count a 503 caused by an unavailable store (called by web.errors)."""
+    STORE_ERRORS.labels(route_of(req)).inc()
+
+
+class _Own(Collector):
+    """This process's registry, for a scrape without multiprocess mode."""
+
+    def collect(self):
+        return prometheus_client.REGISTRY.collect()
+
+
+def exposition(extra: Iterable[Collector] = (), multiprocess_dir: str = "") -> bytes:
+    """The text exposition of every worker's metrics, plus ``extra`` collectors.
+
+    Args:
+        extra: Collectors read at scrape time.
+        multiprocess_dir: The folder the workers write their values to
+            (``PROMETHEUS_MULTIPROC_DIR``); empty: this process's registry.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir:
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+    else:
+        registry.register(_Own())
+    for collector in extra:
+        registry.register(collector)
+    return prometheus_client.generate_latest(registry)
+
+
+#: The exposition format's media type (text/plain; version=...).
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
