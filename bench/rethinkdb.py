@@ -46,6 +46,7 @@ from rethinkdb import r
 
 from bench import wrk
 from bench.servers import free_port
+from core.settings import default_workers
 from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
 from db.rethink import Connector
@@ -62,7 +63,6 @@ VENV_PYTHONS = (
 START = Path(
     os.environ.get("RETHINKDB_START") or ROOT.parent / "shared" / "rethinkdb" / "start"
 )
-WORKERS = min(2 * (os.cpu_count() or 1) + 1, 8)  # what gunicorn.conf.py picks
 
 SIZES = {
     True: {
@@ -196,7 +196,6 @@ class Stack:
             RETHINKDB_TABLE=table,
             HOST="127.0.0.1",
             PORT=self.api_url.rsplit(":", 1)[1],
-            WORKERS=str(WORKERS),
             PUSH_PUB_ENDPOINT=f"tcp://127.0.0.1:{free_port()}",
             PUSH_SSE_BIND=self.sse_url[len("http://") :],
         )
@@ -249,7 +248,7 @@ def _summary(result: dict) -> dict:
 
 
 def measure_path(
-    api_url: str, path: str, size: dict, method: str = "GET", body=None
+    api_url: str, path: str, size: dict, workers: int, method: str = "GET", body=None
 ) -> dict:
     """Warm ``path`` up until its rate levels off, then measure it with wrk.
 
@@ -274,7 +273,7 @@ def measure_path(
         window = drive(size["window"])
         rates.append(round(window["rps"], 1))
         served += window["requests"]
-        if served < size["per_worker"] * WORKERS or len(rates) < 3:
+        if served < size["per_worker"] * workers or len(rates) < 3:
             continue  # too few requests per worker for the JIT yet
         if abs(rates[-1] - rates[-2]) <= 0.05 * rates[-2]:
             break
@@ -498,6 +497,8 @@ def implementation(python: str) -> str:
 def measure(python: str, server: RethinkServer, folder: Path, size: dict) -> dict:
     """Every figure for the server side running under ``python``."""
     impl = implementation(python)
+    # Gunicorn's workers as the project starts them (WORKERS unset).
+    workers = default_workers("PyPy" if impl == "pypy" else "CPython", os.cpu_count())
     stack = Stack(python, folder, server.url, f"notes_{impl}")
     try:
         stack.start()
@@ -506,8 +507,8 @@ def measure(python: str, server: RethinkServer, folder: Path, size: dict) -> dic
         ).json()
         body = json.dumps({"title": "bench", "body": "written by wrk"})
         result = {
-            "get": measure_path(stack.api_url, f"/notes/{note['id']}", size),
-            "post": measure_path(stack.api_url, "/notes", size, "POST", body),
+            "get": measure_path(stack.api_url, f"/notes/{note['id']}", size, workers),
+            "post": measure_path(stack.api_url, "/notes", size, workers, "POST", body),
             "push": [
                 measure_push(stack, rate, size["push_seconds"])
                 for rate in size["push_rates"]
@@ -515,6 +516,7 @@ def measure(python: str, server: RethinkServer, folder: Path, size: dict) -> dic
         }
     finally:
         stack.stop()
+    result["workers"] = workers
     return result
 
 
@@ -564,7 +566,6 @@ def run(
         "benchmark": "rethinkdb",
         "server": "RethinkDB 2.4.4 (../shared/rethinkdb), one server, hard durability",
         "quick": quick,
-        "workers": WORKERS,
         "client": platform.python_implementation(),
         "results": results,
     }
