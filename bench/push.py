@@ -137,6 +137,7 @@ class Stack:
             PYTHONPATH=str(ROOT),
             LOG_LEVEL="warning",
             DATABASE_URL=self.database_url,
+            RETHINKDB_URL="",  # this figure is the embedded store's
             HOST="127.0.0.1",
             PORT=self.api_url.rsplit(":", 1)[1],
             PUSH_WAKE_ADDRESS=f"127.0.0.1:{free_udp_port()}",
