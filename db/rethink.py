@@ -175,10 +175,15 @@ class _BoundedInstance(net.ConnectionInstance):
 
 
 class BoundedConnection(net.Connection):
-    """A driver Connection whose instances are :class:`_BoundedInstance`."""
+    """A driver Connection whose instances are :class:`_BoundedInstance`.
+
+    ``broken``: set by a user that found the connection unusable, so that
+    whoever holds it closes it instead of using it again.
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(_BoundedInstance, *args, **kwargs)
+        self.broken = False
 
 
 class Connector:

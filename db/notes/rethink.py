@@ -37,9 +37,12 @@ see :mod:`db.notes.rethink_log`. The log is never pruned by the store;
 delete old entries with ``r.table('notes_changes').between(r.minval,
 N).delete()`` once every consumer has checkpointed past N.
 
-Connections: one per process, opened lazily (and again after a fork or a
-failure) to the first server of the URL that answers (the next one after a
-failure), shared by threads under a lock; the change feed gets its own.
+Connections: a small pool per process (at most ``POOL_SIZE``), opened
+lazily (and again after a fork or a failure) to the first server of the URL
+that answers (the next one after a failure). Each call holds one connection
+for its duration, so a worker's concurrent requests (gevent greenlets or
+threads) wait for the server's disk together, not one after another; the
+change feed gets its own.
 Every connect and every answer is bounded by ``timeout``; driver and
 availability errors become ``Unavailable("notes store unavailable")`` (503),
 and the next call reconnects, so the API recovers when a server returns.
@@ -61,6 +64,7 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Callable
 from typing import Dict
+from typing import List
 from typing import Optional
 from typing import Sequence
 from typing import Tuple
@@ -102,6 +106,8 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "notes store unavailable"
 NOTE_FIELDS = ("id", "title", "body", "created_at", "updated_at", "version", "position")
 _WRITE_ATTEMPTS = 10
+#: Connections a process opens at most; more concurrent calls wait for one.
+POOL_SIZE = 8
 # Failed checks inside a write function come back in the result's
 # first_error; these markers say which check failed.
 _MISSING = "NOTE_MISSING"
@@ -203,9 +209,8 @@ class RethinkNotesStore(NotesStore):
             empty_interval=empty_interval,
         )
         self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._conn = None
-        self._broken = False
+        self._idle: List[Any] = []  # connections not in use, newest last
+        self._slots = threading.BoundedSemaphore(POOL_SIZE)
         self._retry_at = 0.0
 
     @staticmethod
@@ -244,29 +249,36 @@ class RethinkNotesStore(NotesStore):
     # Connections
 
     def _run(self, work: Callable[[Any], Any]) -> Any:
-        """``work(connection)`` on this process's connection, serialized.
+        """``work(connection)`` on a connection of the pool that no one else uses.
 
         Driver and availability errors become Unavailable; a broken
         connection is dropped (the next call connects again, to the next
         server first).
         """
         if os.getpid() != self._pid:
-            # A forked child shares the parent's socket: forget it, never close it.
-            self._pid, self._lock, self._conn = os.getpid(), threading.Lock(), None
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._open()
+            # A forked child shares the parent's sockets: forget them, never
+            # close them.
+            self._pid, self._idle = os.getpid(), []
+            self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        with self._slots:
+            conn = self._idle.pop() if self._idle else self._open()
             try:
-                return work(self._conn)
+                return work(conn)
             except DRIVER_ERRORS as ex:
                 self._report(ex, "query")
                 if isinstance(ex, CONNECTION_ERRORS):
-                    self._broken = True
+                    conn.broken = True
                 raise Unavailable(UNAVAILABLE) from ex
             finally:
-                if self._broken:
-                    self._connector.failed(self._conn)
-                    self._conn, self._broken = None, False
+                if conn.broken:
+                    self._connector.failed(conn)
+                    # The idle ones most likely lead to the same server:
+                    # drop them too, rather than fail one request each.
+                    idle, self._idle = self._idle, []
+                    for other in idle:
+                        close_quietly(other)
+                else:
+                    self._idle.append(conn)
 
     def _report(self, ex: Exception, what: str) -> None:
         if is_missing_schema(ex):
@@ -294,14 +306,15 @@ class RethinkNotesStore(NotesStore):
             raise Unavailable(UNAVAILABLE) from ex
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and os.getpid() == self._pid:
-                try:  # the unanswered writes (outbox clean-ups, voids) first
-                    self._conn.noreply_wait()
-                except DRIVER_ERRORS:
-                    pass
-                close_quietly(self._conn)
-            self._conn = None
+        idle, self._idle = self._idle, []
+        if os.getpid() != self._pid:
+            return
+        for conn in idle:
+            try:  # the unanswered writes (outbox clean-ups, voids) first
+                conn.noreply_wait()
+            except DRIVER_ERRORS:
+                pass
+            close_quietly(conn)
 
     def ping(self) -> None:
         # Each table answers (it exists, and its primary replica is up).
@@ -371,7 +384,7 @@ class RethinkNotesStore(NotesStore):
                         # No reader has emptied this outbox for a while (no
                         # push worker runs): log and empty it here, durably.
                         if self.changelog.ship(conn, [(note_id, outbox)]):
-                            self._broken = True  # dropped after this call
+                            conn.broken = True  # dropped after this call
                     else:
                         self.changelog.log_soon(conn, outbox[-1])
                     return doc

@@ -325,6 +325,48 @@ def test_a_server_that_dies_is_left_for_the_next_host(store_on, url):
     assert [n.id for n in store.list_page(10).notes] == [second.id, first.id]
 
 
+def test_concurrent_calls_each_hold_a_connection_of_their_own(store_on, url):
+    # Three calls inside the store at once: with one shared connection they
+    # would wait for each other and the barrier would break.
+    store = store_on(url)
+    barrier = threading.Barrier(3, timeout=10)
+    used = []
+
+    def call():
+        used.append(store._run(lambda conn: (barrier.wait(), id(conn))[1]))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(used)) == 3
+    assert store.create("after", "").title == "after"  # the pool is reused
+
+
+def test_a_broken_connection_drops_the_idle_ones_too(store_on, url):
+    target = parse_url(url)
+    proxy = TcpProxy(target.hosts[0]).start()
+    server_2 = "{}:{}".format(*target.hosts[0])
+    store = store_on(f"rethinkdb://127.0.0.1:{proxy.port},{server_2}/{target.db}")
+    barrier = threading.Barrier(2, timeout=10)
+    threads = [
+        threading.Thread(target=store._run, args=(lambda conn: barrier.wait(),))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    note = store.create("two connections through server 1", "")
+    proxy.stop()
+    with contextlib.suppress(Unavailable):
+        store.get(note.id)
+    # One failed request, then server 2, never the other dead connection.
+    for _ in range(3):
+        assert store.get(note.id) == note
+
+
 def test_recovers_within_seconds_when_the_server_returns(
     make_client, url, rethinkdb_table
 ):
