@@ -3,12 +3,17 @@
 import argparse
 import logging
 import sys
+import time
 from typing import List
 from typing import Optional
+
+from rethinkdb.errors import ReqlError
 
 from api import salary_import
 from core.logs import configure_logging
 from core.settings import Settings
+from db.notes.rethink import RethinkNotesStore
+from db.rethink import CONNECTION_ERRORS
 from db.schema import create_schema
 from db.schema import current_revision
 from db.sql import Database
@@ -32,8 +37,62 @@ def init_sql(settings: Settings) -> None:
 
 
 def init_db(settings: Settings, args: argparse.Namespace) -> int:
-    """Bring every store's schema up to date (SQL: alembic upgrade head)."""
+    """Bring every store's schema up to date.
+
+    SQL: ``alembic upgrade head``; RethinkDB (with ``RETHINKDB_URL``): its
+    database, tables and indexes.
+    """
     init_sql(settings)
+    return init_rethinkdb(settings)
+
+
+def init_rethinkdb(settings: Settings, wait: float = 30.0) -> int:
+    """Create the RethinkDB database, tables and indexes of the notes store.
+
+    Nothing to do without ``RETHINKDB_URL``. Waits up to ``wait`` seconds
+    for a server to answer (a cluster starting beside this); tables get
+    ``RETHINKDB_REPLICAS`` replicas. Returns the exit status: 2 for a bad
+    setting, 1 when the server refuses or never answers.
+    """
+    if not settings.rethinkdb_url:
+        return 0
+    try:
+        if settings.rethinkdb_replicas < 1:
+            raise ValueError("RETHINKDB_REPLICAS must be 1 or more")
+        store = RethinkNotesStore.from_url(
+            settings.rethinkdb_url,
+            table=settings.rethinkdb_table,
+            timeout=settings.rethinkdb_timeout,
+        )
+    except ValueError as ex:
+        log.error("%s", ex)
+        return 2
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done = store.create_schema(settings.rethinkdb_replicas)
+            break
+        except CONNECTION_ERRORS as ex:
+            if time.monotonic() >= deadline:
+                log.error("RethinkDB at %s: %s", store.target.describe(), ex)
+                return 1
+            log.info("waiting for RethinkDB at %s ...", store.target.describe())
+            time.sleep(1)
+        except ReqlError as ex:  # the server's refusal (too few servers, ...)
+            log.error(
+                "RethinkDB at %s refused the schema (RETHINKDB_REPLICAS=%d): %s",
+                store.target.describe(),
+                settings.rethinkdb_replicas,
+                str(ex).splitlines()[0],
+            )
+            return 1
+    for step in done:
+        log.info("%s", step)
+    log.info(
+        "RethinkDB ready: %s, tables %s",
+        store.target.describe(),
+        ", ".join(store.table_names),
+    )
     return 0
 
 

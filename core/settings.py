@@ -61,13 +61,17 @@ class Settings:
     rethinkdb_url: Optional[str] = _env_field(
         "RETHINKDB_URL",
         None,
-        "rethinkdb://host:28015/db selects RethinkDB for notes; unset: SQLite",
+        "rethinkdb://host:28015/db (or h1:28015,h2:28015,.../db, a cluster) "
+        "selects RethinkDB for notes; unset: SQLite",
     )
     rethinkdb_timeout: float = _env_field(
         "RETHINKDB_TIMEOUT", 5.0, "seconds to wait for a RethinkDB connect or answer"
     )
     rethinkdb_table: str = _env_field(
         "RETHINKDB_TABLE", "notes", "RethinkDB notes table (log: <table>_changes)"
+    )
+    rethinkdb_replicas: int = _env_field(
+        "RETHINKDB_REPLICAS", 1, "replicas of each RethinkDB table init-db creates"
     )
 
     # Links (the shortener)

@@ -6,6 +6,7 @@ of its own in that database instead, dropped afterwards (see .ci/run).
 """
 
 import dataclasses
+import os
 
 import falcon.testing
 import pytest
@@ -19,6 +20,14 @@ from db.sql import make_engine
 from db.stores import open_stores
 from tests.support import live
 from tests.support.contract import ContractClient
+from tests.support.notes_backends import _rethinkdb_session_table  # noqa: F401
+from tests.support.notes_backends import notes_backend  # noqa: F401
+from tests.support.notes_backends import rethinkdb_table  # noqa: F401
+
+# RETHINKDB_URL names the tests' server (read above by notes_backends); the
+# processes the tests start (gunicorn, workers, the bench harness) keep
+# notes in SQL unless a test hands it to them.
+os.environ.pop("RETHINKDB_URL", None)
 
 
 @pytest.fixture

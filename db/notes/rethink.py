@@ -1,52 +1,59 @@
 """The RethinkDB notes store (``RETHINKDB_URL=rethinkdb://host:28015/todo``).
 
-Tables, in the URL's database (created with their index when missing):
+Tables, in the URL's database, created by ``python -m api init-db``
+(:meth:`RethinkNotesStore.create_schema`; requests never create tables):
 
 - ``notes`` (the name is configurable): one document per note, primary key
-  ``id``, a secondary index ``position`` that lists are ordered by.
+  ``id``; its ``seq`` (the number of its last change) and an ``outbox``,
+  the changes of this note that may not be in the change log yet. Indexes:
+  ``position`` (lists) and ``outbox`` (multi: the ``seq`` of each entry).
+  A deleted note stays as a tombstone (``deleted: true``, no ``position``)
+  until its delete is in the log.
 - ``notes_changes``: the change log, one document per ``seq`` (primary key
-  ``id`` = seq) with ``type``, ``note_id``, ``old_val``, ``new_val``, ``ts``.
+  ``id`` = seq) with ``type``, ``note_id``, ``old_val``, ``new_val``,
+  ``ts``, ``taken_at``; or ``type: void`` for a number that carries no change.
 - ``notes_seq``: one counter document that hands out ``seq``.
 
-Why a change log, not just a changefeed on ``notes``: a changefeed starts
-at "now" and cannot resume, so a consumer that was down (the push worker
-after a restart) would lose what changed meanwhile, and it carries no
-sequence to checkpoint. So every write also appends its change to
-``notes_changes``, and :meth:`RethinkNotesStore.changes` opens a real
-changefeed on that table (``include_types=True``) first, then reads what
-the log holds after ``since`` (``between`` on the primary key, in order),
-then follows the feed. The events are the same as the embedded store's.
+A write, and why no crash loses it. RethinkDB writes one document
+atomically, never two, so the note document is the commit point:
 
-Ordering without transactions. RethinkDB writes one document atomically,
-never two, so a write goes:
+1. take the next ``seq`` from the counter (an atomic increment, which also
+   records the server's time, ``taken_at``);
+2. replace the note with a function that checks, on the server and
+   atomically with the write: the note exists (or not, for a create); its
+   ``seq`` is below ours (else a later writer got there first: take a new
+   number and try again); its version is one of the If-Match ones; and the
+   server's clock is within ``lease`` seconds of ``taken_at``. The new
+   document carries the change itself in its ``outbox``. This write is the
+   commit: once it is acknowledged, the change is durable (both writes use
+   hard durability);
+3. copy the entry into the log (soft and unanswered: the outbox still
+   holds the change); a refused write (404, 412, retry) logs a ``void``
+   entry for its number instead.
 
-1. take the next ``seq``: an atomic increment of the counter document;
-2. write the note with a ``replace`` whose function checks, on the server
-   and atomically, that the note exists, that its ``seq`` is lower than
-   ours (else a later writer got there first: take a new ``seq`` and try
-   again) and, for If-Match, that its ``version`` is one of those named;
-   ``return_changes`` gives the exact old and new values;
-3. append ``{id: seq, type, old_val, new_val, ts}`` to the log, or a
-   ``void`` entry when step 2 did not apply (404, 412, retry).
+The change stream (:meth:`RethinkNotesStore.changes`) follows the log,
+repairs it from the outboxes and voids numbers that were never committed:
+see :mod:`db.notes.rethink_log`. The log is never pruned by the store;
+delete old entries with ``r.table('notes_changes').between(r.minval,
+N).delete()`` once every consumer has checkpointed past N.
 
-Log entries can therefore land slightly out of ``seq`` order; the reader
-(:mod:`db.seq_order`) releases them strictly in ``seq`` order and waits up
-to ``gap_timeout`` for a missing number before skipping it. What is not
-covered: when step 3 never happens (the process dies, or the connection
-drops, between steps 2 and 3), the note is written with no log entry; that
-change is skipped after ``gap_timeout`` (with a warning) and never
-delivered. The log is never pruned by the store; delete old
-entries with ``r.table('notes_changes').between(r.minval, N).delete()``
-once every consumer has checkpointed past N.
-
-Connections: one per process, opened lazily (and again after a fork or a
-failure), shared by threads under a lock; the change feed gets its own.
-Every connect and every query answer is bounded by ``timeout``; driver and
+Connections: a small pool per process (at most ``POOL_SIZE``), opened
+lazily (and again after a fork or a failure) to the first server of the URL
+that answers (the next one after a failure). Each call holds one connection
+for its duration, so a worker's concurrent requests (gevent greenlets or
+threads) wait for the server's disk together, not one after another; the
+change feed gets its own.
+Every connect and every answer is bounded by ``timeout``; driver and
 availability errors become ``Unavailable("notes store unavailable")`` (503),
-and the next call reconnects, so the API recovers when the server returns.
+and the next call reconnects, so the API recovers when a server returns.
+
+Over 300 lines: the store's six operations are each a server-side function that
+checks existence, versions, the number's lease and writes the outbox in one
+atomic document write; they share those checks and read best next to the design
+they implement.
 """
 
-import dataclasses
+import datetime
 import logging
 import os
 import threading
@@ -59,14 +66,13 @@ from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
+from typing import Sequence
 from typing import Tuple
 
 from rethinkdb import r
-from rethinkdb.errors import ReqlCursorEmpty
-from rethinkdb.errors import ReqlDriverError
-from rethinkdb.errors import ReqlRuntimeError
-from rethinkdb.errors import ReqlTimeoutError
+from rethinkdb.errors import ReqlOpFailedError
 
+from core.clock import as_utc
 from core.clock import utc_now
 from core.notes import CREATED
 from core.notes import DELETED
@@ -82,24 +88,39 @@ from db.notes.base import Page
 from db.notes.base import not_found
 from db.notes.base import require_id
 from db.notes.base import writable
-from db.notes.seq_order import VOID
-from db.notes.seq_order import SeqReorderBuffer
+from db.notes.rethink_log import COUNTER_ID
+from db.notes.rethink_log import ChangeLog
+from db.notes.rethink_log import entry
+from db.rethink import CONNECTION_ERRORS
 from db.rethink import DRIVER_ERRORS
-from db.rethink import BoundedConnection
+from db.rethink import Connector
 from db.rethink import RethinkTarget
+from db.rethink import check_name
 from db.rethink import close_quietly
+from db.rethink import ensure_tables
+from db.rethink import is_missing_schema
 from db.rethink import parse_url
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "notes store unavailable"
-_COUNTER_ID = "changes"
+NOTE_FIELDS = ("id", "title", "body", "created_at", "updated_at", "version", "position")
 _WRITE_ATTEMPTS = 10
+#: Connections a process opens at most; more concurrent calls wait for one.
+POOL_SIZE = 8
 # Failed checks inside a write function come back in the result's
 # first_error; these markers say which check failed.
 _MISSING = "NOTE_MISSING"
+_EXISTS = "NOTE_EXISTS"
 _STALE = "NOTE_STALE_SEQ"
+_LATE = "NOTE_LEASE_OVER"
 _MISMATCH = "NOTE_VERSION_MISMATCH"
+
+
+def _time(value: datetime.datetime) -> datetime.datetime:
+    # The driver's time zone object, and float seconds: back to the clock's form.
+    value = as_utc(value)
+    return value.replace(microsecond=round(value.microsecond / 1000) * 1000 % 1000000)
 
 
 def _note(doc: Mapping[str, Any]) -> Note:
@@ -107,8 +128,8 @@ def _note(doc: Mapping[str, Any]) -> Note:
         id=doc["id"],
         title=doc["title"],
         body=doc["body"],
-        created_at=doc["created_at"],
-        updated_at=doc["updated_at"],
+        created_at=_time(doc["created_at"]),
+        updated_at=_time(doc["updated_at"]),
         version=doc["version"],
         position=doc["position"],
     )
@@ -121,33 +142,31 @@ def _change(entry: Mapping[str, Any]) -> Change:
         note_id=entry["note_id"],
         old=None if entry["old_val"] is None else _note(entry["old_val"]),
         new=None if entry["new_val"] is None else _note(entry["new_val"]),
-        ts=entry["ts"],
+        ts=_time(entry["ts"]),
     )
 
 
-def _create_missing(create: Callable[[], Any]) -> None:
-    # Two processes starting together may both see a table missing.
-    try:
-        create()
-    except ReqlRuntimeError as ex:
-        if "already exists" not in ex.message:
-            raise
-
-
 class RethinkNotesStore(NotesStore):
-    """Notes in RethinkDB, with a change log for a resumable change stream.
+    """Notes in RethinkDB, with a change log no crash can leave behind.
 
     Args:
-        target: Server, database and credentials (see :func:`parse_url`).
+        target: Servers, database and credentials (see :func:`parse_url`).
         table: Name of the notes table; the log and counter tables are
             ``<table>_changes`` and ``<table>_seq``.
-        timeout: Seconds allowed for a connect and for each query's answer.
+        timeout: Seconds allowed for a connect (per server) and for each answer.
         clock: Returns the current UTC time (injectable for tests).
-        poll_interval: Seconds between checks of ``stop``/``timeout`` and of
-            missing log entries while :meth:`changes` waits on the feed.
-        gap_timeout: Seconds :meth:`changes` waits for a missing ``seq``
-            before skipping it (default: three times ``timeout``, longer than
-            a live write can take).
+        poll_interval: Seconds between checks of ``stop``/``timeout``, and
+            before a missing number is looked for, while :meth:`changes`
+            follows the feed.
+        lease: Seconds a writer has from taking its number to committing.
+        clock_margin: Seconds the servers' clocks (and a write's way to its
+            primary) may be off; a missing number is given up on
+            ``lease + clock_margin`` seconds after it was taken.
+        batch: Numbers read per query while catching up.
+        empty_interval: Seconds between two emptyings of the outboxes by a
+            reader following the stream.
+        outbox_limit: Entries a note's outbox may hold before its writer
+            logs and empties it itself (when no reader does).
     """
 
     def __init__(
@@ -157,22 +176,41 @@ class RethinkNotesStore(NotesStore):
         table: str = "notes",
         timeout: float = 5.0,
         clock: Clock = utc_now,
-        poll_interval: float = 0.2,
-        gap_timeout: Optional[float] = None,
+        poll_interval: float = 0.05,
+        lease: float = 2.0,
+        clock_margin: float = 1.0,
+        batch: int = 1000,
+        empty_interval: float = 1.0,
+        outbox_limit: int = 16,
     ):
+        check_name(table, "RETHINKDB_TABLE", "the table name")
+        if len(table) > 56:  # "<table>_changes" is a name too
+            raise ValueError("RETHINKDB_TABLE: at most 56 characters")
         self.target = target
         self.table_names = self.table_names_for(table)
         self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.gap_timeout = 3 * timeout if gap_timeout is None else gap_timeout
+        self.outbox_limit = outbox_limit
         self._clock = clock
+        self._connector = Connector(target, timeout)
         database = r.db(target.db)
-        self._notes = database.table(table)
+        self._notes = database.table(self.table_names[0])
         self._log = database.table(self.table_names[1])
         self._counter = database.table(self.table_names[2])
+        self.changelog = ChangeLog(
+            self._notes,
+            self._log,
+            self._counter,
+            self._report,
+            self._connector.connect,
+            lease=lease,
+            clock_margin=clock_margin,
+            poll_interval=poll_interval,
+            batch=batch,
+            empty_interval=empty_interval,
+        )
         self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._conn = None
+        self._idle: List[Any] = []  # connections not in use, newest last
+        self._slots = threading.BoundedSemaphore(POOL_SIZE)
         self._retry_at = 0.0
 
     @staticmethod
@@ -185,59 +223,75 @@ class RethinkNotesStore(NotesStore):
         """A store for ``rethinkdb://host:port/db`` (keywords as for the class)."""
         return cls(parse_url(url), **kwargs)
 
+    # Schema (python -m api init-db)
+
+    def create_schema(self, replicas: int = 1) -> Sequence[str]:
+        """Create the database, tables and indexes that are missing; what was done.
+
+        Raises the driver's errors (no host answers, too few servers for
+        ``replicas``) for the caller to report.
+        """
+        notes, changes, counter = self.table_names
+        tables = {
+            notes: {
+                "position": (None, False),
+                "outbox": (lambda doc: doc["outbox"]["id"], True),
+            },
+            changes: {},
+            counter: {},
+        }
+        conn = self._connector.connect()
+        try:
+            return ensure_tables(conn, self.target.db, tables, replicas)
+        finally:
+            close_quietly(conn)
+
     # Connections
 
-    def _connect(self):
-        """A new connection, with the database, tables and index in place."""
-        conn = r.make_connection(
-            BoundedConnection,
-            host=self.target.host,
-            port=self.target.port,
-            db=self.target.db,
-            user=self.target.user,
-            password=self.target.password,
-            timeout=self.timeout,
-            query_timeout=self.timeout,
-        )
-        try:
-            self._ensure_schema(conn)
-        except BaseException:
-            close_quietly(conn)
-            raise
-        return conn
-
-    def _ensure_schema(self, conn) -> None:
-        db = self.target.db
-        if db not in r.db_list().run(conn):
-            _create_missing(lambda: r.db_create(db).run(conn))
-        existing = r.db(db).table_list().run(conn)
-        for name in self.table_names:
-            if name not in existing:
-                _create_missing(lambda name=name: r.db(db).table_create(name).run(conn))
-                r.db(db).table(name).wait().run(conn)
-        if "position" not in self._notes.index_list().run(conn):
-            _create_missing(lambda: self._notes.index_create("position").run(conn))
-        self._notes.index_wait("position").run(conn)
-
     def _run(self, work: Callable[[Any], Any]) -> Any:
-        """``work(connection)`` on this process's connection, serialized.
+        """``work(connection)`` on a connection of the pool that no one else uses.
 
-        Driver and availability errors drop the connection (the next call
-        opens a new one) and become Unavailable.
+        Driver and availability errors become Unavailable; a broken
+        connection is dropped (the next call connects again, to the next
+        server first).
         """
         if os.getpid() != self._pid:
-            # A forked child shares the parent's socket: forget it, never close it.
-            self._pid, self._lock, self._conn = os.getpid(), threading.Lock(), None
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._open()
+            # A forked child shares the parent's sockets: forget them, never
+            # close them.
+            self._pid, self._idle = os.getpid(), []
+            self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        with self._slots:
+            conn = self._idle.pop() if self._idle else self._open()
             try:
-                return work(self._conn)
+                return work(conn)
             except DRIVER_ERRORS as ex:
-                log.warning("RethinkDB query failed: %s", ex)
-                close_quietly(self._conn)
-                self._conn = None
+                self._report(ex, "query")
+                if isinstance(ex, CONNECTION_ERRORS):
+                    conn.broken = True
                 raise Unavailable(UNAVAILABLE) from ex
+            finally:
+                if conn.broken:
+                    self._connector.failed(conn)
+                    # The idle ones most likely lead to the same server:
+                    # drop them too, rather than fail one request each.
+                    idle, self._idle = self._idle, []
+                    for other in idle:
+                        close_quietly(other)
+                else:
+                    self._idle.append(conn)
+
+    def _report(self, ex: Exception, what: str) -> None:
+        if is_missing_schema(ex):
+            log.error(
+                "RethinkDB %s failed: %s; create the tables with "
+                "`python -m api init-db` (RETHINKDB_URL=%s, RETHINKDB_TABLE=%s)",
+                what,
+                str(ex).splitlines()[0],
+                self.target.describe(),
+                self.table_names[0],
+            )
+        else:
+            log.warning("RethinkDB %s failed: %s", what, str(ex).splitlines()[0])
 
     def _open(self):
         # After a failed connect, fail fast for a moment instead of making
@@ -245,38 +299,42 @@ class RethinkNotesStore(NotesStore):
         if time.monotonic() < self._retry_at:
             raise Unavailable(UNAVAILABLE)
         try:
-            return self._connect()
-        except DRIVER_ERRORS as ex:
+            return self._connector.connect()
+        except CONNECTION_ERRORS as ex:
             self._retry_at = time.monotonic() + min(1.0, self.timeout)
-            log.warning(
-                "cannot connect to RethinkDB at %s:%s: %s",
-                self.target.host,
-                self.target.port,
-                ex,
-            )
+            log.warning("cannot connect to RethinkDB: %s", ex)
             raise Unavailable(UNAVAILABLE) from ex
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and os.getpid() == self._pid:
-                close_quietly(self._conn)
-            self._conn = None
+        idle, self._idle = self._idle, []
+        if os.getpid() != self._pid:
+            return
+        for conn in idle:
+            try:  # the unanswered writes (outbox clean-ups, voids) first
+                conn.noreply_wait()
+            except DRIVER_ERRORS:
+                pass
+            close_quietly(conn)
 
     def ping(self) -> None:
-        self._run(lambda conn: r.expr(1).run(conn))
+        # Each table answers (it exists, and its primary replica is up).
+        probe = r.expr(
+            [self._notes.get("-"), self._log.get(0), self._counter.get(COUNTER_ID)]
+        )
+        self._run(lambda conn: probe.run(conn))
 
     def last_seq(self) -> int:
-        # The counter, as changes(since=None) reads it: numbers taken by
-        # writes still in flight count as past (the same rule).
-        head = self._run(lambda conn: self._counter.get(_COUNTER_ID).run(conn))
-        return head["value"] if head else 0
+        # Numbers taken by writes still in flight count as past, as in
+        # changes(since=None).
+        return self._run(self.changelog.head)
 
     # Reads
 
     def get(self, note_id: str) -> Note:
         require_id(note_id)
-        doc = self._run(lambda conn: self._notes.get(note_id).run(conn))
-        if doc is None:
+        query = self._notes.get(note_id).without("outbox").default(None)
+        doc = self._run(lambda conn: query.run(conn))
+        if doc is None or doc.get("deleted"):
             raise not_found()
         return _note(doc)
 
@@ -284,7 +342,11 @@ class RethinkNotesStore(NotesStore):
         selection = self._notes
         if cursor is not None:  # positions below the cursor (right bound open)
             selection = selection.between(r.minval, cursor, index="position")
-        query = selection.order_by(index=r.desc("position")).limit(limit + 1)
+        query = (
+            selection.order_by(index=r.desc("position"))
+            .limit(limit + 1)
+            .without("outbox")
+        )
         notes = [_note(doc) for doc in self._run(lambda conn: list(query.run(conn)))]
         if len(notes) > limit:
             return Page(notes[:limit], notes[limit - 1].position)
@@ -292,89 +354,41 @@ class RethinkNotesStore(NotesStore):
 
     # Writes
 
-    def _next_seq(self, conn) -> int:
-        result = self._counter.insert(
-            {"id": _COUNTER_ID, "value": 1},
-            conflict=lambda _id, old, new: old.merge({"value": old["value"] + 1}),
-            return_changes=True,
-        ).run(conn)
-        _check_write(result)
-        return result["changes"][0]["new_val"]["value"]
-
-    def _append(
-        self,
-        conn,
-        seq: int,
-        kind: str,
-        note_id: str,
-        before: Optional[Note],
-        after: Optional[Note],
-        ts,
-    ) -> None:
-        entry = {
-            "id": seq,
-            "type": kind,
-            "note_id": note_id,
-            "old_val": dataclasses.asdict(before) if before else None,
-            "new_val": dataclasses.asdict(after) if after else None,
-            "ts": ts,
-        }
-        _check_write(self._log.insert(entry).run(conn))
-
-    def create(self, title: str, body: str) -> Note:
-        now = self._clock()
-
-        def work(conn) -> Note:
-            seq = self._next_seq(conn)
-            doc = {
-                "id": new_note_id(),
-                "title": title,
-                "body": body,
-                "created_at": now,
-                "updated_at": now,
-                "version": 1,
-                "position": seq,
-                "seq": seq,
-            }
-            result = self._notes.insert(doc, return_changes=True).run(conn)
-            _check_write(result)
-            note = _note(result["changes"][0]["new_val"])
-            self._append(conn, seq, CREATED, note.id, None, note, now)
-            return note
-
-        return self._run(work)
-
-    def _guarded_write(
+    def _write(
         self,
         note_id: str,
-        kind: str,
-        now,
-        new_value: Callable[[Any, int], Any],
-        if_versions: Optional[Collection[int]],
-    ) -> Optional[Note]:
-        """Replace the note by ``new_value(row, seq)`` atomically, then log it.
+        guarded: Callable[[int, datetime.datetime], Callable[[Any], Any]],
+    ) -> Dict[str, Any]:
+        """Steps 1 to 3 for one note; the document as committed.
 
-        Returns the note as written (None after a delete).
+        ``guarded(seq, taken_at)`` is the replace function: the checks, then
+        the new document with its outbox entry.
         """
-        require_id(note_id)
-        versions = None if if_versions is None else sorted(set(if_versions))
 
-        def work(conn) -> Optional[Note]:
+        def work(conn) -> Dict[str, Any]:
             for _ in range(_WRITE_ATTEMPTS):
-                seq = self._next_seq(conn)
-                result = (
-                    self._notes.get(note_id)
-                    .replace(_guard(seq, versions, new_value), return_changes=True)
-                    .run(conn)
-                )
+                seq, taken_at = self.changelog.take_seq(conn)
+                try:
+                    result = (
+                        self._notes.get(note_id)
+                        .replace(guarded(seq, taken_at), return_changes=True)
+                        .run(conn)
+                    )
+                except ReqlOpFailedError:  # not written (no primary replica, ...)
+                    self.changelog.void(conn, seq, taken_at)
+                    raise
                 if not result["errors"]:
-                    change = result["changes"][0]
-                    before = _note(change["old_val"])
-                    after = _note(change["new_val"]) if change["new_val"] else None
-                    self._append(conn, seq, kind, note_id, before, after, now)
-                    return after
-                # The number stays unused: say so, so readers need not wait for it.
-                _check_write(self._log.insert({"id": seq, "type": VOID}).run(conn))
+                    doc = result["changes"][0]["new_val"]
+                    outbox = doc["outbox"]
+                    if len(outbox) > self.outbox_limit:
+                        # No reader has emptied this outbox for a while (no
+                        # push worker runs): log and empty it here, durably.
+                        if self.changelog.ship(conn, [(note_id, outbox)]):
+                            conn.broken = True  # dropped after this call
+                    else:
+                        self.changelog.log_soon(conn, outbox[-1])
+                    return doc
+                self.changelog.void(conn, seq, taken_at)
                 error = result.get("first_error", "")
                 if _MISSING in error:
                     raise not_found()
@@ -382,7 +396,7 @@ class RethinkNotesStore(NotesStore):
                     raise PreconditionFailed(
                         "The note has changed since the version named in If-Match."
                     )
-                if _STALE not in error:
+                if _STALE not in error and _LATE not in error:
                     raise RuntimeError(f"RethinkDB refused a note write: {error}")
             # Only reachable under a storm of writes to this one note.
             log.warning(
@@ -392,6 +406,73 @@ class RethinkNotesStore(NotesStore):
 
         return self._run(work)
 
+    def create(self, title: str, body: str) -> Note:
+        now = self._clock()
+        note_id = new_note_id()
+
+        def guarded(seq: int, taken_at: datetime.datetime):
+            note = {
+                "id": note_id,
+                "title": title,
+                "body": body,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+                "position": seq,
+            }
+            change = entry(seq, CREATED, note_id, None, note, now, taken_at)
+            doc = {**note, "seq": seq, "outbox": [change]}
+            deadline = taken_at + datetime.timedelta(seconds=self.changelog.lease)
+            return lambda row: r.branch(
+                row.ne(None),
+                r.error(_EXISTS),
+                r.now().gt(deadline),
+                r.error(_LATE),
+                doc,
+            )
+
+        return _note(self._write(note_id, guarded))
+
+    def _change_guard(
+        self,
+        seq: int,
+        taken_at: datetime.datetime,
+        now: datetime.datetime,
+        if_versions: Optional[Collection[int]],
+        new_doc: Callable[[Any, int, Callable[[str, Any], Any]], Any],
+    ) -> Callable[[Any], Any]:
+        """The replace function of an update or delete under ``seq``.
+
+        ``new_doc(row, seq, entry_for)`` builds the new document, where
+        ``entry_for(kind, new_val)`` is its outbox entry.
+        """
+        deadline = taken_at + datetime.timedelta(seconds=self.changelog.lease)
+        versions = None if if_versions is None else sorted(set(if_versions))
+
+        def guarded(row):
+            def entry_for(kind, new_val):
+                before = row.pluck(*NOTE_FIELDS)
+                return entry(seq, kind, row["id"], before, new_val, now, taken_at)
+
+            checks = [
+                row.eq(None),
+                r.error(_MISSING),
+                row.has_fields("deleted"),
+                r.error(_MISSING),
+                r.now().gt(deadline),
+                r.error(_LATE),
+                row["seq"].ge(seq),
+                r.error(_STALE),
+            ]
+            if versions is not None:
+                checks += [
+                    r.expr(versions).contains(row["version"]).not_(),
+                    r.error(_MISMATCH),
+                ]
+            return r.branch(*checks, new_doc(row, seq, entry_for))
+
+        return guarded
+
     def patch(
         self,
         note_id: str,
@@ -400,20 +481,44 @@ class RethinkNotesStore(NotesStore):
         if_versions: Optional[Collection[int]] = None,
     ) -> Note:
         fields = writable(fields)
+        require_id(note_id)
         now = self._clock()
 
-        def updated(row, seq):
-            return row.merge(
-                {**fields, "updated_at": now, "version": row["version"] + 1, "seq": seq}
+        def new_doc(row, seq, entry_for):
+            after = row.pluck(*NOTE_FIELDS).merge(
+                {**fields, "updated_at": now, "version": row["version"] + 1}
             )
+            outbox = row["outbox"].default([]).append(entry_for(UPDATED, after))
+            return after.merge({"seq": seq, "outbox": outbox})
 
-        return self._guarded_write(note_id, UPDATED, now, updated, if_versions)
+        doc = self._write(
+            note_id,
+            lambda seq, taken_at: self._change_guard(
+                seq, taken_at, now, if_versions, new_doc
+            ),
+        )
+        return _note(doc)
 
     def delete(
         self, note_id: str, *, if_versions: Optional[Collection[int]] = None
     ) -> None:
-        self._guarded_write(
-            note_id, DELETED, self._clock(), lambda row, seq: None, if_versions
+        require_id(note_id)
+        now = self._clock()
+
+        def new_doc(row, seq, entry_for):
+            return {
+                "id": row["id"],
+                "deleted": True,
+                "version": row["version"] + 1,
+                "seq": seq,
+                "outbox": row["outbox"].default([]).append(entry_for(DELETED, None)),
+            }
+
+        self._write(
+            note_id,
+            lambda seq, taken_at: self._change_guard(
+                seq, taken_at, now, if_versions, new_doc
+            ),
         )
 
     # The change stream
@@ -428,101 +533,17 @@ class RethinkNotesStore(NotesStore):
         stop = stop or threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            conn = self._connect()  # the feed blocks: a connection of its own
-        except DRIVER_ERRORS as ex:
+            conn = self._connector.connect()  # the feed blocks: a connection of its own
+        except CONNECTION_ERRORS as ex:
+            log.warning("cannot connect to RethinkDB: %s", ex)
             raise Unavailable(UNAVAILABLE) from ex
+        entries = self.changelog.follow(conn, since, stop, deadline)
         try:
-            for entry in self._follow(conn, since, stop, deadline):
+            for entry in entries:
                 yield _change(entry)
         except DRIVER_ERRORS as ex:
-            log.warning("RethinkDB change feed failed: %s", ex)
+            self._report(ex, "change feed")
             raise Unavailable(UNAVAILABLE) from ex
         finally:
+            entries.close()  # now, not when collected: it stops its thread
             close_quietly(conn)
-
-    def _follow(
-        self,
-        conn,
-        since: Optional[int],
-        stop: threading.Event,
-        deadline: Optional[float],
-    ) -> Iterator[Dict[str, Any]]:
-        def done() -> bool:
-            if deadline is not None and time.monotonic() >= deadline:
-                return True
-            return stop.is_set()
-
-        # Open the feed before reading the log, so nothing falls in between;
-        # entries seen by both are released once.
-        feed = self._log.changes(include_types=True).run(conn)
-        if since is None:
-            head = self._counter.get(_COUNTER_ID).run(conn)
-            since = head["value"] if head else 0
-        buffer = SeqReorderBuffer(since, self.gap_timeout)
-        for entry in (
-            self._log.between(since, r.maxval, left_bound="open")
-            .order_by(index="id")
-            .run(conn)
-        ):
-            buffer.add(entry)
-            for ready in buffer.pop_ready():
-                if done():
-                    return
-                yield ready
-        last_fill = time.monotonic()
-        while not done():
-            wait = self.poll_interval
-            if deadline is not None:
-                wait = max(0.0, min(wait, deadline - time.monotonic()))
-            try:
-                item = feed.next(wait=wait)
-            except ReqlTimeoutError:
-                item = None
-            except ReqlCursorEmpty as ex:  # feeds end only when the server ends them
-                raise ReqlDriverError("the change feed ended") from ex
-            if item is not None:
-                if item.get("type") == "add":
-                    buffer.add(item["new_val"])
-                elif "error" in item:
-                    # The server dropped feed items (its queue overflowed);
-                    # the gap fill below reads them from the table.
-                    log.warning("RethinkDB change feed: %s", item["error"])
-            gap = buffer.missing()
-            if gap is not None and time.monotonic() - last_fill >= self.poll_interval:
-                last_fill = time.monotonic()
-                missing = self._log.between(gap[0], gap[1], right_bound="closed")
-                for entry in missing.run(conn):
-                    buffer.add(entry)
-            skipped = buffer.skip_stale_gap() if buffer.missing() else None
-            if skipped is not None:
-                log.warning("change log: seq %d..%d never arrived; skipped", *skipped)
-            for ready in buffer.pop_ready():
-                if done():
-                    return
-                yield ready
-
-
-def _guard(
-    seq: int, versions: Optional[List[int]], new_value: Callable[[Any, int], Any]
-) -> Callable[[Any], Any]:
-    """The ``replace`` function of a write under ``seq``: checks, then ``new_value``.
-
-    Runs on the server, atomically with the write. A failed check aborts the
-    write with a marker in the result's ``first_error``.
-    """
-
-    def guarded(row):  # one parameter: the driver sends a one-argument function
-        checks = [row.eq(None), r.error(_MISSING), row["seq"].ge(seq), r.error(_STALE)]
-        if versions is not None:
-            checks += [
-                r.expr(versions).contains(row["version"]).not_(),
-                r.error(_MISMATCH),
-            ]
-        return r.branch(*checks, new_value(row, seq))
-
-    return guarded
-
-
-def _check_write(result: Mapping[str, Any]) -> None:
-    if result.get("errors"):
-        raise RuntimeError(f"RethinkDB write failed: {result.get('first_error')}")

@@ -1,17 +1,24 @@
-"""Put change-log entries back in sequence order (pure logic, no I/O).
+"""Put change entries back in sequence order, and tell dead numbers (no I/O).
 
-RethinkDB has no multi-document transactions, so a writer there takes its
-sequence number first and appends the log entry after writing the note:
-entries can reach the log (and its changefeed) slightly out of order, and a
-number can stay unused (a failed or abandoned write; the store marks those
-it knows about with a ``void`` entry). :class:`SeqReorderBuffer` holds
-entries back until every lower number has been seen, and gives up on a
-missing number only after ``gap_timeout`` seconds, so a consumer that
-checkpoints the last number it handled never skips one still in flight.
+The RethinkDB store numbers its writes from a counter document and commits
+each note in a second, separate document write, so entries reach a reader
+slightly out of ``seq`` order, and a number can stay unused: a write that
+was refused (404, 412) or whose process died after taking its number. The
+store marks the refused ones with a ``void`` entry at once; the others it
+proves dead. A writer may commit its note only within ``lease`` seconds
+of taking its number (the server checks that, atomically with the write),
+and numbers are taken in order, so once the entry just after a missing
+number was taken more than ``lease`` plus a clock margin ago, the missing
+number can no longer appear: :meth:`SeqReorderBuffer.dead_gaps` names
+those, the store voids them for every reader, and the stream goes on
+without waiting for a timeout per gap.
+
+:class:`SeqReorderBuffer` holds entries back until every lower number is
+accounted for, so a consumer that checkpoints the last number it handled
+never skips one still in flight.
 """
 
-import time
-from typing import Callable
+import datetime
 from typing import Dict
 from typing import List
 from typing import Optional
@@ -20,30 +27,37 @@ from typing import Tuple
 #: Entry type of a sequence number that was taken but carries no change.
 VOID = "void"
 
+#: A run of missing numbers ``(first, last)`` and the time before which all
+#: of them were taken (the ``taken_at`` of the entry right after them).
+DeadGap = Tuple[int, int, datetime.datetime]
+
 
 class SeqReorderBuffer:
-    """Releases entries (dicts with ``id`` = seq and ``type``) in seq order.
+    """Releases entries (dicts with ``id`` = seq, ``type``, ``taken_at``) in seq order.
 
     Args:
         after: The last seq already handled; the first released is after it.
-        gap_timeout: Seconds to wait for a missing seq before skipping it.
-        clock: Monotonic clock, injectable for tests.
     """
 
-    def __init__(
-        self,
-        after: int,
-        gap_timeout: float,
-        clock: Callable[[], float] = time.monotonic,
-    ):
+    def __init__(self, after: int):
         self.next_seq = after + 1
-        self.gap_timeout = gap_timeout
-        self._clock = clock
         self._pending: Dict[int, dict] = {}
-        self._gap_seen_at: Optional[float] = None
+        self._heads: List[Tuple[int, datetime.datetime]] = []
+
+    def observe_head(self, value: int, server_time: datetime.datetime) -> None:
+        """Record that the counter stood at ``value`` at ``server_time``.
+
+        Every number up to ``value`` was taken by then: a bound for numbers
+        whose neighbours were taken much later (a writer that died long ago).
+        """
+        self._heads = [h for h in self._heads if h[0] >= self.next_seq][-50:]
+        self._heads.append((value, server_time))
+
+    def __len__(self) -> int:
+        return len(self._pending)
 
     def add(self, entry: dict) -> None:
-        """Take an entry from the feed or the table; drop old or repeated ones."""
+        """Take an entry from the feed or a read; drop old or repeated ones."""
         seq = entry["id"]
         if seq >= self.next_seq:
             self._pending.setdefault(seq, entry)
@@ -54,11 +68,8 @@ class SeqReorderBuffer:
         while self.next_seq in self._pending:
             entry = self._pending.pop(self.next_seq)
             self.next_seq += 1
-            self._gap_seen_at = None
             if entry.get("type") != VOID:
                 ready.append(entry)
-        if self._pending and self._gap_seen_at is None:
-            self._gap_seen_at = self._clock()
         return ready
 
     def missing(self) -> Optional[Tuple[int, int]]:
@@ -67,17 +78,24 @@ class SeqReorderBuffer:
             return None
         return self.next_seq, min(self._pending) - 1
 
-    def skip_stale_gap(self) -> Optional[Tuple[int, int]]:
-        """Give up on the missing seqs once they have been missing ``gap_timeout``.
+    def dead_gaps(self, server_now: datetime.datetime, lease: float) -> List[DeadGap]:
+        """Every run of missing numbers below a held entry that can no longer appear.
 
-        Returns the skipped range ``(first, last)``, or None when nothing was
-        skipped. Call :meth:`pop_ready` afterwards.
+        A run is dead when all its numbers were taken more than ``lease``
+        seconds (the writers' lease plus a clock margin) before
+        ``server_now``: they were taken before the entry right after the
+        run, and before any time the counter was seen at or past the run.
         """
-        gap = self.missing()
-        if gap is None or self._gap_seen_at is None:
-            return None
-        if self._clock() - self._gap_seen_at < self.gap_timeout:
-            return None
-        self.next_seq = gap[1] + 1
-        self._gap_seen_at = None
-        return gap
+        gaps: List[DeadGap] = []
+        expected = self.next_seq
+        limit = datetime.timedelta(seconds=lease)
+        for seq in sorted(self._pending):
+            if seq > expected:
+                bounds = [t for value, t in self._heads if value >= seq - 1]
+                taken_at = self._pending[seq].get("taken_at")
+                if taken_at is not None:
+                    bounds.append(taken_at)
+                if bounds and server_now - min(bounds) > limit:
+                    gaps.append((expected, seq - 1, min(bounds)))
+            expected = seq + 1
+        return gaps

@@ -1,4 +1,9 @@
-"""End to end: a real collatz broker and workers (and gunicorn) on free local ports."""
+"""End to end: a real collatz broker and workers (and gunicorn) on free local ports.
+
+Over 300 lines: the Cluster helper (broker, workers, gunicorn on free ports)
+and the failure cases it stages (a worker killed mid-job, a broker restart,
+heartbeats) belong together.
+"""
 
 import json
 import os

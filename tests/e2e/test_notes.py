@@ -1,10 +1,10 @@
-"""End to end: notes through real gunicorn (two workers, one SQLite file)."""
+"""End to end: notes through real gunicorn (two workers), on each notes store."""
 
 import requests
 
 
-def test_create_read_update_delete_round_trip(live_server):
-    server = live_server()
+def test_create_read_update_delete_round_trip(live_server, notes_backend):
+    server = live_server(env=notes_backend.env)
     notes = server.url + "/notes"
 
     created = requests.post(notes, json={"title": "e2e", "body": "first"}, timeout=10)

@@ -1,5 +1,6 @@
 """End to end: notes changed over HTTP (real gunicorn) reach the real push worker's
-subscribers (ZeroMQ SUB, SSE), in order, across kill -9 and restarts."""
+subscribers (ZeroMQ SUB, SSE), in order, across kill -9 and restarts, on each
+notes store."""
 
 import re
 
@@ -12,10 +13,10 @@ from tests.support.push_clients import take_sse_events
 
 
 def test_sub_clients_get_every_change_in_order_with_old_and_new_values(
-    live_server, push_worker, subscribers
+    live_server, push_worker, subscribers, notes_backend
 ):
-    notes = Notes(live_server().url)
-    worker = push_worker()
+    notes = Notes(live_server(env=notes_backend.env).url)
+    worker = push_worker(notes_backend.env)
     everything = subscribers(worker.pub_endpoint)
     deletes = subscribers(worker.pub_endpoint, b"note.deleted")
     worker.wait_subscribed("note.")
@@ -56,10 +57,10 @@ def test_sub_clients_get_every_change_in_order_with_old_and_new_values(
 
 
 def test_kill_9_then_restart_delivers_what_changed_meanwhile_in_order(
-    live_server, push_worker, subscribers
+    live_server, push_worker, subscribers, notes_backend
 ):
-    notes = Notes(live_server().url)
-    worker = push_worker()
+    notes = Notes(live_server(env=notes_backend.env).url)
+    worker = push_worker(notes_backend.env)
     sub = subscribers(worker.pub_endpoint)
     worker.wait_subscribed("note.")
     a, b = notes.create("a"), notes.create("b")
@@ -90,10 +91,10 @@ def test_kill_9_then_restart_delivers_what_changed_meanwhile_in_order(
 
 
 def test_sigterm_saves_the_checkpoint_so_a_restart_repeats_nothing(
-    live_server, push_worker, subscribers
+    live_server, push_worker, subscribers, notes_backend
 ):
-    notes = Notes(live_server().url)
-    worker = push_worker()
+    notes = Notes(live_server(env=notes_backend.env).url)
+    worker = push_worker(notes_backend.env)
     sub = subscribers(worker.pub_endpoint)
     worker.wait_subscribed("note.")
     for title in ("x", "y", "z"):
@@ -113,10 +114,10 @@ def test_sigterm_saves_the_checkpoint_so_a_restart_repeats_nothing(
 
 
 def test_sse_resumes_after_last_event_id_from_the_log_then_goes_live(
-    live_server, push_worker
+    live_server, push_worker, notes_backend
 ):
-    notes = Notes(live_server().url)
-    worker = push_worker()
+    notes = Notes(live_server(env=notes_backend.env).url)
+    worker = push_worker(notes_backend.env)
     made = [notes.create(f"n{i}") for i in range(3)]
     worker.wait_head(3)  # a fresh database numbers the changes 1, 2, 3
     # A restart empties the worker's memory: the replays below read the log.

@@ -114,6 +114,10 @@ def child_env(tmp_path: Path, extra: dict) -> dict:
     """A child's environment: this one's, the test's database, ``extra`` on top."""
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url(tmp_path)
+    # Notes in the test's SQL database unless the test names a RethinkDB
+    # (tests.support.notes_backends): a RETHINKDB_URL of the environment
+    # is for the tests that ask for it.
+    env["RETHINKDB_URL"] = ""
     env["PYTHONPATH"] = str(ROOT)
     env["PUSH_WAKE_ADDRESS"] = wake_address(tmp_path)
     env.update(extra)

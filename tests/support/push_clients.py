@@ -2,6 +2,7 @@
 and the notes writes (over HTTP) whose events they check."""
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Callable
 from typing import Dict
@@ -140,3 +141,49 @@ def take_sse_events(
         if len(found) == count:
             return found
     raise AssertionError(f"the stream ended after {found}")
+
+
+class SseCollector:
+    """An SSE client in a thread that collects events and reconnects like a browser.
+
+    Connection errors (a push worker killed and restarted) are retried after
+    ``retry`` seconds with ``Last-Event-ID`` = the last event received, as an
+    ``EventSource`` does. ``events`` holds the decoded events in arrival order.
+    """
+
+    def __init__(self, url: str, last_event_id: int = 0, retry: float = 0.2):
+        self.url = url
+        self.last_id = last_event_id
+        self.retry = retry
+        self.events: List[dict] = []
+        self.connects = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.connects += 1
+                headers = {"Last-Event-ID": str(self.last_id)}
+                for frame in sse_events(self.url, headers, timeout=20):
+                    if self._stop.is_set():
+                        return
+                    if "data" in frame:
+                        event = json.loads(frame["data"])
+                        self.events.append(event)
+                        self.last_id = event["id"]
+            except (requests.RequestException, OSError):
+                pass
+            self._stop.wait(self.retry)
+
+    def wait_for(
+        self, predicate: Callable[[List[dict]], bool], what: str, timeout: float = 60
+    ) -> List[dict]:
+        """Until ``predicate(events)`` holds; the events."""
+        wait_until(lambda: predicate(list(self.events)), timeout=timeout, what=what)
+        return list(self.events)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)

@@ -11,6 +11,10 @@ Workers and broker exchange heartbeats (zguide's paranoid pirate pattern): a
 worker silent for ``liveness`` heartbeats is dropped and its range goes back
 to the front of the queue for another worker. A request that no worker
 finishes within its deadline is answered with an error; none waits forever.
+
+Over 300 lines: the broker is one state machine (jobs, tasks, waiters, workers,
+heartbeats, the cache) driven by one poll loop; its classes share that state,
+as in the zguide's paranoid pirate broker, and read best together.
 """
 
 import argparse

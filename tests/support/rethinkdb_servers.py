@@ -1,0 +1,160 @@
+"""Real RethinkDB servers for tests: a cluster of our own that a test may kill.
+
+The servers come from ``../shared/rethinkdb/start`` beside the repository
+(RethinkDB 2.4.4 built from source, see its README), or from the script
+``RETHINKDB_START`` names. Without one the tests that need it skip, or fail
+when ``TEST_REQUIRE_RETHINKDB`` is set.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import List
+from typing import Optional
+
+from rethinkdb import r
+
+from db.rethink import Connector
+from db.rethink import close_quietly
+from db.rethink import parse_url
+from tests.support.live import ROOT
+from tests.support.live import free_port
+from tests.support.live import wait_until
+
+#: The script that starts a server: DATA_DIR DRIVER_PORT CLUSTER_PORT [JOIN...].
+START = Path(
+    os.environ.get("RETHINKDB_START") or ROOT.parent / "shared" / "rethinkdb" / "start"
+)
+
+
+def start_script() -> Optional[Path]:
+    """The start script, or None when this checkout has none beside it."""
+    return START if START.is_file() and os.access(START, os.X_OK) else None
+
+
+class Server:
+    """One server process: its driver port, cluster port and pid."""
+
+    def __init__(self, pid: int, driver_port: int, cluster_port: int):
+        self.pid = pid
+        self.driver_port = driver_port
+        self.cluster_port = cluster_port
+        self.name = f"n{driver_port}"  # the start script names servers so
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+class Cluster:
+    """``size`` servers on free ports, joined into one cluster, under ``folder``."""
+
+    def __init__(self, folder: Path, size: int = 3):
+        self.folder = folder
+        self.size = size
+        self.servers: List[Server] = []
+
+    def start(self) -> "Cluster":
+        script = start_script()
+        assert script is not None, f"no RethinkDB start script at {START}"
+        for number in range(self.size):
+            driver, cluster = free_port(), free_port()
+            joins = (
+                [f"127.0.0.1:{self.servers[0].cluster_port}"] if self.servers else []
+            )
+            out = subprocess.run(
+                [
+                    str(script),
+                    str(self.folder / f"rdb{number}"),
+                    str(driver),
+                    str(cluster),
+                ]
+                + joins,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            self.servers.append(Server(int(out.stdout.split()[-1]), driver, cluster))
+        wait_until(
+            lambda: self._count_servers() == self.size,
+            timeout=60,
+            what=f"a cluster of {self.size}",
+        )
+        return self
+
+    @property
+    def url(self) -> str:
+        """``rethinkdb://`` with every server, database ``test``."""
+        hosts = ",".join(f"127.0.0.1:{s.driver_port}" for s in self.servers)
+        return f"rethinkdb://{hosts}/test"
+
+    def url_with_first(self, first: Server) -> str:
+        """:attr:`url` with ``first`` first (the host every process tries first)."""
+        order = [first] + [s for s in self.servers if s is not first]
+        hosts = ",".join(f"127.0.0.1:{s.driver_port}" for s in order)
+        return f"rethinkdb://{hosts}/test"
+
+    @contextlib.contextmanager
+    def connection(self):
+        """A connection to a live server of the cluster."""
+        conn = Connector(parse_url(self.url), timeout=10).connect()
+        try:
+            yield conn
+        finally:
+            close_quietly(conn)
+
+    def _count_servers(self) -> int:
+        with self.connection() as conn:
+            return r.db("rethinkdb").table("server_status").count().run(conn)
+
+    def primary_of(self, db: str, table: str) -> Server:
+        """The server that holds ``db.table``'s primary replica now."""
+        with self.connection() as conn:
+            status = r.db(db).table(table).status().run(conn)
+        (name,) = status["shards"][0]["primary_replicas"]
+        return next(s for s in self.servers if s.name == name)
+
+    def kill(self, server: Server) -> None:
+        """SIGKILL: the server dies without a word to its peers."""
+        os.kill(server.pid, signal.SIGKILL)
+        wait_until(lambda: not server.alive(), timeout=10, what="the server dead")
+
+    def restart(self, server: Server) -> None:
+        """Start ``server`` again on its data folder and ports (after :meth:`kill`)."""
+        number = self.servers.index(server)
+        joins = [
+            f"127.0.0.1:{s.cluster_port}" for s in self.servers if s is not server
+        ][:1]
+        out = subprocess.run(
+            [
+                str(start_script()),
+                str(self.folder / f"rdb{number}"),
+                str(server.driver_port),
+                str(server.cluster_port),
+            ]
+            + joins,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        server.pid = int(out.stdout.split()[-1])
+
+    def stop(self) -> None:
+        """SIGTERM every server still running, then wait for them."""
+        for server in self.servers:
+            if server.alive():
+                os.kill(server.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for server in self.servers:
+            while server.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if server.alive():
+                os.kill(server.pid, signal.SIGKILL)
