@@ -20,6 +20,11 @@ A redirect reads the link (one primary-key or alias lookup, no write):
   process reads them: reads of a link's statistics write the pending visits
   first); a process that dies without a clean exit loses the visits of at
   most its last ``flush_interval`` seconds. A clean exit writes them.
+
+Over 300 lines: one table family (links, visits, the counter) with its three
+write paths (create and bulk create, the exact counted visit, the batched visit
+recorder) that must agree on the same rows and locks; splitting them would
+split one transaction design.
 """
 
 import atexit

@@ -1,4 +1,9 @@
-"""Links, the shortener: ``/links`` manages short links, ``/{code}`` follows one."""
+"""Links, the shortener: ``/links`` manages short links, ``/{code}`` follows one.
+
+Over 300 lines: the shortener's HTTP surface (create, bulk create with per-item
+results, list, read, delete, stats, the redirect catch-all) shares the link
+schemas, the URL rule and the presenters; they are only used here.
+"""
 
 import datetime
 from collections.abc import Collection

@@ -3,6 +3,10 @@
 Deliveries themselves are made by the push worker with
 :class:`workers.webhook_sender.WebhookSender`; this resource manages what it
 delivers to and shows how it went.
+
+Over 300 lines: subscriptions, their attempts log and the replay request are
+one resource family sharing the schemas, the target rule and the presenters of
+deliveries.
 """
 
 import datetime

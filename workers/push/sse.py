@@ -22,6 +22,10 @@
 
 Plain ``http.server`` with a thread per connection: SSE clients are few
 (dashboards, tools), and each one mostly waits on the feed.
+
+Over 300 lines: one small HTTP server serves every push endpoint of the worker
+(SSE, the WebSocket upgrade, /metrics, /snapshot, the live page); they share
+the request parsing and the resume rules.
 """
 
 import http.server
