@@ -60,68 +60,17 @@ import requests
 import zmq
 
 from bench import load
+from bench.servers import Process
 from bench.servers import free_port
 from bench.servers import free_udp_port
+from bench.servers import get_json
+from bench.servers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHONS = (
     ROOT / ".venv" / "pypy3" / "bin" / "python",
     ROOT / ".venv" / "python3" / "bin" / "python",
 )
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        time.sleep(0.05)
-
-
-def _get_json(url: str) -> Optional[dict]:
-    try:
-        return requests.get(url, timeout=2).json()
-    except (requests.RequestException, ValueError):
-        return None
-
-
-class _Proc:
-    """A child process logging to a file, stopped with SIGTERM (SIGKILL after 20 s)."""
-
-    def __init__(self, args: List[str], env: Dict[str, str], log: Path):
-        self.args, self.env, self.log = args, env, log
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.args,
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(
-                f"{' '.join(self.args)} exited:\n"
-                f"{self.log.read_text(errors='replace')[-3000:]}"
-            )
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 class Stack:
@@ -144,7 +93,7 @@ class Stack:
             PUSH_PUB_ENDPOINT=self.pub_endpoint,
             PUSH_SSE_BIND=self.sse_url[len("http://") :],
         )
-        self.gunicorn = _Proc(
+        self.gunicorn = Process(
             [
                 python,
                 "-m",
@@ -154,14 +103,17 @@ class Stack:
                 "api.app:app",
             ],
             env,
+            ROOT,
             folder / "gunicorn.log",
         )
-        self.worker = _Proc([python, "-m", "workers.push"], env, folder / "push.log")
+        self.worker = Process(
+            [python, "-m", "workers.push"], env, ROOT, folder / "push.log"
+        )
 
     def start(self) -> None:
         self.gunicorn.start()
-        _wait(
-            lambda: self.gunicorn.check() or _get_json(self.api_url + "/health"),
+        wait_for(
+            lambda: self.gunicorn.check() or get_json(self.api_url + "/health"),
             60,
             "gunicorn",
         )
@@ -169,13 +121,13 @@ class Stack:
 
     def start_worker(self) -> None:
         self.worker.start()
-        _wait(lambda: self.worker.check() or self.health(), 60, "push worker")
+        wait_for(lambda: self.worker.check() or self.health(), 60, "push worker")
 
     def health(self) -> Optional[dict]:
-        return _get_json(self.sse_url + "/health")
+        return get_json(self.sse_url + "/health")
 
     def wait_subscribed(self) -> None:
-        _wait(
+        wait_for(
             lambda: "note." in (self.health() or {}).get("pub_topics", ()),
             30,
             "the SUB subscription",
@@ -242,7 +194,7 @@ def measure_latency(stack: Stack, receiver: Receiver, count: int, warmup: int) -
         for i in range(warmup + count):
             note_id = _post(session, url, f"latency {i}")
             returned = time.perf_counter()
-            _wait(lambda n=note_id: n in receiver.arrivals, 30, "an event")
+            wait_for(lambda n=note_id: n in receiver.arrivals, 30, "an event")
             if i >= warmup:
                 latencies.append(max(0.0, receiver.arrivals[note_id] - returned))
     ms = [value * 1000 for value in latencies]
@@ -279,7 +231,7 @@ def measure_live(
         thread.start()
     for thread in threads:
         thread.join()
-    _wait(
+    wait_for(
         lambda: all(note_id in receiver.arrivals for note_id in made),
         60,
         "every live event",
@@ -305,7 +257,7 @@ def measure_catch_up(stack: Stack, receiver: Receiver, count: int) -> dict:
     database.dispose()
     before = len(receiver.times)
     stack.start_worker()  # waits for the SUB client to reconnect, then sends
-    _wait(
+    wait_for(
         lambda: all(note_id in receiver.arrivals for note_id in made),
         120,
         "the backlog",

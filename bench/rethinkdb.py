@@ -50,7 +50,10 @@ import requests
 from rethinkdb import r
 
 from bench import wrk
+from bench.servers import Process
 from bench.servers import free_port
+from bench.servers import get_json
+from bench.servers import wait_for
 from core.settings import default_workers
 from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
@@ -89,59 +92,6 @@ SIZES = {
         "changes": 10000,
     },
 }
-
-
-class _Proc:
-    """A child process in its own session, logging to a file."""
-
-    def __init__(self, args: List[str], env: Dict[str, str], log: Path):
-        self.args, self.env, self.log = args, env, log
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self) -> "_Proc":
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.args,
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{' '.join(self.args)} exited:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        time.sleep(0.05)
-
-
-def _get_json(url: str) -> Optional[dict]:
-    try:
-        return requests.get(url, timeout=2).json()
-    except (requests.RequestException, ValueError):
-        return None
 
 
 class RethinkServer:
@@ -205,14 +155,15 @@ class Stack:
             PUSH_SSE_BIND=self.sse_url[len("http://") :],
         )
         self.folder = folder
-        self.gunicorn = _Proc(
+        self.gunicorn = Process(
             [python, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
             + ["--access-logfile", os.devnull, "api.app:app"],
             self.env,
+            ROOT,
             folder / "gunicorn.log",
         )
-        self.worker = _Proc(
-            [python, "-m", "workers.push"], self.env, folder / "push.log"
+        self.worker = Process(
+            [python, "-m", "workers.push"], self.env, ROOT, folder / "push.log"
         )
 
     def start(self) -> "Stack":
@@ -225,14 +176,14 @@ class Stack:
             timeout=120,
         )
         self.gunicorn.start()
-        _wait(
-            lambda: self.gunicorn.check() or _get_json(self.api_url + "/health"),
+        wait_for(
+            lambda: self.gunicorn.check() or get_json(self.api_url + "/health"),
             60,
             "gunicorn",
         )
         self.worker.start()
-        _wait(
-            lambda: self.worker.check() or _get_json(self.sse_url + "/health"),
+        wait_for(
+            lambda: self.worker.check() or get_json(self.sse_url + "/health"),
             60,
             "push worker",
         )
@@ -370,7 +321,7 @@ def measure_push(stack: Stack, rate: float, seconds: float, threads: int = 16) -
         thread.join()
     ended = time.perf_counter()
     try:
-        _wait(
+        wait_for(
             lambda: all(note_id in timer.arrivals for note_id in returned),
             60,
             "every event",

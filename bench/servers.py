@@ -90,6 +90,11 @@ class Process:
     def exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
 
+    def check(self) -> None:
+        """Raise RuntimeError, with the end of its log, if the process has exited."""
+        if self.exited():
+            raise RuntimeError(f"{' '.join(self.args)} exited:\n{self.log_tail()}")
+
     def log_tail(self, chars: int = 3000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
@@ -106,6 +111,26 @@ class Process:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """``predicate()``'s first true value, polled every 50 ms for ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout}s")
+        time.sleep(0.05)
+
+
+def get_json(url: str) -> Optional[dict]:
+    """The JSON answer of ``GET url``, or None when there is none (yet)."""
+    try:
+        return requests.get(url, timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return None
 
 
 class StartError(RuntimeError):
