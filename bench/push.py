@@ -175,7 +175,8 @@ class Receiver:
         self._socket.close()
 
 
-def _percentile(values: List[float], fraction: float) -> float:
+def percentile_at(values: List[float], fraction: float) -> float:
+    """The value at ``fraction`` (0..1) of the sorted ``values``, by rounded rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
@@ -200,8 +201,8 @@ def measure_latency(stack: Stack, receiver: Receiver, count: int, warmup: int) -
     ms = [value * 1000 for value in latencies]
     return {
         "count": count,
-        "p50_ms": round(_percentile(ms, 0.5), 2),
-        "p99_ms": round(_percentile(ms, 0.99), 2),
+        "p50_ms": round(percentile_at(ms, 0.5), 2),
+        "p99_ms": round(percentile_at(ms, 0.99), 2),
         "max_ms": round(max(ms), 2),
         "mean_ms": round(statistics.mean(ms), 2),
     }
@@ -426,8 +427,8 @@ def measure_under_load(
         result[name] = {
             "events": len(ms),
             "missing": len(answered) - len(ms),
-            "p50_ms": round(_percentile(ms, 0.5), 2) if ms else None,
-            "p99_ms": round(_percentile(ms, 0.99), 2) if ms else None,
+            "p50_ms": round(percentile_at(ms, 0.5), 2) if ms else None,
+            "p99_ms": round(percentile_at(ms, 0.99), 2) if ms else None,
             "max_ms": round(max(ms), 2) if ms else None,
         }
     return result
@@ -527,20 +528,21 @@ def run(quick: bool, pythons: Optional[List[str]] = None) -> dict:
     if "pypy" in results and "cpython" in results:
         pypy, cpython = results["pypy"], results["cpython"]
         out["pypy_over_cpython"] = {
-            "latency_p50": _ratio(
+            "latency_p50": ratio_of(
                 pypy["latency"]["p50_ms"], cpython["latency"]["p50_ms"]
             ),
-            "live_events_per_s": _ratio(
+            "live_events_per_s": ratio_of(
                 pypy["live"]["events_per_s"], cpython["live"]["events_per_s"]
             ),
-            "catch_up_events_per_s": _ratio(
+            "catch_up_events_per_s": ratio_of(
                 pypy["catch_up"]["events_per_s"], cpython["catch_up"]["events_per_s"]
             ),
         }
     return out
 
 
-def _ratio(a: float, b: float) -> Optional[float]:
+def ratio_of(a: float, b: float) -> Optional[float]:
+    """``a / b`` to two decimals, or None when ``b`` is 0."""
     return round(a / b, 2) if b else None
 
 

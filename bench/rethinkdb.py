@@ -50,6 +50,10 @@ import requests
 from rethinkdb import r
 
 from bench import wrk
+from bench.push import default_pythons
+from bench.push import implementation
+from bench.push import percentile_at
+from bench.push import ratio_of
 from bench.servers import Process
 from bench.servers import free_port
 from bench.servers import get_json
@@ -64,10 +68,6 @@ from db.schema import create_schema
 from db.sql import Database
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_PYTHONS = (
-    ROOT / ".venv" / "pypy3" / "bin" / "python",
-    ROOT / ".venv" / "python3" / "bin" / "python",
-)
 START = Path(
     os.environ.get("RETHINKDB_START") or ROOT.parent / "shared" / "rethinkdb" / "start"
 )
@@ -279,11 +279,6 @@ class SseTimer:
         self.sock.close()
 
 
-def _percentile(values: List[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
 def measure_push(stack: Stack, rate: float, seconds: float, threads: int = 16) -> dict:
     """POSTs due at ``rate`` per second; POST return -> SSE arrival, per note."""
     timer = SseTimer(stack.sse_url)
@@ -335,8 +330,8 @@ def measure_push(stack: Stack, rate: float, seconds: float, threads: int = 16) -
         "rate_done": round(len(returned) / (ended - start), 1),
         "notes": len(returned),
         "errors": len(errors),
-        "p50_ms": round(_percentile(ms, 0.5), 2),
-        "p99_ms": round(_percentile(ms, 0.99), 2),
+        "p50_ms": round(percentile_at(ms, 0.5), 2),
+        "p99_ms": round(percentile_at(ms, 0.99), 2),
         "max_ms": round(max(ms), 2),
         "mean_ms": round(statistics.mean(ms), 2),
         "arrived_before_post_returned": early,
@@ -438,18 +433,6 @@ def measure_catch_up(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def implementation(python: str) -> str:
-    """``pypy`` or ``cpython`` for an interpreter path."""
-    out = subprocess.run(
-        [python, "-c", "import platform; print(platform.python_implementation())"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout.strip().lower()
-
-
 def measure(python: str, server: RethinkServer, folder: Path, size: dict) -> dict:
     """Every figure for the server side running under ``python``."""
     impl = implementation(python)
@@ -486,9 +469,7 @@ def run(
     if not START.is_file():
         return {"available": False, "reason": f"no RethinkDB start script at {START}"}
     size = sizes or SIZES[quick]
-    pythons = (
-        pythons or [str(p) for p in VENV_PYTHONS if p.exists()] or [sys.executable]
-    )
+    pythons = pythons or default_pythons()
     results: Dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-rethinkdb-") as tmp:
         folder = Path(tmp)
@@ -528,18 +509,14 @@ def run(
     if "pypy" in results and "cpython" in results:
         pypy, cpython = results["pypy"], results["cpython"]
         out["pypy_over_cpython"] = {
-            "get_rps": _ratio(pypy["get"]["rps"], cpython["get"]["rps"]),
-            "post_rps": _ratio(pypy["post"]["rps"], cpython["post"]["rps"]),
+            "get_rps": ratio_of(pypy["get"]["rps"], cpython["get"]["rps"]),
+            "post_rps": ratio_of(pypy["post"]["rps"], cpython["post"]["rps"]),
             "push_p99": [
-                _ratio(a["p99_ms"], b["p99_ms"])
+                ratio_of(a["p99_ms"], b["p99_ms"])
                 for a, b in zip(pypy["push"], cpython["push"])
             ],
         }
     return out
-
-
-def _ratio(a: float, b: float) -> Optional[float]:
-    return round(a / b, 2) if b else None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
