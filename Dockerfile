@@ -34,4 +34,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 # Migrations and the salary file on first start, then gunicorn.
-CMD ["sh", "-c", "python -m api init-db && python -m api import-salaries --if-empty && exec python -m gunicorn -c gunicorn.conf.py api.app:app"]
+CMD ["sh", "-c", "python -m api init-db && python -m api import-salaries --if-empty && exec python -m api serve"]

@@ -94,14 +94,7 @@ class Stack:
             PUSH_SSE_BIND=self.sse_url[len("http://") :],
         )
         self.gunicorn = Process(
-            [
-                python,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "api.app:app",
-            ],
+            [python, "-m", "api", "serve"],
             env,
             ROOT,
             folder / "gunicorn.log",

@@ -156,8 +156,7 @@ class Stack:
         )
         self.folder = folder
         self.gunicorn = Process(
-            [python, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-            + ["--access-logfile", os.devnull, "api.app:app"],
+            [python, "-m", "api", "serve"],
             self.env,
             ROOT,
             folder / "gunicorn.log",

@@ -19,7 +19,6 @@ from typing import Optional
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 
 
 def free_port() -> int:
@@ -200,18 +199,9 @@ class Stack:
             self._spawn("collatz_broker", ["-m", "workers.collatz.broker"])
             for number in range(self.collatz_workers):
                 self._spawn(f"collatz_worker{number}", ["-m", "workers.collatz.worker"])
-        # The defaults of gunicorn.conf.py, as `make serve` runs it (no access
-        # log unless ACCESS_LOG is set in the environment).
-        gunicorn = self._spawn(
-            "gunicorn",
-            [
-                "-m",
-                "gunicorn",
-                "-c",
-                str(GUNICORN_CONF),
-                self.app,
-            ],
-        )
+        # As `make serve` runs it: `python -m api serve`, gunicorn with the
+        # defaults of gunicorn.conf.py (no access log unless ACCESS_LOG is set).
+        gunicorn = self._spawn("gunicorn", ["-m", "api", "serve", self.app])
         deadline = time.monotonic() + timeout
         while not self._answers():
             for process in self.processes:

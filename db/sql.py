@@ -18,12 +18,25 @@ queues for the write lock. Writing through them is a bug (the write would
 commit at once); anything not marked read-only is a write. (A dialect
 rather than a ``begin`` event listener: any engine event makes SQLAlchemy
 dispatch events around every statement, a cost the hot paths notice.)
+
+Writers queue in turn (:class:`WriterQueue`). SQLite's own wait for the
+write lock (the busy timeout) sleeps 1, 2, 5, ... up to 100 ms between
+tries, and under the gevent worker that sleep stops every request of the
+process; a writer that lost a few tries could wait 100 ms while the other
+process took the lock again and again (POST /notes p99 120-190 ms with two
+workers, bench/run.py). So every write of :class:`Database` on a SQLite
+file first takes a lock of its process, then ``flock`` on a file beside
+the database, which the kernel hands on as soon as the holder lets go.
+SQLite's lock still guards the data; the queue only decides who asks next.
 """
 
 import contextlib
+import fcntl
 import os
 import platform
+import threading
 from collections.abc import Iterator
+from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -101,6 +114,50 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     dbapi_connection.isolation_level = None
 
 
+class WriterQueue:
+    """One writer at a time across the processes of one SQLite file, in turn.
+
+    A lock of the process (threads; greenlets under gevent, whose threading
+    locks it patches), then ``flock`` on ``path``, opened once per process
+    (a descriptor inherited across fork would share its lock). The
+    ``flock`` wait blocks the process, as SQLite's busy wait did, but only
+    for the other process's transaction, which writes keep short. Nested
+    writes of one thread take it once. A file that cannot be opened (a
+    read-only folder) leaves only SQLite's own wait.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: Optional[int] = None
+        self._pid: Optional[int] = None
+
+    def _file(self) -> Optional[int]:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                self._fd = None
+        return self._fd
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the turn to write for the ``with`` block."""
+        with self._lock:
+            fd = self._file() if self._depth == 0 else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class Database:
     """The SQL store handle the resources share: engines and session factories.
 
@@ -119,8 +176,12 @@ class Database:
             ":memory:",
         ):
             self.read_engine = make_engine(url, read_only=True)
+            self.writers: Optional[WriterQueue] = WriterQueue(
+                os.path.abspath(database) + "-writers"
+            )
         else:  # one in-memory database is one connection's: share the engine
             self.read_engine = self.engine
+            self.writers = None
         self.sessionmaker = orm.sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessionmaker = orm.sessionmaker(
             self.read_engine, expire_on_commit=False
@@ -135,7 +196,7 @@ class Database:
                 does not take the write lock (see the module's docstring).
         """
         factory = self.sessionmaker if write else self._read_sessionmaker
-        with factory() as session:
+        with self._turn(write), factory() as session:
             try:
                 yield session
                 session.commit()
@@ -163,10 +224,15 @@ class Database:
         holds the database's write lock from its first statement to the end.
         """
         try:
-            with self.engine.begin() as connection:
+            with self._turn(True), self.engine.begin() as connection:
                 yield connection
         except exc.OperationalError as ex:
             raise Unavailable("SQL database unavailable") from ex
+
+    def _turn(self, write: bool):
+        if write and self.writers is not None:
+            return self.writers.turn()
+        return contextlib.nullcontext()
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers ``SELECT 1``."""

@@ -244,3 +244,36 @@ def test_64_concurrent_writers_get_no_503(live_server):
         for status in statuses:
             counts[status] = counts.get(status, 0) + 1
     assert counts == {201: 512, 200: 256}, counts
+
+
+def _responses_in(data: bytes) -> int:
+    return data.count(b"HTTP/1.1 200")
+
+
+def test_a_busy_keep_alive_connection_does_not_starve_another(live_server):
+    # 400 pipelined requests on one connection are always ready to read, so
+    # without a yield between requests its greenlet would serve all of them
+    # before the other connection's one request (api/server_gevent.py).
+    server = live_server(workers=1)
+    busy, other = _connect(server), _connect(server)
+    request = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+    busy.sendall(request * 400)
+    other.sendall(request)
+    answer = other.recv(65536)
+    busy.settimeout(0)
+    served = b""
+    try:
+        while True:
+            chunk = busy.recv(1 << 20)
+            if not chunk:
+                break
+            served += chunk
+    except BlockingIOError:
+        pass
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert _responses_in(served) < 200, _responses_in(served)
+    busy.settimeout(10)
+    while _responses_in(served) < 400:  # and the busy one is served in full
+        served += busy.recv(1 << 20)
+    busy.close()
+    other.close()

@@ -140,7 +140,7 @@ class LiveServer(Process):
             },
         )
         super().__init__(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "api.app:app"],
+            [sys.executable, "-m", "api", "serve"],
             env,
             tmp_path / f"gunicorn-{self.port}.log",
         )

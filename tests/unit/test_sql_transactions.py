@@ -1,5 +1,6 @@
 """SQLite transactions: writes begin IMMEDIATE, reads never take the write lock."""
 
+import multiprocessing
 import sqlite3
 import threading
 
@@ -7,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from db.sql import Database
+from db.sql import WriterQueue
 
 
 @pytest.fixture
@@ -90,3 +92,47 @@ def test_concurrent_read_then_write_transactions_neither_fail_nor_lose_updates(
     with database.session(write=False) as session:
         count = session.execute(sa.text("SELECT n FROM counter")).scalar_one()
     assert count == threads * rounds
+
+
+def _hold_turn(path: str, held, release) -> None:
+    with WriterQueue(path).turn():
+        held.set()
+        release.wait(10)
+
+
+def test_writers_of_two_processes_take_turns(tmp_path):
+    path = str(tmp_path / "tx.db-writers")
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    other = context.Process(target=_hold_turn, args=(path, held, release))
+    other.start()
+    try:
+        assert held.wait(10)
+        got = threading.Event()
+
+        def mine():
+            with WriterQueue(path).turn():
+                got.set()
+
+        waiter = threading.Thread(target=mine)
+        waiter.start()
+        assert not got.wait(0.3)  # the other process has the turn
+        release.set()
+        assert got.wait(10)  # handed on as soon as it lets go
+        waiter.join(10)
+    finally:
+        release.set()
+        other.join(10)
+
+
+def test_a_write_inside_a_write_of_the_same_thread_takes_its_turn_once(database):
+    with database.write() as outer:
+        outer.execute(sa.text("UPDATE counter SET n = n + 1"))
+        with database.writers.turn():  # would wait for itself if taken twice
+            pass
+    with database.read() as connection:
+        assert connection.execute(sa.text("SELECT n FROM counter")).scalar() == 1
+
+
+def test_in_memory_databases_have_no_writer_queue():
+    assert Database("sqlite://").writers is None
