@@ -157,6 +157,13 @@ class WriterQueue:
                 if fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        """Close this process's lock file (opened again by the next write)."""
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = self._pid = None
+
 
 class Database:
     """The SQL store handle the resources share: engines and session factories.
@@ -245,5 +252,7 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (after fork, or at shutdown)."""
         self.engine.dispose()
+        if self.writers is not None:
+            self.writers.close()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()

@@ -136,3 +136,14 @@ def test_a_write_inside_a_write_of_the_same_thread_takes_its_turn_once(database)
 
 def test_in_memory_databases_have_no_writer_queue():
     assert Database("sqlite://").writers is None
+
+
+def test_dispose_closes_the_lock_file_and_the_next_write_opens_it(database):
+    with database.write() as connection:
+        connection.execute(sa.text("UPDATE counter SET n = n + 1"))
+    database.dispose()
+    assert database.writers._fd is None
+    with database.write() as connection:
+        connection.execute(sa.text("UPDATE counter SET n = n + 1"))
+    with database.read() as connection:
+        assert connection.execute(sa.text("SELECT n FROM counter")).scalar() == 2
