@@ -9,6 +9,7 @@ from core.notes import event_json
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
+from tests.support.live import wait_until
 from workers.push.feed import EventFeed
 
 
@@ -101,3 +102,20 @@ def test_one_event_by_id_from_memory_or_the_log(store):
     assert feed.event(2) == events[1]
     assert feed.event(6) is None  # not read yet
     assert feed.event(0) is None
+
+
+def test_a_reader_that_waits_while_memory_overflows_loses_nothing(store):
+    # The reader waits at the head; three events come (capacity 2) before it
+    # wakes: the first of them is only in the log by then.
+    events = logged_events(store, 4)
+    feed = EventFeed(store, start=0, capacity=2)
+    feed.publish(events[0])
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(feed.read(1, timeout=30)))
+    reader.start()
+    wait_until(lambda: feed._changed._waiters, timeout=10)  # it is waiting
+    with feed._changed:  # it wakes only when all three are in
+        for event in events[1:]:
+            feed.publish(event)
+    reader.join(30)
+    assert got and got[0] == events[1]

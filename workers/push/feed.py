@@ -129,12 +129,14 @@ class EventFeed:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
+            while self._head <= cursor and not self._closed.is_set():
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return []
+                self._changed.wait(wait)
+            # Checked after the wait: more than ``capacity`` events may have
+            # come meanwhile and pushed those right after the cursor out.
             if cursor >= self._base:
-                while self._head <= cursor and not self._closed.is_set():
-                    wait = None if deadline is None else deadline - time.monotonic()
-                    if wait is not None and wait <= 0:
-                        return []
-                    self._changed.wait(wait)
                 return self._after(cursor, limit)
             target = self._base
         return self._replay(cursor, target, limit, timeout)
