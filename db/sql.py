@@ -34,6 +34,7 @@ import contextlib
 import fcntl
 import os
 import platform
+import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import Optional
@@ -61,6 +62,29 @@ _IMMEDIATE = "sqlite+pysqlite_immediate"
 registry.register("sqlite.pysqlite_immediate", __name__, "ImmediateSQLiteDialect")
 
 
+class _PyPySQLiteConnection(sqlite3.Connection):
+    """PyPy's SQLite connection without its list of every cursor it made.
+
+    PyPy's sqlite3 (pure Python) keeps a weak reference to each cursor and,
+    every 200 cursors, walks the list to drop the dead ones. A cursor has a
+    ``__del__``, so it dies only in a major collection: with the server's
+    64 MB nursery the list reached 300,000 entries, and the walk cost up to
+    20 us per query (SQLAlchemy makes a cursor per statement). The list only
+    serves to make a cursor fetched from after a rollback raise; CPython 3.11
+    dropped that check (bpo-44092), and SQLAlchemy never fetches after its
+    transaction ends.
+    """
+
+    def _remember_cursor(self, cursor) -> None:
+        pass
+
+
+#: sqlite3.connect arguments of every SQLite engine.
+_SQLITE_CONNECT = {"timeout": 30}
+if platform.python_implementation() == "PyPy":
+    _SQLITE_CONNECT["factory"] = _PyPySQLiteConnection
+
+
 class Base(orm.DeclarativeBase):
     """Declarative base of every SQL table."""
 
@@ -83,7 +107,7 @@ def make_engine(url: str, read_only: bool = False) -> sa.Engine:
         return sa.create_engine(sa_url, pool_pre_ping=True)
     if sa_url.drivername in ("sqlite", "sqlite+pysqlite") and not read_only:
         sa_url = sa_url.set(drivername=_IMMEDIATE)
-    engine = sa.create_engine(sa_url, connect_args={"timeout": 30})
+    engine = sa.create_engine(sa_url, connect_args=_SQLITE_CONNECT)
     if sa_url.database and sa_url.database != ":memory:":
         folder = os.path.dirname(os.path.abspath(sa_url.database))
         event.listen(engine, "do_connect", lambda *args: _make_folder(folder))

@@ -132,37 +132,39 @@ def _escape_like(text: str) -> str:
 
 
 _EXPORT = (
-    sa.select(
-        Employee.name,
-        Employee.position_title,
-        Employee.department,
-        Employee.salary_cents,
-    )
+    sa.select(Employee.name, Employee.position_title, Employee.salary_cents)
     .where(Employee.department == sa.bindparam("department"))
     .order_by(Employee.name, Employee.id)
 )
+
+#: One employee of an export: name, position_title, salary_cents (the
+#: department is the export's, the same on every row: not read per row).
+ExportRow = tuple[str, str, int]
 
 
 class EmployeeRows:
     """A department's employees read row by row from an open query (an export).
 
-    Iterate it for :class:`EmployeeRecord` values; it holds a database
-    connection until it is exhausted or :meth:`close` d (a WSGI server closes
-    the response body, even when the client went away).
+    Iterate it for :data:`ExportRow` values, ordered by name; ``department``
+    is their department's exact name. It holds a database connection until
+    it is exhausted or :meth:`close` d (a WSGI server closes the response
+    body, even when the client went away).
     """
 
-    def __init__(self, connection: sa.Connection, result: sa.CursorResult):
+    def __init__(
+        self, connection: sa.Connection, result: sa.CursorResult, department: str
+    ):
+        self.department = department
         self._connection = connection
         self._result = result
         self._rows = self._read()
 
-    def _read(self) -> Iterator[EmployeeRecord]:
+    def _read(self) -> Iterator[ExportRow]:
         for batch in self._result.partitions():
-            for row in batch:
-                yield EmployeeRecord._make(row)
+            yield from batch
         self.close()
 
-    def __iter__(self) -> Iterator[EmployeeRecord]:
+    def __iter__(self) -> Iterator[ExportRow]:
         return self._rows
 
     def close(self) -> None:
@@ -301,7 +303,7 @@ class SalaryStore:
         except BaseException:
             connection.close()
             raise
-        return EmployeeRows(connection, result)
+        return EmployeeRows(connection, result, department)
 
     def count(self) -> int:
         """How many employees are loaded."""

@@ -50,7 +50,17 @@ _SALARY = Employee.salary_cents
 sa.Index("ix_employees_name", Employee.name, Employee.id)
 sa.Index("ix_employees_salary", _SALARY, Employee.id)
 sa.Index("ix_employees_salary_desc", _SALARY.desc(), Employee.id)
-sa.Index("ix_employees_department_name", _DEPARTMENT, Employee.name, Employee.id)
+# By name within a department, covering: an export reads a whole department in
+# this order, and finds its title and salary here, not in the table (POLICE,
+# 13,570 rows: 23 -> 17 ms of SQLite's own time per export).
+sa.Index(
+    "ix_employees_department_name",
+    _DEPARTMENT,
+    Employee.name,
+    Employee.id,
+    Employee.position_title,
+    _SALARY,
+)
 sa.Index("ix_employees_department_salary", _DEPARTMENT, _SALARY, Employee.id)
 sa.Index(
     "ix_employees_department_salary_desc", _DEPARTMENT, _SALARY.desc(), Employee.id

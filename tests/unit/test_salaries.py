@@ -33,8 +33,8 @@ from db.salaries.store import EmployeeRecord
 from db.stores import open_stores
 from resources.salaries import CHUNK_BYTES
 from resources.salaries import DepartmentNdjson
+from resources.salaries import ExportLines
 from resources.salaries import employee_body
-from resources.salaries import employee_line
 from tests.support.contract import ContractClient
 from tests.support.problems import assert_problem
 
@@ -555,8 +555,8 @@ def test_an_export_abandoned_early_gives_its_connection_back(salary_settings):
         pool = stores.database.read_engine.pool
         rows = stores.salaries.export("POLICE")
         assert pool.checkedout() == 1
-        first = next(iter(rows))
-        assert first.department == "POLICE"
+        name, title, cents = next(iter(rows))
+        assert (rows.department, name) == ("POLICE", "AARON,  JEFFERY M")
         rows.close()  # the client went away: the server closes the body
         assert pool.checkedout() == 0
     finally:
@@ -567,11 +567,23 @@ def test_an_export_abandoned_early_gives_its_connection_back(salary_settings):
     "record",
     [
         EmployeeRecord("AARON,  ELVIA J", "WATER RATE TAKER", "WATER MGMNT", 8896800),
-        EmployeeRecord('Zoë "Q" \\ Ü\n\t', "T\u2028\x01", "D/E", 96),
+        EmployeeRecord('Zoë "Q" \\ Ü\n\t', "T\u2028\x01", 'D/E 100% "%s"', 96),
     ],
 )
 def test_an_export_line_is_the_employees_json(record):
-    assert employee_line(record) == wire.dumps(employee_body(record))
+    line_of = ExportLines(record.department)
+    row = (record.name, record.position_title, record.salary_cents)
+    # twice: the second time, title and salary come from the memo
+    assert line_of(row) == line_of(row) == wire.dumps(employee_body(record))
+
+
+def test_an_export_remembers_a_bounded_number_of_titles(monkeypatch):
+    monkeypatch.setattr("resources.salaries.MEMO_SIZE", 2)
+    line_of = ExportLines("D")
+    records = [EmployeeRecord(f"N{n}", f"T{n % 3}", "D", n) for n in range(6)]
+    lines = [line_of(record[:2] + record[3:]) for record in records]
+    assert lines == [wire.dumps(employee_body(record)) for record in records]
+    assert len(line_of._titles) == len(line_of._salaries) == 2
 
 
 def test_the_documented_examples_are_real_answers(api):

@@ -1,6 +1,7 @@
 """SQLite transactions: writes begin IMMEDIATE, reads never take the write lock."""
 
 import multiprocessing
+import platform
 import sqlite3
 import threading
 
@@ -147,3 +148,21 @@ def test_dispose_closes_the_lock_file_and_the_next_write_opens_it(database):
         connection.execute(sa.text("UPDATE counter SET n = n + 1"))
     with database.read() as connection:
         assert connection.execute(sa.text("SELECT n FROM counter")).scalar() == 2
+
+
+@pytest.mark.skipif(
+    platform.python_implementation() != "PyPy", reason="PyPy's own sqlite3 module"
+)
+def test_pypy_connections_keep_no_list_of_their_cursors(database):
+    # PyPy's sqlite3 would list a weak reference to each of the 500 cursors
+    # (they die only in a major collection) and walk the list every 200.
+    for engine in (database.engine, database.read_engine):
+        with engine.connect() as connection:
+            for _ in range(500):
+                connection.execute(sa.text("SELECT n FROM counter")).scalar_one()
+            dbapi_connection = connection.connection.dbapi_connection
+            assert dbapi_connection._Connection__cursors == []
+    with database.engine.begin() as connection:  # a write still commits
+        connection.execute(sa.text("UPDATE counter SET n = n + 1"))
+    with database.read_engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT n FROM counter")).scalar_one() == 1
