@@ -48,6 +48,16 @@ def test_requests_are_counted_by_route_template_and_status(client):
     assert after[("http_requests_in_flight", ())] == 1  # the scrape itself
 
 
+def test_series_past_the_kept_ones_are_counted_all_the_same(client, monkeypatch):
+    monkeypatch.setattr("web.metrics.MAX_SERIES", 1)
+    before = scrape(client)
+    for path in ("/health", "/notes/0123456789abcdef0123456789abcdef") * 2:
+        client.simulate_get(path)
+    after = scrape(client)
+    for route in (key("GET", "/health", "200"), key("GET", "/notes/{note_id}", "404")):
+        assert after[route] - before.get(route, 0) == 2
+
+
 def test_unavailable_backends_count_as_store_errors_and_show_as_down(make_client):
     client = make_client(collatz_timeout=0.2, collatz_frontend="tcp://127.0.0.1:9")
     store_errors = ("store_errors_total", (("route", "/collatz"),))
