@@ -355,7 +355,7 @@ def _salary_json(cents: int) -> str:
 
 
 class ExportLines:
-    """An export's lines for one department: ``lines(row)`` is one row's line.
+    """An export's lines: ``ExportLines(department)(row)`` is one row's line.
 
     The same text as ``wire.dumps(employee_body(...))``: compact, keys in the
     same order, non-ASCII kept, the salary as JSON writes a float. Under
