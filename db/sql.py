@@ -62,6 +62,9 @@ _IMMEDIATE = "sqlite+pysqlite_immediate"
 registry.register("sqlite.pysqlite_immediate", __name__, "ImmediateSQLiteDialect")
 
 
+_PYPY = platform.python_implementation() == "PyPy"
+
+
 class _PyPySQLiteConnection(sqlite3.Connection):
     """PyPy's SQLite connection without its list of every cursor it made.
 
@@ -81,7 +84,7 @@ class _PyPySQLiteConnection(sqlite3.Connection):
 
 #: sqlite3.connect arguments of every SQLite engine.
 _SQLITE_CONNECT = {"timeout": 30}
-if platform.python_implementation() == "PyPy":
+if _PYPY:
     _SQLITE_CONNECT["factory"] = _PyPySQLiteConnection
 
 
@@ -90,7 +93,7 @@ class Base(orm.DeclarativeBase):
 
 
 # The PostgreSQL driver that works under each interpreter (see requirements.txt).
-_PG_DRIVER = "psycopg2cffi" if platform.python_implementation() == "PyPy" else "psycopg"
+_PG_DRIVER = "psycopg2cffi" if _PYPY else "psycopg"
 
 
 def make_engine(url: str, read_only: bool = False) -> sa.Engine:
