@@ -74,12 +74,13 @@ class Metrics:
         self._series = {}
 
     def _of(self, method: str, route: str, status: int):
-        series = self._series.get((method, route, status))
+        key = (method, route, status)
+        series = self._series.get(key)
         if series is None:
             labels = (method, route, str(status))
             series = REQUESTS.labels(*labels), LATENCY.labels(*labels)
             if len(self._series) < MAX_SERIES:
-                self._series[method, route, status] = series
+                self._series[key] = series
         return series
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
