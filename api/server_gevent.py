@@ -28,6 +28,19 @@ TURN = 0.000001
 class GeventWorker(ProblemErrors, _GeventWorker):
     """Gunicorn's gevent worker, problem+json errors, bounded client reads, turns."""
 
+    def patch(self):
+        """Monkey-patch, then let notes created together commit together.
+
+        The first write of a group sleeps one turn, so the requests ready at
+        the same moment reach their writes and share its transaction
+        (group commit: :meth:`db.notes.sql.SqlNotesStore.create`).
+        """
+        super().patch()
+        # Imported here, once patched: SQLAlchemy's locks must be gevent's.
+        from db.notes.sql import set_group_pause
+
+        set_group_pause(_take_turn)
+
     def handle_request(self, listener_name, req, sock, addr):
         """Serve one request whose headers are read; its body reads are bounded.
 
@@ -42,4 +55,8 @@ class GeventWorker(ProblemErrors, _GeventWorker):
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
-            gevent.sleep(TURN)
+            _take_turn()
+
+
+def _take_turn() -> None:
+    gevent.sleep(TURN)

@@ -5,14 +5,14 @@ its ``seq``, ``type``, ``old_val``/``new_val`` (the note's stored fields as
 JSON, not its API shape) and ``ts``; and
 ``note_sequence``, one counter row that hands out ``seq``.
 
-Every write is one transaction that first increments the counter row, then
-writes the note and appends its change. Taking the counter row first locks
-it until commit (SQLite: the database write lock; PostgreSQL: the row
-lock), so writes commit in ``seq`` order: once a reader sees ``seq`` N,
-every lower ``seq`` is visible too, and the log can be tailed with
-``WHERE seq > last``. A rolled-back write gives its number back, so the log
-has no holes. The If-Match check is part of the same transaction and the
-update itself is conditional (``WHERE version = ?``).
+Every write is one transaction (several creates may share one, see below)
+that first increments the counter row, then writes the note and appends its
+change. Taking the counter row first locks it until commit (SQLite: the
+database write lock; PostgreSQL: the row lock), so writes commit in ``seq``
+order: once a reader sees ``seq`` N, every lower ``seq`` is visible too, and
+the log can be tailed with ``WHERE seq > last``. A rolled-back write gives
+its number back, so the log has no holes. The If-Match check is part of the
+same transaction and the update itself is conditional (``WHERE version = ?``).
 
 :meth:`SqlNotesStore.changes` reads the log (a cheap primary-key range
 query) as soon as a commit is announced (``wakeups``: the API sends a
@@ -20,6 +20,19 @@ datagram after each commit, :mod:`core.wakeup`), and otherwise every
 ``poll_interval`` seconds, so a consumer in another process (the push
 worker) sees a change at once, or at the latest one poll later when an
 announcement is lost.
+
+Group commit. Notes created at the same moment in one process share a
+transaction (:meth:`SqlNotesStore.create`): the first of them pauses one
+turn (the gevent worker's microsecond sleep, :func:`set_group_pause`), so
+the requests ready then reach their creates and join it, takes the turn to
+write, takes as many ``seq`` as the group holds and inserts every note and
+change with one statement each; the others wait for its commit. A group
+shares the commit, the writers' turn and the push nudge. Each note still
+answers only once it is committed; a database error fails the whole group
+and keeps nothing; any other error (an id taken twice) makes each note of
+the group try again alone, so it fails only the note that caused it. Under
+PyPy, 2 workers, 16 connections, ``POST /notes`` went from 4,578 to 8,560
+requests/s, p99 31 -> 12 ms (README, Performance).
 
 The hot paths are SQLAlchemy Core statements built once (no ORM session),
 and a write's transaction holds only its statements: ids, times and JSON
@@ -74,6 +87,8 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE = "notes store unavailable"
 _SEQUENCE_NAME = "changes"  # the row the DDL below creates
+#: Most notes created in one transaction (see :meth:`SqlNotesStore.create`).
+GROUP_MAX = 100
 
 
 class NoteRow(Base):
@@ -148,7 +163,7 @@ _PAGE_AFTER = _PAGE.where(_NOTES.c.position < sa.bindparam("cursor"))
 _NEXT_SEQ = (
     sa.update(_SEQUENCE)
     .where(_SEQUENCE.c.name == _SEQUENCE_NAME)
-    .values(value=_SEQUENCE.c.value + 1)
+    .values(value=_SEQUENCE.c.value + sa.bindparam("count", type_=sa.BigInteger))
     .returning(_SEQUENCE.c.value)
 )
 _LAST_SEQ = sa.select(sa.func.max(_CHANGES.c.seq))
@@ -245,6 +260,42 @@ def _change(row) -> Change:
     )
 
 
+def _no_pause() -> None:
+    pass
+
+
+_group_pause: Callable[[], None] = _no_pause
+
+
+def set_group_pause(pause: Callable[[], None]) -> None:
+    """Set what the first note of a group runs before it writes, so others join it.
+
+    The gevent worker sets a one-turn sleep (:mod:`api.server_gevent`), so
+    the requests ready at the same moment reach their creates; elsewhere
+    there is no pause (see :meth:`SqlNotesStore.create`).
+    """
+    global _group_pause
+    _group_pause = pause
+
+
+class _NewNote:
+    """A note to create, waiting in its group; ``written`` is set once it is done."""
+
+    def __init__(self, note_id: str, title: str, body: str, now: datetime.datetime):
+        self.note_id = note_id
+        self.title = title
+        self.body = body
+        self.now = now
+        self.note: Optional[Note] = None
+        self.error: Optional[BaseException] = None
+        self.written = threading.Event()
+
+    def result(self) -> Note:
+        if self.note is None:  # not committed
+            raise self.error or Unavailable(UNAVAILABLE)
+        return self.note
+
+
 class Wakeups(Protocol):
     """What :meth:`SqlNotesStore.changes` waits on between reads of the log."""
 
@@ -285,6 +336,8 @@ class SqlNotesStore(NotesStore):
         self._batch_size = batch_size
         self._on_commit = on_commit
         self._wakeups = wakeups
+        self._group_lock = threading.Lock()
+        self._group: Optional[List[_NewNote]] = None  # creates waiting to be written
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -307,44 +360,89 @@ class SqlNotesStore(NotesStore):
             except Exception:  # the write is committed: never fail it now
                 log.exception("announcing a commit failed")
 
-    def _next_seq(self, connection: sa.Connection) -> int:
-        """Take the next ``seq``; the counter stays locked until the commit."""
-        value = connection.execute(_NEXT_SEQ).scalar_one_or_none()
+    def _next_seq(self, connection: sa.Connection, count: int = 1) -> int:
+        """Take ``count`` more seqs, returning the last; locked until the commit."""
+        value = connection.execute(_NEXT_SEQ, {"count": count}).scalar_one_or_none()
         if value is None:  # the row was deleted by hand: carry on after the log
-            value = (connection.execute(_LAST_SEQ).scalar() or 0) + 1
+            value = (connection.execute(_LAST_SEQ).scalar() or 0) + count
             connection.execute(
                 sa.insert(_SEQUENCE), {"name": _SEQUENCE_NAME, "value": value}
             )
         return value
 
     def create(self, title: str, body: str) -> Note:
-        note_id = new_note_id()
-        now = self._clock()
-        # Everything but seq is ready before the transaction: it stays short.
+        new = _NewNote(new_note_id(), title, body, self._clock())
+        with self._group_lock:
+            group = self._group
+            if group is None or len(group) >= GROUP_MAX:
+                group = self._group = []
+            group.append(new)
+        if group[0] is new:  # the first of its group writes them all
+            self._write_group(group)
+        else:
+            new.written.wait()
+        return new.result()
+
+    def _write_group(self, group: List[_NewNote]) -> None:
+        try:
+            _group_pause()
+            self._insert(group)
+        except Unavailable as ex:
+            for new in group:
+                new.error = ex
+        except Exception as ex:
+            if len(group) == 1:
+                group[0].error = ex
+            else:  # one bad note (an id taken twice) fails only itself
+                for new in group:
+                    try:
+                        self._insert([new])
+                    except Exception as alone:
+                        new.error = alone
+        finally:
+            self._close(group)  # if its transaction never began
+            for new in group[1:]:
+                new.written.set()
+
+    def _close(self, group: List[_NewNote]) -> None:
+        """No note joins ``group`` from now on."""
+        with self._group_lock:
+            if self._group is group:
+                self._group = None
+
+    def _insert(self, group: List[_NewNote]) -> None:
+        """Insert the notes of ``group`` and their changes in one transaction."""
         with self._write() as connection:
-            seq = self._next_seq(connection)
-            note = Note(
-                id=note_id,
-                title=title,
-                body=body,
-                created_at=now,
-                updated_at=now,
-                version=1,
-                position=seq,
-            )
-            connection.execute(_INSERT_NOTE, _row_values(note))
-            connection.execute(
-                _INSERT_CHANGE,
-                {
-                    "seq": seq,
-                    "type": CREATED,
-                    "note_id": note_id,
-                    "old_val": None,
-                    "new_val": _logged(note),
-                    "ts": now,
-                },
-            )
-        return note
+            self._close(group)  # it holds the turn to write
+            seq = self._next_seq(connection, len(group)) - len(group)
+            notes, rows, changes = [], [], []
+            for new in group:
+                seq += 1
+                note = Note(
+                    id=new.note_id,
+                    title=new.title,
+                    body=new.body,
+                    created_at=new.now,
+                    updated_at=new.now,
+                    version=1,
+                    position=seq,
+                )
+                notes.append(note)
+                rows.append(_row_values(note))
+                changes.append(
+                    {
+                        "seq": seq,
+                        "type": CREATED,
+                        "note_id": note.id,
+                        "old_val": None,
+                        "new_val": _logged(note),
+                        "ts": new.now,
+                    }
+                )
+            connection.execute(_INSERT_NOTE, rows)
+            connection.execute(_INSERT_CHANGE, changes)
+        for new, note in zip(group, notes):  # committed
+            new.note = note
 
     def get(self, note_id: str) -> Note:
         require_id(note_id)
