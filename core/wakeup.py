@@ -83,11 +83,13 @@ class Listener:
             raise
         self._socket.setblocking(False)
         self.address = self._socket.getsockname()[:2]
+        # poll, not select: select fails on a descriptor numbered 1024 or more.
+        self._poll = select.poll()
+        self._poll.register(self._socket, select.POLLIN)
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds; True if a wake-up came (all are consumed)."""
-        ready, _, _ = select.select([self._socket], [], [], max(timeout, 0.0))
-        if not ready:
+        if not self._poll.poll(max(timeout, 0.0) * 1000):
             return False
         self._drain()
         return True

@@ -1,5 +1,7 @@
 """Commit nudges (core/wakeup.py) and the SQL change stream that waits on them."""
 
+import os
+import resource
 import threading
 import time
 
@@ -107,3 +109,24 @@ def test_a_stopped_stream_ends_while_it_waits_for_nudges(database):
         stop.set()
         thread.join(10)
         listener.close()
+
+
+def test_a_listener_waits_on_a_descriptor_numbered_past_1024():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(soft, hard) < 1200:
+        pytest.skip(f"the open-files limit ({soft}) is below 1,200")
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        listener = Listener(f"127.0.0.1:{free_udp_port()}")
+        notifier = Notifier("{}:{}".format(*listener.address))
+        try:
+            assert listener._socket.fileno() >= 1024
+            assert listener.wait(0.01) is False
+            notifier.notify()
+            assert listener.wait(5) is True
+        finally:
+            notifier.close()
+            listener.close()
+    finally:
+        for fd in filler:
+            os.close(fd)
