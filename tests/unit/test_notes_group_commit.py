@@ -26,9 +26,9 @@ class Counted:
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
-        with self._lock:
+        with self._lock:  # so the n-th id is made by the n-th call
             self.calls += 1
-        return self._make_id()
+            return self._make_id()
 
 
 @pytest.fixture
@@ -101,11 +101,9 @@ def test_a_bad_note_fails_alone_and_leaves_no_hole(monkeypatch, store, ids, comm
     taken = store.create("first", "")
     commits.clear()
     ids.calls = 0
-    calls = {"n": 0}
 
     def one_duplicate():
-        calls["n"] += 1
-        return taken.id if calls["n"] == 3 else new_note_id()
+        return taken.id if ids.calls == 3 else new_note_id()
 
     monkeypatch.setattr(ids, "_make_id", one_duplicate)
     outcomes = create_together(monkeypatch, store, ids, 5)
