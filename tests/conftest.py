@@ -6,6 +6,7 @@ of its own in that database instead, dropped afterwards (see .ci/run).
 """
 
 import dataclasses
+import logging
 import os
 
 import falcon.testing
@@ -28,6 +29,36 @@ from tests.support.notes_backends import rethinkdb_table  # noqa: F401
 # processes the tests start (gunicorn, workers, the bench harness) keep
 # notes in SQL unless a test hands it to them.
 os.environ.pop("RETHINKDB_URL", None)
+
+
+class _ErrorsOf(logging.Handler):
+    """The error records of one logger, taken by the test that checks them."""
+
+    def __init__(self, name: str):
+        super().__init__(logging.ERROR)
+        self.logger = logging.getLogger(name)
+        self.records = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def take(self) -> list:
+        messages = [record.getMessage() for record in self.records]
+        self.records.clear()
+        return messages
+
+
+@pytest.fixture(autouse=True)
+def statements_left_open():
+    """A SQL statement left open (``db.sqlite`` closes it at check-in) fails the test.
+
+    A test that leaves one on purpose takes the report with ``take()``.
+    """
+    errors = _ErrorsOf("db.sqlite")
+    errors.logger.addHandler(errors)
+    yield errors
+    errors.logger.removeHandler(errors)
+    assert errors.take() == []
 
 
 @pytest.fixture

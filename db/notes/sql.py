@@ -596,7 +596,7 @@ class SqlNotesStore(NotesStore):
 
     def ping(self) -> None:
         with self._read() as connection:
-            connection.execute(_PING)
+            connection.execute(_PING).close()
 
 
 def _precondition_failed() -> PreconditionFailed:

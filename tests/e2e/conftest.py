@@ -25,6 +25,8 @@ def live_server(tmp_path, database_url):  # noqa: ARG001 (creates the schema)
     yield start
     for server in servers:
         server.stop()
+    for server in servers:  # db.sqlite closed them; they are still bugs
+        assert "left open on a pooled" not in server.log()
 
 
 @pytest.fixture
@@ -41,6 +43,8 @@ def push_worker(tmp_path, database_url):  # noqa: ARG001 (creates the database)
     yield start
     for worker in workers:
         worker.stop()
+    for worker in workers:
+        assert "left open on a pooled" not in worker.log()
 
 
 @pytest.fixture

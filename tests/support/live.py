@@ -156,6 +156,39 @@ class LiveServer(Process):
         workers wait out idle keep-alive connections, `keepalive` seconds."""
         super().stop(sig, timeout)
 
+    def worker_pids(self) -> set:
+        """The pids of gunicorn's workers: the children of its master."""
+        pids = set()
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):  # not a process, or gone
+                continue
+            if int(fields[1]) == self.proc.pid:  # its parent
+                pids.add(int(entry))
+        return pids
+
+    def worker_of(self, client_port: int) -> Optional[int]:
+        """The pid of the worker holding the connection from ``client_port``."""
+        inode = None
+        with open("/proc/net/tcp") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                local, remote = fields[1], fields[2]
+                if local.endswith(f":{self.port:04X}") and remote.endswith(
+                    f":{client_port:04X}"
+                ):
+                    inode = fields[9]
+        for pid in self.worker_pids():
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                        return pid
+            except OSError:  # gone
+                continue
+        return None
+
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")

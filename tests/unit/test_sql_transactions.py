@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from db.sql import Database
-from db.sql import WriterQueue
+from db.sqlite import WriterQueue
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_a_write_session_holds_the_write_lock_from_its_first_statement(database)
 
 def test_a_core_write_transaction_holds_the_write_lock(database):
     with database.engine.begin() as connection:
-        connection.execute(sa.text("SELECT n FROM counter"))
+        connection.execute(sa.text("SELECT n FROM counter")).scalar_one()
         assert not _write_lock_free(database)
 
 
@@ -55,7 +55,7 @@ def test_reads_do_not_take_the_write_lock(database):
         assert session.execute(sa.text("SELECT n FROM counter")).scalar_one() == 0
         assert _write_lock_free(database)
     with database.read_engine.connect() as connection:
-        connection.execute(sa.text("SELECT n FROM counter"))
+        connection.execute(sa.text("SELECT n FROM counter")).scalar_one()
         assert _write_lock_free(database)
 
 
@@ -166,3 +166,44 @@ def test_pypy_connections_keep_no_list_of_their_cursors(database):
         connection.execute(sa.text("UPDATE counter SET n = n + 1"))
     with database.read_engine.connect() as connection:
         assert connection.execute(sa.text("SELECT n FROM counter")).scalar_one() == 1
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_a_statement_left_open_is_closed_and_reported_at_check_in(
+    database, statements_left_open, write
+):
+    # Rows enough that the SELECT is still running after its first row.
+    with database.engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO counter VALUES (1), (2)"))
+    engine = database.engine if write else database.read_engine
+    with engine.begin() if write else engine.connect() as connection:
+        left = connection.execute(sa.text("SELECT n FROM counter"))
+        assert left.fetchone() is not None
+    with database.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE counter SET n = n + 10"))
+    # The next read on the pooled connection sees that write, under PyPy
+    # too (it would see the snapshot of the unread SELECT).
+    with engine.connect() as connection:
+        total = connection.execute(sa.text("SELECT sum(n) FROM counter")).scalar()
+    assert total == 33
+    assert statements_left_open.take() == [
+        "1 statement(s) left open on a pooled SQLite connection, closed now: "
+        "SELECT n FROM counter"
+    ]
+    del left
+
+
+def test_reads_that_finish_their_results_leave_nothing_open(
+    database, statements_left_open
+):
+    with database.read() as connection:
+        connection.execute(sa.text("SELECT n FROM counter")).first()
+        connection.execute(sa.text("SELECT n FROM counter")).all()
+        list(connection.execute(sa.text("SELECT n FROM counter")))
+    database.ping()
+    with database.session(write=False) as session:
+        session.execute(sa.text("SELECT n FROM counter")).scalar_one()
+    with database.read_engine.connect() as connection:
+        cursors = connection.connection.dbapi_connection.open_cursors
+        assert cursors == set()
+    assert statements_left_open.take() == []
