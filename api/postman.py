@@ -11,6 +11,8 @@ know, so that the collection runs top to bottom against a fresh server
 - chaining: the create requests store the new note's id, link's code and
   subscription's id in collection variables, and the requests on one item
   use them (``{{note_id}}``), so nothing depends on ids of another database;
+- a request for each seed alias the spec describes beside an operation
+  (``x-get-alias``: ``GET /notes?id=``), which the converter does not see;
 - order: in each folder creates run first and deletes last;
 - a signed inbound webhook: a pre-request script signs the body with the
   ``webhook_secret`` variable (GitHub's scheme) for the ``github`` source;
@@ -19,11 +21,14 @@ know, so that the collection runs top to bottom against a fresh server
 """
 
 import argparse
+import copy
 import json
 from typing import Any
 from typing import Dict
 from typing import List
 from typing import Optional
+
+from web.openapi import alias_key
 
 _SUCCESS_PREFERENCE = (201, 202, 207, 200, 204, 302, 301, 303, 307, 308)
 #: Path parameter -> (the create operation, the field of its answer that holds it).
@@ -32,6 +37,8 @@ _CHAINED = {
     "code": ("post", "/links", "code"),
     "subscription_id": ("post", "/subscriptions", "id"),
 }
+#: (path, query parameter) -> the collection variable it takes.
+_CHAINED_QUERY = {("/notes", "id"): "note_id"}
 _ORDER = {"POST": 0, "GET": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
 _SIGN_GITHUB = [
     "// Sign the body as GitHub does, with the webhook_secret variable.",
@@ -63,11 +70,13 @@ def _path_template(request: dict) -> str:
     )
 
 
-def _tests(method: str, template: str, operation: dict) -> List[str]:
+def _tests(
+    method: str, template: str, operation: dict, shown: Optional[str] = None
+) -> List[str]:
     status = expected_status(operation)
     declared = sorted(int(s) for s in operation["responses"])
     lines = [
-        f"pm.test('{method} {template} answers {status}', function () {{",
+        f"pm.test('{method} {shown or template} answers {status}', function () {{",
         f"    pm.response.to.have.status({status});",
         "});",
         "pm.test('the status is one the document declares', function () {",
@@ -82,11 +91,13 @@ def _tests(method: str, template: str, operation: dict) -> List[str]:
     return lines
 
 
-def _finish_request(item: dict, spec: dict) -> None:
+def _finish_request(item: dict, spec: dict, key: Optional[str] = None) -> None:
+    """Examples, chained ids and tests for the operation ``key`` of the item's path
+    (default: its method's)."""
     request = item["request"]
     method = request["method"]
     template = _path_template(request)
-    operation = spec["paths"][template][method.lower()]
+    operation = spec["paths"][template][key or method.lower()]
     parameters = {p["name"]: p for p in operation.get("parameters", ())}
     for variable in request["url"].get("variable", ()):
         if variable["key"] in _CHAINED:
@@ -101,8 +112,8 @@ def _finish_request(item: dict, spec: dict) -> None:
             query["value"] = (
                 json.dumps(value) if isinstance(value, bool) else str(value)
             )
-            if query["key"] == "id" and template == "/notes":
-                query["value"] = "{{note_id}}"
+        if (template, query["key"]) in _CHAINED_QUERY:
+            query["value"] = "{{" + _CHAINED_QUERY[template, query["key"]] + "}}"
     content = operation.get("requestBody", {}).get("content", {})
     if "application/json" in content and request.get("body", {}).get("mode") == "raw":
         # Python keeps every digit of 18446744073709551557; JavaScript did not.
@@ -114,7 +125,9 @@ def _finish_request(item: dict, spec: dict) -> None:
             "listen": "test",
             "script": {
                 "type": "text/javascript",
-                "exec": _tests(method, template, operation),
+                "exec": _tests(
+                    method, template, operation, _shown(template, key, operation)
+                ),
             },
         }
     ]
@@ -131,14 +144,60 @@ def _finish_request(item: dict, spec: dict) -> None:
     item["event"] = events
 
 
+def _shown(template: str, key: Optional[str], operation: dict) -> Optional[str]:
+    """How the tests name an alias's request: ``/notes?id=``."""
+    if key is None:
+        return None
+    names = [
+        p["name"]
+        for p in operation.get("parameters", ())
+        if p["in"] == "query" and p.get("required")
+    ]
+    return template + "?" + "&".join(f"{name}=" for name in names)
+
+
+def _alias_item(item: dict, spec: dict) -> Optional[dict]:
+    """A request for the path's alias of the item's method (``x-get-alias``).
+
+    A copy of the item's request with the alias's query parameters instead of
+    the operation's; None when the path has no such alias.
+    """
+    request = item["request"]
+    key = alias_key(request["method"].lower())
+    operation = spec["paths"][_path_template(request)].get(key)
+    if operation is None:
+        return None
+    alias = copy.deepcopy(
+        {k: v for k, v in item.items() if k not in ("id", "response", "event")}
+    )
+    alias["name"] = alias["request"]["name"] = operation["summary"]
+    alias["request"]["description"] = {
+        "content": operation.get("description", ""),
+        "type": "text/plain",
+    }
+    alias["request"]["url"]["query"] = [
+        {"key": p["name"], "value": "", "disabled": not p.get("required")}
+        for p in operation.get("parameters", ())
+        if p["in"] == "query"
+    ]
+    _finish_request(alias, spec, key)
+    return alias
+
+
 def _walk(items: List[dict], spec: dict) -> List[dict]:
+    finished = []
     for item in items:
         if "item" in item:
             item["item"] = _walk(item["item"], spec)
-        else:
-            _finish_request(item, spec)
+            finished.append(item)
+            continue
+        _finish_request(item, spec)
+        finished.append(item)
+        alias = _alias_item(item, spec)
+        if alias is not None:
+            finished.append(alias)
     return sorted(
-        items,
+        finished,
         key=lambda item: (
             _ORDER.get(item.get("request", {}).get("method"), 1)
             if "request" in item

@@ -7,6 +7,7 @@ from marshmallow import validate as check
 
 from core import collatz as collatz_core
 from web.fields import INT64_MAX
+from web.openapi import ResponseSchema
 from web.openapi import parameter
 from web.validation import QuerySchema
 from web.validation import validate
@@ -32,7 +33,7 @@ class LongestQuery(QuerySchema):
     )
 
 
-class LongestOut(marshmallow.Schema):
+class LongestOut(ResponseSchema):
     n = fields.Integer(metadata={"description": "the n asked for"})
     number = fields.Integer(metadata={"description": "the start of the longest chain"})
     length = fields.Integer(metadata={"description": "terms of its chain, both ends"})
@@ -45,11 +46,18 @@ class ChainQuery(QuerySchema):
     )
 
 
-class ChainOut(marshmallow.Schema):
+class ChainOut(ResponseSchema):
     start = fields.Integer()
     length = fields.Integer(metadata={"description": "terms, both ends included"})
     peak = fields.Integer(metadata={"description": "the largest term"})
-    sequence = fields.List(fields.Integer(), metadata={"description": "the terms"})
+    sequence = fields.List(
+        fields.Integer(),
+        metadata={
+            "description": f"the terms: only with sequence=true, for chains "
+            f"under {MAX_SEQUENCE}",
+            "optional": True,
+        },
+    )
 
 
 def check_bound(name: str, value: int, maximum: int) -> None:

@@ -5,22 +5,22 @@ from typing import Callable
 from typing import Dict
 
 import falcon
-import marshmallow
 from marshmallow import fields
 
 from db.errors import Unavailable
+from web.openapi import ResponseSchema
 from web.validation import validate
 
 log = logging.getLogger(__name__)
 
 
-class HealthOut(marshmallow.Schema):
+class HealthOut(ResponseSchema):
     """The process answers."""
 
     status = fields.String(metadata={"enum": ["ok"]})
 
 
-class ReadyOut(marshmallow.Schema):
+class ReadyOut(ResponseSchema):
     """Each backend's state; ``detail`` names the ones down (with a 503)."""
 
     status = fields.String(metadata={"enum": ["ok", "down"]})
@@ -28,7 +28,9 @@ class ReadyOut(marshmallow.Schema):
         keys=fields.String(),
         values=fields.String(metadata={"enum": ["ok", "down"]}),
     )
-    detail = fields.String(metadata={"description": "only when something is down"})
+    detail = fields.String(
+        metadata={"description": "only when something is down", "optional": True}
+    )
 
 
 class Health:

@@ -35,6 +35,7 @@ from web.fields import SafeUrl
 from web.fields import check_target
 from web.fields import cursor_field
 from web.fields import request_host
+from web.openapi import ResponseSchema
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -105,7 +106,7 @@ class BulkLinksIn(marshmallow.Schema):
     )
 
 
-class LinkOut(marshmallow.Schema):
+class LinkOut(ResponseSchema):
     """A short link."""
 
     code = fields.String()
@@ -117,7 +118,7 @@ class LinkOut(marshmallow.Schema):
     visits = fields.Integer()
 
 
-class VisitOut(marshmallow.Schema):
+class VisitOut(ResponseSchema):
     """One followed redirect."""
 
     visited_at = fields.String(metadata={"format": "date-time"})
@@ -148,7 +149,7 @@ VISIT = {
 }
 
 
-class BulkItemOut(marshmallow.Schema):
+class BulkItemOut(ResponseSchema):
     """The result of one item of ``POST /links/bulk``."""
 
     index = fields.Integer(metadata={"description": "position in the request"})
@@ -158,13 +159,18 @@ class BulkItemOut(marshmallow.Schema):
             "status of the item's problem (409 alias taken, 422 invalid)"
         }
     )
-    link = fields.Nested(LinkOut, metadata={"description": "when 200 or 201"})
+    link = fields.Nested(
+        LinkOut, metadata={"description": "when 200 or 201", "optional": True}
+    )
     problem = fields.Dict(
-        metadata={"description": "RFC 9457 problem details, when 4xx"}
+        metadata={
+            "description": "RFC 9457 problem details, when 4xx",
+            "optional": True,
+        }
     )
 
 
-class BulkOut(marshmallow.Schema):
+class BulkOut(ResponseSchema):
     """The answer of ``POST /links/bulk``: one result per item, in order."""
 
     items = fields.List(fields.Nested(BulkItemOut))

@@ -19,6 +19,7 @@ from core.primality import UPPER_BOUND
 from core.primality import is_prime
 from db.primes import PrimeStore
 from web.errors import Problem
+from web.openapi import ResponseSchema
 from web.openapi import parameter
 from web.paging import limit_field
 from web.paging import next_link
@@ -65,14 +66,14 @@ class PrimesIn(marshmallow.Schema):
     )
 
 
-class PrimesStored(marshmallow.Schema):
+class PrimesStored(ResponseSchema):
     """The numbers a batch stored, in the order sent."""
 
     stored = fields.List(fields.Integer())
     count = fields.Integer()
 
 
-class PrimesPage(marshmallow.Schema):
+class PrimesPage(ResponseSchema):
     """One page of stored primes, ascending."""
 
     items = fields.List(fields.Integer())
@@ -91,7 +92,7 @@ class PrimesQuery(QuerySchema):
     )
 
 
-class NumberOut(marshmallow.Schema):
+class NumberOut(ResponseSchema):
     """What is known about one number."""
 
     number = fields.Integer()
@@ -99,7 +100,7 @@ class NumberOut(marshmallow.Schema):
     stored = fields.Boolean()
 
 
-class SeedAnswer(marshmallow.Schema):
+class SeedAnswer(ResponseSchema):
     """The seed's fixed answer."""
 
     response = fields.String()

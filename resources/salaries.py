@@ -35,6 +35,7 @@ from db.salaries.store import EmployeeRows
 from db.salaries.store import ExportRow
 from db.salaries.store import SalaryStore
 from db.salaries.store import Snapshot
+from web.openapi import ResponseSchema
 from web.openapi import parameter
 from web.paging import limit_field
 from web.paging import next_link
@@ -154,7 +155,7 @@ class SearchQuery(EmployeesQuery):
     )
 
 
-class SalaryOut(marshmallow.Schema):
+class SalaryOut(ResponseSchema):
     """Salary statistics in dollars; mean and median rounded to the cent."""
 
     min = fields.Float()
@@ -164,7 +165,7 @@ class SalaryOut(marshmallow.Schema):
     total = fields.Float()
 
 
-class DepartmentOut(marshmallow.Schema):
+class DepartmentOut(ResponseSchema):
     """A department with its salary statistics."""
 
     name = fields.String()
@@ -172,13 +173,13 @@ class DepartmentOut(marshmallow.Schema):
     salary = fields.Nested(SalaryOut)
 
 
-class DepartmentsOut(marshmallow.Schema):
+class DepartmentsOut(ResponseSchema):
     """Department names (or, with ``stats=true``, DepartmentOut objects)."""
 
     departments = fields.List(fields.Raw())
 
 
-class EmployeeOut(marshmallow.Schema):
+class EmployeeOut(ResponseSchema):
     """One employee; ``annual_salary`` in dollars."""
 
     name = fields.String()
@@ -190,7 +191,7 @@ class EmployeeOut(marshmallow.Schema):
 EmployeePage = page_schema("EmployeePage", EmployeeOut())
 
 
-class SeedEmployeePage(marshmallow.Schema):
+class SeedEmployeePage(ResponseSchema):
     """``GET /dept/{name}``: the seed's shape, employees under ``data``."""
 
     data = fields.List(fields.Nested(EmployeeOut))

@@ -34,6 +34,7 @@ from web.fields import SafeUrl
 from web.fields import check_target
 from web.fields import cursor_field
 from web.openapi import HEADERS
+from web.openapi import ResponseSchema
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -126,7 +127,7 @@ class ReplayIn(Schema):
     )
 
 
-class ReplayOut(Schema):
+class ReplayOut(ResponseSchema):
     subscription_id = fields.Integer()
     since = fields.String(metadata={"format": "date-time"})
     until = fields.String(metadata={"format": "date-time"})
@@ -163,7 +164,7 @@ _REPLAY_EXAMPLE_OUT = {
 }
 
 
-class SubscriptionOut(Schema):
+class SubscriptionOut(ResponseSchema):
     id = fields.Integer()
     url = fields.String()
     events = fields.List(fields.String())
@@ -183,7 +184,7 @@ class SubscriptionCreated(SubscriptionOut):
 SubscriptionPage = page_schema("SubscriptionPage", SubscriptionOut())
 
 
-class SubscriptionAttemptOut(Schema):
+class SubscriptionAttemptOut(ResponseSchema):
     id = fields.Integer()
     event_id = fields.String()
     event_type = fields.String()

@@ -15,7 +15,6 @@ from typing import Tuple
 from urllib.parse import parse_qs
 
 import falcon
-from marshmallow import Schema
 from marshmallow import fields
 from marshmallow import validate as checks
 
@@ -28,6 +27,7 @@ from db.webhooks import Delivery
 from db.webhooks import WebhookStore
 from web.errors import Problem
 from web.fields import cursor_field
+from web.openapi import ResponseSchema
 from web.paging import limit_field
 from web.paging import next_link
 from web.paging import page_body
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 _MAX_ID = 200  # longest delivery id and event name stored
 
 
-class InboundDeliveryOut(Schema):
+class InboundDeliveryOut(ResponseSchema):
     id = fields.String(metadata={"description": "the sender's delivery id"})
     source = fields.String()
     event = fields.String()

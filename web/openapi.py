@@ -6,11 +6,19 @@ the headers it reads and sends (conditional requests, ``Location``), and
 limits only the settings know (``document=``). ``servers`` is
 ``PUBLIC_BASE_URL``. Every error status gets a problem+json example.
 
+Response schemas derive from :class:`ResponseSchema`: every field they name
+is ``required`` in the document unless declared optional, so a generated
+client types what is always there as always there. A seed alias that shares
+a path and method with another operation (:func:`query_alias`) is described
+as its own operation under the path's ``x-{method}-alias``: OpenAPI 3.0 has
+one operation per path and method.
+
 Over 300 lines: the document is built from every route's @validate in one pass:
 schemas, parameters, headers, examples and the problem answers must be
 assembled together to stay consistent.
 """
 
+import functools
 import inspect
 import re
 from typing import Any
@@ -19,6 +27,7 @@ from typing import List
 from typing import Optional
 
 import falcon
+import marshmallow
 import swagger_ui_bundle
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -189,6 +198,49 @@ _RATE_LIMITED = {
 }
 
 
+class ResponseSchema(marshmallow.Schema):
+    """A response body: each field is in every answer, unless declared optional.
+
+    Declare a field that some answers leave out with ``metadata={"optional":
+    True}`` (and say when it is there in its description). Every other field
+    is ``required`` in the document; a response is never loaded, so that is
+    all ``required`` does here, and the contract tests fail any answer that
+    leaves out a required field.
+    """
+
+    def on_bind_field(self, field_name: str, field_obj) -> None:
+        field_obj.required = not field_obj.metadata.get("optional", False)
+
+
+def query_alias(parameter: str, alias):
+    """Decorator: a request whose query names ``parameter`` goes to ``alias``.
+
+    For a seed alias that answers another shape on the path and method of
+    the decorated responder (``GET /notes?id=``). ``alias`` is a responder
+    with its own ``@validate`` and ``operation_id``, whose query schema
+    requires ``parameter``; the decorated responder's does not name it, so
+    each operation has answers of one shape. The document describes
+    ``alias`` as its own operation, under the path's ``x-{method}-alias``.
+    """
+
+    def decorator(responder):
+        @functools.wraps(responder)
+        def wrapper(resource, req: falcon.Request, resp: falcon.Response, *args, **kw):
+            if parameter in req.params:
+                return alias(resource, req, resp, *args, **kw)
+            return responder(resource, req, resp, *args, **kw)
+
+        wrapper.query_alias = alias
+        return wrapper
+
+    return decorator
+
+
+def alias_key(method: str) -> str:
+    """The path item key that holds the alias operation of ``method``."""
+    return f"x-{method}-alias"
+
+
 class Routes:
     """Adds routes to the app and remembers them for the OpenAPI document.
 
@@ -229,21 +281,31 @@ def build_spec(
         for method in _METHODS:
             name = f"on_{method}" + (f"_{suffix}" if suffix else "")
             responder = getattr(resource, name, None)
-            if responder is not None:
-                operations[method] = _operation(template, resource, responder)
-                if routes.rate_limited and routes.rate_limited(
-                    method.upper(), resource
-                ):
-                    operations[method]["responses"]["429"] = _RATE_LIMITED
-                operations[method]["operationId"] = getattr(
-                    responder, "apidoc", {}
-                ).get("operation_id") or _operation_id(method, resource, suffix)
-                finishing.append((path, method, resource, responder))
+            if responder is None:
+                continue
+            operation_id = _operation_id(method, resource, suffix)
+            documented = [(method, responder, operation_id)]
+            alias = getattr(responder, "query_alias", None)
+            if alias is not None:
+                documented.append((alias_key(method), alias, operation_id + "Alias"))
+            limited = routes.rate_limited and routes.rate_limited(
+                method.upper(), resource
+            )
+            for key, documented_responder, default_id in documented:
+                operation = _operation(template, resource, documented_responder)
+                if limited:
+                    operation["responses"]["429"] = _RATE_LIMITED
+                operation["operationId"] = (
+                    getattr(documented_responder, "apidoc", {}).get("operation_id")
+                    or default_id
+                )
+                operations[key] = operation
+                finishing.append((path, key, resource, documented_responder))
         if operations:
             spec.path(path=path, operations=operations)
     document = spec.to_dict()
-    for path, method, resource, responder in finishing:
-        _finish(document["paths"][path][method], resource, responder)
+    for path, key, resource, responder in finishing:
+        _finish(document["paths"][path][key], resource, responder)
     return document
 
 

@@ -15,6 +15,8 @@ import marshmallow
 from marshmallow import fields
 from marshmallow import validate
 
+from web.openapi import ResponseSchema
+
 
 def limit_field(default: int, maximum: int) -> fields.Integer:
     """A ``limit`` query parameter: 1..maximum, ``default`` when absent."""
@@ -47,7 +49,7 @@ def page_body(items: List[Any], next_url: Optional[str]) -> dict:
 
 def page_schema(name: str, item: marshmallow.Schema) -> marshmallow.Schema:
     """The OpenAPI schema of a list envelope of ``item`` (named ``name``)."""
-    return marshmallow.Schema.from_dict(
+    return ResponseSchema.from_dict(
         {
             "items": fields.List(fields.Nested(item)),
             "next": fields.String(

@@ -6,6 +6,7 @@ PYTEST_ARGS='-m "not e2e"'`` skips them.
 
 import pytest
 
+from tests.support.browser import chromium_driver
 from tests.support.live import LiveServer
 from tests.support.live import PushWorkerProcess
 from tests.support.push_clients import Subscriber
@@ -59,3 +60,11 @@ def subscribers():
     yield make
     for sub in made:
         sub.close()
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (selenium; tests.support.browser), quit after the test."""
+    driver = chromium_driver()
+    yield driver
+    driver.quit()

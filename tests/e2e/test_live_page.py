@@ -7,44 +7,15 @@ reconnect with Last-Event-ID and catch up, and saves a screenshot at
 var/live-page.png (the README shows a copy, docs/live-page.png).
 """
 
-import shutil
-
-import pytest
 import requests
 
+from tests.support.browser import requires_chromium
 from tests.support.live import ROOT
 from tests.support.live import PushWorkerProcess
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOT = ROOT / "var" / "live-page.png"
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="no chromium and chromedriver: apt-get install chromium chromium-driver "
-    "(make test installs them when run as root)",
-)
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # root in CI
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1200,760",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+pytestmark = requires_chromium
 
 
 def test_the_page_shows_the_notes_and_applies_each_change(

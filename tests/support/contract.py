@@ -2,21 +2,27 @@
 
 :class:`ContractClient` is the ``falcon.testing.TestClient`` the unit tests
 use: after each request it finds the documented operation (path template and
-method), requires the status to be one the document lists, and validates the
-body against that response's schema. So the document and the answers cannot
-drift apart: a field added to an answer but not to its schema, a status the
-document does not declare, or a wrong type fails the test that caused it.
+method; the path's ``x-{method}-alias`` when the query names the alias's
+required parameters), requires the status to be one the document lists, and
+validates the body against that response's schema. So the document and the
+answers cannot drift apart: a field added to an answer but not to its schema,
+a status the document does not declare, a wrong type or a required field left
+out fails the test that caused it.
 """
 
 import json
 import re
+from typing import Collection
 from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
+from urllib.parse import parse_qsl
 
 import falcon.testing
 from openapi_schema_validator import OAS30Validator
+
+from web.openapi import alias_key
 
 #: Routes served outside the document (the document itself, Swagger UI).
 UNDOCUMENTED = re.compile(r"^/(openapi\.json|docs(/.*)?)$")
@@ -48,16 +54,43 @@ class Contract:
                 return template
         return None
 
-    def check(self, method: str, path: str, result) -> None:
-        """Fail (AssertionError) unless ``result`` is what the document promises."""
-        path = path.split("?", 1)[0]
+    def operation(
+        self, method: str, template: str, query: Collection[str] = ()
+    ) -> Optional[dict]:
+        """The operation a request to ``template`` with ``query`` names is.
+
+        The path's alias of the method (``x-get-alias``) when the query names
+        every query parameter the alias requires, else the method's own.
+        """
+        item = self.spec["paths"][template]
+        alias = item.get(alias_key(method.lower()))
+        if alias is not None:
+            needed = {
+                p["name"]
+                for p in alias.get("parameters", ())
+                if p["in"] == "query" and p.get("required")
+            }
+            if needed <= set(query):
+                return alias
+        return item.get(method.lower())
+
+    def check(
+        self, method: str, path: str, result, query: Collection[str] = ()
+    ) -> None:
+        """Fail (AssertionError) unless ``result`` is what the document promises.
+
+        ``query``: the names of the query parameters sent (besides any in
+        ``path``).
+        """
+        path, _, query_string = path.partition("?")
+        query = set(query) | {k for k, _ in parse_qsl(query_string, True)}
         if UNDOCUMENTED.match(path):
             return
         template = self.template(path)
         if template is None:  # no route: Falcon's 404
             assert result.status_code == 404, f"{method} {path}: no documented path"
             return
-        operation = self.spec["paths"][template].get(method.lower())
+        operation = self.operation(method, template, query)
         if operation is None:  # a method the path does not have
             if method in ("HEAD", "OPTIONS"):
                 return
@@ -107,5 +140,7 @@ class ContractClient(falcon.testing.TestClient):
         if self._contract is None:
             spec = super().simulate_request("GET", "/openapi.json").json
             self._contract = Contract(spec)
-        self._contract.check(method, path, result)
+        query = set(kwargs.get("params") or ())
+        query.update(k for k, _ in parse_qsl(kwargs.get("query_string") or "", True))
+        self._contract.check(method, path, result, query)
         return result

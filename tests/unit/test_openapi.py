@@ -9,10 +9,23 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def operations(document):
+    """(path, key, operation): each method's, and each alias (``x-get-alias``)."""
     for path, item in document["paths"].items():
-        for method in METHODS:
-            if method in item:
-                yield path, method, item[method]
+        for key, operation in item.items():
+            if key in METHODS or (key.startswith("x-") and key.endswith("-alias")):
+                yield path, key, operation
+
+
+def refs(schema):
+    """The names of the component schemas ``schema`` refers to, directly."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            yield schema["$ref"].rsplit("/", 1)[-1]
+        for value in schema.values():
+            yield from refs(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from refs(value)
 
 
 def check(document, schema, example, where):
@@ -141,3 +154,83 @@ def test_postman_knows_the_status_every_operation_is_meant_to_answer(client):
     assert found[("delete", "/notes/{note_id}")] == 204
     assert found[("get", "/{code}")] == 302
     assert found[("post", "/webhooks/{source}")] == 202
+
+
+def test_the_seed_alias_is_an_operation_of_its_own(client):
+    item = client.simulate_get("/openapi.json").json["paths"]["/notes"]
+    listing, alias = item["get"], item["x-get-alias"]
+    assert [p["name"] for p in listing["parameters"]] == ["limit", "cursor"]
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/NoteList"
+    }
+    assert alias["operationId"] == "getNotesById"
+    (query,) = [p for p in alias["parameters"] if p["in"] == "query"]
+    assert query["name"] == "id" and query["required"] is True
+    assert alias["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/NoteEnvelope"
+    }
+    assert {"304", "404"} <= set(alias["responses"])
+
+
+def test_every_response_field_is_required_unless_some_answers_leave_it_out(client):
+    document = client.simulate_get("/openapi.json").json
+    schemas = document["components"]["schemas"]
+    answered = {
+        name
+        for _, _, op in operations(document)
+        for answer in op["responses"].values()
+        for name in refs(answer)
+    }
+    reached, todo = set(), list(answered)
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(refs(schemas[name]))
+    assert {"NoteOut", "NoteList", "LinkOut", "SalaryOut", "Problem"} <= reached
+    optional = {
+        name: sorted(set(schemas[name]["properties"]) - set(schemas[name]["required"]))
+        for name in reached
+    }
+    assert {name: fields for name, fields in optional.items() if fields} == {
+        "BulkItemOut": ["link", "problem"],  # one or the other, by status
+        "ChainOut": ["sequence"],  # with ?sequence=true, for short chains
+        "Problem": ["errors"],  # 422s
+        "ReadyOut": ["detail"],  # when a backend is down
+    }
+
+
+def test_postman_gets_a_request_for_the_seed_alias(client):
+    from api.postman import finish
+
+    spec = client.simulate_get("/openapi.json").json
+    listing = {
+        "name": "List notes, newest first.",
+        "request": {
+            "name": "List notes, newest first.",
+            "method": "GET",
+            "url": {
+                "host": ["{{baseUrl}}"],
+                "path": ["notes"],
+                "query": [{"key": "limit", "value": "", "disabled": True}],
+            },
+            "header": [{"key": "Accept", "value": "application/json"}],
+        },
+        "response": [],
+    }
+    folder = {"name": "notes", "item": [listing]}
+    (done,) = finish({"item": [folder]}, spec, "s3cret")["item"]
+    first, alias = done["item"]
+    assert first["request"]["url"]["query"] == [
+        {"key": "limit", "value": "2", "disabled": False}
+    ]
+    assert alias["request"]["method"] == "GET"
+    assert alias["request"]["url"]["path"] == ["notes"]
+    assert alias["request"]["url"]["query"] == [
+        {"key": "id", "value": "{{note_id}}", "disabled": False}
+    ]
+    assert alias["name"].startswith("Read a note as")
+    (tests,) = alias["event"]
+    assert (
+        "pm.test('GET /notes?id= answers 200', function () {" in tests["script"]["exec"]
+    )
