@@ -9,6 +9,7 @@ import marshmallow
 from marshmallow import fields
 
 from db.errors import Unavailable
+from web.auth import public
 from web.validation import validate
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class ReadyOut(marshmallow.Schema):
 class Health:
     """``GET /health``: the process answers; no backend is touched."""
 
+    @public
     @validate(response=HealthOut(), examples={200: {"status": "ok"}})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Liveness probe."""
@@ -50,6 +52,7 @@ class Ready:
     def __init__(self, checks: Dict[str, Callable[[], None]]):
         self._checks = checks
 
+    @public
     @validate(
         response=ReadyOut(),
         also={503: ReadyOut()},

@@ -23,6 +23,9 @@ from core.notes import TITLE_MAX
 from core.notes import Note
 from core.notes import note_json
 from db.notes.base import NotesStore
+from web.auth import READ
+from web.auth import WRITE
+from web.auth import requires
 from web.fields import INT32_MAX
 from web.fields import INT64_MAX
 from web.fields import cursor_field
@@ -187,6 +190,7 @@ class Notes:
             return
         resp.media = {"note": note_json(note)} if envelope else note_json(note)
 
+    @requires(READ)
     @validate(
         query=NoteListQuery(),
         response={"oneOf": [NoteList, NoteEnvelope()]},
@@ -219,6 +223,7 @@ class Notes:
             else next_link(req, cursor=page.next_cursor),
         )
 
+    @requires(WRITE)
     @validate(
         body=NoteCreate(),
         response=NoteOut(),
@@ -236,6 +241,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
+    @requires(READ)
     @validate(
         response=NoteOut(),
         errors=(404, 503),
@@ -254,6 +260,7 @@ class Notes:
         """
         self._show(req, resp, self._store.get(note_id))
 
+    @requires(WRITE)
     @validate(
         body=NoteReplace(),
         response=NoteOut(),
@@ -281,6 +288,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
+    @requires(WRITE)
     @validate(
         body=NotePatch(),
         response=NoteOut(),
@@ -301,6 +309,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
+    @requires(WRITE)
     @validate(
         status=204,
         errors=(404, 412, 503),

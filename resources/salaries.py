@@ -35,6 +35,7 @@ from db.salaries.store import EmployeeRows
 from db.salaries.store import ExportRow
 from db.salaries.store import SalaryStore
 from db.salaries.store import Snapshot
+from web.auth import public
 from web.openapi import parameter
 from web.paging import limit_field
 from web.paging import next_link
@@ -423,6 +424,7 @@ def _filter(query: dict, **extra) -> EmployeeFilter:
 class Departments(_SalaryResource):
     """``GET /departments``: the department names, or every department's stats."""
 
+    @public
     @validate(
         query=DepartmentsQuery(),
         response=DepartmentsOut(),
@@ -452,6 +454,7 @@ class Departments(_SalaryResource):
 class DepartmentStats(_SalaryResource):
     """``GET /departments/{name}``: one department's salary statistics."""
 
+    @public
     @validate(
         response=DepartmentOut(),
         errors=(404, 503),
@@ -475,6 +478,7 @@ class DepartmentStats(_SalaryResource):
 class DepartmentEmployees(_SalaryResource):
     """``GET /departments/{name}/employees``."""
 
+    @public
     @validate(
         query=EmployeesQuery(),
         response=EmployeePage,
@@ -509,6 +513,7 @@ class SeedDepartmentEmployees(DepartmentEmployees):
 
     items_key = "data"
 
+    @public
     @validate(
         query=EmployeesQuery(),
         response=SeedEmployeePage(),
@@ -561,6 +566,7 @@ class DepartmentNdjson(_DepartmentExport):
     content_type = "application/x-ndjson"
     _chunks = staticmethod(_ndjson_chunks)
 
+    @public
     @validate(
         response={
             "type": "string",
@@ -586,6 +592,7 @@ class DepartmentCsv(_DepartmentExport):
     content_type = "text/csv; charset=utf-8"
     _chunks = staticmethod(_csv_chunks)
 
+    @public
     @validate(
         response={
             "type": "string",
@@ -610,6 +617,7 @@ class DepartmentCsv(_DepartmentExport):
 class Employees(_SalaryResource):
     """``GET /employees``: employees across departments, searched by name or title."""
 
+    @public
     @validate(
         query=SearchQuery(),
         response=EmployeePage,

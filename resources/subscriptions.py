@@ -29,6 +29,8 @@ from db.subscriptions import WILDCARDS
 from db.subscriptions import Attempt
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
+from web.auth import ADMIN
+from web.auth import requires
 from web.fields import IsoDateTime
 from web.fields import SafeUrl
 from web.fields import check_target
@@ -336,6 +338,7 @@ class Subscriptions:
         self._store = store
         self._targets = targets or Targets()
 
+    @requires(ADMIN)
     @validate(
         body=SubscriptionIn(),
         response=SubscriptionCreated(),
@@ -365,6 +368,7 @@ class Subscriptions:
         resp.status = falcon.HTTP_201
         resp.location = f"/subscriptions/{subscription.id}"
 
+    @requires(ADMIN)
     @validate(
         query=SubscriptionPageQuery(),
         response=SubscriptionPage,
@@ -380,6 +384,7 @@ class Subscriptions:
             None if cursor is None else next_link(req, cursor=cursor),
         )
 
+    @requires(ADMIN)
     @validate(
         response=SubscriptionOut(),
         errors=(404, 503),
@@ -391,6 +396,7 @@ class Subscriptions:
         """One subscription (no secret)."""
         resp.media = subscription_json(self._store.get(subscription_id))
 
+    @requires(ADMIN)
     @validate(
         body=SubscriptionPatch(),
         response=SubscriptionOut(),
@@ -416,6 +422,7 @@ class Subscriptions:
         )
         resp.media = subscription_json(subscription)
 
+    @requires(ADMIN)
     @validate(status=204, errors=(404, 503), examples={"subscription_id": 1})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
@@ -424,6 +431,7 @@ class Subscriptions:
         self._store.delete(subscription_id)
         resp.status = falcon.HTTP_204
 
+    @requires(ADMIN)
     @validate(
         query=SubscriptionPageQuery(),
         response=SubscriptionAttemptPage,
@@ -447,6 +455,7 @@ class Subscriptions:
             None if cursor is None else next_link(req, cursor=cursor),
         )
 
+    @requires(ADMIN)
     @validate(
         body=ReplayIn(),
         response=ReplayOut(),
