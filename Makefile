@@ -14,6 +14,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 QUICK ?=
 BENCH_ARGS ?=
+KEY_FILE ?= var/api-key
 
 .PHONY: serve test lint bench bench-venv wrk interpreter clean revision check-migrations \
 	node postman newman chromium
@@ -21,6 +22,8 @@ BENCH_ARGS ?=
 serve: $(STAMP)
 	$(BIN)/python -m api init-db
 	$(BIN)/python -m api import-salaries --if-empty
+	@# A development admin key, made on the first start and kept in $(KEY_FILE).
+	@$(BIN)/python -m api keys dev --file $(KEY_FILE)
 	@# supervisord runs every process in supervisord.conf and starts again
 	@# the ones that exit; Ctrl-C stops all. One collatz worker per core.
 	@mkdir -p var

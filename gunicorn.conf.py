@@ -92,9 +92,12 @@ if wants_json(_settings.log_format):
 def on_starting(server):
     """Migrate the SQL database once, in the master, before workers fork.
 
-    Also empties the metrics folder: files left by an earlier run would be
-    added to this one's counts.
+    Refuses to start open to the network: on an address beyond loopback,
+    with AUTH on and no key to let anyone in. Also empties the metrics
+    folder: files left by an earlier run would be added to this one's counts.
     """
+    from db.keys import KeyStore
+    from db.keys import open_without_keys
     from db.schema import create_schema
     from db.sql import Database
 
@@ -105,7 +108,13 @@ def on_starting(server):
 
     database = Database(_settings.database_url)
     create_schema(database.engine)
-    database.dispose()
+    try:
+        refusal = open_without_keys(_settings, KeyStore(database))
+    finally:
+        database.dispose()
+    if refusal:
+        server.log.error("%s", refusal)
+        raise SystemExit(1)
 
 
 def child_exit(server, worker):

@@ -15,6 +15,7 @@ from core.ratelimit import parse_rate
 from core.settings import Settings
 from core.targets import Targets
 from core.version import __version__
+from db.keys import KeyCache
 from db.stores import Stores
 from db.stores import open_stores
 from resources import salaries
@@ -32,6 +33,7 @@ from resources.subscriptions import Subscriptions
 from resources.webhooks import WebhookDeliveries
 from resources.webhooks import WebhookReceiver
 from web import errors
+from web.auth import Auth
 from web.fields import ID_CONVERTER
 from web.metrics import Metrics as MetricsMiddleware
 from web.middleware import JSON_MEDIA_TYPES
@@ -40,6 +42,8 @@ from web.middleware import RequestId
 from web.middleware import RequireJSON
 from web.openapi import Routes
 from web.openapi import add_docs
+from web.ratelimit import SCOPES
+from web.ratelimit import WRITE_METHODS
 from web.ratelimit import RateLimit
 from workers.collatz.client import CollatzClient
 from workers.webhooks.handlers import registry as webhook_handlers
@@ -54,31 +58,58 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     webhook_sources = parse_sources(settings.webhook_sources)
     # Where links and webhook subscriptions may point (README, Security).
     targets = Targets(settings.allowed_private_targets)
-    # RATE_LIMIT: per-client token buckets in the SQL database, so every
-    # gunicorn worker counts against the same ones.
-    rate = parse_rate(settings.rate_limit)
+    if settings.auth not in ("on", "off"):
+        raise ValueError(f"AUTH must be on or off, got {settings.auth!r}")
     stores = stores or open_stores(settings)
-    limiter = None
+    # What each operation needs: filled in by routes.add, read by Auth.
+    scopes = {}
+    # RATE_LIMIT and COLLATZ_RATE_LIMIT: per-client token buckets in the SQL
+    # database, so every gunicorn worker counts against the same ones.
+    limiters = []
+    links = Links(stores.links, settings.public_base_url, targets)
+    collatz = CollatzClient(settings.collatz_frontend, settings.collatz_timeout)
+    collatz_longest = CollatzLongest(collatz, settings.collatz_max_n)
+    rate = parse_rate(settings.rate_limit)
     if rate is not None:
-        limiter = RateLimit(
-            stores.rate_limits,
-            rate,
-            settings.rate_limit_scope,
-            settings.rate_limit_key_header,
+        limiters.append(
+            RateLimit(
+                stores.rate_limits,
+                rate,
+                settings.rate_limit_scope,
+                _rate_limited(settings.rate_limit_scope, links),
+            )
+        )
+    collatz_rate = parse_rate(settings.collatz_rate_limit)
+    if collatz_rate is not None:
+        limiters.append(
+            RateLimit(
+                stores.rate_limits,
+                collatz_rate,
+                "collatz",
+                lambda method, resource: resource is collatz_longest,
+            )
         )
 
     # Metrics first: it sees every request, and the final status of each.
+    # The key is checked before the rate limits, which count per key.
     middleware = [MetricsMiddleware(), RequestId(), BodyLimit(settings.max_body_bytes)]
-    if limiter is not None:
-        middleware.append(limiter)
-    app = falcon.App(middleware=middleware + [RequireJSON()])
+    if settings.auth == "on":
+        middleware.append(Auth(KeyCache(stores.keys), scopes))
+    app = falcon.App(middleware=middleware + limiters + [RequireJSON()])
     json_handler = falcon.media.JSONHandler(dumps=wire.dumps, loads=wire.loads)
     for media_type in JSON_MEDIA_TYPES + (errors.PROBLEM_JSON,):
         app.req_options.media_handlers[media_type] = json_handler
         app.resp_options.media_handlers[media_type] = json_handler
     errors.install(app)
 
-    routes = Routes(app, rate_limited=limiter.applies if limiter else None)
+    routes = Routes(
+        app,
+        rate_limited=lambda method, resource: any(
+            limiter.applies(method, resource) for limiter in limiters
+        ),
+        scopes=scopes,
+        auth=settings.auth == "on",
+    )
     routes.add("/health", Health())
     ready_checks = {"sql": stores.database.ping, "notes": stores.notes.ping}
 
@@ -95,11 +126,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
 
     # Links, the shortener. "/{code}" catches every other one-segment path:
     # Falcon prefers literal segments, and aliases may not take a route's name.
-    links = Links(stores.links, settings.public_base_url, targets)
     routes.add("/links", links)
     routes.add("/links/bulk", links, suffix="bulk")
-    if limiter is not None:
-        limiter.limit_creation(links)  # POST /links and /links/bulk
     routes.add("/links/{code}", links, suffix="item")
     routes.add("/links/{code}/visits", links, suffix="visits")
     routes.add("/{code}", Redirect(stores.links, settings.redirect_status))
@@ -123,8 +151,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     # Collatz: the longest chain comes from the ZeroMQ workers through the
     # broker; one start's chain is computed here. The client connects lazily,
     # in the gunicorn worker that uses it.
-    collatz = CollatzClient(settings.collatz_frontend, settings.collatz_timeout)
-    routes.add("/collatz", CollatzLongest(collatz, settings.collatz_max_n))
+    routes.add("/collatz", collatz_longest)
     routes.add("/collatz/{k:int}", CollatzChain(settings.collatz_max_n))
     ready_checks["collatz"] = collatz.ping
 
@@ -167,6 +194,17 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     routes.add("/metrics", Metrics(backends, settings.metrics_dir))
     add_docs(routes, TITLE, __version__, [settings.public_base_url.rstrip("/")])
     return app
+
+
+def _rate_limited(scope: str, links: Links):
+    """What ``RATE_LIMIT_SCOPE`` limits: link creation, or every write."""
+    if scope == "writes":
+        return lambda method, resource: method in WRITE_METHODS
+    if scope == "links":  # POST /links and /links/bulk
+        return lambda method, resource: method == "POST" and resource is links
+    raise ValueError(
+        f"RATE_LIMIT_SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}"
+    )
 
 
 def get_app() -> falcon.App:

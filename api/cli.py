@@ -10,6 +10,7 @@ from typing import Optional
 
 from rethinkdb.errors import ReqlError
 
+from api import keys
 from api import salary_import
 from core.logs import configure_logging
 from core.settings import Settings
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     finish.add_argument("output", help="where to write the finished collection")
     finish.set_defaults(run=write_postman)
     salary_import.add_command(commands)
+    keys.add_command(commands)
     return parser
 
 

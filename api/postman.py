@@ -131,6 +131,8 @@ def _finish_request(item: dict, spec: dict, key: Optional[str] = None) -> None:
             },
         }
     ]
+    for credential in (request.get("auth") or {}).get("bearer", ()):
+        credential["value"] = "{{apiKey}}"  # newman --env-var apiKey=...
     if method == "POST" and template == "/webhooks/{source}":
         request["header"] = [
             h for h in request.get("header", ()) if h["key"].lower() == "content-type"
@@ -215,6 +217,7 @@ def finish(collection: Dict[str, Any], spec: dict, webhook_secret: str) -> dict:
         ("code", ""),
         ("subscription_id", ""),
         ("webhook_secret", webhook_secret),
+        ("apiKey", ""),
     ):
         variables.setdefault(key, {"key": key, "value": value})
     collection["variable"] = list(variables.values())

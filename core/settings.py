@@ -39,6 +39,12 @@ class Settings:
         "",
         "gunicorn's access log: '-' for standard output, or a file; empty: none",
     )
+    auth: str = _env_field(
+        "AUTH",
+        "on",
+        "on: private calls need an API key (README, Security); off: nothing "
+        "asks for one (a trusted network only)",
+    )
     max_body_bytes: int = _env_field(
         "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"
     )
@@ -112,11 +118,11 @@ class Settings:
         "what RATE_LIMIT limits: links (POST /links and /links/bulk) or writes "
         "(every POST, PUT, PATCH and DELETE)",
     )
-    rate_limit_key_header: str = _env_field(
-        "RATE_LIMIT_KEY_HEADER",
-        "",
-        "request header (such as X-API-Key) whose value names the client; "
-        "empty or absent: the client's address",
+    collatz_rate_limit: str = _env_field(
+        "COLLATZ_RATE_LIMIT",
+        "60/minute",
+        "GET /collatz requests per client (a new large n costs the workers "
+        "seconds); empty: no limit",
     )
 
     # Collatz

@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import db.checkpoints  # noqa: F401  (push_checkpoints)
+import db.keys  # noqa: F401  (api_keys)
 import db.links  # noqa: F401  (links, visits)
 import db.notes.sql  # noqa: F401  (notes, note_changes, note_sequence)
 import db.primes  # noqa: F401  (primes)

@@ -12,6 +12,7 @@ from typing import Optional
 from core.settings import Settings
 from core.wakeup import Notifier
 from db.checkpoints import CheckpointStore
+from db.keys import KeyStore
 from db.links import LinkStore
 from db.notes.base import NotesStore
 from db.notes.rethink import RethinkNotesStore
@@ -38,6 +39,7 @@ class Stores:
     subscriptions: SubscriptionStore
     checkpoints: CheckpointStore
     rate_limits: RateLimitStore
+    keys: KeyStore
 
     def close(self) -> None:
         """Release every connection (at shutdown)."""
@@ -92,4 +94,5 @@ def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores
         subscriptions=SubscriptionStore(database),
         checkpoints=CheckpointStore(database),
         rate_limits=RateLimitStore(database),
+        keys=KeyStore(database),
     )

@@ -6,6 +6,7 @@ from marshmallow import fields
 from marshmallow import validate as check
 
 from core import collatz as collatz_core
+from web.auth import public
 from web.fields import INT64_MAX
 from web.openapi import ResponseSchema
 from web.openapi import parameter
@@ -75,6 +76,7 @@ class CollatzLongest:
         self._client = client
         self.max_n = max_n
 
+    @public
     @validate(
         query=LongestQuery(),
         response=LongestOut(),
@@ -100,6 +102,7 @@ class CollatzChain:
     def __init__(self, max_n: int):
         self.max_n = max_n
 
+    @public
     @validate(
         query=ChainQuery(),
         response=ChainOut(),

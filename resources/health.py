@@ -8,6 +8,7 @@ import falcon
 from marshmallow import fields
 
 from db.errors import Unavailable
+from web.auth import public
 from web.openapi import ResponseSchema
 from web.validation import validate
 
@@ -36,6 +37,7 @@ class ReadyOut(ResponseSchema):
 class Health:
     """``GET /health``: the process answers; no backend is touched."""
 
+    @public
     @validate(response=HealthOut(), examples={200: {"status": "ok"}})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Liveness probe."""
@@ -52,6 +54,7 @@ class Ready:
     def __init__(self, checks: Dict[str, Callable[[], None]]):
         self._checks = checks
 
+    @public
     @validate(
         response=ReadyOut(),
         also={503: ReadyOut()},

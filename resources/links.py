@@ -26,6 +26,10 @@ from db.errors import Conflict
 from db.links import LinkInfo
 from db.links import LinkStore
 from db.links import VisitInfo
+from web.auth import READ
+from web.auth import WRITE
+from web.auth import public
+from web.auth import requires
 from web.errors import Problem
 from web.errors import status_title
 from web.fields import INT32_MAX
@@ -327,6 +331,7 @@ class Links:
             "visits": link.visits,
         }
 
+    @requires(WRITE)
     @validate(
         body=LinkIn(),
         response=LinkOut(),
@@ -370,6 +375,7 @@ class Links:
         if body["expires_at"] is not None and body["expires_at"] <= now:
             raise _invalid("expires_at", "Must be in the future.")
 
+    @requires(WRITE)
     @validate(
         response=BulkOut(),
         status=207,
@@ -465,6 +471,7 @@ class Links:
     def _failed(index: int, problem: dict) -> dict:
         return {"index": index, "status": problem["status"], "problem": problem}
 
+    @requires(READ)
     @validate(
         response=LinkOut(),
         errors=(404, 503),
@@ -476,6 +483,7 @@ class Links:
         """A short link with its visit count."""
         resp.media = self._body(self._store.get(code))
 
+    @requires(WRITE)
     @validate(status=204, errors=(404, 503), examples={"code": CODE})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
@@ -484,6 +492,7 @@ class Links:
         self._store.delete(code)
         resp.status = falcon.HTTP_204
 
+    @requires(READ)
     @validate(
         query=VisitsQuery(),
         response=VisitPage,
@@ -516,6 +525,7 @@ class Redirect:
         self._store = store
         self._status = status
 
+    @public
     @validate(
         status=302,
         errors=(404, 410, 503),

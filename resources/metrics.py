@@ -21,6 +21,8 @@ from db.checkpoints import CheckpointStore
 from db.errors import Unavailable
 from db.notes.base import NotesStore
 from web import metrics
+from web.auth import ADMIN
+from web.auth import requires
 from web.validation import validate
 from workers.collatz.client import CollatzClient
 
@@ -115,6 +117,7 @@ class Metrics:
         self._backends = backends
         self._multiprocess_dir = multiprocess_dir
 
+    @requires(ADMIN)
     @validate(
         response={"type": "string", "description": "Prometheus text format"},
         media_type="text/plain",

@@ -23,6 +23,9 @@ from core.notes import TITLE_MAX
 from core.notes import Note
 from core.notes import note_json
 from db.notes.base import NotesStore
+from web.auth import READ
+from web.auth import WRITE
+from web.auth import requires
 from web.fields import INT32_MAX
 from web.fields import INT64_MAX
 from web.fields import cursor_field
@@ -200,6 +203,7 @@ class Notes:
             return
         resp.media = {"note": note_json(note)} if envelope else note_json(note)
 
+    @requires(READ)
     @validate(
         query=NoteAliasQuery(),
         response=NoteEnvelope(),
@@ -221,6 +225,7 @@ class Notes:
         """
         self._show(req, resp, self._store.get(req.context.query["id"]), envelope=True)
 
+    @requires(READ)
     @query_alias("id", _get_envelope)
     @validate(
         query=NoteListQuery(),
@@ -249,6 +254,7 @@ class Notes:
             else next_link(req, cursor=page.next_cursor),
         )
 
+    @requires(WRITE)
     @validate(
         body=NoteCreate(),
         response=NoteOut(),
@@ -266,6 +272,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
+    @requires(READ)
     @validate(
         response=NoteOut(),
         errors=(404, 503),
@@ -284,6 +291,7 @@ class Notes:
         """
         self._show(req, resp, self._store.get(note_id))
 
+    @requires(WRITE)
     @validate(
         body=NoteReplace(),
         response=NoteOut(),
@@ -311,6 +319,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
+    @requires(WRITE)
     @validate(
         body=NotePatch(),
         response=NoteOut(),
@@ -331,6 +340,7 @@ class Notes:
         resp.etag = note.etag
         resp.media = note_json(note)
 
+    @requires(WRITE)
     @validate(
         status=204,
         errors=(404, 412, 503),

@@ -18,6 +18,9 @@ from marshmallow import validate as check
 from core.primality import UPPER_BOUND
 from core.primality import is_prime
 from db.primes import PrimeStore
+from web.auth import WRITE
+from web.auth import public
+from web.auth import requires
 from web.errors import Problem
 from web.openapi import ResponseSchema
 from web.openapi import parameter
@@ -137,6 +140,7 @@ class Primes:
     def __init__(self, store: PrimeStore):
         self._store = store
 
+    @requires(WRITE)
     @validate(
         body=PrimesIn(),
         response=PrimesStored(),
@@ -156,6 +160,7 @@ class Primes:
         """
         self._store_batch(req, resp)
 
+    @public
     @validate(
         query=PrimesQuery(),
         response=PrimesPage(),
@@ -176,6 +181,7 @@ class Primes:
             numbers, next_link(req, after=numbers[-1]) if more else None
         )
 
+    @public
     @validate(
         response=NumberOut(),
         errors=(422, 503),
@@ -205,11 +211,13 @@ class Primes:
             "stored": self._store.contains(n),
         }
 
+    @public
     @validate(response=SeedAnswer(), examples={200: SEED_ANSWER})
     def on_get_seed(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The seed's description of its insert API."""
         resp.media = SEED_ANSWER
 
+    @requires(WRITE)
     @validate(
         body=PrimesIn(),
         response=PrimesStored(),

@@ -35,6 +35,7 @@ from db.salaries.store import EmployeeRows
 from db.salaries.store import ExportRow
 from db.salaries.store import SalaryStore
 from db.salaries.store import Snapshot
+from web.auth import public
 from web.openapi import ResponseSchema
 from web.openapi import parameter
 from web.paging import limit_field
@@ -424,6 +425,7 @@ def _filter(query: dict, **extra) -> EmployeeFilter:
 class Departments(_SalaryResource):
     """``GET /departments``: the department names, or every department's stats."""
 
+    @public
     @validate(
         query=DepartmentsQuery(),
         response=DepartmentsOut(),
@@ -453,6 +455,7 @@ class Departments(_SalaryResource):
 class DepartmentStats(_SalaryResource):
     """``GET /departments/{name}``: one department's salary statistics."""
 
+    @public
     @validate(
         response=DepartmentOut(),
         errors=(404, 503),
@@ -476,6 +479,7 @@ class DepartmentStats(_SalaryResource):
 class DepartmentEmployees(_SalaryResource):
     """``GET /departments/{name}/employees``."""
 
+    @public
     @validate(
         query=EmployeesQuery(),
         response=EmployeePage,
@@ -510,6 +514,7 @@ class SeedDepartmentEmployees(DepartmentEmployees):
 
     items_key = "data"
 
+    @public
     @validate(
         query=EmployeesQuery(),
         response=SeedEmployeePage(),
@@ -562,6 +567,7 @@ class DepartmentNdjson(_DepartmentExport):
     content_type = "application/x-ndjson"
     _chunks = staticmethod(_ndjson_chunks)
 
+    @public
     @validate(
         response={
             "type": "string",
@@ -587,6 +593,7 @@ class DepartmentCsv(_DepartmentExport):
     content_type = "text/csv; charset=utf-8"
     _chunks = staticmethod(_csv_chunks)
 
+    @public
     @validate(
         response={
             "type": "string",
@@ -611,6 +618,7 @@ class DepartmentCsv(_DepartmentExport):
 class Employees(_SalaryResource):
     """``GET /employees``: employees across departments, searched by name or title."""
 
+    @public
     @validate(
         query=SearchQuery(),
         response=EmployeePage,

@@ -29,6 +29,8 @@ from db.subscriptions import WILDCARDS
 from db.subscriptions import Attempt
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
+from web.auth import ADMIN
+from web.auth import requires
 from web.fields import IsoDateTime
 from web.fields import SafeUrl
 from web.fields import check_target
@@ -337,6 +339,7 @@ class Subscriptions:
         self._store = store
         self._targets = targets or Targets()
 
+    @requires(ADMIN)
     @validate(
         body=SubscriptionIn(),
         response=SubscriptionCreated(),
@@ -366,6 +369,7 @@ class Subscriptions:
         resp.status = falcon.HTTP_201
         resp.location = f"/subscriptions/{subscription.id}"
 
+    @requires(ADMIN)
     @validate(
         query=SubscriptionPageQuery(),
         response=SubscriptionPage,
@@ -381,6 +385,7 @@ class Subscriptions:
             None if cursor is None else next_link(req, cursor=cursor),
         )
 
+    @requires(ADMIN)
     @validate(
         response=SubscriptionOut(),
         errors=(404, 503),
@@ -392,6 +397,7 @@ class Subscriptions:
         """One subscription (no secret)."""
         resp.media = subscription_json(self._store.get(subscription_id))
 
+    @requires(ADMIN)
     @validate(
         body=SubscriptionPatch(),
         response=SubscriptionOut(),
@@ -417,6 +423,7 @@ class Subscriptions:
         )
         resp.media = subscription_json(subscription)
 
+    @requires(ADMIN)
     @validate(status=204, errors=(404, 503), examples={"subscription_id": 1})
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, subscription_id: int
@@ -425,6 +432,7 @@ class Subscriptions:
         self._store.delete(subscription_id)
         resp.status = falcon.HTTP_204
 
+    @requires(ADMIN)
     @validate(
         query=SubscriptionPageQuery(),
         response=SubscriptionAttemptPage,
@@ -448,6 +456,7 @@ class Subscriptions:
             None if cursor is None else next_link(req, cursor=cursor),
         )
 
+    @requires(ADMIN)
     @validate(
         body=ReplayIn(),
         response=ReplayOut(),

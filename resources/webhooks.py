@@ -25,6 +25,9 @@ from core.text import text_error
 from db.webhooks import STATUSES
 from db.webhooks import Delivery
 from db.webhooks import WebhookStore
+from web.auth import ADMIN
+from web.auth import public
+from web.auth import requires
 from web.errors import Problem
 from web.fields import cursor_field
 from web.openapi import ResponseSchema
@@ -161,6 +164,7 @@ class WebhookReceiver:
         self._now = now
         self._replay_window = replay_window
 
+    @public
     @validate(
         response=InboundDeliveryOut(),
         status=202,
@@ -212,6 +216,7 @@ class WebhookReceiver:
         resp.media = delivery_json(delivery)
         resp.status = falcon.HTTP_202 if created else falcon.HTTP_200
 
+    @public
     @validate(
         query=VerifyQuery(),
         response={"type": "string", "description": "hub.challenge, echoed"},
@@ -261,6 +266,7 @@ class WebhookDeliveries:
     def __init__(self, store: WebhookStore):
         self._store = store
 
+    @requires(ADMIN)
     @validate(
         query=DeliveriesQuery(),
         response=InboundDeliveryPage,

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from api.app import create_app
 from core.settings import Settings
+from db.keys import KeyStore
 from db.schema import create_schema
 from db.sql import Database
 from db.sql import make_engine
@@ -88,19 +89,27 @@ def settings(database_url) -> Settings:
 def make_client(settings):
     """Factory: a TestClient for ``settings`` with optional overrides.
 
+    Its requests carry ``key`` (``client.api_key``), by default a key of
+    its own with ``scope`` (admin; None: no key).
+
     The apps' stores are closed after the test (queued visits are written,
     threads stop) while the test's database still exists.
     """
     opened = []
 
-    def make(**overrides) -> falcon.testing.TestClient:
+    def make(scope="admin", key=None, **overrides) -> falcon.testing.TestClient:
         final = dataclasses.replace(settings, **overrides)
         database = Database(final.database_url)
         create_schema(database.engine)
+        if key is None and scope is not None and final.auth == "on":
+            _, key = KeyStore(database).create(f"test-{len(opened)}-{scope}", scope)
         database.dispose()
         stores = open_stores(final)
         opened.append(stores)
-        return ContractClient(create_app(final, stores))
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        client = ContractClient(create_app(final, stores), headers=headers)
+        client.api_key = key
+        return client
 
     yield make
     for stores in opened:

@@ -25,6 +25,7 @@ from typing import Any
 from typing import Dict
 from typing import List
 from typing import Optional
+from typing import Tuple
 
 import falcon
 import marshmallow
@@ -33,6 +34,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from core import wire
+from web.auth import PUBLIC
+from web.auth import public
+from web.auth import scope_of
 from web.errors import PROBLEM_JSON
 from web.errors import status_title
 
@@ -198,6 +202,44 @@ _RATE_LIMITED = {
 }
 
 
+_BEARER = "apiKey"
+_BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "fpa_ followed by 38 letters and digits",
+    "description": "An API key, made with `python -m api keys create` (README, "
+    "Security). Each operation says the scope it needs (`x-scope`): read, "
+    "write (read, and every create, update and delete) or admin (everything).",
+}
+
+
+def _secure(operation: dict, scope: str) -> None:
+    """Say what ``operation`` needs: no key, or a key with ``scope``; 401, 403."""
+    if scope == PUBLIC:
+        operation["security"] = []
+        return
+    operation["security"] = [{_BEARER: []}]
+    operation["x-scope"] = scope
+    needs = f"Needs an API key with the `{scope}` scope."
+    operation["description"] = (
+        operation.get("description", "") + "\n\n" + needs
+    ).strip()
+    refusals = {
+        401: f"This operation needs an API key ({scope} scope).",
+        403: f"The key 'reports' does not have the {scope} scope.",
+    }
+    for status, detail in refusals.items():
+        example = {**problem_example(status), "detail": detail}
+        operation["responses"][str(status)] = {
+            "description": status_title(status),
+            "content": {
+                PROBLEM_JSON: {
+                    "schema": {"$ref": "#/components/schemas/Problem"},
+                    "example": example,
+                }
+            },
+        }
+
 class ResponseSchema(marshmallow.Schema):
     """A response body: each field is in every answer, unless declared optional.
 
@@ -248,18 +290,38 @@ class Routes:
         app: The app the routes go to.
         rate_limited: ``rate_limited(method, resource)``: whether the rate
             limit applies (the operation may answer 429); None: no limit.
+        scopes: Where to record what each operation needs (see :meth:`add`).
+        auth: Whether keys are checked (``AUTH``): the document then says
+            which operation needs which scope.
     """
 
-    def __init__(self, app: falcon.App, rate_limited=None):
+    def __init__(self, app: falcon.App, rate_limited=None, scopes=None, auth=True):
         self.app = app
         self.entries = []
         self.rate_limited = rate_limited
+        self.auth = auth
+        self.scopes: Dict[Tuple[str, str], str] = {} if scopes is None else scopes
 
     def add(self, template: str, resource, *, suffix=None, documented=True, **kwargs):
-        """``app.add_route``, recording the route too (unless not ``documented``)."""
+        """``app.add_route``, recording the route too (unless not ``documented``).
+
+        Also records the scope each responder of ``resource`` needs
+        (:func:`web.auth.scope_of`) in ``scopes``, by template and method.
+        """
         self.app.add_route(template, resource, suffix=suffix, **kwargs)
+        for method, responder in _responders(resource, suffix):
+            self.scopes[(template, method.upper())] = scope_of(responder)
         if documented:
             self.entries.append((template, resource, suffix))
+
+
+def _responders(resource, suffix: Optional[str]):
+    """``(method, responder)`` for each method ``resource`` answers with ``suffix``."""
+    for method in _METHODS:
+        name = f"on_{method}" + (f"_{suffix}" if suffix else "")
+        responder = getattr(resource, name, None)
+        if responder is not None:
+            yield method, responder
 
 
 def build_spec(
@@ -274,15 +336,13 @@ def build_spec(
         servers=[{"url": url} for url in servers or ()],
     )
     spec.components.schema("Problem", _PROBLEM_SCHEMA)
+    if routes.auth:
+        spec.components.security_scheme(_BEARER, _BEARER_SCHEME)
     finishing = []
     for template, resource, suffix in routes.entries:
         operations = {}
         path = _CONVERTED_FIELD.sub(r"{\1}", template)
-        for method in _METHODS:
-            name = f"on_{method}" + (f"_{suffix}" if suffix else "")
-            responder = getattr(resource, name, None)
-            if responder is None:
-                continue
+        for method, responder in _responders(resource, suffix):
             operation_id = _operation_id(method, resource, suffix)
             documented = [(method, responder, operation_id)]
             alias = getattr(responder, "query_alias", None)
@@ -299,6 +359,8 @@ def build_spec(
                     getattr(documented_responder, "apidoc", {}).get("operation_id")
                     or default_id
                 )
+                if routes.auth:
+                    _secure(operation, scope_of(documented_responder))
                 operations[key] = operation
                 finishing.append((path, key, resource, documented_responder))
         if operations:
@@ -429,6 +491,7 @@ class OpenApi:
         """The document as a dict (built anew)."""
         return build_spec(self._routes, self._title, self._version, self._servers)
 
+    @public
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The OpenAPI 3 document of this API."""
         if self._text is None:
@@ -453,6 +516,7 @@ class Docs:
     def __init__(self, title: str):
         self._page = _DOCS_PAGE.format(title=title)
 
+    @public
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Interactive documentation (HTML)."""
         resp.content_type = falcon.MEDIA_HTML

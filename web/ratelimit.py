@@ -1,23 +1,23 @@
 """Per-client rate limits: a token bucket per client, shared by every worker.
 
-:class:`RateLimit` is middleware. For the requests it limits (``POST`` to
-the resources registered with :meth:`RateLimit.limit_creation`, or every
-write when ``every_write``) it takes a token from the client's bucket in the
+:class:`RateLimit` is middleware. For the requests it limits (link
+creation or every write, ``RATE_LIMIT``; ``GET /collatz``,
+``COLLATZ_RATE_LIMIT``) it takes a token from the client's bucket in the
 database (:class:`db.ratelimits.RateLimitStore`) before the responder runs:
 
 - allowed: the answer carries ``RateLimit-Policy`` and ``RateLimit``;
 - refused: a 429 problem with the same two headers and ``Retry-After``.
 
-The client is the value of ``key_header`` when one is configured and sent
-(an API key), else the connection's address. Nothing of it is stored but a
-hash. When the database cannot be reached the request goes through
-unlimited (and the store it needs will answer for itself): a limit protects
-the service, it is not a reason to refuse everything.
+The client is its API key once checked, else the connection's address.
+Nothing of it is stored but a hash. When the database cannot be reached
+the request goes through unlimited (and the store it needs will answer for
+itself): a limit protects the service, it is not a reason to refuse
+everything.
 """
 
 import logging
 from typing import Any
-from typing import Set
+from typing import Callable
 
 import falcon
 
@@ -32,11 +32,10 @@ from web.errors import Problem
 
 log = logging.getLogger(__name__)
 
-#: Methods that write; ``every_write`` limits them all.
+#: Methods that write (``RATE_LIMIT_SCOPE=writes`` limits them all).
 WRITE_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 #: ``RATE_LIMIT_SCOPE`` values.
 SCOPES = ("links", "writes")
-_MAX_KEY = 256
 
 
 class RateLimit:
@@ -44,43 +43,35 @@ class RateLimit:
 
     Args:
         store: Where the buckets are.
-        rate: The limit (``RATE_LIMIT``).
-        scope: ``links`` (link creation) or ``writes`` (every write); also
-            the policy's name in the headers.
-        key_header: Header whose value names the client (``X-API-Key``);
-            empty: the client's address only.
+        rate: The limit.
+        name: The policy's name, in the headers and the buckets' keys.
+        applies: ``applies(method, resource)``: whether such a request
+            takes a token.
     """
 
     def __init__(
-        self, store: RateLimitStore, rate: Rate, scope: str, key_header: str = ""
+        self,
+        store: RateLimitStore,
+        rate: Rate,
+        name: str,
+        applies: Callable[[str, Any], bool],
     ):
-        if scope not in SCOPES:
-            raise ValueError(
-                f"RATE_LIMIT_SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}"
-            )
         self._store = store
         self._rate = rate
-        self.scope = scope
-        self._key_header = key_header.strip()
-        self._creators: Set[int] = set()
-        self.policy = policy_header(scope, rate)
+        self.name = name
+        self.applies = applies
+        self.policy = policy_header(name, rate)
 
-    def limit_creation(self, resource: Any) -> None:
-        """Limit the ``POST`` requests ``resource`` answers (link creation)."""
-        self._creators.add(id(resource))
+    @staticmethod
+    def client(req: falcon.Request) -> str:
+        """Who the request counts for: its API key, else the connection's address.
 
-    def applies(self, method: str, resource: Any) -> bool:
-        """Whether a ``method`` request to ``resource`` takes a token."""
-        if self.scope == "writes":
-            return method in WRITE_METHODS
-        return method == "POST" and id(resource) in self._creators
-
-    def client(self, req: falcon.Request) -> str:
-        """Who the request counts for: ``key:<API key>`` or ``addr:<address>``."""
-        if self._key_header:
-            value = req.get_header(self._key_header)
-            if value:
-                return "key:" + value[:_MAX_KEY]
+        Never a value the client picks: a key counts only once
+        :class:`web.auth.Auth` has checked it.
+        """
+        key = getattr(req.context, "api_key", None)
+        if key is not None:
+            return f"key:{key.id}"
         return "addr:" + (req.remote_addr or "")
 
     def process_resource(
@@ -88,7 +79,7 @@ class RateLimit:
     ) -> None:
         if resource is None or not self.applies(req.method, resource):
             return
-        key = bucket_key(self.scope, self.client(req))
+        key = bucket_key(self.name, self.client(req))
         try:
             decision = self._store.take(key, self._rate)
         except Unavailable as ex:
@@ -96,7 +87,7 @@ class RateLimit:
             return
         headers = {
             "RateLimit-Policy": self.policy,
-            "RateLimit": limit_header(self.scope, decision),
+            "RateLimit": limit_header(self.name, decision),
         }
         if not decision.allowed:
             wait = max(1, whole_seconds(decision.retry_after))

@@ -8,7 +8,6 @@ must read back at once through every worker.
 """
 
 import argparse
-import http.client
 import json
 import re
 from urllib.parse import quote
@@ -20,7 +19,8 @@ from api.salary_import import import_salaries
 from core import signatures
 from core.primality import is_prime
 from core.settings import Settings
-from tests.support.live import wait_until
+from tests.support.live import make_key
+from tests.support.pinned import connections_to_every_worker
 
 SECRET = "read-your-writes"
 ENV = {
@@ -31,6 +31,8 @@ ENV = {
     # Each connection must stay with its worker for the whole test, however
     # long a busy machine makes it wait between two of its requests.
     "GUNICORN_CMD_ARGS": "--keep-alive 300",
+    # Every read and write goes through a key, as users' calls do.
+    "AUTH": "on",
 }
 CSV = (
     "Name,Position Title,Department,Employee Annual Salary\n"
@@ -43,51 +45,15 @@ DOWN_HERE = {"/ready", "/collatz"}
 WORKERS = 2
 
 
-class Connection:
-    """One keep-alive connection, so one worker, for the whole test."""
-
-    def __init__(self, server):
-        self._http = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        self._http.connect()
-        port = self._http.sock.getsockname()[1]
-        # Until a worker accepts it, the connection waits in the backlog.
-        self.worker = wait_until(
-            lambda: server.worker_of(port), timeout=10, what="a worker accepting"
-        )
-
-    def call(self, method, path, body=None, headers=None):
-        """Status, headers and body (read to the end) of one request."""
-        headers = dict(headers or {})
-        if isinstance(body, dict):
-            body = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        self._http.request(method, path, body=body, headers=headers)
-        response = self._http.getresponse()
-        data = response.read()
-        return response.status, response.headers, data
-
-    def json(self, method, path, body=None, expect=200):
-        status, _, data = self.call(method, path, body)
-        assert status == expect, (method, path, status, data)
-        return json.loads(data)
-
-    def close(self):
-        self._http.close()
-
-
 @pytest.fixture
 def connections(live_server, notes_backend, database_url, tmp_path):
     csv_path = tmp_path / "salaries.csv"
     csv_path.write_text(CSV)
     args = argparse.Namespace(csv=str(csv_path), if_empty=False)
     assert import_salaries(Settings(database_url=database_url), args) == 0
+    key = make_key(tmp_path)
     server = live_server(env={**ENV, **notes_backend.env}, workers=WORKERS)
-    made = []
-    # The workers take turns accepting: open connections until every one of
-    # them holds some.
-    while {c.worker for c in made} != server.worker_pids():
-        assert len(made) < 40, "a worker never accepted a connection"
-        made.append(Connection(server))
+    made = connections_to_every_worker(server, key)
     assert len(server.worker_pids()) == WORKERS
     yield made
     for connection in made:

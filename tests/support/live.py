@@ -13,6 +13,10 @@ from typing import Optional
 import requests
 import sqlalchemy
 
+from db.keys import KeyStore
+from db.schema import create_schema
+from db.sql import Database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -124,8 +128,23 @@ def child_env(tmp_path: Path, extra: dict) -> dict:
     return env
 
 
+def make_key(tmp_path: Path, scope: str = "admin", name: str = "") -> str:
+    """A new API key with ``scope`` in the database of the test of ``tmp_path``."""
+    database = Database(database_url(tmp_path))
+    try:
+        create_schema(database.engine)
+        return KeyStore(database).create(name or f"test-{scope}", scope)[1]
+    finally:
+        database.dispose()
+
+
 class LiveServer(Process):
-    """Gunicorn serving api.app:app under the interpreter running the tests."""
+    """Gunicorn serving api.app:app under the interpreter running the tests.
+
+    With ``AUTH=off`` unless ``env`` says otherwise: the end-to-end tests of
+    the other parts call the API as a trusted client; the tests of keys
+    (and of reads after writes) turn it on and send keys (:func:`make_key`).
+    """
 
     def __init__(self, tmp_path: Path, env: dict, workers: int = 2):
         self.port = free_port()
@@ -136,6 +155,7 @@ class LiveServer(Process):
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
                 "WORKERS": str(workers),
+                "AUTH": "off",
                 **env,
             },
         )

@@ -199,6 +199,7 @@ def test_a_body_the_server_cannot_read_is_400(client, chunked):
         "/notes",
         method="POST",
         headers={
+            "Authorization": f"Bearer {client.api_key}",
             "Content-Type": "application/json",
             **(
                 {"Transfer-Encoding": "chunked"}

@@ -191,26 +191,34 @@ def test_bulk_creation_counts_as_one_request(make_client):
     assert_problem(client.simulate_post("/links/bulk", json={"links": links}), 429)
 
 
-def test_clients_are_told_apart_by_address(make_client):
-    client = make_client(rate_limit="1/minute")
+def test_anonymous_clients_are_told_apart_by_address(make_client):
+    client = make_client(rate_limit="1/minute", auth="off")
     assert shorten(client, remote_addr="192.0.2.1").status_code == 201
     assert_problem(shorten(client, remote_addr="192.0.2.1"), 429)
     assert shorten(client, remote_addr="192.0.2.2").status_code == 201
 
 
-def test_an_api_key_header_names_the_client(make_client):
-    client = make_client(rate_limit="1/minute", rate_limit_key_header="X-API-Key")
+def test_an_api_key_names_the_client_and_an_invented_header_does_not(make_client):
+    first = make_client(rate_limit="1/minute")
+    second = make_client(rate_limit="1/minute")
     same_address = {"remote_addr": "192.0.2.1"}
-    assert (
-        shorten(client, headers={"X-API-Key": "k1"}, **same_address).status_code == 201
-    )
-    assert (
-        shorten(client, headers={"X-API-Key": "k2"}, **same_address).status_code == 201
-    )
-    assert_problem(shorten(client, headers={"X-API-Key": "k1"}, **same_address), 429)
-    # Without the header: the address, a bucket of its own.
-    assert shorten(client, **same_address).status_code == 201
-    assert_problem(shorten(client, **same_address), 429)
+    assert shorten(first, **same_address).status_code == 201
+    assert shorten(second, **same_address).status_code == 201
+    assert_problem(shorten(first, **same_address), 429)
+    # A header of the client's choosing makes no bucket of its own.
+    invented = {"X-API-Key": "k2", "X-Forwarded-For": "192.0.2.9"}
+    assert_problem(shorten(first, headers=invented, **same_address), 429)
+
+
+def test_collatz_is_limited_per_client_by_default(make_client):
+    client = make_client(collatz_rate_limit="2/minute", scope=None)
+    for _ in range(2):  # a refused n costs a token too: it reached the app
+        assert_problem(client.simulate_get("/collatz", params={"n": "0"}), 422)
+    limited = client.simulate_get("/collatz", params={"n": "10"})
+    assert_problem(limited, 429)
+    assert limited.headers["ratelimit-policy"] == '"collatz";q=2;w=60'
+    assert client.simulate_get("/collatz/27").status_code == 200  # not limited
+    assert Settings().collatz_rate_limit == "60/minute"
 
 
 def test_the_writes_scope_limits_every_write(make_client):
@@ -227,7 +235,7 @@ def test_the_writes_scope_limits_every_write(make_client):
 def test_workers_share_the_buckets(make_client):
     # Two apps on one database stand for two gunicorn workers.
     first = make_client(rate_limit="2/minute")
-    second = make_client(rate_limit="2/minute")
+    second = make_client(rate_limit="2/minute", key=first.api_key)
     assert shorten(first).status_code == 201
     assert shorten(second).status_code == 201
     assert_problem(shorten(first), 429)
