@@ -30,6 +30,7 @@ import attrs
 import pytest
 
 from tests.support.live import ROOT
+from tests.support.live import make_key
 
 GENERATOR = "openapi-python-client"
 PACKAGE = "generated_api_client"
@@ -133,26 +134,27 @@ def test_the_generator_leaves_nothing_out(generated):
     assert "get_notes_item" in modules and "get_redirect" in modules
 
 
-def test_round_trip_with_the_generated_client(generated, live_server):
-    server = live_server(env={"VISIT_FLUSH_INTERVAL": "0"})
+def test_round_trip_with_the_generated_client(generated, live_server, tmp_path):
+    key = make_key(tmp_path, "write")
+    server = live_server(env={"VISIT_FLUSH_INTERVAL": "0", "AUTH": "on"})
     if sys.version_info >= CLIENT_PYTHON:
-        _round_trip_here(generated.directory, server.url)
+        _round_trip_here(generated.directory, server.url, key)
     else:
-        _round_trip_under(generated.generator.parent / "python", generated, server)
+        _round_trip_under(generated.generator.parent / "python", generated, server, key)
     assert "Traceback" not in server.log()
 
 
-def _round_trip_here(directory: Path, base_url: str) -> None:
+def _round_trip_here(directory: Path, base_url: str, key: str) -> None:
     sys.path.insert(0, str(directory))
     try:
-        round_trip(PACKAGE, base_url)
+        round_trip(PACKAGE, base_url, key)
     finally:
         sys.path.remove(str(directory))
         for name in [m for m in sys.modules if m.split(".")[0] == PACKAGE]:
             del sys.modules[name]
 
 
-def _round_trip_under(python: Path, generated: Generated, server) -> None:
+def _round_trip_under(python: Path, generated: Generated, server, key: str) -> None:
     """The round trip under ``python`` (the generator's own interpreter)."""
     assert python.is_file(), f"no interpreter beside {generated.generator}"
     script = (
@@ -162,7 +164,7 @@ def _round_trip_under(python: Path, generated: Generated, server) -> None:
     )
     run = subprocess.run(
         [str(python), "-c", script, str(ROOT), str(generated.directory)]
-        + [PACKAGE, server.url],
+        + [PACKAGE, server.url, key],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -171,7 +173,7 @@ def _round_trip_under(python: Path, generated: Generated, server) -> None:
     assert run.returncode == 0, f"the round trip under {python}:\n{run.stderr}"
 
 
-def round_trip(package: str, base_url: str) -> None:
+def round_trip(package: str, base_url: str, key: str) -> None:
     """Create, read, list, patch (If-Match), delete a note; shorten and follow a URL.
 
     Runs under the interpreter that can import the generated ``package``.
@@ -191,7 +193,9 @@ def round_trip(package: str, base_url: str) -> None:
         name: module(f"api.links.{name}")
         for name in ("post_links", "get_redirect", "get_links_item")
     }
-    client = module("client").Client(base_url=base_url, raise_on_unexpected_status=True)
+    client = module("client").AuthenticatedClient(
+        base_url=base_url, token=key, raise_on_unexpected_status=True
+    )
 
     def answer(response, status: int, model):
         """The typed answer, checked: its class, no field lost, every one set.
