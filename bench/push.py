@@ -88,6 +88,7 @@ class Stack:
             DATABASE_URL=self.database_url,
             RETHINKDB_URL="",  # this figure is the embedded store's
             HOST="127.0.0.1",
+            AUTH="off",  # trusted clients: the figures are of the paths
             PORT=self.api_url.rsplit(":", 1)[1],
             PUSH_WAKE_ADDRESS=f"127.0.0.1:{free_udp_port()}",
             PUSH_PUB_ENDPOINT=self.pub_endpoint,
