@@ -6,6 +6,9 @@
 # make postman  the Postman collection, var/postman/collection.json (from the spec)
 # make newman   run it with newman against make serve (fresh database, free ports)
 # make check-migrations     the models and the migrations agree (alembic check)
+# make lock    requirements.lock, the image's pinned and hashed packages (UPGRADE=1: newest)
+# make image   build the Docker image without Docker (podman; .ci/image)
+# make image-test  build it, then run it: init-db, serve as uid 10001, /health 200
 
 PY ?= pypy3
 VENV ?= .venv/$(notdir $(PY))
@@ -17,7 +20,7 @@ BENCH_ARGS ?=
 KEY_FILE ?= var/api-key
 
 .PHONY: serve test lint bench bench-venv wrk interpreter clean revision check-migrations \
-	node postman newman chromium
+	node postman newman chromium lock image image-test
 
 serve: $(STAMP)
 	$(BIN)/python -m api init-db
@@ -163,6 +166,31 @@ $(BIN)/python:
 $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
+
+# The image's lock file (README, Docker): requirements-lock.in (that is,
+# requirements.txt) resolved by pip-tools under Debian's pypy3, every file's
+# hash recorded. The machine's pip configuration is left out, so the lock
+# names only the package index's files. UPGRADE=1 moves every pin to the
+# newest release the ranges allow; without it, pins change only as needed.
+LOCK_VENV := var/lock-venv
+UPGRADE ?=
+
+lock:
+	@$(MAKE) --no-print-directory interpreter PY=pypy3
+	@test -x $(LOCK_VENV)/bin/pip-compile || { pypy3 -m venv $(LOCK_VENV) \
+	  && env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(LOCK_VENV)/bin/pip install -q \
+	     pip==26.0.1 pip-tools==7.6.2; }
+	env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
+	  $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  $(if $(filter-out 0 no false,$(UPGRADE)),--upgrade) \
+	  --output-file requirements.lock requirements-lock.in
+
+# The Docker image, built and run without a Docker engine (.ci/image says how).
+image:
+	.ci/image build
+
+image-test:
+	.ci/image test
 
 clean:
 	rm -rf .venv var .pytest_cache
