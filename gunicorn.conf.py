@@ -19,6 +19,9 @@ _settings = Settings.from_env()
 _metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="api-metrics-")
 _own_metrics_dir = not _settings.metrics_dir
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+# Imported here, once: child_exit runs in the master's SIGCHLD handler, and an
+# import there is re-entered when a second worker exits during it.
+from prometheus_client import multiprocess  # noqa: E402
 
 # Server socket
 bind = f"{_settings.host}:{_settings.port}"
@@ -119,8 +122,6 @@ def on_starting(server):
 
 def child_exit(server, worker):
     """A worker is gone: its live gauges (requests in flight) stop counting."""
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid, _metrics_dir)
 
 
