@@ -240,6 +240,7 @@ def _secure(operation: dict, scope: str) -> None:
             },
         }
 
+
 class ResponseSchema(marshmallow.Schema):
     """A response body: each field is in every answer, unless declared optional.
 
