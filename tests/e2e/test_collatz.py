@@ -246,8 +246,13 @@ def test_workers_come_back_after_a_broker_restart(make_cluster):
     assert cluster.ask(b"1000") == b"871 179"
 
 
-def test_broker_and_worker_stop_cleanly_on_sigterm(make_cluster):
-    cluster = make_cluster()
+@pytest.mark.parametrize("with_keys", [False, True])
+def test_broker_and_worker_stop_cleanly_on_sigterm(make_cluster, tmp_path, with_keys):
+    keys = None
+    if with_keys:
+        keys = tmp_path / "keys"
+        curve.make_keys(keys)
+    cluster = make_cluster(keys=keys)
     broker = cluster.start_broker()
     worker = cluster.start_worker()
     for process in (worker, broker):

@@ -191,8 +191,10 @@ class Broker:
         """Bind, then serve until interrupted (KeyboardInterrupt)."""
         self.frontend = context.socket(zmq.ROUTER)
         self.backend = context.socket(zmq.ROUTER)
-        gate = None if self.keys is None else curve.Gate(context, self.keys)
+        gate = None
         try:
+            if self.keys is not None:
+                gate = curve.Gate(context, self.keys)
             for sock in (self.frontend, self.backend):
                 sock.setsockopt(zmq.LINGER, 0)
                 # Sending to a peer that is gone raises instead of vanishing.
