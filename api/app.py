@@ -67,7 +67,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     # database, so every gunicorn worker counts against the same ones.
     limiters = []
     links = Links(stores.links, settings.public_base_url, targets)
-    collatz = CollatzClient(settings.collatz_frontend, settings.collatz_timeout)
+    collatz = CollatzClient.from_settings(settings)
     collatz_longest = CollatzLongest(collatz, settings.collatz_max_n)
     rate = parse_rate(settings.rate_limit)
     if rate is not None:

@@ -133,3 +133,26 @@ def split(lo: int, hi: int, parts: int) -> List[Tuple[int, int]]:
 def merge(results: Iterable[Tuple[int, int]]) -> Tuple[int, int]:
     """The best of several ``(start, length)`` results: longest, then smallest start."""
     return max(results, key=lambda result: (result[1], -result[0]))
+
+
+def check_longest(
+    lo: int, hi: int, start: int, length: int, probes: Iterable[int] = ()
+) -> Optional[str]:
+    """Why ``(start, length)`` cannot be :func:`longest` of ``lo..hi``; None if it may.
+
+    Cheap next to computing the range: ``start`` must lie in the range and
+    its chain have ``length`` terms, and none of the ``probes`` (starts in
+    the range, picked at random by the caller) may beat it. The probes catch
+    a made-up or careless answer, not every wrong one: only computing the
+    whole range proves it is the longest.
+    """
+    if not lo <= start <= hi:
+        return f"start {start} is outside {lo}..{hi}"
+    actual = chain_length(start)
+    if actual != length:
+        return f"the chain of {start} has {actual} terms, not {length}"
+    for k in probes:
+        other = chain_length(k)
+        if other > length or (other == length and k < start):
+            return f"{k} in the range beats it ({other} terms)"
+    return None

@@ -139,6 +139,21 @@ class Settings:
         "COLLATZ_TIMEOUT", 30.0, "seconds to wait for the workers (503 after)"
     )
 
+    # ZeroMQ (the collatz broker and the push worker's PUB socket)
+    zmq_auth: str = _env_field(
+        "ZMQ_AUTH",
+        "on",
+        "on: CURVE when ZMQ_KEYS_DIR is set, and a broker or PUB socket bound "
+        "beyond loopback without it refuses to start; off: no CURVE (a "
+        "trusted network only)",
+    )
+    zmq_keys_dir: str = _env_field(
+        "ZMQ_KEYS_DIR",
+        "",
+        "folder of the CURVE keys made by 'python -m api zmq-keys'; each "
+        "process reads its own files there; empty: no CURVE",
+    )
+
     # Webhooks and push worker
     webhook_sources: str = _env_field(
         "WEBHOOK_SOURCES",

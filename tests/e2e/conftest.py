@@ -7,6 +7,7 @@ PYTEST_ARGS='-m "not e2e"'`` skips them.
 import pytest
 
 from tests.support.browser import chromium_driver
+from tests.support.collatz_cluster import make_cluster  # noqa: F401
 from tests.support.live import LiveServer
 from tests.support.live import PushWorkerProcess
 from tests.support.push_clients import Subscriber
@@ -53,8 +54,8 @@ def subscribers():
     """Factory: SUB sockets, closed after the test."""
     made = []
 
-    def make(endpoint, topic=b"note.") -> Subscriber:
-        made.append(Subscriber(endpoint, topic))
+    def make(endpoint, topic=b"note.", keys=None) -> Subscriber:
+        made.append(Subscriber(endpoint, topic, keys))
         return made[-1]
 
     yield make

@@ -1,33 +1,27 @@
 """End to end: a real collatz broker and workers (and gunicorn) on free local ports.
 
-Over 300 lines: the Cluster helper (broker, workers, gunicorn on free ports)
-and the failure cases it stages (a worker killed mid-job, a broker restart,
-heartbeats) belong together.
+The Cluster helper is tests/support/collatz_cluster.py; the checks of
+workers and of keys are in test_collatz_security.py.
 """
 
-import json
 import os
 import platform
 import re
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
-import zmq
 
 from core import collatz as collatz_core
 from db.errors import Unavailable
+from tests.support.collatz_cluster import Cluster
 from tests.support.live import Process
-from tests.support.live import child_env
 from tests.support.live import free_port
 from tests.support.live import wait_until
+from workers import curve
 from workers.collatz.client import CollatzClient
 
-# Short heartbeats so that a dead worker is noticed within a second.
-HEARTBEAT = ["--heartbeat", "0.25", "--liveness", "4"]
 # A request that keeps a worker busy for a while under this interpreter, and
 # its answer (the 3 * 10**6 one is checked in test_collatz_core; both agree
 # with bench/collatz.c).
@@ -37,112 +31,22 @@ else:
     LONG_N, LONG_ANSWER = 3_000_000, (2298025, 560)
 
 
-class Cluster:
-    """A broker and workers as child processes, and REQ clients to talk to it."""
-
-    def __init__(self, folder: Path, timeout: float = 60.0):
-        self.folder = folder
-        self.frontend = f"tcp://127.0.0.1:{free_port()}"
-        self.backend = f"tcp://127.0.0.1:{free_port()}"
-        self.env = {
-            "COLLATZ_FRONTEND": self.frontend,
-            "COLLATZ_BACKEND": self.backend,
-            "COLLATZ_TIMEOUT": str(timeout),
-        }
-        self.broker = None
-        self.workers = []
-        self._processes = []
-        self._context = zmq.Context()
-
-    def _spawn(self, name: str, module: str) -> Process:
-        process = Process(
-            [sys.executable, "-m", module] + HEARTBEAT,
-            child_env(self.folder, self.env),
-            self.folder / f"{name}-{len(self._processes)}.log",
-        )
-        process.start()
-        self._processes.append(process)
-        return process
-
-    def start_broker(self) -> Process:
-        self.broker = self._spawn("broker", "workers.collatz.broker")
-        wait_until(lambda: self.stats() is not None, what="broker answering")
-        return self.broker
-
-    def start_worker(self, wait: bool = True) -> Process:
-        count = len([w for w in self.workers if w.proc.poll() is None])
-        worker = self._spawn("worker", "workers.collatz.worker")
-        self.workers.append(worker)
-        if wait:
-            wait_until(
-                lambda: (self.stats() or {}).get("workers") == count + 1,
-                what="worker joining",
-            )
-        return worker
-
-    def send(self, *frames: bytes) -> zmq.Socket:
-        """A new REQ socket that has sent ``frames``."""
-        sock = self._context.socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.frontend)
-        sock.send_multipart(list(frames))
-        return sock
-
-    @staticmethod
-    def receive(sock: zmq.Socket, timeout: float = 30.0) -> list:
-        try:
-            if not sock.poll(timeout * 1000):
-                raise TimeoutError(f"no reply within {timeout}s")
-            return sock.recv_multipart()
-        finally:
-            sock.close()
-
-    def ask(self, text: bytes, timeout: float = 30.0) -> bytes:
-        """The seed's protocol: one frame out, one frame back."""
-        reply = self.receive(self.send(text), timeout)
-        assert len(reply) == 1
-        return reply[0]
-
-    def stats(self):
-        """The broker's PONG statistics, or None when it does not answer quickly."""
-        try:
-            reply = self.receive(self.send(b"CZ1", b"PING"), timeout=0.5)
-        except TimeoutError:
-            return None
-        assert reply[:2] == [b"CZ1", b"PONG"]
-        return json.loads(reply[2])
-
-    def stop(self) -> None:
-        for process in reversed(self._processes):
-            process.stop()
-        self._context.destroy(linger=0)
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A broker and two workers shared by the tests that do not break them."""
-    cluster = Cluster(tmp_path_factory.mktemp("collatz"))
+@pytest.fixture(scope="module", params=["plain", "curve"])
+def cluster(request, tmp_path_factory):
+    """A broker and two workers shared by the tests that do not break them:
+    without CURVE, then with it."""
+    folder = tmp_path_factory.mktemp("collatz")
+    keys = None
+    if request.param == "curve":
+        keys = folder / "keys"
+        curve.make_keys(keys)
+    cluster = Cluster(folder, keys=keys)
     try:
         cluster.start_broker()
         cluster.start_worker()
         cluster.start_worker()
         yield cluster
     finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def make_cluster(tmp_path):
-    """Factory: a cluster of one's own (for tests that kill its processes)."""
-    clusters = []
-
-    def make(**kwargs) -> Cluster:
-        cluster = Cluster(tmp_path, **kwargs)
-        clusters.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in clusters:
         cluster.stop()
 
 
@@ -197,7 +101,7 @@ def test_api_protocol(cluster):
 
 
 def test_client_asks_and_pings(cluster):
-    client = CollatzClient(cluster.frontend, timeout=10)
+    client = CollatzClient(cluster.frontend, 10, cluster.keys)
     try:
         assert client.longest(1000) == (871, 179)
         assert client.ping()["workers"] == 2
@@ -206,7 +110,7 @@ def test_client_asks_and_pings(cluster):
 
 
 def test_client_works_on_both_sides_of_a_fork(cluster):
-    client = CollatzClient(cluster.frontend, timeout=10)
+    client = CollatzClient(cluster.frontend, 10, cluster.keys)
     try:
         assert client.longest(1000) == (871, 179)
         pid = os.fork()
@@ -342,8 +246,13 @@ def test_workers_come_back_after_a_broker_restart(make_cluster):
     assert cluster.ask(b"1000") == b"871 179"
 
 
-def test_broker_and_worker_stop_cleanly_on_sigterm(make_cluster):
-    cluster = make_cluster()
+@pytest.mark.parametrize("with_keys", [False, True])
+def test_broker_and_worker_stop_cleanly_on_sigterm(make_cluster, tmp_path, with_keys):
+    keys = None
+    if with_keys:
+        keys = tmp_path / "keys"
+        curve.make_keys(keys)
+    cluster = make_cluster(keys=keys)
     broker = cluster.start_broker()
     worker = cluster.start_worker()
     for process in (worker, broker):

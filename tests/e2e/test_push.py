@@ -1,24 +1,39 @@
 """End to end: notes changed over HTTP (real gunicorn) reach the real push worker's
 subscribers (ZeroMQ SUB, SSE), in order, across kill -9 and restarts, on each
-notes store."""
+notes store; the ZeroMQ ones without CURVE and with it."""
 
 import re
 
+import pytest
 import requests
 
+from core.settings import Settings
 from tests.support.push_clients import Notes
 from tests.support.push_clients import first_of_each
 from tests.support.push_clients import summary
 from tests.support.push_clients import take_sse_events
+from workers import curve
+
+
+@pytest.fixture(params=["plain", "curve"])
+def pub_curve(request, tmp_path):
+    """``(env, keys)``: the push worker's environment and the SUB clients' keys,
+    without CURVE, then with keys made by ``python -m api zmq-keys``."""
+    if request.param == "plain":
+        return {}, None
+    env = {"ZMQ_KEYS_DIR": str(tmp_path / "keys")}
+    curve.make_keys(tmp_path / "keys")
+    return env, curve.client_keys(Settings.from_env(env), curve.SUBSCRIBER)
 
 
 def test_sub_clients_get_every_change_in_order_with_old_and_new_values(
-    live_server, push_worker, subscribers, notes_backend
+    live_server, push_worker, subscribers, notes_backend, pub_curve
 ):
+    env, keys = pub_curve
     notes = Notes(live_server(env=notes_backend.env).url)
-    worker = push_worker(notes_backend.env)
-    everything = subscribers(worker.pub_endpoint)
-    deletes = subscribers(worker.pub_endpoint, b"note.deleted")
+    worker = push_worker({**notes_backend.env, **env})
+    everything = subscribers(worker.pub_endpoint, keys=keys)
+    deletes = subscribers(worker.pub_endpoint, b"note.deleted", keys)
     worker.wait_subscribed("note.")
     worker.wait_subscribed("note.deleted")
 
@@ -57,11 +72,12 @@ def test_sub_clients_get_every_change_in_order_with_old_and_new_values(
 
 
 def test_kill_9_then_restart_delivers_what_changed_meanwhile_in_order(
-    live_server, push_worker, subscribers, notes_backend
+    live_server, push_worker, subscribers, notes_backend, pub_curve
 ):
+    env, keys = pub_curve
     notes = Notes(live_server(env=notes_backend.env).url)
-    worker = push_worker(notes_backend.env)
-    sub = subscribers(worker.pub_endpoint)
+    worker = push_worker({**notes_backend.env, **env})
+    sub = subscribers(worker.pub_endpoint, keys=keys)
     worker.wait_subscribed("note.")
     a, b = notes.create("a"), notes.create("b")
     before = sub.wait_for(lambda got: len(got) >= 2, "the first two events")

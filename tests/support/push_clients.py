@@ -13,6 +13,7 @@ import requests
 import zmq
 
 from tests.support.live import wait_until
+from workers import curve
 
 
 class Notes:
@@ -62,12 +63,22 @@ def summary(events):
 
 
 class Subscriber:
-    """A ZeroMQ SUB socket collecting events (decoded JSON) in arrival order."""
+    """A ZeroMQ SUB socket collecting events (decoded JSON) in arrival order.
 
-    def __init__(self, endpoint: str, topic: bytes = b"note."):
+    With ``keys`` it is a CURVE client (workers/curve.py).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        topic: bytes = b"note.",
+        keys: Optional[curve.ClientKeys] = None,
+    ):
         self.socket = zmq.Context.instance().socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RECONNECT_IVL, 50)
+        if keys is not None:
+            keys.apply(self.socket)
         self.socket.setsockopt(zmq.SUBSCRIBE, topic)
         self.socket.connect(endpoint)
         self.topics: List[bytes] = []

@@ -160,3 +160,27 @@ def test_search_range_is_the_upper_half():
 def test_bad_input_raises_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_check_longest_accepts_the_answer_and_says_why_others_are_wrong():
+    lo, hi = 500_001, 1_000_000
+    start, length = collatz.longest(lo, hi)
+    probes = range(lo, hi + 1, 997)
+    assert collatz.check_longest(lo, hi, start, length, probes) is None
+    assert collatz.check_longest(lo, hi, 4242, 99999) == (
+        "start 4242 is outside 500001..1000000"
+    )
+    assert collatz.check_longest(lo, hi, start, length + 1) == (
+        f"the chain of {start} has {length} terms, not {length + 1}"
+    )
+    # True of its start, but not the longest: a probe beats it.
+    short = 2**19
+    claim = (short, collatz.chain_length(short))
+    assert collatz.check_longest(lo, hi, *claim) is None  # no probe: passes
+    assert "in the range beats it" in collatz.check_longest(lo, hi, *claim, probes)
+    # 18 and 19 both have 21 terms: a tie goes to the smaller start.
+    assert collatz.longest(1, 20) == (18, 21)
+    assert collatz.check_longest(1, 20, 18, 21, [19]) is None
+    assert collatz.check_longest(1, 20, 19, 21, [18]) == (
+        "18 in the range beats it (21 terms)"
+    )

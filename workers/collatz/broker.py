@@ -12,6 +12,19 @@ worker silent for ``liveness`` heartbeats is dropped and its range goes back
 to the front of the queue for another worker. A request that no worker
 finishes within its deadline is answered with an error; none waits forever.
 
+Workers are not trusted with the answer. A RESULT counts only from a worker
+that holds that range, and only once it passes
+:func:`core.collatz.check_longest` (start in the range, chain length right,
+no random start of the range longer); a bad one is logged, never cached, its
+range goes to another worker and its sender is dropped and ignored from then
+on (a real worker reconnects as a new one). A range whose holders stay
+silent past its timeout (a few times what the slowest recent range took at
+its size, at least ``liveness`` heartbeats) goes to more workers, 2, then 4,
+...: the first answer that passes wins, so workers that take ranges and
+never answer cannot starve a request while one real worker is up. With
+CURVE keys (``ZMQ_KEYS_DIR``, workers/curve.py) only admitted clients and
+workers connect at all.
+
 Over 300 lines: the broker is one state machine (jobs, tasks, waiters, workers,
 heartbeats, the cache) driven by one poll loop; its classes share that state,
 as in the zguide's paranoid pirate broker, and read best together.
@@ -22,6 +35,7 @@ import collections
 import json
 import logging
 import math
+import secrets
 import signal
 import sys
 import time
@@ -35,6 +49,7 @@ import zmq
 from core import collatz
 from core.logs import configure_logging
 from core.settings import Settings
+from workers import curve
 from workers.collatz import protocol as proto
 
 log = logging.getLogger("workers.collatz.broker")
@@ -48,8 +63,20 @@ MIN_RANGE = 50_000
 #: Ranges per live worker a job is split into: spare ones balance uneven workers.
 RANGES_PER_WORKER = 4
 MAX_RANGES = 64
-#: A range given to this many workers that all died or failed fails its job.
+#: A range that workers report failed (FAILED) this many times fails its job.
 MAX_ATTEMPTS = 3
+#: Random starts of a range each result is checked against.
+PROBES = 16
+#: A range's timeout: this many times what it would take at the slowest of
+#: the last RATE_SAMPLES checked results' speeds (starts per second), or at
+#: DEFAULT_RATE before any (CPython on a busy machine does more).
+TASK_SLACK = 4
+RATE_SAMPLES = 16
+DEFAULT_RATE = 100_000
+#: Most workers a timed-out range is given to at once.
+MAX_COPIES = 16
+#: Dropped workers whose messages are ignored (the oldest forgotten first).
+MAX_BANNED = 10_000
 
 
 class Waiter:
@@ -74,16 +101,26 @@ class Job:
 
 
 class Task:
-    """One range of a job, queued or held by a worker."""
+    """One range of a job: held by workers, and queued while it wants more.
 
-    __slots__ = ("id", "job", "lo", "hi", "attempts")
+    ``holders`` maps each worker holding it to when it was given;
+    ``wanted`` is how many more workers it is to be given to (queued while
+    above 0); ``given`` is when the current round of holders got it.
+    """
+
+    __slots__ = ("id", "job", "lo", "hi", "failures", "timeouts")
+    __slots__ += ("holders", "wanted", "given")
 
     def __init__(self, task_id: int, job: Job, lo: int, hi: int):
         self.id = task_id
         self.job = job
         self.lo = lo
         self.hi = hi
-        self.attempts = 0
+        self.failures = 0
+        self.timeouts = 0
+        self.holders: Dict[bytes, float] = {}
+        self.wanted = 1
+        self.given: Optional[float] = None
 
 
 class Worker:
@@ -107,6 +144,9 @@ class Broker:
         timeout: Longest a request may wait for its answer, in seconds.
         heartbeat: Seconds between heartbeats (workers must use the same).
         liveness: Heartbeats a worker may miss before it is dropped.
+        task_timeout: Least time a range's holders get before it goes to
+            more workers (default ``heartbeat * liveness``).
+        keys: CURVE keys of both sockets (None: no CURVE).
     """
 
     def __init__(
@@ -118,6 +158,8 @@ class Broker:
         timeout: float,
         heartbeat: float = proto.HEARTBEAT_INTERVAL,
         liveness: int = proto.HEARTBEAT_LIVENESS,
+        task_timeout: Optional[float] = None,
+        keys: Optional[curve.ServerKeys] = None,
     ):
         self.frontend_endpoint = frontend
         self.backend_endpoint = backend
@@ -125,6 +167,10 @@ class Broker:
         self.timeout = timeout
         self.heartbeat = heartbeat
         self.liveness = liveness
+        if task_timeout is None:
+            task_timeout = heartbeat * liveness
+        self.task_timeout = task_timeout
+        self.keys = keys
         self.workers: Dict[bytes, Worker] = {}
         self.idle: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.queue: collections.deque[Task] = collections.deque()
@@ -133,6 +179,8 @@ class Broker:
         self.cache: collections.OrderedDict[int, Tuple[int, int]] = (
             collections.OrderedDict()
         )
+        self.banned: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.rates: collections.deque[float] = collections.deque(maxlen=RATE_SAMPLES)
         self._next_task_id = 0
         self.frontend: Optional[zmq.Socket] = None
         self.backend: Optional[zmq.Socket] = None
@@ -143,23 +191,32 @@ class Broker:
         """Bind, then serve until interrupted (KeyboardInterrupt)."""
         self.frontend = context.socket(zmq.ROUTER)
         self.backend = context.socket(zmq.ROUTER)
+        gate = None
         try:
+            if self.keys is not None:
+                gate = curve.Gate(context, self.keys)
             for sock in (self.frontend, self.backend):
                 sock.setsockopt(zmq.LINGER, 0)
                 # Sending to a peer that is gone raises instead of vanishing.
                 sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            if gate is not None:
+                gate.guard(self.frontend, curve.API.admitted_by)
+                gate.guard(self.backend, curve.WORKER.admitted_by)
             self.frontend.bind(self.frontend_endpoint)
             self.backend.bind(self.backend_endpoint)
             log.info(
-                "collatz broker: clients on %s, workers on %s (max n %d)",
+                "collatz broker: clients on %s, workers on %s (max n %d, %s)",
                 self.frontend_endpoint,
                 self.backend_endpoint,
                 self.max_n,
+                "no CURVE" if gate is None else f"CURVE keys in {self.keys.folder}",
             )
             self._loop()
         finally:
             self.frontend.close(linger=0)
             self.backend.close(linger=0)
+            if gate is not None:
+                gate.stop()
 
     def _loop(self) -> None:
         poller = zmq.Poller()
@@ -180,6 +237,7 @@ class Broker:
             now = time.monotonic()
             if now >= next_heartbeat:
                 self._send_heartbeats()
+                self._expire_tasks(now)
                 next_heartbeat = now + self.heartbeat
             self._expire_workers(now)
             self._expire_waiters(now)
@@ -316,6 +374,7 @@ class Broker:
                 "jobs": len(self.jobs),
                 "queued": len(self.queue),
                 "cached": len(self.cache),
+                "banned": len(self.banned),
             }
         ).encode("ascii")
 
@@ -342,7 +401,8 @@ class Broker:
         """Forget a job; results of its ranges still out are ignored on arrival."""
         del self.jobs[job.n]
         self.queue = collections.deque(t for t in self.queue if t.job is not job)
-        for task_id in job.pending:
+        for task_id, task in job.pending.items():
+            task.wanted = 0
             del self.tasks[task_id]
         job.pending.clear()
 
@@ -353,6 +413,8 @@ class Broker:
         if len(frames) < 2:
             return
         identity, command, args = frames[0], frames[1], frames[2:]
+        if identity in self.banned:
+            return  # left unanswered, it reconnects as a new worker
         worker = self.workers.get(identity)
         if worker is None:
             # New, or back after being dropped (or after a broker restart).
@@ -375,20 +437,49 @@ class Broker:
             )
 
     def _on_result(self, worker: Worker, args: List[bytes]) -> None:
+        task = worker.task
         try:
             task_id, start, length = (proto.number(a) for a in args)
         except ValueError:
             log.warning("malformed result from worker %s", worker.identity.hex())
+            self._ban(worker, "sent a malformed result")
             return
-        if worker.task is not None and worker.task.id == task_id:
-            self._release(worker)
-        task = self.tasks.pop(task_id, None)
-        if task is None:
-            return  # its job timed out, or another worker already did it
-        if task in self.queue:
-            self.queue.remove(task)  # re-queued after its worker was dropped
+        if task is None or task.id != task_id:
+            # A range given to another worker, or one this worker held before
+            # it was dropped or the broker restarted: only a holder answers.
+            log.warning(
+                "worker %s sent a result for range #%d, which it does not hold; "
+                "ignored",
+                worker.identity.hex(),
+                task_id,
+            )
+            return
+        given = task.holders[worker.identity]
+        self._release(worker)
+        size = task.hi - task.lo + 1
+        probes = (task.lo + secrets.randbelow(size) for _ in range(PROBES))
+        problem = collatz.check_longest(task.lo, task.hi, start, length, probes)
+        if problem is not None:
+            log.warning(
+                "bad result from worker %s for range %d..%d of n=%d "
+                "(%d with %d terms): %s",
+                worker.identity.hex(),
+                task.lo,
+                task.hi,
+                task.job.n,
+                start,
+                length,
+                problem,
+            )
+            self._ban(worker, "sent a bad result")
+            self._requeue(task, "its worker sent a bad result")
+            return
+        self.rates.append(size / max(time.monotonic() - given, 1e-3))
+        if self.tasks.pop(task.id, None) is None:
+            return  # another holder answered first, or its job timed out
+        self._unqueue(task)
         job = task.job
-        del job.pending[task_id]
+        del job.pending[task.id]
         job.results.append((start, length))
         if not job.pending:
             self._finish(job)
@@ -396,7 +487,8 @@ class Broker:
     def _on_failed(self, worker: Worker, args: List[bytes]) -> None:
         reason = b" ".join(args[1:]).decode("ascii", "replace")[:200]
         if worker.task is not None and str(worker.task.id).encode() == args[0]:
-            self._requeue(self._release(worker), f"worker failed: {reason}")
+            task = self._release(worker)
+            self._requeue(task, f"worker failed: {reason}", failed=True)
 
     def _finish(self, job: Job) -> None:
         result = collatz.merge(job.results)
@@ -409,34 +501,73 @@ class Broker:
         log.info("job n=%d done: %d with %d terms", job.n, *result)
 
     def _release(self, worker: Worker) -> Task:
+        """Take its range from a worker, which is idle again."""
         task, worker.task = worker.task, None
+        del task.holders[worker.identity]
         self.idle[worker.identity] = None
         return task
 
-    def _requeue(self, task: Task, why: str) -> None:
+    def _requeue(self, task: Task, why: str, failed: bool = False) -> None:
+        """Queue a range that lost a holder, unless others hold it or it is done."""
         job = task.job
         if task.id not in job.pending:
             return  # done meanwhile, or its job is gone
-        task.attempts += 1
-        if task.attempts >= MAX_ATTEMPTS:
-            log.error(
-                "job n=%d failed: range %d..%d lost %d times (%s)",
-                job.n,
+        if failed:
+            task.failures += 1
+            if task.failures >= MAX_ATTEMPTS:
+                log.error(
+                    "job n=%d failed: range %d..%d failed %d times (%s)",
+                    job.n,
+                    task.lo,
+                    task.hi,
+                    task.failures,
+                    why,
+                )
+                for waiter in job.waiters:
+                    self._reply_error(
+                        waiter,
+                        proto.FAILED_CODE,
+                        f"workers failed n={job.n} {task.failures} times",
+                    )
+                self._drop_job(job)
+                return
+        if task.holders or task.wanted:
+            return  # still held by others, or queued already
+        log.warning("re-queued range %d..%d of n=%d: %s", task.lo, task.hi, job.n, why)
+        task.wanted, task.given = 1, None
+        self.queue.appendleft(task)
+
+    def _unqueue(self, task: Task) -> None:
+        if task.wanted:
+            self.queue.remove(task)
+            task.wanted = 0
+
+    def _task_timeout(self, task: Task) -> float:
+        rate = min(self.rates) if self.rates else DEFAULT_RATE
+        return max(self.task_timeout, TASK_SLACK * (task.hi - task.lo + 1) / rate)
+
+    def _expire_tasks(self, now: float) -> None:
+        """Give the ranges whose holders are silent past the timeout to more workers."""
+        for task in self.tasks.values():
+            if task.wanted or not task.holders:
+                continue
+            timeout = self._task_timeout(task)
+            if now < task.given + timeout:
+                continue
+            task.timeouts += 1
+            task.wanted = min(2**task.timeouts, MAX_COPIES)
+            task.given = None
+            self.queue.appendleft(task)
+            log.warning(
+                "range %d..%d of n=%d: no answer from %d worker(s) in %.1fs; "
+                "giving it to %d more",
                 task.lo,
                 task.hi,
-                task.attempts,
-                why,
+                task.job.n,
+                len(task.holders),
+                timeout,
+                task.wanted,
             )
-            for waiter in job.waiters:
-                self._reply_error(
-                    waiter,
-                    proto.FAILED_CODE,
-                    f"workers failed n={job.n} {task.attempts} times",
-                )
-            self._drop_job(job)
-            return
-        log.warning("re-queued range %d..%d of n=%d: %s", task.lo, task.hi, job.n, why)
-        self.queue.appendleft(task)
 
     def _remove_worker(self, worker: Worker, why: str) -> None:
         del self.workers[worker.identity]
@@ -449,7 +580,15 @@ class Broker:
         )
         if worker.task is not None:
             task, worker.task = worker.task, None
+            del task.holders[worker.identity]
             self._requeue(task, f"worker {worker.identity.hex()} {why}")
+
+    def _ban(self, worker: Worker, why: str) -> None:
+        """Drop a worker and ignore its messages from now on."""
+        self._remove_worker(worker, why)
+        self.banned[worker.identity] = None
+        if len(self.banned) > MAX_BANNED:
+            self.banned.popitem(last=False)
 
     def _expire_workers(self, now: float) -> None:
         for worker in [w for w in self.workers.values() if w.expiry < now]:
@@ -476,15 +615,21 @@ class Broker:
         while self.queue and self.idle:
             identity, _ = self.idle.popitem(last=False)
             worker = self.workers[identity]
-            task = self.queue.popleft()
+            task = self.queue[0]
             frames = [proto.TASK] + proto.numbers(task.id, task.lo, task.hi)
             if not self._send_worker(worker, frames):
-                self.queue.appendleft(task)
                 if identity in self.workers:  # alive but full: retry later
                     self.idle[identity] = None
                     return
                 continue
+            now = time.monotonic()
             worker.task = task
+            task.holders[identity] = now
+            if task.given is None:
+                task.given = now
+            task.wanted -= 1
+            if not task.wanted:
+                self.queue.popleft()
             log.debug(
                 "range %d..%d of n=%d -> worker %s",
                 task.lo,
@@ -532,6 +677,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         default=proto.HEARTBEAT_LIVENESS,
         help="heartbeats a worker may miss before it is dropped",
     )
+    parser.add_argument(
+        "--task-timeout",
+        type=float,
+        default=None,
+        help="least seconds a range's holders get before it goes to more "
+        "workers (default heartbeat x liveness)",
+    )
     return parser
 
 
@@ -545,6 +697,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     args = build_parser(settings).parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    endpoints = {"COLLATZ_FRONTEND": args.frontend, "COLLATZ_BACKEND": args.backend}
+    try:
+        keys = curve.server_keys(settings, curve.BROKER, endpoints)
+    except curve.CurveError as ex:
+        log.error("collatz broker cannot start: %s", ex)
+        return 2
     broker = Broker(
         args.frontend,
         args.backend,
@@ -552,12 +710,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         timeout=args.timeout,
         heartbeat=args.heartbeat,
         liveness=args.liveness,
+        task_timeout=args.task_timeout,
+        keys=keys,
     )
     context = zmq.Context()
     try:
         broker.run(context)
     except KeyboardInterrupt:
         log.info("collatz broker stopping")
+    except curve.CurveError as ex:
+        log.error("collatz broker cannot start: %s", ex)
+        return 2
     finally:
         context.term()
     return 0

@@ -8,7 +8,8 @@ threads and greenlets never share one. A request that gets no answer within
 the deadline closes its socket (LINGER 0, so nothing lingers) and the next
 request makes a new one: the lazy pirate pattern. Under gunicorn's gevent
 worker the context is ``zmq.green``'s, so a request waiting for the broker
-lets the worker's other requests run.
+lets the worker's other requests run. With CURVE keys (``ZMQ_KEYS_DIR``,
+workers/curve.py) every socket is a CURVE client of the broker.
 """
 
 import json
@@ -22,7 +23,9 @@ from typing import Tuple
 
 import zmq
 
+from core.settings import Settings
 from db.errors import Unavailable
+from workers import curve
 from workers.collatz import protocol as proto
 
 #: Longest a readiness ping waits, whatever the request timeout.
@@ -35,11 +38,15 @@ class CollatzClient:
     Args:
         endpoint: The broker's frontend endpoint (``COLLATZ_FRONTEND``).
         timeout: Seconds to wait for an answer before raising Unavailable.
+        keys: CURVE keys to connect with (None: no CURVE).
     """
 
-    def __init__(self, endpoint: str, timeout: float):
+    def __init__(
+        self, endpoint: str, timeout: float, keys: Optional[curve.ClientKeys] = None
+    ):
         self.endpoint = endpoint
         self.timeout = timeout
+        self.keys = keys
         self._pid: Optional[int] = None
         self._context: Optional[zmq.Context] = None
         self._idle: List[zmq.Socket] = []
@@ -47,6 +54,23 @@ class CollatzClient:
         # Contexts and sockets inherited through fork are never touched again:
         # closing them in the child is unsafe, so they are kept from the collector.
         self._inherited = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        endpoint: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> "CollatzClient":
+        """The API's client: ``COLLATZ_FRONTEND``, ``COLLATZ_TIMEOUT``, its keys.
+
+        Raises curve.CurveError when CURVE is on and a key file is missing.
+        """
+        return cls(
+            endpoint or settings.collatz_frontend,
+            settings.collatz_timeout if timeout is None else timeout,
+            curve.client_keys(settings, curve.API),
+        )
 
     def longest(self, n: int) -> Tuple[int, int]:
         """``(start, length)`` of the longest chain in 1..n; Unavailable on timeout."""
@@ -126,6 +150,8 @@ class CollatzClient:
             context = self._context
         sock = context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None:
+            self.keys.apply(sock)
         sock.connect(self.endpoint)
         return sock
 

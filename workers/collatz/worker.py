@@ -7,7 +7,9 @@ pointing there) and announces itself with ``READY``. It heartbeats every
 sized to a fraction of the heartbeat. When the broker stays silent for
 ``--liveness`` heartbeats the worker drops its socket and reconnects with
 exponential back-off (zguide's paranoid pirate worker). Its memo of chain
-lengths lives as long as the process, so later requests reuse it.
+lengths lives as long as the process, so later requests reuse it. With
+CURVE keys (``ZMQ_KEYS_DIR``, workers/curve.py) it connects as a CURVE
+client: a broker that does not admit its key never sends it a task.
 """
 
 import argparse
@@ -24,6 +26,7 @@ import zmq
 from core import collatz
 from core.logs import configure_logging
 from core.settings import Settings
+from workers import curve
 from workers.collatz import protocol as proto
 
 log = logging.getLogger("workers.collatz.worker")
@@ -39,6 +42,7 @@ class Worker:
         heartbeat: Seconds between heartbeats (the broker must use the same).
         liveness: Heartbeats the broker may miss before the worker reconnects.
         memo_size: Numbers below this have their chain length memoized.
+        keys: CURVE keys to connect with (None: no CURVE).
     """
 
     def __init__(
@@ -48,8 +52,10 @@ class Worker:
         heartbeat: float = proto.HEARTBEAT_INTERVAL,
         liveness: int = proto.HEARTBEAT_LIVENESS,
         memo_size: int = collatz.DEFAULT_MEMO_SIZE,
+        keys: Optional[curve.ClientKeys] = None,
     ):
         self.endpoint = endpoint
+        self.keys = keys
         self.heartbeat = heartbeat
         self.liveness = liveness
         self.memo = collatz.new_memo(memo_size)
@@ -97,10 +103,16 @@ class Worker:
     def _connect(self, context: zmq.Context) -> None:
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None:
+            self.keys.apply(self.socket)
         self.socket.connect(self.endpoint)
         self.socket.send(proto.READY)
         self._next_heartbeat = time.monotonic() + self.heartbeat
-        log.info("collatz worker ready on %s", self.endpoint)
+        log.info(
+            "collatz worker ready on %s (%s)",
+            self.endpoint,
+            "CURVE" if self.keys is not None else "no CURVE",
+        )
 
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()
@@ -194,11 +206,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     args = build_parser(settings).parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        keys = curve.client_keys(settings, curve.WORKER)
+    except curve.CurveError as ex:
+        log.error("collatz worker cannot start: %s", ex)
+        return 2
     worker = Worker(
         args.backend,
         heartbeat=args.heartbeat,
         liveness=args.liveness,
         memo_size=args.memo_size,
+        keys=keys,
     )
     context = zmq.Context()
     try:

@@ -12,6 +12,10 @@ the restart get it.
 
 The publisher's cursor is the worker's checkpoint: what has been sent on
 the socket is what the next start does not send again.
+
+With CURVE keys (``ZMQ_KEYS_DIR``, workers/curve.py) the socket is a CURVE
+server: a SUB socket whose key is not admitted never connects, so it
+receives nothing, and its subscriptions never reach the worker.
 """
 
 import logging
@@ -23,12 +27,20 @@ from typing import Set
 import zmq
 
 from core.backoff import Backoff
+from core.settings import Settings
 from db.errors import Unavailable
+from workers import curve
 from workers.push.checkpointer import Checkpointer
 from workers.push.events import zmq_frames
 from workers.push.feed import EventFeed
 
 log = logging.getLogger(__name__)
+
+
+def pub_keys(settings: Settings) -> Optional[curve.ServerKeys]:
+    """The PUB socket's CURVE keys, or None (curve.CurveError: see server_keys)."""
+    endpoints = {"PUSH_PUB_ENDPOINT": settings.push_pub_endpoint}
+    return curve.server_keys(settings, curve.PUB, endpoints)
 
 
 class Publisher:
@@ -60,11 +72,24 @@ class Publisher:
         self._topics: Set[bytes] = set()
         self._finishing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._gate: Optional[curve.Gate] = None
         self.sent = 0
 
-    def bind(self) -> None:
-        """Bind the socket (zmq.ZMQError if the address is taken)."""
+    def bind(self, keys: Optional[curve.ServerKeys] = None) -> None:
+        """Bind the socket, a CURVE server with ``keys``.
+
+        Raises zmq.ZMQError if the address is taken, curve.CurveError if the
+        admitted keys cannot be read.
+        """
+        if keys is not None:
+            self._gate = curve.Gate(self._context, keys)
+            self._gate.guard(self._socket, curve.SUBSCRIBER.admitted_by)
         self._socket.bind(self.endpoint)
+        log.info(
+            "PUB socket on %s (%s)",
+            self.endpoint,
+            "no CURVE" if keys is None else f"CURVE keys in {keys.folder}",
+        )
 
     def start(self, feed: EventFeed, checkpointer: Checkpointer) -> None:
         """Send the events of ``feed`` after the checkpointer's position, in a thread.
@@ -78,7 +103,13 @@ class Publisher:
     def close(self) -> None:
         """Close the socket of a publisher that was never started."""
         if not self._thread.is_alive() and self._feed is None:
-            self._socket.close()
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        self._socket.close()
+        if self._gate is not None:
+            self._gate.stop()
+            self._gate = None
 
     @property
     def topics(self) -> Set[bytes]:
@@ -99,7 +130,7 @@ class Publisher:
             self._wait_for_subscriber()
             self._forward()
         finally:
-            self._socket.close()
+            self._close_socket()
 
     def _wait_for_subscriber(self) -> None:
         deadline = time.monotonic() + self._grace

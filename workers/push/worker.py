@@ -56,6 +56,7 @@ from workers.push import metrics
 from workers.push.checkpointer import Checkpointer
 from workers.push.feed import EventFeed
 from workers.push.pub import Publisher
+from workers.push.pub import pub_keys
 from workers.push.sse import SseServer
 from workers.push.webhooks import make_fanout as webhook_fanout
 
@@ -127,7 +128,7 @@ class PushWorker:
         settings = self.settings
         publisher = Publisher(settings.push_pub_endpoint, grace=self._grace)
         try:
-            publisher.bind()
+            publisher.bind(pub_keys(settings))
             sse = SseServer(
                 settings.push_sse_bind,
                 self.status,
