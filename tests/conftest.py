@@ -11,6 +11,7 @@ import os
 import falcon.testing
 import pytest
 import sqlalchemy as sa
+from requests.adapters import HTTPAdapter
 
 from api.app import create_app
 from core.settings import Settings
@@ -18,16 +19,52 @@ from db.schema import create_schema
 from db.sql import Database
 from db.sql import make_engine
 from db.stores import open_stores
+from tests.support import descriptors
 from tests.support import live
 from tests.support.contract import ContractClient
 from tests.support.notes_backends import _rethinkdb_session_table  # noqa: F401
 from tests.support.notes_backends import notes_backend  # noqa: F401
 from tests.support.notes_backends import rethinkdb_table  # noqa: F401
+from workers.collatz.client import CollatzClient
 
 # RETHINKDB_URL names the tests' server (read above by notes_backends); the
 # processes the tests start (gunicorn, workers, the bench harness) keep
 # notes in SQL unless a test hands it to them.
 os.environ.pop("RETHINKDB_URL", None)
+# A process started without addresses of its own (the bench harness's, a
+# command's) gets the session's free ports, never make serve's defaults.
+os.environ.update(live.addresses(None))
+
+
+#: Descriptors a test may leave open: one made once per process on first use
+#: stays (ZeroMQ's shared context holds 5).
+DESCRIPTOR_ALLOWANCE = 8
+
+
+@pytest.fixture(autouse=True, scope="session")
+def http_closes_its_sockets():
+    """Closing a requests session closes its sockets (see close_adapter)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HTTPAdapter, "close", descriptors.close_adapter)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def closes_its_descriptors():
+    """A test that leaves more than DESCRIPTOR_ALLOWANCE descriptors open fails.
+
+    Its fixtures are closed first (set up after this one); what the
+    collector would close counts as closed.
+    """
+    if not descriptors.available():
+        yield
+        return
+    before = descriptors.open_descriptors()
+    yield
+    left = descriptors.opened_since(before, DESCRIPTOR_ALLOWANCE)
+    if left:
+        names = sorted(what for _, what in left)
+        pytest.fail(f"the test left {len(left)} descriptors open: {names[:20]}")
 
 
 @pytest.fixture
@@ -48,9 +85,34 @@ def database_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def settings(database_url) -> Settings:
-    """Settings for one test: its own database, nothing shared."""
-    return Settings(database_url=database_url)
+def settings(database_url, tmp_path) -> Settings:  # noqa: ARG001 (makes the schema)
+    """Settings for one test: its own database and free ports, nothing shared.
+
+    Not one address is a default: those are ``make serve``'s, and a test on
+    them would talk to a ``make serve`` running beside the tests.
+    """
+    return live.settings_for(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def collatz_clients(monkeypatch, closes_its_descriptors):  # noqa: ARG001 (closed first)
+    """Every collatz client a test makes (an app's too), closed after the test.
+
+    An app makes its own client; one left to the collector is finalized at
+    any point of a later test, and ending a ZeroMQ context with a socket still
+    open blocks (``zmq_ctx_term``). ``close`` ends it at once (LINGER 0).
+    """
+    made = []
+    init = CollatzClient.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(CollatzClient, "__init__", recording_init)
+    yield made
+    for client in made:
+        client.close()
 
 
 @pytest.fixture
@@ -58,7 +120,8 @@ def make_client(settings):
     """Factory: a TestClient for ``settings`` with optional overrides.
 
     The apps' stores are closed after the test (queued visits are written,
-    threads stop) while the test's database still exists.
+    threads stop) while the test's database still exists; their collatz
+    clients too (:func:`collatz_clients`).
     """
     opened = []
 

@@ -1,5 +1,6 @@
 """Real processes for end-to-end tests: gunicorn, the push worker, their helpers."""
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -12,6 +13,8 @@ from typing import Optional
 
 import requests
 import sqlalchemy
+
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,16 +33,39 @@ def free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
-#: One commit-nudge address per test (per tmp_path): its API and push worker
-#: share it, and no two tests (or another project's worker) do.
-_WAKE_ADDRESSES = {}
+#: The address settings of each test (by tmp_path), on free ports: its
+#: processes and its in-process settings share them, and no two tests do.
+_ADDRESSES = {}
 
 
-def wake_address(tmp_path: Path) -> str:
-    """The ``PUSH_WAKE_ADDRESS`` of the test that owns ``tmp_path``."""
-    if tmp_path not in _WAKE_ADDRESSES:
-        _WAKE_ADDRESSES[tmp_path] = f"127.0.0.1:{free_udp_port()}"
-    return _WAKE_ADDRESSES[tmp_path]
+def addresses(tmp_path: Optional[Path]) -> dict:
+    """The address settings of the test that owns ``tmp_path``, by variable.
+
+    The defaults are the addresses of ``make serve`` (gunicorn's 8000, the
+    broker's 5555 and 5560, the push worker's 5556, 8001 and 5557): a test on
+    them would talk to, or collide with, a ``make serve`` on the same machine.
+    ``None``: the test session's own, for what owns no ``tmp_path``.
+    """
+    if tmp_path not in _ADDRESSES:
+        _ADDRESSES[tmp_path] = {
+            "PORT": str(free_port()),
+            "COLLATZ_FRONTEND": f"tcp://127.0.0.1:{free_port()}",
+            "COLLATZ_BACKEND": f"tcp://127.0.0.1:{free_port()}",
+            "PUSH_PUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
+            "PUSH_SSE_BIND": f"127.0.0.1:{free_port()}",
+            # The commit nudges of the test's API reach its push worker only.
+            "PUSH_WAKE_ADDRESS": f"127.0.0.1:{free_udp_port()}",
+        }
+    return _ADDRESSES[tmp_path]
+
+
+def settings_for(tmp_path: Path, **values) -> Settings:
+    """In-process settings of a test: its database and :func:`addresses`.
+
+    ``values`` (Settings fields) go on top.
+    """
+    environ = {**addresses(tmp_path), "DATABASE_URL": database_url(tmp_path)}
+    return dataclasses.replace(Settings.from_env(environ), **values)
 
 
 def wait_until(
@@ -80,14 +106,16 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """Stop the process if it runs, and close its log (also after an exit)."""
+        if self.proc is None:
             return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
         self._log.close()
 
 
@@ -111,15 +139,18 @@ def database_url(tmp_path: Path) -> str:
 
 
 def child_env(tmp_path: Path, extra: dict) -> dict:
-    """A child's environment: this one's, the test's database, ``extra`` on top."""
+    """A child's environment: this one's, the test's database and addresses.
+
+    ``extra`` goes on top.
+    """
     env = dict(os.environ)
+    env.update(addresses(tmp_path))
     env["DATABASE_URL"] = database_url(tmp_path)
     # Notes in the test's SQL database unless the test names a RethinkDB
     # (tests.support.notes_backends): a RETHINKDB_URL of the environment
     # is for the tests that ask for it.
     env["RETHINKDB_URL"] = ""
     env["PYTHONPATH"] = str(ROOT)
-    env["PUSH_WAKE_ADDRESS"] = wake_address(tmp_path)
     env.update(extra)
     return env
 

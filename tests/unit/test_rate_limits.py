@@ -1,5 +1,6 @@
 """Rate limits: the setting, the shared token buckets, the 429 and its headers."""
 
+import dataclasses
 import re
 import threading
 
@@ -11,7 +12,6 @@ from core.ratelimit import Rate
 from core.ratelimit import limit_header
 from core.ratelimit import parse_rate
 from core.ratelimit import policy_header
-from core.settings import Settings
 from db.errors import Unavailable
 from db.ratelimits import RateLimitRow
 from db.ratelimits import RateLimitStore
@@ -254,7 +254,7 @@ def test_a_database_failure_lets_requests_through(make_client, monkeypatch):
 )
 def test_bad_settings_stop_the_app(settings, overrides, setting):
     with pytest.raises(ValueError, match=setting):
-        create_app(Settings(database_url=settings.database_url, **overrides))
+        create_app(dataclasses.replace(settings, **overrides))
 
 
 def test_openapi_documents_429_where_it_can_happen(make_client):
