@@ -1,8 +1,10 @@
 """``python -m api keys ...``: make, list and revoke API keys (README, Security)."""
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.addresses import is_loopback
@@ -19,16 +21,21 @@ from db.sql import Database
 DEV_KEY_FILE = Path("var") / "api-key"
 
 
-def _store(settings: Settings) -> KeyStore:
+@contextlib.contextmanager
+def _store(settings: Settings) -> Iterator[KeyStore]:
     database = Database(settings.database_url)
-    create_schema(database.engine)
-    return KeyStore(database)
+    try:
+        create_schema(database.engine)
+        yield KeyStore(database)
+    finally:
+        database.dispose()
 
 
 def create_key(settings: Settings, args: argparse.Namespace) -> int:
     """Make a key; prints it once, as the last line."""
     try:
-        key, secret = _store(settings).create(args.name, args.scopes)
+        with _store(settings) as store:
+            key, secret = store.create(args.name, args.scopes)
     except (ValueError, Conflict) as ex:
         print(f"keys create: {ex}", file=sys.stderr)
         return 2
@@ -41,7 +48,9 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
 def list_keys(settings: Settings, args: argparse.Namespace) -> int:
     """Show every key's name, scopes, creation and last use; never the key."""
     print(f"{'NAME':24} {'SCOPES':16} {'CREATED':25} {'LAST USED':25} REVOKED")
-    for key in _store(settings).list():
+    with _store(settings) as store:
+        keys = store.list()
+    for key in keys:
         print(
             f"{key.name:24} {','.join(key.scopes):16} "
             f"{_when(key.created_at):25} {_when(key.last_used_at):25} "
@@ -53,7 +62,8 @@ def list_keys(settings: Settings, args: argparse.Namespace) -> int:
 def revoke_key(settings: Settings, args: argparse.Namespace) -> int:
     """Revoke a key: every worker refuses it within a second."""
     try:
-        key = _store(settings).revoke(args.name)
+        with _store(settings) as store:
+            key = store.revoke(args.name)
     except NotFound as ex:
         print(f"keys revoke: {ex}", file=sys.stderr)
         return 1
@@ -74,16 +84,18 @@ def dev_key(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    store = _store(settings)
     path = Path(args.file)
-    if path.exists():
-        secret = path.read_text().strip()
-        if well_formed(secret) and store.find(secret) is not None:
-            print(f"API key (admin, in {path}): {secret}")
-            return 0
-    taken = {key.name for key in store.list()}
-    name = next(f"dev-{n}" for n in range(1, len(taken) + 2) if f"dev-{n}" not in taken)
-    _, secret = store.create(name, ADMIN)
+    with _store(settings) as store:
+        if path.exists():
+            secret = path.read_text().strip()
+            if well_formed(secret) and store.find(secret) is not None:
+                print(f"API key (admin, in {path}): {secret}")
+                return 0
+        taken = {key.name for key in store.list()}
+        name = next(
+            f"dev-{n}" for n in range(1, len(taken) + 2) if f"dev-{n}" not in taken
+        )
+        _, secret = store.create(name, ADMIN)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Made with mode 0600 from the start: never readable by others, not even
     # for a moment.

@@ -1,7 +1,7 @@
 """``python -m api import-salaries [CSV] [--if-empty]``: load the salary file.
 
-Parses the whole CSV first (db.salary_csv), then replaces the salary tables in
-one transaction (db.salary_store), with a progress bar on a terminal and a
+Parses the whole CSV first (db.salaries.csvfile), then replaces the salary tables in
+one transaction (db.salaries.store), with a progress bar on a terminal and a
 summary of what was loaded and skipped.
 """
 

@@ -1,4 +1,4 @@
-/* The longest Collatz chain in 1..n: the algorithm of workers/collatz_core.py in C.
+/* The longest Collatz chain in 1..n: the algorithm of core/collatz.py in C.
  *
  * Same steps: only starts in (n/2, n] are walked; an odd step is taken with
  * the following halving, (3x + 1) / 2, counted as two terms; lengths of

@@ -3,7 +3,7 @@
 ``python -m bench.collatz [--quick]`` prints one JSON object. Every figure is
 measured in this run, on this machine:
 
-- ``interpreters``: ``workers.collatz_core.longest_upto(n)`` in a fresh
+- ``interpreters``: ``core.collatz.longest_upto(n)`` in a fresh
   process of each interpreter (``.venv/pypy3``, ``.venv/python3``), best of
   the repeats, timed inside the process (start-up excluded, JIT warm-up
   included: every repeat is a fresh memo, and the first is a cold JIT).

@@ -36,7 +36,7 @@ def free_udp_port() -> int:
 
 
 def has_module(name: str) -> bool:
-    """Whether module ``name`` (say ``workers.collatz_broker``) is in the checkout."""
+    """Whether module ``name`` (say ``workers.collatz.broker``) is in the checkout."""
     try:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:

@@ -1,4 +1,4 @@
-"""Domain errors raised by the stores and mapped to HTTP once, in api.errors."""
+"""Domain errors raised by the stores and mapped to HTTP once, in web.errors."""
 
 
 class StoreError(Exception):

@@ -244,7 +244,7 @@ class VisitsQuery(QuerySchema):
 
 
 def _invalid(field: str, message: str) -> marshmallow.ValidationError:
-    """A field error for checks that need state; api.errors answers it as 422."""
+    """A field error for checks that need state; web.errors answers it as 422."""
     return marshmallow.ValidationError({field: [message]})
 
 

@@ -1,7 +1,7 @@
 """Outbound webhook subscriptions: ``/subscriptions`` and its items and attempts.
 
 Deliveries themselves are made by the push worker with
-:class:`workers.webhook_sender.WebhookSender`; this resource manages what it
+:class:`workers.webhooks.sender.WebhookSender`; this resource manages what it
 delivers to and shows how it went.
 
 Over 300 lines: subscriptions, their attempts log and the replay request are

@@ -12,6 +12,7 @@ import os
 import falcon.testing
 import pytest
 import sqlalchemy as sa
+from requests.adapters import HTTPAdapter
 
 from api.app import create_app
 from core.settings import Settings
@@ -20,16 +21,62 @@ from db.schema import create_schema
 from db.sql import Database
 from db.sql import make_engine
 from db.stores import open_stores
+from tests.support import descriptors
 from tests.support import live
 from tests.support.contract import ContractClient
 from tests.support.notes_backends import _rethinkdb_session_table  # noqa: F401
 from tests.support.notes_backends import notes_backend  # noqa: F401
 from tests.support.notes_backends import rethinkdb_table  # noqa: F401
+from workers.collatz.client import CollatzClient
 
 # RETHINKDB_URL names the tests' server (read above by notes_backends); the
 # processes the tests start (gunicorn, workers, the bench harness) keep
 # notes in SQL unless a test hands it to them.
 os.environ.pop("RETHINKDB_URL", None)
+# A process started without addresses of its own (the bench harness's, a
+# command's) gets the session's free ports, never make serve's defaults.
+os.environ.update(live.addresses(None))
+
+
+#: Descriptors a test may leave open: one made once per process on first use
+#: stays (ZeroMQ's shared context holds 5).
+DESCRIPTOR_ALLOWANCE = 8
+#: Descriptors a test may leave to the garbage collector, which PyPy runs
+#: late: more is a pattern that piles up (a test leaves 10 at most now).
+GARBAGE_ALLOWANCE = 50
+
+
+@pytest.fixture(autouse=True, scope="session")
+def http_closes_its_sockets():
+    """Closing a requests session closes its sockets (see close_adapter)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HTTPAdapter, "close", descriptors.close_adapter)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def closes_its_descriptors():
+    """A test fails that leaves descriptors open once its fixtures are closed.
+
+    More than DESCRIPTOR_ALLOWANCE still open after a garbage collection, or
+    more than GARBAGE_ALLOWANCE before it. Its fixtures are closed first (they
+    are set up after this one).
+    """
+    if not descriptors.available():
+        yield
+        return
+    before = descriptors.open_descriptors()
+    yield
+    garbage = descriptors.open_descriptors() - before
+    if len(garbage) > GARBAGE_ALLOWANCE:
+        pytest.fail(
+            f"the test left {len(garbage)} descriptors to the garbage collector "
+            f"(close them): {sorted(what for _, what in garbage)[:20]}"
+        )
+    left = descriptors.opened_since(before, DESCRIPTOR_ALLOWANCE)
+    if left:
+        names = sorted(what for _, what in left)
+        pytest.fail(f"the test left {len(left)} descriptors open: {names[:20]}")
 
 
 class _ErrorsOf(logging.Handler):
@@ -80,9 +127,34 @@ def database_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def settings(database_url) -> Settings:
-    """Settings for one test: its own database, nothing shared."""
-    return Settings(database_url=database_url)
+def settings(database_url, tmp_path) -> Settings:  # noqa: ARG001 (makes the schema)
+    """Settings for one test: its own database and free ports, nothing shared.
+
+    Not one address is a default: those are ``make serve``'s, and a test on
+    them would talk to a ``make serve`` running beside the tests.
+    """
+    return live.settings_for(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def collatz_clients(monkeypatch, closes_its_descriptors):  # noqa: ARG001 (closed first)
+    """Every collatz client a test makes (an app's too), closed after the test.
+
+    An app makes its own client; one left to the collector is finalized at
+    any point of a later test, and ending a ZeroMQ context with a socket still
+    open blocks (``zmq_ctx_term``). ``close`` ends it at once (LINGER 0).
+    """
+    made = []
+    init = CollatzClient.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(CollatzClient, "__init__", recording_init)
+    yield made
+    for client in made:
+        client.close()
 
 
 @pytest.fixture
@@ -93,7 +165,8 @@ def make_client(settings):
     its own with ``scope`` (admin; None: no key).
 
     The apps' stores are closed after the test (queued visits are written,
-    threads stop) while the test's database still exists.
+    threads stop) while the test's database still exists; their collatz
+    clients too (:func:`collatz_clients`).
     """
     opened = []
 

@@ -4,7 +4,7 @@ A responder says what it needs with ``@requires(READ)`` (or ``WRITE``,
 ``ADMIN``) or ``@public``; one that says nothing needs ``admin``, so an
 endpoint added without a thought is closed, not open. :class:`Auth` checks
 the ``Authorization: Bearer`` key of each request against the scope of
-the operation it reached (:meth:`web.openapi.Routes.scopes`):
+the operation it reached (recorded by :meth:`web.openapi.Routes.add`):
 
 - no key, or one that is unknown or revoked: 401 with ``WWW-Authenticate``;
 - a key without the scope: 403;

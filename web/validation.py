@@ -3,7 +3,7 @@
 ``@validate(body=NoteIn(), query=ListQuery())`` on a responder loads the JSON
 body and the query string through the schemas before the responder runs and
 puts the results on ``req.context.body`` and ``req.context.query``. A
-``marshmallow.ValidationError`` becomes a 422 problem in api.errors. The same
+``marshmallow.ValidationError`` becomes a 422 problem in web.errors. The same
 schemas, with ``response`` and ``status``, feed the OpenAPI document.
 
 Before any schema, every string the responder would get (path values, query

@@ -1,8 +1,8 @@
 """Alembic's environment: the project's tables, on the project's engine.
 
-Run by ``db.schema.migrate`` (``python -m api init-db``, gunicorn's start,
-the push worker, the tests), which hands over an open connection, and by
-the ``alembic`` command line (alembic.ini), which connects to
+Run by ``db.schema.create_schema`` (``python -m api init-db``, gunicorn's
+start, the push worker, the tests), which hands over an open connection, and
+by the ``alembic`` command line (alembic.ini), which connects to
 ``-x url=...`` or else ``DATABASE_URL``.
 """
 

@@ -4,10 +4,11 @@ import subprocess
 import sys
 import time
 
+from tests.support.keys import make_key
 from tests.support.live import child_env
 from tests.support.live import free_port
-from tests.support.live import make_key
 from tests.support.pinned import connections_to_every_worker
+from tests.support.pinned import worker_pids
 
 ENV = {"AUTH": "on", "GUNICORN_CMD_ARGS": "--keep-alive 300"}
 
@@ -29,7 +30,7 @@ def test_a_revoked_key_stops_working_on_every_worker(live_server, tmp_path):
         )
         assert revoked.returncode == 0, revoked.stderr
         start = time.monotonic()
-        workers = server.worker_pids()
+        workers = worker_pids(server)
         refused = set()
         while refused != workers and time.monotonic() - start < 10:
             for connection in connections:

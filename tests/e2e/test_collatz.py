@@ -23,8 +23,8 @@ from workers import curve
 from workers.collatz.client import CollatzClient
 
 # A request that keeps a worker busy for a while under this interpreter, and
-# its answer (the 3 * 10**6 one is checked in test_collatz_core; both agree
-# with bench/collatz.c).
+# its answer (the 3 * 10**6 one is checked in tests/unit/test_collatz_maths.py;
+# both agree with bench/collatz.c).
 if platform.python_implementation() == "PyPy":
     LONG_N, LONG_ANSWER = 30_000_000, (15733191, 705)
 else:

@@ -71,13 +71,13 @@ def server(live_server, tmp_path):
 
 def test_generated_requests_get_no_5xx_and_documented_answers(server):
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
-    session = requests.Session()
     tally = Tally()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 25
-    for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _run(operation, mode, server.url, session, tally)
+    with requests.Session() as session:
+        for operation in operations:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                _run(operation, mode, server.url, session, tally)
     print(
         f"\n{tally.cases} generated cases; statuses: {sorted(tally.statuses.items())}"
     )

@@ -19,8 +19,9 @@ from api.salary_import import import_salaries
 from core import signatures
 from core.primality import is_prime
 from core.settings import Settings
-from tests.support.live import make_key
+from tests.support.keys import make_key
 from tests.support.pinned import connections_to_every_worker
+from tests.support.pinned import worker_pids
 
 SECRET = "read-your-writes"
 ENV = {
@@ -54,7 +55,7 @@ def connections(live_server, notes_backend, database_url, tmp_path):
     key = make_key(tmp_path)
     server = live_server(env={**ENV, **notes_backend.env}, workers=WORKERS)
     made = connections_to_every_worker(server, key)
-    assert len(server.worker_pids()) == WORKERS
+    assert len(worker_pids(server)) == WORKERS
     yield made
     for connection in made:
         connection.close()

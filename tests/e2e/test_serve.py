@@ -51,6 +51,7 @@ def test_a_crashed_process_restarts_and_ctrl_c_stops_all(tmp_path, database_url)
     init = Process([sys.executable, "-m", "api", "init-db"], env, tmp_path / "init.log")
     init.start()
     assert init.proc.wait(60) == 0, init.log()
+    init.stop()  # closes its log
     supervisor = Process(
         [str(Path(sys.executable).parent / "supervisord"), "-c", "supervisord.conf"],
         env,

@@ -212,11 +212,14 @@ def test_64_concurrent_writers_get_no_503(live_server):
     # IMMEDIATE (db/sql.py), so none fails upgrading a read lock to a write.
     server = live_server(workers=4)
     session_local = threading.local()
+    sessions = []
     barrier = threading.Barrier(64)
 
     def write(n):
-        session = getattr(session_local, "session", None) or requests.Session()
-        session_local.session = session
+        session = getattr(session_local, "session", None)
+        if session is None:
+            session = session_local.session = requests.Session()
+            sessions.append(session)
         if n < 64:
             barrier.wait(30)
         statuses = []
@@ -237,8 +240,12 @@ def test_64_concurrent_writers_get_no_503(live_server):
         )
         return statuses
 
-    with ThreadPoolExecutor(64) as pool:
-        results = list(pool.map(write, range(256)))
+    try:
+        with ThreadPoolExecutor(64) as pool:
+            results = list(pool.map(write, range(256)))
+    finally:
+        for session in sessions:
+            session.close()
     counts = {}
     for statuses in results:
         for status in statuses:

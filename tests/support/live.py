@@ -1,5 +1,6 @@
 """Real processes for end-to-end tests: gunicorn, the push worker, their helpers."""
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -13,9 +14,7 @@ from typing import Optional
 import requests
 import sqlalchemy
 
-from db.keys import KeyStore
-from db.schema import create_schema
-from db.sql import Database
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,16 +33,39 @@ def free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
-#: One commit-nudge address per test (per tmp_path): its API and push worker
-#: share it, and no two tests (or another project's worker) do.
-_WAKE_ADDRESSES = {}
+#: The address settings of each test (by tmp_path), on free ports: its
+#: processes and its in-process settings share them, and no two tests do.
+_ADDRESSES = {}
 
 
-def wake_address(tmp_path: Path) -> str:
-    """The ``PUSH_WAKE_ADDRESS`` of the test that owns ``tmp_path``."""
-    if tmp_path not in _WAKE_ADDRESSES:
-        _WAKE_ADDRESSES[tmp_path] = f"127.0.0.1:{free_udp_port()}"
-    return _WAKE_ADDRESSES[tmp_path]
+def addresses(tmp_path: Optional[Path]) -> dict:
+    """The address settings of the test that owns ``tmp_path``, by variable.
+
+    The defaults are the addresses of ``make serve`` (gunicorn's 8000, the
+    broker's 5555 and 5560, the push worker's 5556, 8001 and 5557): a test on
+    them would talk to, or collide with, a ``make serve`` on the same machine.
+    ``None``: the test session's own, for what owns no ``tmp_path``.
+    """
+    if tmp_path not in _ADDRESSES:
+        _ADDRESSES[tmp_path] = {
+            "PORT": str(free_port()),
+            "COLLATZ_FRONTEND": f"tcp://127.0.0.1:{free_port()}",
+            "COLLATZ_BACKEND": f"tcp://127.0.0.1:{free_port()}",
+            "PUSH_PUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
+            "PUSH_SSE_BIND": f"127.0.0.1:{free_port()}",
+            # The commit nudges of the test's API reach its push worker only.
+            "PUSH_WAKE_ADDRESS": f"127.0.0.1:{free_udp_port()}",
+        }
+    return _ADDRESSES[tmp_path]
+
+
+def settings_for(tmp_path: Path, **values) -> Settings:
+    """In-process settings of a test: its database and :func:`addresses`.
+
+    ``values`` (Settings fields) go on top.
+    """
+    environ = {**addresses(tmp_path), "DATABASE_URL": database_url(tmp_path)}
+    return dataclasses.replace(Settings.from_env(environ), **values)
 
 
 def wait_until(
@@ -84,14 +106,16 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """Stop the process if it runs, and close its log (also after an exit)."""
+        if self.proc is None:
             return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
         self._log.close()
 
 
@@ -115,27 +139,20 @@ def database_url(tmp_path: Path) -> str:
 
 
 def child_env(tmp_path: Path, extra: dict) -> dict:
-    """A child's environment: this one's, the test's database, ``extra`` on top."""
+    """A child's environment: this one's, the test's database and addresses.
+
+    ``extra`` goes on top.
+    """
     env = dict(os.environ)
+    env.update(addresses(tmp_path))
     env["DATABASE_URL"] = database_url(tmp_path)
     # Notes in the test's SQL database unless the test names a RethinkDB
     # (tests.support.notes_backends): a RETHINKDB_URL of the environment
     # is for the tests that ask for it.
     env["RETHINKDB_URL"] = ""
     env["PYTHONPATH"] = str(ROOT)
-    env["PUSH_WAKE_ADDRESS"] = wake_address(tmp_path)
     env.update(extra)
     return env
-
-
-def make_key(tmp_path: Path, scope: str = "admin", name: str = "") -> str:
-    """A new API key with ``scope`` in the database of the test of ``tmp_path``."""
-    database = Database(database_url(tmp_path))
-    try:
-        create_schema(database.engine)
-        return KeyStore(database).create(name or f"test-{scope}", scope)[1]
-    finally:
-        database.dispose()
 
 
 class LiveServer(Process):
@@ -143,7 +160,8 @@ class LiveServer(Process):
 
     With ``AUTH=off`` unless ``env`` says otherwise: the end-to-end tests of
     the other parts call the API as a trusted client; the tests of keys
-    (and of reads after writes) turn it on and send keys (:func:`make_key`).
+    (and of reads after writes) turn it on and send keys
+    (:func:`tests.support.keys.make_key`).
     """
 
     def __init__(self, tmp_path: Path, env: dict, workers: int = 2):
@@ -175,39 +193,6 @@ class LiveServer(Process):
         """Quick shutdown (SIGINT): a graceful one (SIGTERM) lets the gevent
         workers wait out idle keep-alive connections, `keepalive` seconds."""
         super().stop(sig, timeout)
-
-    def worker_pids(self) -> set:
-        """The pids of gunicorn's workers: the children of its master."""
-        pids = set()
-        for entry in os.listdir("/proc"):
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):  # not a process, or gone
-                continue
-            if int(fields[1]) == self.proc.pid:  # its parent
-                pids.add(int(entry))
-        return pids
-
-    def worker_of(self, client_port: int) -> Optional[int]:
-        """The pid of the worker holding the connection from ``client_port``."""
-        inode = None
-        with open("/proc/net/tcp") as table:
-            for line in table.readlines()[1:]:
-                fields = line.split()
-                local, remote = fields[1], fields[2]
-                if local.endswith(f":{self.port:04X}") and remote.endswith(
-                    f":{client_port:04X}"
-                ):
-                    inode = fields[9]
-        for pid in self.worker_pids():
-            try:
-                for fd in os.listdir(f"/proc/{pid}/fd"):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                        return pid
-            except OSError:  # gone
-                continue
-        return None
 
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:

@@ -2,11 +2,48 @@
 
 import http.client
 import json
+import os
 from typing import List
 from typing import Optional
+from typing import Set
 
 from tests.support.live import LiveServer
 from tests.support.live import wait_until
+
+
+def worker_pids(server: LiveServer) -> Set[int]:
+    """The pids of gunicorn's workers: the children of its master."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # not a process, or gone
+            continue
+        if int(fields[1]) == server.proc.pid:  # its parent
+            pids.add(int(entry))
+    return pids
+
+
+def worker_of(server: LiveServer, client_port: int) -> Optional[int]:
+    """The pid of the worker holding the connection from ``client_port``."""
+    inode = None
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if local.endswith(f":{server.port:04X}") and remote.endswith(
+                f":{client_port:04X}"
+            ):
+                inode = fields[9]
+    for pid in worker_pids(server):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+        except OSError:  # gone
+            continue
+    return None
 
 
 class PinnedConnection:
@@ -23,7 +60,7 @@ class PinnedConnection:
         port = self._http.sock.getsockname()[1]
         # Until a worker accepts it, the connection waits in the backlog.
         self.worker = wait_until(
-            lambda: server.worker_of(port), timeout=10, what="a worker accepting"
+            lambda: worker_of(server, port), timeout=10, what="a worker accepting"
         )
 
     def call(self, method, path, body=None, headers=None):
@@ -57,7 +94,7 @@ def connections_to_every_worker(
     The workers take turns accepting, in no fixed order.
     """
     made = []
-    while {c.worker for c in made} != server.worker_pids():
+    while {c.worker for c in made} != worker_pids(server):
         assert len(made) < 40, "a worker never accepted a connection"
         made.append(PinnedConnection(server, key))
     return made

@@ -1,6 +1,7 @@
 """Clients of the push worker for tests: a ZeroMQ SUB socket, an SSE reader,
 and the notes writes (over HTTP) whose events they check."""
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -140,17 +141,20 @@ def take_sse_events(
     ``on_open`` runs once the stream's first comment arrived (it is live).
     """
     found = []
-    for frame in sse_events(url, headers):
-        if "comment" in frame:
-            if on_open is not None:
-                on_open()
-                on_open = None
-            continue
-        if "data" not in frame:  # "retry:" and such
-            continue
-        found.append({**frame, "data": json.loads(frame["data"])})
-        if len(found) == count:
-            return found
+    # Closed on return, and the stream's connection with it (not left to the
+    # collector).
+    with contextlib.closing(sse_events(url, headers)) as frames:
+        for frame in frames:
+            if "comment" in frame:
+                if on_open is not None:
+                    on_open()
+                    on_open = None
+                continue
+            if "data" not in frame:  # "retry:" and such
+                continue
+            found.append({**frame, "data": json.loads(frame["data"])})
+            if len(found) == count:
+                return found
     raise AssertionError(f"the stream ended after {found}")
 
 
@@ -177,13 +181,15 @@ class SseCollector:
             try:
                 self.connects += 1
                 headers = {"Last-Event-ID": str(self.last_id)}
-                for frame in sse_events(self.url, headers, timeout=20):
-                    if self._stop.is_set():
-                        return
-                    if "data" in frame:
-                        event = json.loads(frame["data"])
-                        self.events.append(event)
-                        self.last_id = event["id"]
+                frames = sse_events(self.url, headers, timeout=20)
+                with contextlib.closing(frames):
+                    for frame in frames:
+                        if self._stop.is_set():
+                            return
+                        if "data" in frame:
+                            event = json.loads(frame["data"])
+                            self.events.append(event)
+                            self.last_id = event["id"]
             except (requests.RequestException, OSError):
                 pass
             self._stop.wait(self.retry)

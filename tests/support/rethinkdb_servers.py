@@ -115,7 +115,7 @@ class Cluster:
             return r.db("rethinkdb").table("server_status").count().run(conn)
 
     def primary_of(self, db: str, table: str) -> Server:
-        """The server that holds ``db.table``'s primary replica now."""
+        """The server that holds the primary replica of ``table`` in ``db`` now."""
         with self.connection() as conn:
             status = r.db(db).table(table).status().run(conn)
         (name,) = status["shards"][0]["primary_replicas"]

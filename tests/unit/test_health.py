@@ -2,9 +2,11 @@
 
 import dataclasses
 
+from falcon.testing import TestClient
 from openapi_spec_validator import validate as validate_openapi
 
 from api.app import create_app
+from db.stores import open_stores
 
 
 def test_health_is_ok(client):
@@ -25,12 +27,12 @@ def test_ready_is_503_naming_what_is_down(settings, tmp_path):
     # A SQLite path under a regular file cannot be opened.
     blocker = tmp_path / "file"
     blocker.write_text("")
-    app = create_app(
-        dataclasses.replace(settings, database_url=f"sqlite:///{blocker}/x.db")
-    )
-    from falcon.testing import TestClient
-
-    result = TestClient(app).simulate_get("/ready")
+    broken = dataclasses.replace(settings, database_url=f"sqlite:///{blocker}/x.db")
+    stores = open_stores(broken)
+    try:
+        result = TestClient(create_app(broken, stores)).simulate_get("/ready")
+    finally:
+        stores.close()
     assert result.status_code == 503
     assert result.json["backends"]["sql"] == "down"
     assert "sql" in result.json["detail"]

@@ -5,6 +5,7 @@ limits, redirects and statistics, each status the shortener answers with; the
 tests share fixtures that build links in known states.
 """
 
+import dataclasses
 import datetime
 import hashlib
 import re
@@ -18,7 +19,6 @@ from core.codes import code_for_id
 from core.codes import decode
 from core.codes import id_for_code
 from core.codes import is_reserved
-from core.settings import Settings
 from db.links import Link
 from db.sql import Database
 from tests.support.live import wait_until
@@ -288,7 +288,7 @@ def test_redirect_status_follows_the_setting(make_client, status):
 
 def test_an_unsupported_redirect_status_stops_the_app(settings):
     with pytest.raises(ValueError, match="REDIRECT_STATUS"):
-        create_app(Settings(database_url=settings.database_url, redirect_status=303))
+        create_app(dataclasses.replace(settings, redirect_status=303))
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,6 @@ from rethinkdb import r
 from api.app import create_app
 from api.cli import init_rethinkdb
 from api.cli import main as cli_main
-from core.settings import Settings
 from db.errors import Unavailable
 from db.notes.rethink import RethinkNotesStore
 from db.rethink import Connector
@@ -34,6 +33,7 @@ from db.rethink import close_quietly
 from db.rethink import parse_url
 from db.stores import open_stores
 from tests.support.live import free_port
+from tests.support.live import settings_for
 from tests.support.live import wait_until
 from tests.support.notes_backends import drop_tables
 from tests.support.notes_backends import require_rethinkdb
@@ -96,7 +96,7 @@ def test_bad_urls_are_refused_naming_the_setting_without_secrets(url, problem):
 
 
 def test_the_app_refuses_to_start_with_a_bad_url_or_table(tmp_path):
-    base = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}")
+    base = settings_for(tmp_path)
     with pytest.raises(ValueError, match="RETHINKDB_URL.*host is missing"):
         create_app(dataclasses.replace(base, rethinkdb_url="rethinkdb:///todo"))
     with pytest.raises(ValueError, match="RETHINKDB_URL.*database name"):
@@ -164,8 +164,12 @@ def test_silent_server_times_out_instead_of_hanging(silent_server_url):
     assert time.monotonic() - started < 10
 
 
-def test_init_db_gives_up_on_a_server_that_never_answers(closed_port_url, caplog):
-    settings = Settings(rethinkdb_url=closed_port_url, rethinkdb_timeout=1.0)
+def test_init_db_gives_up_on_a_server_that_never_answers(
+    closed_port_url, caplog, tmp_path
+):
+    settings = settings_for(
+        tmp_path, rethinkdb_url=closed_port_url, rethinkdb_timeout=1.0
+    )
     assert init_rethinkdb(settings, wait=0) == 1
     assert "no RethinkDB server answers" in caplog.text
 

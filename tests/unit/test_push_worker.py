@@ -9,11 +9,9 @@ import pytest
 import requests
 
 from core.backoff import Backoff
-from core.settings import Settings
 from db.errors import Unavailable
 from db.notes.sql import SqlNotesStore
 from db.stores import open_stores
-from tests.support.live import free_port
 from tests.support.live import wait_until
 from tests.support.push_clients import take_sse_events
 from workers.push.worker import PushWorker
@@ -62,15 +60,6 @@ class FlakyStore(SqlNotesStore):
         return super().changes(since, stop=stop, timeout=timeout)
 
 
-@pytest.fixture
-def settings(database_url):
-    return Settings(
-        database_url=database_url,
-        push_pub_endpoint=f"tcp://127.0.0.1:{free_port()}",
-        push_sse_bind=f"127.0.0.1:{free_port()}",
-    )
-
-
 def test_an_unavailable_store_is_retried_with_growing_pauses(settings, caplog):
     stores = open_stores(settings)
     store = FlakyStore(stores.database, failures=2)
@@ -102,10 +91,6 @@ def test_an_address_in_use_is_an_error_at_start(settings, caplog):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = Settings(
-            database_url=settings.database_url,
-            push_pub_endpoint=settings.push_pub_endpoint,
-            push_sse_bind=f"127.0.0.1:{port}",
-        )
+        busy = dataclasses.replace(settings, push_sse_bind=f"127.0.0.1:{port}")
         assert PushWorker(busy).run() == 1
     assert "cannot listen" in caplog.text

@@ -1,5 +1,6 @@
 """Rate limits: the setting, the shared token buckets, the 429 and its headers."""
 
+import dataclasses
 import re
 import threading
 
@@ -262,7 +263,7 @@ def test_a_database_failure_lets_requests_through(make_client, monkeypatch):
 )
 def test_bad_settings_stop_the_app(settings, overrides, setting):
     with pytest.raises(ValueError, match=setting):
-        create_app(Settings(database_url=settings.database_url, **overrides))
+        create_app(dataclasses.replace(settings, **overrides))
 
 
 def test_openapi_documents_429_where_it_can_happen(make_client):

@@ -36,6 +36,7 @@ from resources.salaries import DepartmentNdjson
 from resources.salaries import ExportLines
 from resources.salaries import employee_body
 from tests.support.contract import ContractClient
+from tests.support.live import settings_for
 from tests.support.problems import assert_problem
 
 CENT = Decimal("0.01")
@@ -48,10 +49,9 @@ def salary_settings(tmp_path_factory) -> Settings:
     A temp SQLite file, or the database TEST_DATABASE_URL names (for example
     a scratch PostgreSQL database: its salary tables are replaced).
     """
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        url = f"sqlite:///{tmp_path_factory.mktemp('salaries') / 'api.db'}"
-    settings = Settings(database_url=url)
+    folder = tmp_path_factory.mktemp("salaries")
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{folder / 'api.db'}"
+    settings = settings_for(folder, database_url=url)
     args = argparse.Namespace(csv=str(SALARIES_CSV), if_empty=False)
     assert import_salaries(settings, args) == 0
     return settings
@@ -60,7 +60,9 @@ def salary_settings(tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def api(salary_settings) -> falcon.testing.TestClient:
     """A TestClient on the imported data (read-only: no test writes)."""
-    return ContractClient(create_app(salary_settings))
+    stores = open_stores(salary_settings)
+    yield ContractClient(create_app(salary_settings, stores))
+    stores.close()
 
 
 @pytest.fixture(scope="session")
@@ -195,13 +197,15 @@ def test_all_department_stats_take_a_constant_number_of_queries(
     def count(conn, cursor, statement, *args):
         statements.append(statement)
 
-    api = ContractClient(create_app(salary_settings))
+    stores = open_stores(salary_settings)
+    api = ContractClient(create_app(salary_settings, stores))
     sa.event.listen(sa.Engine, "before_cursor_execute", count)
     try:
         first = api.simulate_get("/departments", query_string="stats=true")
         second = api.simulate_get("/departments", query_string="stats=true")
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", count)
+        stores.close()
     assert first.json == second.json
     assert len(statements) == queries
 

@@ -1,5 +1,7 @@
 """Settings from the environment."""
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,27 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [env for env, *_ in Settings().describe() if f"`{env}`" not in readme]
     assert missing == []
+
+
+#: A default that is a listening or connecting address: ``make serve``'s.
+ADDRESS = re.compile(r"^(tcp://)?[\w.]+:\d+$")
+
+
+def test_a_test_shares_no_address_with_make_serve(settings):
+    defaults = Settings()
+    names = [
+        field.name
+        for field in dataclasses.fields(Settings)
+        if field.name == "port" or ADDRESS.match(str(field.default))
+    ]
+    # The pattern finds every address setting there is now.
+    assert {
+        "port",
+        "collatz_frontend",
+        "collatz_backend",
+        "push_pub_endpoint",
+        "push_sse_bind",
+        "push_wake_address",
+    } <= set(names)
+    shared = [n for n in names if getattr(settings, n) == getattr(defaults, n)]
+    assert shared == []

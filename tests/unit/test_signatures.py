@@ -1,4 +1,4 @@
-"""The signature schemes, directly (workers/signatures.py)."""
+"""The signature schemes, directly (core/signatures.py)."""
 
 import base64
 import hashlib

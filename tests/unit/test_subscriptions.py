@@ -11,6 +11,14 @@ from tests.support.problems import assert_problem
 URL = "https://hooks.example.com/notes"
 
 
+@pytest.fixture
+def store(client, settings):  # noqa: ARG001 (the client makes the schema)
+    """The subscription store of the client's database, beside the API."""
+    database = Database(settings.database_url)
+    yield SubscriptionStore(database)
+    database.dispose()
+
+
 def create(client, url=URL, events=("note.created",)):
     return client.simulate_post(
         "/subscriptions", json={"url": url, "events": list(events)}
@@ -109,9 +117,8 @@ def test_invalid_patch_is_422(client, body):
     assert_problem(client.simulate_patch(location, json=body), 422)
 
 
-def test_a_disabled_subscription_is_re_enabled_with_patch(client, settings):
+def test_a_disabled_subscription_is_re_enabled_with_patch(client, store):
     subscription_id = create(client).json["id"]
-    store = SubscriptionStore(Database(settings.database_url))
     for _ in range(3):
         store.record_delivery(subscription_id, delivered=False, max_failures=3)
     disabled = client.simulate_get(f"/subscriptions/{subscription_id}").json
@@ -133,9 +140,8 @@ def test_pause_with_patch_active_false(client):
     assert paused["active"] is False
 
 
-def test_attempts_are_listed_newest_first(client, settings):
+def test_attempts_are_listed_newest_first(client, store):
     subscription_id = create(client).json["id"]
-    store = SubscriptionStore(Database(settings.database_url))
     store.record_attempt(
         subscription_id, "evt-1", "note.created", 1, 503, 12.5, "HTTP 503", False
     )
@@ -165,8 +171,7 @@ def test_attempts_are_listed_newest_first(client, settings):
     assert rest["next"] is None
 
 
-def test_store_matching_follows_events_and_active(settings, client):
-    store = SubscriptionStore(Database(settings.database_url))
+def test_store_matching_follows_events_and_active(store):
     created = store.create("http://a/", ["note.created"], "whsec_AAAA")
     every = store.create("http://b/", ["note.*"], "whsec_AAAA")
     paused = store.create("http://c/", ["*"], "whsec_AAAA")

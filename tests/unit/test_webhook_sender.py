@@ -1,4 +1,4 @@
-"""The outbound sender against real local HTTP receivers (tests/webhook_receiver.py).
+"""The outbound sender against local HTTP receivers (tests/support/webhook_receiver.py).
 
 Sleeps between retries go through an injected function that records them, so
 the retry policy is checked without waiting for it.

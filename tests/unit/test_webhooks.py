@@ -50,7 +50,15 @@ def client(make_client):
 
 
 @pytest.fixture
-def runner(settings):
+def stores(settings):
+    """The test database's stores for the handlers; closed after the runners."""
+    opened = open_stores(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def runner(settings, stores):  # noqa: ARG001 (closed after the runners stop)
     """Factory: run the real handler runner in a thread on the test database."""
     running = []
 
@@ -366,8 +374,8 @@ def notes_in(client):
     return client.simulate_get("/notes").json["items"]
 
 
-def test_github_issue_opened_becomes_a_note(client, runner, settings):
-    runner(HandlerContext(notes=open_stores(settings).notes))
+def test_github_issue_opened_becomes_a_note(client, runner, stores):
+    runner(HandlerContext(notes=stores.notes))
     assert post_github(client, ISSUE, event="issues").status_code == 202
     notes = wait_until(lambda: notes_in(client), timeout=10, what="note created")
     assert [(n["title"], n["body"]) for n in notes] == [
@@ -384,8 +392,8 @@ def test_github_issue_opened_becomes_a_note(client, runner, settings):
     }
 
 
-def test_the_same_issue_delivered_twice_makes_one_note(client, runner, settings):
-    runner(HandlerContext(notes=open_stores(settings).notes))
+def test_the_same_issue_delivered_twice_makes_one_note(client, runner, stores):
+    runner(HandlerContext(notes=stores.notes))
     post_github(client, ISSUE, event="issues")
     post_github(client, ISSUE, event="issues")
     wait_until(

@@ -1,11 +1,11 @@
 """The collatz broker: clients on a ROUTER frontend, workers on a ROUTER backend.
 
-``python -m workers.collatz_broker`` binds ``COLLATZ_FRONTEND`` (clients) and
+``python -m workers.collatz.broker`` binds ``COLLATZ_FRONTEND`` (clients) and
 ``COLLATZ_BACKEND`` (workers). A request for n becomes a job: the starts that
 can win, (n // 2, n], are split into ranges that idle workers take one at a
 time (least recently used first); the broker merges their results, answers
 every client waiting for that n and caches the answer. Frames are described in
-workers/collatz_protocol.py.
+workers/collatz/protocol.py.
 
 Workers and broker exchange heartbeats (zguide's paranoid pirate pattern): a
 worker silent for ``liveness`` heartbeats is dropped and its range goes back
@@ -641,7 +641,7 @@ class Broker:
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workers.collatz_broker", description=__doc__.split("\n")[0]
+        prog="python -m workers.collatz.broker", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--frontend",

@@ -1,6 +1,6 @@
 """A collatz worker: takes ranges of starts from the broker, answers the longest chain.
 
-``python -m workers.collatz_worker`` connects a DEALER socket to
+``python -m workers.collatz.worker`` connects a DEALER socket to
 ``COLLATZ_BACKEND`` (the broker binds it, so workers on other hosts join by
 pointing there) and announces itself with ``READY``. It heartbeats every
 ``--heartbeat`` seconds, also while computing: a range is computed in slices
@@ -168,7 +168,7 @@ class Worker:
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workers.collatz_worker", description=__doc__.split("\n")[0]
+        prog="python -m workers.collatz.worker", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--backend",

@@ -1,9 +1,9 @@
 """The push worker's webhook output: subscriptions and sender behind the fan-out.
 
 The subscriptions and the signed sender with its retry policy come from the
-webhooks part (:mod:`db.subscriptions`, :mod:`workers.webhook_sender`); the
+webhooks part (:mod:`db.subscriptions`, :mod:`workers.webhooks.sender`); the
 fan-out gives each subscription a thread and a cursor of its own
-(:mod:`workers.push_fanout`).
+(:mod:`workers.push.fanout`).
 """
 
 from typing import List

@@ -2,15 +2,15 @@
 
 ``python -m workers.push`` (``make serve`` runs it too) follows the notes
 store's change stream and forwards every change as an event (see
-:mod:`workers.push_events`):
+:mod:`workers.push.events`):
 
 1. on a ZeroMQ PUB socket (``PUSH_PUB_ENDPOINT``), topic = event type;
-2. to the webhook subscriptions that want it (:mod:`workers.push_fanout`);
+2. to the webhook subscriptions that want it (:mod:`workers.push.fanout`);
 3. as Server-Sent Events on ``GET /events`` and over a WebSocket on
    ``GET /ws`` (both on ``PUSH_SSE_BIND``).
 
 One thread follows the store and publishes each event to an in-memory feed
-(:mod:`workers.push_feed`); every output reads the feed with a cursor of
+(:mod:`workers.push.feed`); every output reads the feed with a cursor of
 its own, so none waits for another. The PUB output's cursor is the
 worker's checkpoint (``push`` in ``push_checkpoints``), saved every half
 second and at exit; a start resumes after it (the first start ever: after

@@ -1,4 +1,4 @@
-"""The webhook handler runner: ``python -m workers.webhook_runner`` (in Procfile).
+"""The webhook handler runner: ``python -m workers.webhooks.runner`` (supervisord.conf).
 
 The receiver (``POST /webhooks/{source}``) only stores a delivery as pending
 and answers 202; this process claims pending deliveries from the SQL store,
