@@ -182,6 +182,8 @@ class Stack:
             PUBLIC_BASE_URL=self.url,
             COLLATZ_FRONTEND=f"tcp://127.0.0.1:{free_port()}",
             COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
+            # Its own, so commit nudges never reach another push worker.
+            PUSH_WAKE_ADDRESS=f"127.0.0.1:{free_udp_port()}",
         )
         self.env.update(env or {})
         self.processes: List[Process] = []

@@ -40,20 +40,26 @@ class Stores:
     checkpoints: CheckpointStore
     rate_limits: RateLimitStore
     keys: KeyStore
+    #: Announces the SQL notes store's commits to the push worker.
+    notifier: Notifier
 
     def close(self) -> None:
         """Release every connection (at shutdown)."""
         self.notes.close()
         self.links.close()
+        self.notifier.close()
         self.database.dispose()
 
 
 def open_notes_store(
-    settings: Settings, database: Database, wakeups: Optional[Wakeups] = None
+    settings: Settings,
+    database: Database,
+    notifier: Notifier,
+    wakeups: Optional[Wakeups] = None,
 ) -> NotesStore:
     """RethinkDB when ``RETHINKDB_URL`` is set, else the SQL tables of ``database``.
 
-    The SQL store announces each commit on ``PUSH_WAKE_ADDRESS``; given
+    The SQL store announces each commit through ``notifier``; given
     ``wakeups`` (the push worker's listener on it), its change stream reads
     the log when one arrives and polls only every ``PUSH_POLL_INTERVAL``.
     """
@@ -63,7 +69,6 @@ def open_notes_store(
             table=settings.rethinkdb_table,
             timeout=settings.rethinkdb_timeout,
         )
-    notifier = Notifier(settings.push_wake_address)
     if wakeups is None:
         return SqlNotesStore(database, on_commit=notifier.notify)
     return SqlNotesStore(
@@ -80,9 +85,10 @@ def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores
     ``wakeups``: see :func:`open_notes_store` (the push worker passes them).
     """
     database = Database(settings.database_url)
+    notifier = Notifier(settings.push_wake_address)  # PUSH_WAKE_ADDRESS
     return Stores(
         database=database,
-        notes=open_notes_store(settings, database, wakeups),
+        notes=open_notes_store(settings, database, notifier, wakeups),
         links=LinkStore(
             database,
             settings.visit_salt,
@@ -95,4 +101,5 @@ def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores
         checkpoints=CheckpointStore(database),
         rate_limits=RateLimitStore(database),
         keys=KeyStore(database),
+        notifier=notifier,
     )
