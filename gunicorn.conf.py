@@ -86,8 +86,11 @@ accesslog = _settings.access_log or None
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 
-# LOG_FORMAT=json: gunicorn's lines, access lines included, as JSON objects
-# (route, status, request id, ...), like the app's (core/logs.py).
+# Access lines mask the secret query parameters (hub.verify_token, stream
+# tickets: core/redact.py). LOG_FORMAT=json: gunicorn's lines, access lines
+# included, as JSON objects (route, status, request id, ...), like the app's
+# (core/logs.py).
+logger_class = "web.accesslog.Logger"
 if wants_json(_settings.log_format):
     logger_class = "web.accesslog.JsonLogger"
 

@@ -142,7 +142,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_settings(settings: Settings, args: argparse.Namespace) -> int:
-    """Print every setting with its current value."""
+    """Print every setting with its current value, secrets masked."""
     for env, value, default, doc in settings.describe():
         print(f"{env}={value!r}  # {doc} (default {default!r})")
     return 0

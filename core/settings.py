@@ -7,11 +7,19 @@ else in the project reads ``os.environ``.
 import dataclasses
 import os
 from collections.abc import Mapping
+from typing import Callable
 from typing import Optional
 
+from core import redact
 
-def _env_field(name: str, default, doc: str):
-    return dataclasses.field(default=default, metadata={"env": name, "doc": doc})
+
+def _env_field(
+    name: str, default, doc: str, mask: Optional[Callable[[str], str]] = None
+):
+    """A setting read from ``name``; ``mask`` hides its secrets when it is shown."""
+    return dataclasses.field(
+        default=default, metadata={"env": name, "doc": doc, "mask": mask}
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +70,17 @@ class Settings:
 
     # Stores
     database_url: str = _env_field(
-        "DATABASE_URL", "sqlite:///var/api.db", "SQLAlchemy URL of the SQL store"
+        "DATABASE_URL",
+        "sqlite:///var/api.db",
+        "SQLAlchemy URL of the SQL store",
+        mask=redact.mask_url,
     )
     rethinkdb_url: Optional[str] = _env_field(
         "RETHINKDB_URL",
         None,
-        "rethinkdb://host:28015/db (or h1:28015,h2:28015,.../db, a cluster) "
-        "selects RethinkDB for notes; unset: SQLite",
+        "rethinkdb://host:28015/db (or h1:28015,h2:28015,.../db, a cluster; "
+        "?ca=FILE: TLS) selects RethinkDB for notes; unset: SQLite",
+        mask=redact.mask_url,
     )
     rethinkdb_timeout: float = _env_field(
         "RETHINKDB_TIMEOUT", 5.0, "seconds to wait for a RethinkDB connect or answer"
@@ -97,6 +109,7 @@ class Settings:
         "VISIT_SALT",
         "",
         "secret salt of the visitor-address hash; empty: random per process",
+        mask=redact.mask_all,
     )
     visit_flush_interval: float = _env_field(
         "VISIT_FLUSH_INTERVAL",
@@ -159,6 +172,7 @@ class Settings:
         "WEBHOOK_SOURCES",
         "",
         "inbound webhook sources as JSON (see README, Webhooks)",
+        mask=redact.mask_webhook_sources,
     )
     webhook_replay_window: float = _env_field(
         "WEBHOOK_REPLAY_WINDOW",
@@ -217,10 +231,20 @@ class Settings:
         return cls(**values)
 
     def describe(self):
-        """Yield ``(ENV_NAME, value, default, doc)`` for every setting."""
+        """Yield ``(ENV_NAME, value, default, doc)`` for every setting, to show.
+
+        Secrets are masked (passwords in URLs, salts, webhook secrets); the
+        values to use are the attributes.
+        """
         for field in dataclasses.fields(self):
-            env, doc = field.metadata["env"], field.metadata["doc"]
-            yield env, getattr(self, field.name), field.default, doc
+            env, doc, mask = (field.metadata[key] for key in ("env", "doc", "mask"))
+            value, default = getattr(self, field.name), field.default
+            if mask is not None:
+                value, default = (
+                    mask(item) if isinstance(item, str) else item
+                    for item in (value, default)
+                )
+            yield env, value, default, doc
 
 
 def default_workers(implementation: str, cores: int) -> int:

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Optional
 from urllib.parse import quote
 from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import idna
 
@@ -85,6 +86,21 @@ def host_of(url: str) -> str:
 def same_host(url: str, hosts: Iterable[str]) -> bool:
     """Whether the (normalised) ``url`` points at one of the canonical ``hosts``."""
     return host_of(url) in set(hosts)
+
+
+def referrer_of(referer: str) -> Optional[str]:
+    """What a visit keeps of a ``Referer``: scheme, host (and port) and path.
+
+    The query and fragment go (they carry tokens, session ids, search
+    terms), and so does a ``user:password@``. Text that does not parse as a
+    URL (an unbalanced ``[``) is dropped whole: None.
+    """
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", "")) or None
 
 
 def _refuse_invisible(text: str) -> None:

@@ -21,6 +21,10 @@ A redirect reads the link (one primary-key or alias lookup, no write):
   first); a process that dies without a clean exit loses the visits of at
   most its last ``flush_interval`` seconds. A clean exit writes them.
 
+A visit keeps the ``Referer``'s scheme, host and path only
+(``core.urls.referrer_of``): its query string and fragment often carry
+tokens, and a link's visits are readable with any ``read`` key.
+
 Over 300 lines: one table family (links, visits, the counter) with its three
 write paths (create and bulk create, the exact counted visit, the batched visit
 recorder) that must agree on the same rows and locks; splitting them would
@@ -60,6 +64,7 @@ from core.codes import code_for_id
 from core.codes import id_for_code
 from core.codes import is_reserved
 from core.codes import looks_like_code
+from core.urls import referrer_of
 from db.errors import Conflict
 from db.errors import Gone
 from db.errors import NotFound
@@ -99,7 +104,10 @@ class Link(Base):
 
 
 class Visit(Base):
-    """One followed redirect; ``visitor`` is a salted hash, never the address."""
+    """One followed redirect; ``visitor`` is a salted hash, never the address.
+
+    ``referrer``: the ``Referer`` without its query string and fragment.
+    """
 
     __tablename__ = "visits"
     __table_args__ = (sa.Index("ix_visits_link_id_id", "link_id", "id"),)
@@ -568,7 +576,7 @@ class LinkStore:
         visit = {
             "link_id": link.id,
             "visited_at": now,
-            "referrer": _clip(referrer, REFERRER_MAX),
+            "referrer": _clip(referrer and referrer_of(referrer), REFERRER_MAX),
             "user_agent": _clip(user_agent, USER_AGENT_MAX),
             "visitor": self._visitor(address),
         }

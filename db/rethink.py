@@ -3,7 +3,8 @@
 Used by the RethinkDB notes store (``db.notes.rethink``), by ``python -m api
 init-db`` and by the tests. Nothing here knows about notes.
 
-- :func:`parse_url` reads ``rethinkdb://[user[:password]@]h1[:port][,h2...]/db``.
+- :func:`parse_url` reads ``rethinkdb://[user[:password]@]h1[:port][,h2...]/db``
+  and ``?ca=FILE``: TLS to every server, verified against the CA in FILE.
 - :class:`Connector` connects to the first server of the list that answers
   and, after a failure, starts with the next one: every process of a
   cluster deployment stays up while one server is down.
@@ -20,14 +21,17 @@ RethinkDB user in the project needs together.
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import socket
+import ssl
 import time
 import urllib.parse
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 from typing import Callable
+from typing import Dict
 from typing import Optional
 from typing import Tuple
 
@@ -65,11 +69,24 @@ class RethinkTarget:
     db: str
     user: str = "admin"
     password: str = ""
+    #: PEM file of the CA that signed the servers' certificates: connect
+    #: with TLS (None: plain TCP).
+    ca_file: Optional[str] = None
 
     def describe(self) -> str:
-        """The hosts and database, without credentials (for logs)."""
+        """The hosts and database (and CA file), without credentials (for logs)."""
         hosts = ",".join(_host_port(host, port) for host, port in self.hosts)
-        return f"rethinkdb://{hosts}/{self.db}"
+        tls = "" if self.ca_file is None else "?ca=" + self.ca_file
+        return f"rethinkdb://{hosts}/{self.db}{tls}"
+
+    def driver_options(self) -> Dict[str, Any]:
+        """Keyword arguments of the driver's connect: who, and TLS when asked for."""
+        options: Dict[str, Any] = {"user": self.user, "password": self.password}
+        if self.ca_file is not None:
+            # The driver verifies the chain and that the certificate names
+            # the host as written in the URL.
+            options["ssl"] = {"ca_certs": self.ca_file}
+        return options
 
 
 def _host_port(host: str, port: int) -> str:
@@ -91,16 +108,18 @@ def parse_url(url: str, setting: str = "RETHINKDB_URL") -> RethinkTarget:
 
     ``rethinkdb://h1:28015,h2:28015,h3:28015/todo``: one or more hosts, each
     with an optional port (default 28015; IPv6 in brackets), the database
-    as the path (default ``todo``), optional ``user:password@``.
+    as the path (default ``todo``), optional ``user:password@``, and
+    optional ``?ca=/path/ca.pem``: TLS, with the servers' certificates
+    verified against that CA (the file must be readable PEM).
     """
-    example = f"{setting} must look like rethinkdb://host:28015/db"
+    example = f"{setting} must look like rethinkdb://host:28015/db[?ca=FILE]"
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "rethinkdb":
         raise ValueError(f"{example} (the scheme is not rethinkdb://)")
     userinfo, _, hostlist = parts.netloc.rpartition("@")
     hosts = tuple(_parse_host(item, example) for item in hostlist.split(","))
     db = urllib.parse.unquote(parts.path.strip("/")) or DEFAULT_DB
-    if "/" in db or parts.query or parts.fragment:
+    if "/" in db or parts.fragment:
         raise ValueError(f"{example} (the path is one database name)")
     check_name(db, setting, "the database name")
     user, _, password = userinfo.partition(":")
@@ -109,7 +128,32 @@ def parse_url(url: str, setting: str = "RETHINKDB_URL") -> RethinkTarget:
         db=db,
         user=urllib.parse.unquote(user) or "admin",
         password=urllib.parse.unquote(password),
+        ca_file=_parse_options(parts.query, setting, example),
     )
+
+
+def _parse_options(query: str, setting: str, example: str) -> Optional[str]:
+    """The CA file of ``?ca=FILE``, checked; None without a query."""
+    if not query:
+        return None
+    options = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    names = [name for name, _ in options]
+    if names != ["ca"]:
+        raise ValueError(f"{example} (the one parameter is ca, once)")
+    ca_file = options[0][1]
+    if not ca_file:
+        raise ValueError(f"{example} (ca= names the CA's PEM file)")
+    # The driver reads the file at each connect; reading it now makes a wrong
+    # path or a file that is not PEM stop the start, not fail each request.
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except ssl.SSLError:
+        reason = "no PEM certificate in it"
+    except OSError as ex:  # PyPy leaves strerror empty: from errno
+        reason = os.strerror(ex.errno) if ex.errno else str(ex)
+    else:
+        return ca_file
+    raise ValueError(f"{setting}: the CA file {ca_file!r}: {reason}")
 
 
 def _parse_host(item: str, example: str) -> Tuple[str, int]:
@@ -214,13 +258,12 @@ class Connector:
                     host=host,
                     port=port,
                     db=self.target.db,
-                    user=self.target.user,
-                    password=self.target.password,
                     timeout=self.timeout,
                     query_timeout=self.timeout,
+                    **self.target.driver_options(),
                 )
             except CONNECTION_ERRORS as ex:
-                errors.append(f"{_host_port(host, port)}: {ex}")
+                errors.append(f"{_host_port(host, port)}: {ex}{self._hint(ex)}")
                 continue
             if step:
                 log.info("connected to RethinkDB at %s", _host_port(host, port))
@@ -228,6 +271,13 @@ class Connector:
             return conn
         self._first = (self._first + 1) % len(hosts)
         raise ReqlDriverError("no RethinkDB server answers (" + "; ".join(errors) + ")")
+
+    def _hint(self, ex: Exception) -> str:
+        # A server with driver TLS closes a plain connection at its first
+        # bytes; the driver only says the connection is closed.
+        if self.target.ca_file is None and "closed" in str(ex):
+            return " (if the server requires TLS, add ?ca=FILE to the URL)"
+        return ""
 
     def failed(self, conn) -> None:
         """The connection ``conn`` broke: close it; start with the next host."""

@@ -48,7 +48,9 @@ class InboundDelivery(Base):
     __table_args__ = (
         sa.UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),
         sa.Index("ix_webhook_deliveries_due", "status", "due_at"),
-        sa.Index("ix_webhook_deliveries_body", "source", "body_sha256"),
+        # One delivery per body and source holds the body's hash: the replay
+        # check is this index, so two copies at once cannot both pass.
+        sa.Index("uq_webhook_delivery_body", "source", "body_sha256", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,7 +65,8 @@ class InboundDelivery(Base):
     handled_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
     outcome: Mapped[Optional[Any]] = mapped_column(sa.JSON)
     # SHA-256 of the raw body, for the replay check of senders that sign no
-    # timestamp (GitHub); NULL where it is not kept.
+    # timestamp (GitHub); NULL where it is not kept, and once the body is
+    # older than the replay window and came again.
     body_sha256: Mapped[Optional[str]] = mapped_column(sa.String(64))
 
 
@@ -98,6 +101,23 @@ def _view(row: InboundDelivery) -> Delivery:
     )
 
 
+def _forget_body(source: str, body_sha256: str, since: datetime.datetime):
+    """An UPDATE: the delivery holding this body before ``since`` lets go of it.
+
+    On PostgreSQL a concurrent copy waits for the row's lock, then finds the
+    hash gone and fails on the unique index; SQLite runs writers one by one.
+    """
+    return (
+        sa.update(InboundDelivery)
+        .where(
+            InboundDelivery.source == source,
+            InboundDelivery.body_sha256 == body_sha256,
+            InboundDelivery.received_at < since,
+        )
+        .values(body_sha256=None)
+    )
+
+
 class WebhookStore:
     """Inbound deliveries on the SQL database."""
 
@@ -123,15 +143,17 @@ class WebhookStore:
 
         With ``body_sha256`` and a ``replay_window`` (seconds), a body that
         ``source`` sent within the window under another delivery id is a
-        replay: Conflict, nothing stored. (Two replays in the same instant
-        can both pass; the window is a net, not a lock.)
+        replay: Conflict, nothing stored. The database decides it: a unique
+        index holds one delivery per source and body hash, and the delivery
+        that held it before the window is made to let go in the transaction
+        that stores the new one; of copies sent at once, one is stored.
         """
         existing = self.find(source, delivery_id)
         if existing is not None:
             return existing, False
         now = naive_utc(utc_now())
-        if body_sha256 is not None and replay_window > 0:
-            self._refuse_replay(source, body_sha256, now, replay_window)
+        if replay_window <= 0:
+            body_sha256 = None
         row = InboundDelivery(
             source=source,
             delivery_id=delivery_id,
@@ -147,37 +169,37 @@ class WebhookStore:
         )
         try:
             with self._db.session() as session:
+                if body_sha256 is not None:
+                    since = now - datetime.timedelta(seconds=replay_window)
+                    session.execute(_forget_body(source, body_sha256, since))
                 session.add(row)
                 session.flush()
                 created = _view(row)
         except exc.IntegrityError:
-            # Lost the race against the same delivery arriving concurrently.
+            # Lost the race against the same delivery arriving concurrently,
+            # or against the same body under another id (a replay).
             existing = self.find(source, delivery_id)
-            if existing is None:
+            if existing is not None:
+                return existing, False
+            earlier = body_sha256 and self._holder_of(source, body_sha256)
+            if not earlier:
                 raise
-            return existing, False
-        return created, True
-
-    def _refuse_replay(
-        self, source: str, body_sha256: str, now: datetime.datetime, window: float
-    ) -> None:
-        since = now - datetime.timedelta(seconds=window)
-        with self._db.session(write=False) as session:
-            earlier = session.scalars(
-                sa.select(InboundDelivery.delivery_id)
-                .where(
-                    InboundDelivery.source == source,
-                    InboundDelivery.body_sha256 == body_sha256,
-                    InboundDelivery.received_at >= since,
-                )
-                .limit(1)
-            ).first()
-        if earlier is not None:
             raise Conflict(
                 f"The same body came as delivery {earlier!r} less than "
-                f"{window:g} s ago: a replay is not handled again.",
+                f"{replay_window:g} s ago: a replay is not handled again.",
                 replay_of=earlier,
-            )
+            ) from None
+        return created, True
+
+    def _holder_of(self, source: str, body_sha256: str) -> Optional[str]:
+        """The delivery id that holds ``body_sha256`` for ``source``, if one does."""
+        with self._db.session(write=False) as session:
+            return session.scalars(
+                sa.select(InboundDelivery.delivery_id).where(
+                    InboundDelivery.source == source,
+                    InboundDelivery.body_sha256 == body_sha256,
+                )
+            ).first()
 
     def find(self, source: str, delivery_id: str) -> Optional[Delivery]:
         """The delivery ``delivery_id`` from ``source``, or None."""

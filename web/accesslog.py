@@ -1,22 +1,58 @@
-"""Gunicorn's logger with JSON lines (``LOG_FORMAT=json``), access lines included.
+"""Gunicorn's loggers: secrets masked in access lines; JSON lines (``LOG_FORMAT=json``).
 
-gunicorn.conf.py selects it as ``logger_class`` when the log format is JSON.
-Gunicorn's own lines (``Booting worker ...``) become JSON objects like the
-app's; an access line carries ``method``, ``path``, ``route`` (the route
-template the app matched, which the metrics middleware leaves in the WSGI
-environ), ``status``, ``duration_ms``, ``bytes`` and the ``request_id`` the
-app answered with. Whether there are access lines at all is still
+gunicorn.conf.py selects one as ``logger_class``: :class:`Logger` for text,
+:class:`JsonLogger` when the log format is JSON. Both mask the values of
+the secret query parameters (``core.redact.SECRET_QUERY_PARAMS``:
+``hub.verify_token``, stream tickets, ...) in the request target, and
+leave out the credential headers, whatever ``access_log_format`` asks for.
+
+With JSON, gunicorn's own lines (``Booting worker ...``) become JSON objects
+like the app's; an access line carries ``method``, ``path``, ``route`` (the
+route template the app matched, which the metrics middleware leaves in the
+WSGI environ), ``status``, ``duration_ms``, ``bytes`` and the ``request_id``
+the app answered with. Whether there are access lines at all is still
 gunicorn's ``accesslog`` setting.
 """
 
 from gunicorn import glogging
 
 from core.logs import JsonFormatter
+from core.redact import MASK
+from core.redact import mask_query
+from core.redact import mask_target
 from web.metrics import ROUTE_ENVIRON_KEY
 
+#: Request headers never written to an access line (as headers, ``{name}i``,
+#: and as environ variables, ``{http_name}e``).
+_CREDENTIAL_HEADERS = (
+    "{authorization}i",
+    "{http_authorization}e",
+    "{cookie}i",
+    "{http_cookie}e",
+    "{proxy-authorization}i",
+    "{http_proxy_authorization}e",
+)
 
-class JsonLogger(glogging.Logger):
-    """``gunicorn.glogging.Logger`` writing one JSON object per line."""
+
+class Logger(glogging.Logger):
+    """``gunicorn.glogging.Logger`` whose access lines carry no secrets."""
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        if environ.get("QUERY_STRING"):
+            atoms["r"] = mask_target(atoms["r"])
+            atoms["q"] = mask_query(atoms["q"])
+            for name in ("{raw_uri}e", "{query_string}e"):
+                if name in atoms:
+                    atoms[name] = mask_target(atoms[name])
+        for name in _CREDENTIAL_HEADERS:
+            if name in atoms:
+                atoms[name] = MASK
+        return atoms
+
+
+class JsonLogger(Logger):
+    """:class:`Logger` writing one JSON object per line."""
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
@@ -32,7 +68,7 @@ class JsonLogger(glogging.Logger):
             status = status.split(None, 1)[0]
         headers = {name.lower(): value for name, value in resp.headers}
         method = environ.get("REQUEST_METHOD", "-")
-        path = environ.get("RAW_URI") or environ.get("PATH_INFO", "-")
+        path = mask_target(environ.get("RAW_URI") or environ.get("PATH_INFO", "-"))
         try:
             status = int(status)
         except (TypeError, ValueError):

@@ -1,8 +1,11 @@
 """End to end: real gunicorn receives, the real runner process handles."""
 
+import collections
+import concurrent.futures
 import json
 import signal
 import sys
+import threading
 
 import requests
 
@@ -18,11 +21,15 @@ ENV = {
 }
 
 
-def post_ping(url: str, delivery: str) -> requests.Response:
-    # One body per delivery: the same body under a new id is a replay (409).
-    body = json.dumps(
-        {"zen": "Design for failure.", "hook_id": 7, "delivery": delivery}
-    ).encode()
+def post_ping(url: str, delivery: str, body: bytes = b"") -> requests.Response:
+    # One body per delivery unless given: the same body under a new id is a
+    # replay (409).
+    body = (
+        body
+        or json.dumps(
+            {"zen": "Design for failure.", "hook_id": 7, "delivery": delivery}
+        ).encode()
+    )
     return requests.post(
         url + "/webhooks/github",
         data=body,
@@ -77,3 +84,19 @@ def test_deliveries_wait_for_the_runner_and_are_handled_when_it_runs(
     assert runner.proc.returncode == 0
     assert "webhook handler runner stopped" in runner.log()
     assert "Traceback" not in runner.log() + server.log()
+
+
+def test_of_twelve_copies_at_once_through_two_workers_exactly_one_runs(live_server):
+    server = live_server(env=ENV, workers=2)
+    body = json.dumps({"zen": "Captured once.", "hook_id": 7}).encode()
+    start = threading.Barrier(12)
+
+    def send(number):
+        start.wait(timeout=10)
+        return post_ping(server.url, f"copy-{number}", body)
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(send, range(12)))
+    assert collections.Counter(a.status_code for a in answers) == {202: 1, 409: 11}
+    (stored,) = statuses(server.url)
+    assert {a.json().get("replay_of") for a in answers} == {None, stored}

@@ -3,12 +3,15 @@
 The servers come from ``../shared/rethinkdb/start`` beside the repository
 (RethinkDB 2.4.4 built from source, see its README), or from the script
 ``RETHINKDB_START`` names. Without one the tests that need it skip, or fail
-when ``TEST_REQUIRE_RETHINKDB`` is set.
+when ``TEST_REQUIRE_RETHINKDB`` is set. :class:`ServerProcess` runs the
+binary beside that script (``bin/rethinkdb``) itself, for options the
+script does not pass (driver TLS).
 """
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +24,7 @@ from db.rethink import Connector
 from db.rethink import close_quietly
 from db.rethink import parse_url
 from tests.support.live import ROOT
+from tests.support.live import Process
 from tests.support.live import free_port
 from tests.support.live import wait_until
 
@@ -33,6 +37,56 @@ START = Path(
 def start_script() -> Optional[Path]:
     """The start script, or None when this checkout has none beside it."""
     return START if START.is_file() and os.access(START, os.X_OK) else None
+
+
+def server_binary() -> Optional[Path]:
+    """The server the start script runs (``bin/rethinkdb`` beside it), or None."""
+    binary = START.parent / "bin" / "rethinkdb"
+    return binary if binary.is_file() and os.access(binary, os.X_OK) else None
+
+
+class ServerProcess(Process):
+    """One server run from :func:`server_binary` with extra ``options``, on free ports.
+
+    As the start script runs it (loopback only, no web UI), plus ``options``;
+    its output goes to ``folder``.log. :meth:`start` returns once its driver
+    port accepts connections.
+    """
+
+    def __init__(self, folder: Path, *options: str):
+        self.driver_port, self.cluster_port = free_port(), free_port()
+        binary = server_binary()
+        assert binary is not None, f"no RethinkDB server beside {START}"
+        super().__init__(
+            [
+                str(binary),
+                "--directory",
+                str(folder),
+                "--bind",
+                "127.0.0.1",
+                "--driver-port",
+                str(self.driver_port),
+                "--cluster-port",
+                str(self.cluster_port),
+                "--no-http-admin",
+                "--no-update-check",
+                *options,
+            ],
+            dict(os.environ),
+            folder.with_suffix(".log"),
+        )
+
+    def start(self) -> None:
+        super().start()
+        wait_until(self._listening, timeout=60, what="the RethinkDB server listening")
+
+    def _listening(self) -> bool:
+        assert self.proc.poll() is None, f"rethinkdb exited: {self.log()[-2000:]}"
+        try:
+            socket.create_connection(("127.0.0.1", self.driver_port), 1).close()
+        except OSError:
+            return False
+        return True
 
 
 class Server:

@@ -372,6 +372,29 @@ def test_visits_record_referrer_agent_and_a_salted_hash(make_client):
     assert result.json["next"] is None
 
 
+@pytest.mark.parametrize("max_visits", [None, 100])  # batched, counted
+def test_visits_keep_the_referrers_scheme_host_and_path_only(client, max_visits):
+    limit = {} if max_visits is None else {"max_visits": max_visits}
+    code = shorten(client, url="example.com", **limit).json["code"]
+    sent = [
+        "https://mail.example/inbox/42?token=s3cret&session=abc#msg-7",
+        "https://ann:pw@intranet.example:8443/wiki/page?q=salaries",
+        "https://search.example/?q=private+terms",
+        "https://news.example/story",
+        "http://[::1/broken?token=s3cret",
+    ]
+    for referer in sent:
+        client.simulate_get("/" + code, headers={"Referer": referer})
+    visits = client.simulate_get(f"/links/{code}/visits").json["items"]
+    assert [visit["referrer"] for visit in reversed(visits)] == [
+        "https://mail.example/inbox/42",
+        "https://intranet.example:8443/wiki/page",
+        "https://search.example/",
+        "https://news.example/story",
+        None,  # not a URL: nothing of it is kept
+    ]
+
+
 def test_the_visitor_hash_needs_the_salt(make_client):
     client = make_client()  # no VISIT_SALT: a random one
     code = client.simulate_post("/links", json={"url": "example.com"}).json["code"]

@@ -104,3 +104,70 @@ def test_processes_that_start_together_all_find_the_schema(database_url):
     engine = make_engine(database_url)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_0007_strips_stored_referrers_and_keeps_one_hash_per_body(database_url):
+    engine = make_engine(database_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+    referrers = {
+        1: "https://mail.example/inbox?token=s3cret#msg",
+        2: "https://ann:pw@wiki.example/page",
+        3: "https://news.example/story",
+        4: None,
+        5: "http://[::1/x?token=s3cret",
+    }
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO links (id, url, created_at, visits, deleted) "
+                "VALUES (1, 'https://example.com/', '2026-01-01 00:00:00', 5, false)"
+            )
+        )
+        for pk, referrer in referrers.items():
+            connection.execute(
+                sa.text(
+                    "INSERT INTO visits (id, link_id, visited_at, referrer, visitor) "
+                    "VALUES (:pk, 1, '2026-01-01 00:00:00', :referrer, 'v')"
+                ),
+                {"pk": pk, "referrer": referrer},
+            )
+        for pk, source, body in [
+            (1, "github", "aa"),
+            (2, "github", "aa"),  # the same body again, after the window
+            (3, "github", "bb"),
+            (4, "other", "aa"),
+            (5, "acme", None),
+            (6, "acme", None),
+        ]:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO webhook_deliveries (id, source, delivery_id, event, "
+                    "payload, received_at, status, attempts, body_sha256) VALUES "
+                    "(:pk, :source, :delivery, 'ping', '{}', '2026-01-01 00:00:00', "
+                    "'processed', 1, :body)"
+                ),
+                {"pk": pk, "source": source, "delivery": f"d-{pk}", "body": body},
+            )
+    create_schema(engine)  # up to head: 0007
+    with engine.connect() as connection:
+        stored = dict(
+            connection.execute(sa.text("SELECT id, referrer FROM visits")).all()
+        )
+        hashes = dict(
+            connection.execute(
+                sa.text("SELECT id, body_sha256 FROM webhook_deliveries")
+            ).all()
+        )
+    assert stored == {
+        1: "https://mail.example/inbox",
+        2: "https://wiki.example/page",
+        3: "https://news.example/story",
+        4: None,
+        5: None,
+    }
+    assert hashes == {1: None, 2: "aa", 3: "bb", 4: "aa", 5: None, 6: None}
+    assert _differences(engine) == []
+    engine.dispose()

@@ -18,6 +18,9 @@ import socket
 import threading
 import time
 import uuid
+from urllib.parse import quote
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import pytest
 from rethinkdb import r
@@ -38,6 +41,8 @@ from tests.support.live import wait_until
 from tests.support.notes_backends import drop_tables
 from tests.support.notes_backends import require_rethinkdb
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.tls import make_certificates
+from tests.support.tls import openssl
 
 # The URL
 
@@ -90,6 +95,51 @@ def test_parse_url(url, target):
 def test_bad_urls_are_refused_naming_the_setting_without_secrets(url, problem):
     with pytest.raises(ValueError) as caught:
         parse_url(url)
+    message = str(caught.value)
+    assert message.startswith("RETHINKDB_URL") and problem in message
+    assert "hunter2" not in message
+
+
+@pytest.fixture(scope="module")
+def ca_file(tmp_path_factory) -> str:
+    """A CA certificate (PEM) made by openssl for the test."""
+    if openssl() is None:
+        pytest.skip("no openssl command to make a CA certificate")
+    return str(make_certificates(tmp_path_factory.mktemp("certs")).ca)
+
+
+def test_ca_turns_tls_on_for_every_connection(ca_file):
+    target = parse_url(f"rethinkdb://ann:pw@h1,h2:29015/todo?ca={quote(ca_file)}")
+    assert target == RethinkTarget(
+        (("h1", 28015), ("h2", 29015)), "todo", "ann", "pw", ca_file=ca_file
+    )
+    assert target.driver_options() == {
+        "user": "ann",
+        "password": "pw",
+        "ssl": {"ca_certs": ca_file},
+    }
+    assert target.describe() == f"rethinkdb://h1:28015,h2:29015/todo?ca={ca_file}"
+    assert "ssl" not in parse_url("rethinkdb://h1/todo").driver_options()
+
+
+@pytest.mark.parametrize(
+    "query, problem",
+    [
+        ("?ca=", "ca= names the CA's PEM file"),
+        ("?tls=on", "the one parameter is ca, once"),
+        ("?ca={ca}&ca={ca}", "the one parameter is ca, once"),
+        ("?ca={ca}&verify=no", "the one parameter is ca, once"),
+        ("?ca={ca}#x", "the path is one database name"),
+        ("?ca={missing}", "No such file or directory"),
+        ("?ca={not_pem}", "no PEM certificate in it"),
+    ],
+)
+def test_a_bad_ca_is_refused_at_start(ca_file, tmp_path, query, problem):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    query = query.format(ca=ca_file, missing=tmp_path / "nope.pem", not_pem=not_pem)
+    with pytest.raises(ValueError) as caught:
+        parse_url("rethinkdb://ann:hunter2@db/todo" + query)
     message = str(caught.value)
     assert message.startswith("RETHINKDB_URL") and problem in message
     assert "hunter2" not in message
@@ -306,11 +356,16 @@ def test_requests_never_create_tables(make_client, url):
         assert table not in r.db(parse_url(url).db).table_list().run(conn)
 
 
+def with_hosts(url: str, hosts: str) -> str:
+    """``url`` on ``hosts``: its database, and its ``?ca=`` if the server is TLS."""
+    return urlunsplit(urlsplit(url)._replace(netloc=hosts))
+
+
 def test_the_first_host_that_answers_is_used(store_on, url):
     target = parse_url(url)
     dead = f"127.0.0.1:{free_port()}"
     live = ",".join(f"{host}:{port}" for host, port in target.hosts)
-    store = store_on(f"rethinkdb://{dead},{live}/{target.db}")
+    store = store_on(with_hosts(url, f"{dead},{live}"))
     note = store.create("through the second host", "")
     assert store.get(note.id) == note
 
@@ -319,7 +374,7 @@ def test_a_server_that_dies_is_left_for_the_next_host(store_on, url):
     target = parse_url(url)
     proxy = TcpProxy(target.hosts[0]).start()  # "server 1": dies below
     server_2 = "{}:{}".format(*target.hosts[0])
-    store = store_on(f"rethinkdb://127.0.0.1:{proxy.port},{server_2}/{target.db}")
+    store = store_on(with_hosts(url, f"127.0.0.1:{proxy.port},{server_2}"))
     first = store.create("via server 1", "")
     proxy.stop()
     # The request on the dead connection answers 503; the next one reconnects.
@@ -352,7 +407,7 @@ def test_a_broken_connection_drops_the_idle_ones_too(store_on, url):
     target = parse_url(url)
     proxy = TcpProxy(target.hosts[0]).start()
     server_2 = "{}:{}".format(*target.hosts[0])
-    store = store_on(f"rethinkdb://127.0.0.1:{proxy.port},{server_2}/{target.db}")
+    store = store_on(with_hosts(url, f"127.0.0.1:{proxy.port},{server_2}"))
     barrier = threading.Barrier(2, timeout=10)
     threads = [
         threading.Thread(target=store._run, args=(lambda conn: barrier.wait(),))
@@ -377,7 +432,7 @@ def test_recovers_within_seconds_when_the_server_returns(
     target = parse_url(url)
     proxy = TcpProxy(target.hosts[0]).start()
     client = make_client(
-        rethinkdb_url=f"rethinkdb://127.0.0.1:{proxy.port}/{target.db}",
+        rethinkdb_url=with_hosts(url, f"127.0.0.1:{proxy.port}"),
         rethinkdb_table=rethinkdb_table,
         rethinkdb_timeout=2.0,
     )

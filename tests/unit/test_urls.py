@@ -7,6 +7,7 @@ from core.urls import MAX_LENGTH
 from core.urls import UnsafeUrl
 from core.urls import host_of
 from core.urls import normalize_url
+from core.urls import referrer_of
 from core.urls import same_host
 from tests.support.unsafe_urls import UNSAFE
 from web.fields import SafeUrl
@@ -97,3 +98,27 @@ def test_safe_url_field_refuses_with_a_field_error():
 def test_safe_url_field_refuses_non_strings():
     with pytest.raises(marshmallow.ValidationError):
         Target().load({"url": 42})
+
+
+@pytest.mark.parametrize(
+    "referer, kept",
+    [
+        (
+            "https://news.example.org/a/b?token=x&s=1#top",
+            "https://news.example.org/a/b",
+        ),
+        ("https://u:pw@h.example:8443/p?q", "https://h.example:8443/p"),
+        ("https://h.example", "https://h.example"),
+        ("https://h.example/?", "https://h.example/"),
+        (
+            "android-app://com.google.android.gm/",
+            "android-app://com.google.android.gm/",
+        ),
+        ("not a url?token=x", "not a url"),
+        ("?token=x", None),
+        ("#token", None),
+        ("http://[::1/x?token=y", None),
+    ],
+)
+def test_a_referrer_keeps_scheme_host_and_path(referer, kept):
+    assert referrer_of(referer) == kept

@@ -1,7 +1,10 @@
 """GitHub signs the body only: the same body under a new delivery id is a replay."""
 
+import collections
+import concurrent.futures
 import datetime
 import json
+import threading
 import time
 
 import sqlalchemy as sa
@@ -47,6 +50,24 @@ def test_the_same_body_under_a_new_delivery_id_is_refused(make_client):
     assert delivered_ids(client) == ["d-1"]  # the replay stored nothing
     assert github(client, "d-1").status_code == 200  # a redelivery: same id
     assert github(client, "d-3", BODY + b" ").status_code == 202  # other bytes
+
+
+def test_of_twelve_copies_sent_at_once_exactly_one_runs(make_client):
+    # One app shared by twelve threads, as a worker's greenlets or threads
+    # share it; the database decides (SQLite here, PostgreSQL in CI).
+    client = make_client(webhook_sources=SOURCES)
+    start = threading.Barrier(12)
+
+    def send(number):
+        start.wait(timeout=10)
+        return github(client, f"d-{number}")
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(send, range(12)))
+    statuses = collections.Counter(answer.status_code for answer in answers)
+    assert statuses == {202: 1, 409: 11}
+    (stored,) = delivered_ids(client)
+    assert {answer.json.get("replay_of") for answer in answers} == {None, stored}
 
 
 def test_the_window_ends_and_zero_turns_the_check_off(make_client, settings):
