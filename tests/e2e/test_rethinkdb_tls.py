@@ -83,15 +83,15 @@ def test_init_db_the_api_and_the_push_worker_work_over_tls(
     assert init.returncode == 0, init.stderr
     assert f"created table test.{TABLE}" in init.stderr
 
-    api = live_server(env=env)
+    server = live_server(env=env)
     worker = push_worker(env)
     sub = subscribers(worker.pub_endpoint)
     worker.wait_subscribed("note.")
-    notes = Notes(api.url)
+    notes = Notes(server.url)
     created = notes.create("over TLS", "encrypted on the wire")
-    read = requests.get(f"{api.url}/notes/{created['id']}", timeout=10)
+    read = requests.get(f"{server.url}/notes/{created['id']}", timeout=10)
     assert read.status_code == 200 and read.json()["title"] == "over TLS"
-    ready = requests.get(api.url + "/ready", timeout=10).json()
+    ready = requests.get(server.url + "/ready", timeout=10).json()
     assert ready["backends"]["notes"] == "ok", ready
 
     (event,) = sub.wait_for(lambda got: len(got) >= 1, "the change over TLS")

@@ -90,6 +90,7 @@ def test_the_settings_command_masks_every_secret(monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", "postgresql://api:hunter2@db/api")
     monkeypatch.setenv("RETHINKDB_URL", "rethinkdb://admin:rdbpass@db/todo")
     monkeypatch.setenv("VISIT_SALT", "salty-salt")
+    monkeypatch.setenv("PORT", "8123")
     monkeypatch.setenv(
         "WEBHOOK_SOURCES",
         json.dumps(
@@ -114,7 +115,7 @@ def test_the_settings_command_masks_every_secret(monkeypatch, capsys):
     )
     assert lines["VISIT_SALT"].startswith("VISIT_SALT='***'")
     assert '"secret": "***", "verify_token": "***"' in lines["WEBHOOK_SOURCES"]
-    assert lines["PORT"].startswith("PORT=8000")  # the rest as it is
+    assert lines["PORT"].startswith("PORT=8123")  # the rest as it is
 
 
 class _Response:
