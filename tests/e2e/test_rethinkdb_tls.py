@@ -96,7 +96,7 @@ def test_init_db_the_api_and_the_push_worker_work_over_tls(
 
     (event,) = sub.wait_for(lambda got: len(got) >= 1, "the change over TLS")
     assert (event["type"], event["new_val"]) == ("note.created", created)
-    assert "Traceback" not in api.log() + worker.log()
+    assert "Traceback" not in server.log() + worker.log()
 
 
 @pytest.mark.parametrize(
