@@ -21,6 +21,7 @@ from db.notes.sql import Wakeups
 from db.primes import PrimeStore
 from db.ratelimits import RateLimitStore
 from db.salaries.store import SalaryStore
+from db.server_secrets import ServerSecrets
 from db.sql import Database
 from db.subscriptions import SubscriptionStore
 from db.webhooks import WebhookStore
@@ -40,6 +41,7 @@ class Stores:
     checkpoints: CheckpointStore
     rate_limits: RateLimitStore
     keys: KeyStore
+    secrets: ServerSecrets
 
     def close(self) -> None:
         """Release every connection (at shutdown)."""
@@ -95,4 +97,5 @@ def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores
         checkpoints=CheckpointStore(database),
         rate_limits=RateLimitStore(database),
         keys=KeyStore(database),
+        secrets=ServerSecrets(database),
     )
