@@ -1,4 +1,9 @@
-"""Real processes for end-to-end tests: gunicorn, the push worker, their helpers."""
+"""Real processes for end-to-end tests: gunicorn, the push worker, their helpers.
+
+Over 300 lines: the processes the end-to-end tests run (gunicorn, the push
+worker) with what they share (free ports, the test's database, its keys,
+waits with deadlines); each part is short, and the tests use them together.
+"""
 
 import hashlib
 import os
@@ -224,10 +229,14 @@ class PushWorkerProcess(Process):
     """``python -m workers.push`` under this interpreter, on free ports.
 
     Shares the test's database (``child_env``): start it with the same
-    ``env`` as the live server and both see one notes store.
+    ``env`` as the live server and both see one notes store. Its streams
+    need a key (``AUTH=on``, the default) unless ``env`` turns it off as
+    for the API: :meth:`auth` makes one.
     """
 
     def __init__(self, tmp_path: Path, env: Optional[dict] = None, args=()):
+        self.tmp_path = tmp_path
+        self._key: Optional[str] = None
         self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.sse_url = f"http://127.0.0.1:{free_port()}"
         host_port = self.sse_url[len("http://") :]
@@ -257,6 +266,13 @@ class PushWorkerProcess(Process):
             return requests.get(self.sse_url + "/health", timeout=2).json()
         except (requests.ConnectionError, requests.Timeout):
             return None
+
+    def auth(self) -> dict:
+        """The ``Authorization`` header of a ``read`` key (made on first use)."""
+        if self._key is None:
+            port = self.sse_url.rsplit(":", 1)[1]
+            self._key = make_key(self.tmp_path, "read", name=f"push-{port}-reader")
+        return {"Authorization": f"Bearer {self._key}"}
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no last checkpoint."""

@@ -12,6 +12,7 @@ from core.backoff import Backoff
 from core.settings import Settings
 from db.errors import Unavailable
 from db.notes.sql import SqlNotesStore
+from db.schema import create_schema
 from db.stores import open_stores
 from tests.support.live import free_port
 from tests.support.live import wait_until
@@ -73,6 +74,8 @@ def settings(database_url):
 
 def test_an_unavailable_store_is_retried_with_growing_pauses(settings, caplog):
     stores = open_stores(settings)
+    create_schema(stores.database.engine)
+    key = stores.keys.create("reader", "read")[1]
     store = FlakyStore(stores.database, failures=2)
     worker = PushWorker(
         settings, stores=dataclasses.replace(stores, notes=store), grace=0
@@ -84,7 +87,10 @@ def test_an_unavailable_store_is_retried_with_growing_pauses(settings, caplog):
     try:
         wait_until(lambda: answers(url + "/health"), timeout=30, what="the SSE server")
         events = take_sse_events(
-            url + "/events", 1, on_open=lambda: store.create("made anyway", "")
+            url + "/events",
+            1,
+            {"Authorization": f"Bearer {key}"},
+            on_open=lambda: store.create("made anyway", ""),
         )
         assert events[0]["data"]["new_val"]["title"] == "made anyway"
     finally:
