@@ -10,6 +10,7 @@ import falcon
 import falcon.media
 
 from core import wire
+from core.hosts import AllowedHosts as HostRule
 from core.logs import configure_logging
 from core.ratelimit import parse_rate
 from core.settings import Settings
@@ -30,6 +31,7 @@ from resources.metrics import Metrics
 from resources.notes import Notes
 from resources.primes import Primes
 from resources.subscriptions import Subscriptions
+from resources.tickets import StreamTickets
 from resources.webhooks import WebhookDeliveries
 from resources.webhooks import WebhookReceiver
 from web import errors
@@ -37,6 +39,7 @@ from web.auth import Auth
 from web.fields import ID_CONVERTER
 from web.metrics import Metrics as MetricsMiddleware
 from web.middleware import JSON_MEDIA_TYPES
+from web.middleware import AllowedHosts
 from web.middleware import BodyLimit
 from web.middleware import RequestId
 from web.middleware import RequireJSON
@@ -92,7 +95,13 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
 
     # Metrics first: it sees every request, and the final status of each.
     # The key is checked before the rate limits, which count per key.
-    middleware = [MetricsMiddleware(), RequestId(), BodyLimit(settings.max_body_bytes)]
+    hosts = HostRule(settings.allowed_hosts, [settings.public_base_url])
+    middleware = [
+        MetricsMiddleware(),
+        RequestId(),
+        AllowedHosts(hosts),
+        BodyLimit(settings.max_body_bytes),
+    ]
     if settings.auth == "on":
         middleware.append(Auth(KeyCache(stores.keys), scopes))
     app = falcon.App(middleware=middleware + limiters + [RequireJSON()])
@@ -185,6 +194,12 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
         f"/subscriptions/{{subscription_id:{ID_CONVERTER}}}/replay",
         subscriptions,
         suffix="replay",
+    )
+
+    # Tickets that open the push worker's streams from a browser.
+    routes.add(
+        "/stream-tickets",
+        StreamTickets(stores.secrets, settings.stream_ticket_ttl),
     )
 
     routes.add("/ready", Ready(ready_checks))

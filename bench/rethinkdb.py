@@ -245,7 +245,7 @@ class SseTimer:
     def __init__(self, sse_url: str):
         host, port = sse_url[len("http://") :].split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=5)
-        self.sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.sock.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
         self.arrivals: Dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

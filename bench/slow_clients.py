@@ -53,7 +53,8 @@ def hold_slow_clients(
         held.append(sock)
         if n % 2:
             sock.sendall(
-                b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"POST /notes HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json"
                 b'\r\nContent-Length: 100\r\n\r\n{"ti'
             )
         else:
@@ -62,7 +63,7 @@ def hold_slow_clients(
 
 
 def _trickle(sock: socket.socket, stop: threading.Event) -> None:
-    for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 4000:
+    for byte in b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 4000:
         if stop.wait(0.2):
             return
         try:

@@ -14,6 +14,7 @@ import secrets
 import zlib
 from collections.abc import Iterable
 from typing import FrozenSet
+from typing import Optional
 from typing import Tuple
 
 from core.codes import ALPHABET
@@ -69,3 +70,10 @@ def granted(scopes: Iterable[str]) -> FrozenSet[str]:
     """Every scope a key with ``scopes`` may use: each includes the lower ones."""
     top = max((SCOPES.index(scope) for scope in scopes), default=-1)
     return frozenset(SCOPES[: top + 1])
+
+
+def bearer_token(header: Optional[str]) -> Optional[str]:
+    """The key of an ``Authorization: Bearer KEY`` header; None for anything else."""
+    scheme, _, key = (header or "").strip().partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None

@@ -52,6 +52,7 @@ RESERVED = frozenset(
         "collatz",
         "webhooks",
         "subscriptions",
+        "stream-tickets",
         "events",
         "api",
         "admin",

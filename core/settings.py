@@ -53,6 +53,13 @@ class Settings:
         "on: private calls need an API key (README, Security); off: nothing "
         "asks for one (a trusted network only)",
     )
+    allowed_hosts: str = _env_field(
+        "ALLOWED_HOSTS",
+        "",
+        "Host names the API and the push worker answer besides the loopback "
+        "names and PUBLIC_BASE_URL's host, comma-separated (.example.com: the "
+        "domain and its subdomains; *: any); other Host headers get 400",
+    )
     max_body_bytes: int = _env_field(
         "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"
     )
@@ -204,6 +211,29 @@ class Settings:
     )
     push_sse_bind: str = _env_field(
         "PUSH_SSE_BIND", "127.0.0.1:8001", "host:port of the push worker's /events"
+    )
+    push_allowed_origins: str = _env_field(
+        "PUSH_ALLOWED_ORIGINS",
+        "",
+        "origins (https://app.example.com) whose pages may open the push "
+        "worker's streams besides its own, comma-separated",
+    )
+    push_header_timeout: float = _env_field(
+        "PUSH_HEADER_TIMEOUT",
+        5.0,
+        "seconds a client of the push worker's HTTP port has to send its "
+        "request headers; slower ones are closed",
+    )
+    push_max_connections_per_client: int = _env_field(
+        "PUSH_MAX_CONNECTIONS_PER_CLIENT",
+        64,
+        "connections one client address may hold open on the push worker's "
+        "HTTP port (streams included; more get 429); 0: no cap",
+    )
+    stream_ticket_ttl: int = _env_field(
+        "STREAM_TICKET_TTL",
+        60,
+        "seconds a stream ticket (POST /stream-tickets) may open streams for",
     )
     push_wake_address: str = _env_field(
         "PUSH_WAKE_ADDRESS",

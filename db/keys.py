@@ -17,6 +17,7 @@ from typing import FrozenSet
 from typing import List
 from typing import Optional
 from typing import Tuple
+from typing import Union
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -78,6 +79,9 @@ class ApiKey:
 _TABLE = KeyRow.__table__
 _BY_DIGEST = sa.select(_TABLE).where(
     _TABLE.c.digest == sa.bindparam("digest"), _TABLE.c.revoked_at.is_(None)
+)
+_BY_ID = sa.select(_TABLE).where(
+    _TABLE.c.id == sa.bindparam("key_id"), _TABLE.c.revoked_at.is_(None)
 )
 _TOUCH = (
     sa.update(_TABLE)
@@ -161,6 +165,12 @@ class KeyStore:
             ).first()
         return None if row is None else _key(row)
 
+    def find_id(self, key_id: int) -> Optional[ApiKey]:
+        """The active key whose id is ``key_id`` (a stream ticket names it), or None."""
+        with self._db.read() as connection:
+            row = connection.execute(_BY_ID, {"key_id": key_id}).first()
+        return None if row is None else _key(row)
+
     def touch(self, key_id: int, now: datetime.datetime) -> None:
         """Record that the key was used at ``now``."""
         with self._db.write() as connection:
@@ -190,17 +200,25 @@ class KeyCache:
         self._store = store
         self._ttl = ttl
         self._clock = clock
-        self._answers: Dict[str, Tuple[float, Optional[ApiKey]]] = {}
+        # By key (str), and by id (int) for stream tickets.
+        self._answers: Dict[Union[str, int], Tuple[float, Optional[ApiKey]]] = {}
         self._touched: Dict[int, float] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Optional[ApiKey]:
         """The active key ``key``, or None (unknown, revoked); Unavailable if unsure."""
+        return self._get(key, self._store.find)
+
+    def get_id(self, key_id: int) -> Optional[ApiKey]:
+        """The active key with id ``key_id``, or None; Unavailable if unsure."""
+        return self._get(key_id, self._store.find_id)
+
+    def _get(self, key, find: Callable) -> Optional[ApiKey]:
         now = self._clock()
         answer = self._answers.get(key)
         if answer is not None and answer[0] > now:
             return answer[1]
-        found = self._store.find(key)
+        found = find(key)
         if len(self._answers) >= CACHE_MAX:
             self._answers = {}
         self._answers[key] = (now + self._ttl, found)

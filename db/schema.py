@@ -27,6 +27,7 @@ import db.notes.sql  # noqa: F401  (notes, note_changes, note_sequence)
 import db.primes  # noqa: F401  (primes)
 import db.ratelimits  # noqa: F401  (rate_limits)
 import db.salaries.tables  # noqa: F401  (employees, salary_departments, salary_imports)
+import db.server_secrets  # noqa: F401  (server_secrets)
 import db.subscriptions  # noqa: F401  (webhook_subscriptions, webhook_attempts)
 import db.webhooks  # noqa: F401  (webhook_deliveries)
 from db.sql import Base

@@ -21,6 +21,7 @@ from db.notes.sql import Wakeups
 from db.primes import PrimeStore
 from db.ratelimits import RateLimitStore
 from db.salaries.store import SalaryStore
+from db.server_secrets import ServerSecrets
 from db.sql import Database
 from db.subscriptions import SubscriptionStore
 from db.webhooks import WebhookStore
@@ -42,6 +43,7 @@ class Stores:
     keys: KeyStore
     #: Announces the SQL notes store's commits to the push worker.
     notifier: Notifier
+    secrets: ServerSecrets
 
     def close(self) -> None:
         """Release every connection (at shutdown)."""
@@ -102,4 +104,5 @@ def open_stores(settings: Settings, wakeups: Optional[Wakeups] = None) -> Stores
         rate_limits=RateLimitStore(database),
         keys=KeyStore(database),
         notifier=notifier,
+        secrets=ServerSecrets(database),
     )

@@ -15,7 +15,6 @@ the operation it reached (recorded by :meth:`web.openapi.Routes.add`):
 from typing import Any
 from typing import Callable
 from typing import Mapping
-from typing import Optional
 from typing import Tuple
 
 import falcon
@@ -23,6 +22,7 @@ import falcon
 from core.apikeys import ADMIN
 from core.apikeys import READ
 from core.apikeys import WRITE
+from core.apikeys import bearer_token
 from db.keys import KeyCache
 from web.errors import Problem
 
@@ -52,13 +52,6 @@ def public(responder):
 def scope_of(responder) -> str:
     """What ``responder`` needs: its declared scope, else ``admin``."""
     return getattr(responder, "scope", ADMIN)
-
-
-def _token(header: Optional[str]) -> Optional[str]:
-    """The key of an ``Authorization: Bearer KEY`` header; None for anything else."""
-    scheme, _, key = (header or "").strip().partition(" ")
-    key = key.strip()
-    return key if scheme.lower() == "bearer" and key else None
 
 
 def _unauthorized(detail: str, error: str = "") -> Problem:
@@ -91,10 +84,10 @@ class Auth:
             return
         if needed == PUBLIC:
             # No key needed; a valid one still names the client (rate limits).
-            token = _token(req.get_header("Authorization"))
+            token = bearer_token(req.get_header("Authorization"))
             req.context.api_key = token and self._keys.get(token)
             return
-        token = _token(req.get_header("Authorization"))
+        token = bearer_token(req.get_header("Authorization"))
         if token is None:
             raise _unauthorized(
                 f"This operation needs an API key with the {needed} scope: "

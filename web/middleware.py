@@ -1,4 +1,5 @@
-"""Request-wide middleware: request ids, the body size limit, JSON-only writes."""
+"""Request-wide middleware: request ids, allowed hosts, the body size limit,
+JSON-only writes."""
 
 import functools
 import io
@@ -8,6 +9,8 @@ import os
 
 import falcon
 
+from core.hosts import UNKNOWN_HOST
+from core.hosts import AllowedHosts as HostRule
 from core.logs import request_id_var
 from web.errors import Problem
 
@@ -53,6 +56,27 @@ class RequestId:
         req.context.request_id = rid
         request_id_var.set(rid)
         resp.set_header("X-Request-ID", rid)
+
+
+class AllowedHosts:
+    """Answer only requests whose ``Host`` the server is known by (else 400).
+
+    The rule is :class:`core.hosts.AllowedHosts` (``ALLOWED_HOSTS``): it
+    keeps pages of other sites from reaching the API through a DNS name
+    they point at it (DNS rebinding). ``/health`` and ``/ready`` answer any
+    Host: orchestrators probe a container by its address, and the probes
+    tell nothing.
+    """
+
+    _PROBES = frozenset(("/health", "/ready"))
+
+    def __init__(self, rule: HostRule):
+        self._rule = rule
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self._rule.allows(req.get_header("Host")) or req.path in self._PROBES:
+            return
+        raise Problem(400, UNKNOWN_HOST)
 
 
 class _GuardedInput:

@@ -21,6 +21,7 @@ assembled together to stay consistent.
 import functools
 import inspect
 import re
+import urllib.parse
 from typing import Any
 from typing import Dict
 from typing import List
@@ -34,6 +35,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from core import wire
+from core.hosts import UNKNOWN_HOST
 from web.auth import PUBLIC
 from web.auth import public
 from web.auth import scope_of
@@ -442,15 +444,15 @@ def _operation(template: str, resource, responder) -> dict:
     if doc.get("body") is not None or doc.get("query") is not None:
         errors.add(422)
     if doc.get("body") is not None:
-        errors.update((400, 413, 415))
-    elif doc.get("headers"):
-        # A header value with control characters is not HTTP: the server
-        # refuses it before the app sees it (api/server.py).
-        errors.add(400)
+        errors.update((413, 415))
+    # Any operation: a Host the server is not known by (ALLOWED_HOSTS); a
+    # header value with control characters, which is not HTTP and which the
+    # server refuses before the app sees it (api/server.py).
+    errors.add(400)
     for status in sorted(errors):
         example = problem_example(status)
         if status == 400 and doc.get("body") is None:
-            example["detail"] = _NOT_HTTP
+            example["detail"] = _NOT_HTTP if doc.get("headers") else UNKNOWN_HOST
         op["responses"][str(status)] = {
             "description": status_title(status),
             "content": {
@@ -506,22 +508,68 @@ _DOCS_PAGE = """<!DOCTYPE html>
 <link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
 <body><div id="ui"></div>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#ui"}});</script>
+<script src="/docs/swagger-init.js"></script>
 </body></html>
 """
+
+# A file of its own, not an inline script, so that the page's CSP allows
+# scripts from this origin only. No validator: its badge is an image from
+# validator.swagger.io.
+_DOCS_SCRIPT = (
+    'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", '
+    "validatorUrl: null});\n"
+)
+
+
+def docs_policy(servers: List[str] = ()) -> str:
+    """The Content-Security-Policy of ``/docs``: its own scripts and styles,
+    Swagger UI's inline SVG icons, calls to this origin and to ``servers``
+    (where "Try it out" sends requests), no framing."""
+    origins = sorted(
+        {
+            f"{url.scheme}://{url.netloc}"
+            for url in map(urllib.parse.urlsplit, servers)
+            if url.scheme and url.netloc
+        }
+    )
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            " ".join(["connect-src 'self'", *origins]),
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 class Docs:
     """``GET /docs``: Swagger UI, served from the swagger-ui-bundle package (no CDN)."""
 
-    def __init__(self, title: str):
+    def __init__(self, title: str, servers: List[str] = ()):
         self._page = _DOCS_PAGE.format(title=title)
+        self._headers = {
+            "Content-Security-Policy": docs_policy(servers),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
 
     @public
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Interactive documentation (HTML)."""
         resp.content_type = falcon.MEDIA_HTML
         resp.text = self._page
+        resp.set_headers(self._headers)
+
+    @public
+    def on_get_script(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The script that starts Swagger UI on ``/docs``."""
+        resp.content_type = falcon.MEDIA_JS
+        resp.text = _DOCS_SCRIPT
+        resp.set_headers(self._headers)
 
 
 def add_docs(routes: Routes, title: str, version: str, servers: List[str] = ()) -> None:
@@ -529,5 +577,7 @@ def add_docs(routes: Routes, title: str, version: str, servers: List[str] = ()) 
     routes.add(
         "/openapi.json", OpenApi(routes, title, version, servers), documented=False
     )
-    routes.add("/docs", Docs(title), documented=False)
+    docs = Docs(title, servers)
+    routes.add("/docs", docs, documented=False)
+    routes.add("/docs/swagger-init.js", docs, suffix="script", documented=False)
     routes.app.add_static_route("/docs/static", swagger_ui_bundle.swagger_ui_path)

@@ -4,9 +4,9 @@ import subprocess
 import sys
 import time
 
-from tests.support.keys import make_key
 from tests.support.live import child_env
 from tests.support.live import free_port
+from tests.support.live import make_key
 from tests.support.pinned import connections_to_every_worker
 from tests.support.pinned import worker_pids
 

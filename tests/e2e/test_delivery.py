@@ -30,7 +30,9 @@ def test_kill_9_of_gunicorn_workers_and_the_push_worker_loses_no_acked_write(
 ):
     server = live_server(env=notes_backend.env, workers=3)
     worker = push_worker(notes_backend.env)
-    stream = SseCollector(worker.sse_url + "/events", last_event_id=0)
+    stream = SseCollector(
+        worker.sse_url + "/events", last_event_id=0, headers=worker.auth()
+    )
     load = WriteLoad(server.url, threads=4).start()
     killed = 0
     try:

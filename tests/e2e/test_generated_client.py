@@ -29,8 +29,8 @@ from typing import Optional
 import attrs
 import pytest
 
-from tests.support.keys import make_key
 from tests.support.live import ROOT
+from tests.support.live import make_key
 
 GENERATOR = "openapi-python-client"
 PACKAGE = "generated_api_client"

@@ -142,7 +142,7 @@ def test_sse_resumes_after_last_event_id_from_the_log_then_goes_live(
     assert worker.health()["checkpoint"] == 3
     events_url = worker.sse_url + "/events"
 
-    replayed = take_sse_events(events_url, 3, {"Last-Event-ID": "0"})
+    replayed = take_sse_events(events_url, 3, {"Last-Event-ID": "0", **worker.auth()})
     assert [e["data"]["new_val"] for e in replayed] == made
     assert [e["event"] for e in replayed] == ["note.created"] * 3
     assert [int(e["id"]) for e in replayed] == [e["data"]["id"] for e in replayed]
@@ -151,6 +151,7 @@ def test_sse_resumes_after_last_event_id_from_the_log_then_goes_live(
     resumed = take_sse_events(
         events_url + f"?last_event_id={first_id}",
         3,
+        worker.auth(),
         on_open=lambda: notes.create("live"),
     )
     assert [e["data"]["id"] for e in resumed[:2]] == [
@@ -158,6 +159,8 @@ def test_sse_resumes_after_last_event_id_from_the_log_then_goes_live(
     ]
     assert resumed[2]["data"]["new_val"]["title"] == "live"
 
-    bad = requests.get(events_url, headers={"Last-Event-ID": "soon"}, timeout=10)
+    bad = requests.get(
+        events_url, headers={"Last-Event-ID": "soon", **worker.auth()}, timeout=10
+    )
     assert bad.status_code == 400
     assert bad.headers["Content-Type"] == "application/problem+json"

@@ -19,7 +19,7 @@ from api.salary_import import import_salaries
 from core import signatures
 from core.primality import is_prime
 from core.settings import Settings
-from tests.support.keys import make_key
+from tests.support.live import make_key
 from tests.support.pinned import connections_to_every_worker
 from tests.support.pinned import worker_pids
 

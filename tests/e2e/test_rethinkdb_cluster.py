@@ -90,7 +90,9 @@ def test_killing_the_primary_costs_an_election_of_503s_and_no_acked_write(
 
     server = live_server(env=env, workers=3)
     worker = push_worker(env)
-    stream = SseCollector(worker.sse_url + "/events", last_event_id=0)
+    stream = SseCollector(
+        worker.sse_url + "/events", last_event_id=0, headers=worker.auth()
+    )
     load = WriteLoad(server.url, threads=3, pause=0.02).start()
     try:
         time.sleep(3)  # steady writes first
@@ -137,7 +139,9 @@ def test_a_lone_server_killed_and_restarted_loses_no_acked_write(
     init_db(tmp_path, env)
     server = live_server(env=env, workers=3)
     worker = push_worker(env)
-    stream = SseCollector(worker.sse_url + "/events", last_event_id=0)
+    stream = SseCollector(
+        worker.sse_url + "/events", last_event_id=0, headers=worker.auth()
+    )
     load = WriteLoad(server.url, threads=3, pause=0.02).start()
     try:
         time.sleep(3)

@@ -44,7 +44,9 @@ def test_slow_and_stalled_clients_do_not_freeze_the_api(live_server):
 
     def trickle(sock):
         # A request line and headers, one byte every 0.2 s (slowloris).
-        for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
+        for byte in (
+            b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 1000
+        ):
             if stop.wait(0.2):
                 return
             try:
@@ -58,7 +60,8 @@ def test_slow_and_stalled_clients_do_not_freeze_the_api(live_server):
         held.append(sock)
         if n % 2:  # the issue's case: a body announced, 4 bytes of it sent
             sock.sendall(
-                b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"POST /notes HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json"
                 b'\r\nContent-Length: 100\r\n\r\n{"ti'
             )
         else:
@@ -95,7 +98,8 @@ def test_a_stalled_body_is_cut_off_by_the_read_timeout(live_server):
     server = live_server(env={"GUNICORN_CMD_ARGS": "--timeout 3"})
     with _connect(server) as sock:
         sock.sendall(
-            b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /notes HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\n"
             b'Content-Length: 100\r\n\r\n{"ti'
         )
         sock.settimeout(60)
@@ -116,41 +120,41 @@ REFUSALS = [
         "request line too long",
         # Over gunicorn's 4094, under what it reads at once (else the
         # unread rest resets the connection before the answer is read).
-        b"GET /" + b"a" * 4200 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /" + b"a" * 4200 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
         414,
     ),
     (
         "Content-Length beside chunked",
-        b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"POST /notes HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
     ),
     (
         "negative length",
-        b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"POST /notes HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
         400,
     ),
     (
         "two lengths",
-        b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+        b"POST /notes HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n"
         b"Content-Length: 2\r\n\r\nab",
         400,
     ),
     (
         "a bad header name",
-        b"GET /health HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nBad Name: y\r\n\r\n",
         400,
     ),
-    ("a bad method", b"G(T /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-    ("a bad version", b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+    ("a bad method", b"G(T /health HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
+    ("a bad version", b"GET /health HTTP/9.9\r\nHost: localhost\r\n\r\n", 400),
     (
         "an unsupported transfer coding",
-        b"POST /notes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n\r\n",
+        b"POST /notes HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: foo\r\n\r\n",
         501,
     ),
     (
         "too many headers",
-        b"GET /health HTTP/1.1\r\nHost: x\r\n"
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\n"
         + b"".join(b"X-%d: y\r\n" % n for n in range(200))
         + b"\r\n",
         431,
@@ -184,7 +188,8 @@ def test_a_refused_body_is_not_read_and_the_connection_closes(shared_server):
     with _connect(shared_server) as sock:
         sock.settimeout(3)
         sock.sendall(
-            b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"POST /notes HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json"
             b"\r\nContent-Length: 10000000\r\n\r\n{"
         )
         data = b""
@@ -199,7 +204,8 @@ def test_a_refused_body_is_not_read_and_the_connection_closes(shared_server):
 def test_a_malformed_chunked_body_is_a_400_problem(shared_server):
     got, headers, body = _exchange(
         shared_server,
-        b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /notes HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
     )
     assert got == 400
@@ -263,7 +269,7 @@ def test_a_busy_keep_alive_connection_does_not_starve_another(live_server):
     # before the other connection's one request (api/server_gevent.py).
     server = live_server(workers=1)
     busy, other = _connect(server), _connect(server)
-    request = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+    request = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
     busy.sendall(request * 2000)
     other.sendall(request)
     answer = other.recv(65536)

@@ -2,7 +2,8 @@
 
 ``requires_chromium`` skips a test module when either is missing (``make
 test`` installs both when run as root); the e2e ``browser`` fixture drives
-one made by :func:`chromium_driver`.
+one made by :func:`chromium_driver`, whose console :func:`csp_violations`
+reads.
 """
 
 import shutil
@@ -34,6 +35,26 @@ def chromium_driver():
         "--window-size=1200,760",
     ):
         options.add_argument(argument)
+    # The console, for csp_violations().
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+def csp_violations(driver) -> list:
+    """The console messages since the last call that report a CSP violation."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
+
+
+def provoke_csp_violation(driver) -> None:
+    """Run an inline script on the page: a page whose CSP allows none reports it."""
+    driver.execute_script(
+        "const s = document.createElement('script');"
+        "s.textContent = 'window.inlineRan = true;';"
+        "document.body.append(s);"
+    )

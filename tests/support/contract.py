@@ -136,9 +136,13 @@ class ContractClient(falcon.testing.TestClient):
         self._contract: Optional[Contract] = None
 
     def simulate_request(self, method="GET", path="/", *args, **kwargs):
+        # A name the app answers (ALLOWED_HOSTS), not Falcon's default one.
+        kwargs.setdefault("host", "localhost")
         result = super().simulate_request(method, path, *args, **kwargs)
         if self._contract is None:
-            spec = super().simulate_request("GET", "/openapi.json").json
+            spec = (
+                super().simulate_request("GET", "/openapi.json", host="localhost").json
+            )
             self._contract = Contract(spec)
         query = set(kwargs.get("params") or ())
         query.update(k for k, _ in parse_qsl(kwargs.get("query_string") or "", True))

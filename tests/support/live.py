@@ -1,4 +1,9 @@
-"""Real processes for end-to-end tests: gunicorn, the push worker, their helpers."""
+"""Real processes for end-to-end tests: gunicorn, the push worker, their helpers.
+
+Over 300 lines: the processes the end-to-end tests run (gunicorn, the push
+worker) with what they share (free ports, the test's database, its keys,
+waits with deadlines); each part is short, and the tests use them together.
+"""
 
 import dataclasses
 import hashlib
@@ -15,6 +20,9 @@ import requests
 import sqlalchemy
 
 from core.settings import Settings
+from db.keys import KeyStore
+from db.schema import create_schema
+from db.sql import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,13 +163,23 @@ def child_env(tmp_path: Path, extra: dict) -> dict:
     return env
 
 
+def make_key(tmp_path: Path, scope: str = "admin", name: str = "") -> str:
+    """A new API key with ``scope`` in the database of the test of ``tmp_path``."""
+    database = Database(database_url(tmp_path))
+    try:
+        create_schema(database.engine)
+        return KeyStore(database).create(name or f"test-{scope}", scope)[1]
+    finally:
+        database.dispose()
+
+
 class LiveServer(Process):
     """Gunicorn serving api.app:app under the interpreter running the tests.
 
     With ``AUTH=off`` unless ``env`` says otherwise: the end-to-end tests of
     the other parts call the API as a trusted client; the tests of keys
     (and of reads after writes) turn it on and send keys
-    (:func:`tests.support.keys.make_key`).
+    (:func:`make_key`).
     """
 
     def __init__(self, tmp_path: Path, env: dict, workers: int = 2):
@@ -209,10 +227,14 @@ class PushWorkerProcess(Process):
     """``python -m workers.push`` under this interpreter, on free ports.
 
     Shares the test's database (``child_env``): start it with the same
-    ``env`` as the live server and both see one notes store.
+    ``env`` as the live server and both see one notes store. Its streams
+    need a key (``AUTH=on``, the default) unless ``env`` turns it off as
+    for the API: :meth:`auth` makes one.
     """
 
     def __init__(self, tmp_path: Path, env: Optional[dict] = None, args=()):
+        self.tmp_path = tmp_path
+        self._key: Optional[str] = None
         self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.sse_url = f"http://127.0.0.1:{free_port()}"
         host_port = self.sse_url[len("http://") :]
@@ -242,6 +264,13 @@ class PushWorkerProcess(Process):
             return requests.get(self.sse_url + "/health", timeout=2).json()
         except (requests.ConnectionError, requests.Timeout):
             return None
+
+    def auth(self) -> dict:
+        """The ``Authorization`` header of a ``read`` key (made on first use)."""
+        if self._key is None:
+            port = self.sse_url.rsplit(":", 1)[1]
+            self._key = make_key(self.tmp_path, "read", name=f"push-{port}-reader")
+        return {"Authorization": f"Bearer {self._key}"}
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no last checkpoint."""

@@ -166,8 +166,15 @@ class SseCollector:
     ``EventSource`` does. ``events`` holds the decoded events in arrival order.
     """
 
-    def __init__(self, url: str, last_event_id: int = 0, retry: float = 0.2):
+    def __init__(
+        self,
+        url: str,
+        last_event_id: int = 0,
+        retry: float = 0.2,
+        headers: Optional[Dict[str, str]] = None,
+    ):
         self.url = url
+        self.headers = headers or {}
         self.last_id = last_event_id
         self.retry = retry
         self.events: List[dict] = []
@@ -180,7 +187,7 @@ class SseCollector:
         while not self._stop.is_set():
             try:
                 self.connects += 1
-                headers = {"Last-Event-ID": str(self.last_id)}
+                headers = {**self.headers, "Last-Event-ID": str(self.last_id)}
                 frames = sse_events(self.url, headers, timeout=20)
                 with contextlib.closing(frames):
                     for frame in frames:

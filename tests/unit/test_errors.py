@@ -44,7 +44,7 @@ def probe_client(client):
     OpenAPI document (rightly) does not describe them."""
     client.app.add_route("/probe", Probe())
     client.app.add_route("/probe/{kind}", Probe(), suffix="error")
-    return falcon.testing.TestClient(client.app)
+    return falcon.testing.TestClient(client.app, headers={"Host": "localhost"})
 
 
 def test_unknown_path_is_404_problem(client):
@@ -171,7 +171,7 @@ class FailingStore:
 
 def test_a_503_logs_its_underlying_exception_with_the_request_id(client, caplog):
     client.app.add_route("/failing", FailingStore())
-    plain = falcon.testing.TestClient(client.app)
+    plain = falcon.testing.TestClient(client.app, headers={"Host": "localhost"})
     caplog.handler.addFilter(RequestIdFilter())
     with caplog.at_level(logging.WARNING):
         result = plain.simulate_post("/failing", headers={"X-Request-ID": "rid-503"})
@@ -198,6 +198,7 @@ def test_a_body_the_server_cannot_read_is_400(client, chunked):
     env = falcon.testing.create_environ(
         "/notes",
         method="POST",
+        host="localhost",
         headers={
             "Authorization": f"Bearer {client.api_key}",
             "Content-Type": "application/json",

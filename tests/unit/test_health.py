@@ -50,7 +50,8 @@ def test_openapi_is_valid_and_lists_every_route(client):
 def test_docs_page_and_its_assets_are_served(client):
     page = client.simulate_get("/docs")
     assert page.status_code == 200
-    assert "/openapi.json" in page.text
+    assert '<script src="/docs/swagger-init.js">' in page.text
+    assert "/openapi.json" in client.simulate_get("/docs/swagger-init.js").text
     asset = client.simulate_get("/docs/static/swagger-ui-bundle.js")
     assert asset.status_code == 200
     assert len(asset.content) > 1000

@@ -125,7 +125,10 @@ def test_other_paths_and_methods(worker):
     post = requests.post(worker.url + "/events", timeout=10)
     assert post.status_code == 405 and post.headers["Allow"] == "GET"
     page = requests.get(worker.url + "/", timeout=10)
-    assert page.status_code == 200 and "EventSource" in page.text
+    assert page.status_code == 200 and '<script src="/live.js"' in page.text
+    script = requests.get(worker.url + "/live.js", timeout=10)
+    assert script.status_code == 200 and "EventSource" in script.text
+    assert script.headers["Content-Type"].startswith("text/javascript")
     assert requests.get(worker.url + "/health", timeout=10).json() == {"status": "ok"}
 
 

@@ -11,6 +11,7 @@ import requests
 from core.backoff import Backoff
 from db.errors import Unavailable
 from db.notes.sql import SqlNotesStore
+from db.schema import create_schema
 from db.stores import open_stores
 from tests.support.live import wait_until
 from tests.support.push_clients import take_sse_events
@@ -62,6 +63,8 @@ class FlakyStore(SqlNotesStore):
 
 def test_an_unavailable_store_is_retried_with_growing_pauses(settings, caplog):
     stores = open_stores(settings)
+    create_schema(stores.database.engine)
+    key = stores.keys.create("reader", "read")[1]
     store = FlakyStore(stores.database, failures=2)
     worker = PushWorker(
         settings, stores=dataclasses.replace(stores, notes=store), grace=0
@@ -73,7 +76,10 @@ def test_an_unavailable_store_is_retried_with_growing_pauses(settings, caplog):
     try:
         wait_until(lambda: answers(url + "/health"), timeout=30, what="the SSE server")
         events = take_sse_events(
-            url + "/events", 1, on_open=lambda: store.create("made anyway", "")
+            url + "/events",
+            1,
+            {"Authorization": f"Bearer {key}"},
+            on_open=lambda: store.create("made anyway", ""),
         )
         assert events[0]["data"]["new_val"]["title"] == "made anyway"
     finally:

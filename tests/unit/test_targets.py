@@ -187,7 +187,9 @@ def test_links_to_the_shortener_stay_refused_even_when_loopback_is_allowed(
 
 def test_two_aliases_cannot_redirect_to_each_other(make_client):
     client = make_client(
-        public_base_url="https://sho.rt", allowed_private_targets="127.0.0.0/8"
+        public_base_url="https://sho.rt",
+        allowed_private_targets="127.0.0.0/8",
+        allowed_hosts="api.example.net",
     )
     first = client.simulate_post(
         "/links", json={"url": "https://example.com/", "alias": "first"}

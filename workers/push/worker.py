@@ -41,18 +41,23 @@ from typing import Optional
 import zmq
 from sqlalchemy import exc as sa_exc
 
+from core import tickets
 from core.backoff import Backoff
+from core.hosts import AllowedHosts
+from core.hosts import AllowedOrigins
 from core.logs import configure_logging
 from core.notes import event_json
 from core.notes import note_json
 from core.settings import Settings
 from core.wakeup import Listener
 from db.errors import Unavailable
+from db.keys import KeyCache
 from db.notes.base import NotesStore
 from db.schema import create_schema
 from db.stores import Stores
 from db.stores import open_stores
 from workers.push import metrics
+from workers.push.access import StreamAccess
 from workers.push.checkpointer import Checkpointer
 from workers.push.feed import EventFeed
 from workers.push.pub import Publisher
@@ -124,31 +129,38 @@ class PushWorker:
         self._stop.set()
 
     def run(self) -> int:
-        """Forward changes until stopped; the exit status (1: cannot bind)."""
+        """Forward changes until stopped; the exit status (1: cannot start)."""
         settings = self.settings
-        publisher = Publisher(settings.push_pub_endpoint, grace=self._grace)
         try:
-            publisher.bind(pub_keys(settings))
-            sse = SseServer(
-                settings.push_sse_bind,
-                self.status,
-                self._keepalive,
-                metrics=lambda: metrics.exposition(self._metrics_state),
-                snapshot=self.snapshot,
-            )
-        except (zmq.ZMQError, OSError, ValueError) as ex:
-            log.error(
-                "cannot listen (PUSH_PUB_ENDPOINT=%s, PUSH_SSE_BIND=%s): %s",
-                settings.push_pub_endpoint,
-                settings.push_sse_bind,
-                ex,
-            )
-            publisher.close()
+            rules = self._rules()
+        except ValueError as ex:
+            log.error("cannot start: %s", ex)
             return 1
         wakeups = None if self._stores else self._listen()
         stores = self._stores or open_stores(settings, wakeups)
         self._stores_in_use = stores
+        publisher = Publisher(settings.push_pub_endpoint, grace=self._grace)
         try:
+            try:
+                publisher.bind(pub_keys(settings))
+                sse = SseServer(
+                    settings.push_sse_bind,
+                    self.status,
+                    self._keepalive,
+                    metrics=lambda: metrics.exposition(self._metrics_state),
+                    snapshot=self.snapshot,
+                    access=self._access(stores),
+                    **rules,
+                )
+            except (zmq.ZMQError, OSError, ValueError) as ex:
+                log.error(
+                    "cannot listen (PUSH_PUB_ENDPOINT=%s, PUSH_SSE_BIND=%s): %s",
+                    settings.push_pub_endpoint,
+                    settings.push_sse_bind,
+                    ex,
+                )
+                publisher.close()
+                return 1
             start = self._starting_point(stores)
             if start is None:  # stopped while waiting for the database
                 publisher.close()
@@ -160,6 +172,31 @@ class PushWorker:
             if wakeups is not None:
                 wakeups.close()
         return 0
+
+    def _rules(self) -> Dict[str, Any]:
+        """Who and what the HTTP port answers, from the settings (ValueError if bad)."""
+        settings = self.settings
+        if settings.auth not in ("on", "off"):
+            raise ValueError(f"AUTH must be on or off, got {settings.auth!r}")
+        if settings.stream_ticket_ttl < 1:
+            raise ValueError(
+                f"STREAM_TICKET_TTL must be 1 or more, got {settings.stream_ticket_ttl}"
+            )
+        return {
+            "hosts": AllowedHosts(settings.allowed_hosts, [settings.public_base_url]),
+            "origins": AllowedOrigins(settings.push_allowed_origins),
+            "header_timeout": settings.push_header_timeout,
+            "max_per_client": settings.push_max_connections_per_client,
+        }
+
+    def _access(self, stores: Stores) -> StreamAccess:
+        """The API's keys (AUTH=on) and the tickets' secret, from the SQL database."""
+        keys = KeyCache(stores.keys) if self.settings.auth == "on" else None
+        return StreamAccess(
+            keys,
+            lambda: stores.secrets.get(tickets.SECRET_NAME),
+            self.settings.stream_ticket_ttl,
+        )
 
     def _listen(self) -> Optional[Listener]:
         """The listener for the API's commit nudges; None: poll the log often."""

@@ -30,6 +30,10 @@ share one event loop, in a thread of its own.
   are queued for a client, it is dropped (the connection is aborted): it can
   come back with ``last_event_id`` and resume. So a slow reader never holds
   up the others or grows the worker's memory without bound.
+- **Revoked keys.** Every ``recheck_interval`` seconds the keys of the
+  clients are looked up again (off the loop, in the reader threads); the
+  clients of a key that was revoked (or lost ``read``) get a close frame,
+  1008.
 - **Pings.** Every ``ping_interval`` seconds each client is pinged; one that
   has not answered the previous ping within ``ping_timeout`` seconds (a
   pong comes after everything sent before the ping, so a client that stops
@@ -46,6 +50,8 @@ import logging
 import socket
 import threading
 from typing import Any
+from typing import Callable
+from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Set
@@ -73,6 +79,8 @@ PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
 #: Seconds a client has to answer our close frame before the socket is closed.
 CLOSE_TIMEOUT = 5.0
+#: Seconds between two checks that the clients' keys are still active.
+RECHECK_INTERVAL = 5.0
 
 #: An event and its frame, as the loop hands them to each client.
 Framed = Tuple[Event, bytes]
@@ -105,6 +113,9 @@ class _Client(asyncio.Protocol):
         event_filter: EventFilter,
         greeting: bytes,
         peer: str,
+        key_id: Optional[int] = None,
+        early: bytes = b"",
+        on_close: Optional[Callable[[], None]] = None,
     ):
         self.hub = hub
         self.protocol = protocol
@@ -112,6 +123,9 @@ class _Client(asyncio.Protocol):
         self.filter = event_filter
         self.greeting = greeting
         self.peer = peer
+        self.key_id = key_id
+        self.early = early
+        self.on_close = on_close
         self.transport: Optional[asyncio.Transport] = None
         self.closed = False
         self.ping_at: Optional[float] = None
@@ -124,6 +138,8 @@ class _Client(asyncio.Protocol):
         self.transport = transport
         transport.write(self.greeting)
         self.hub._joined(self)
+        if self.early:
+            self.data_received(self.early)
 
     def data_received(self, data: bytes) -> None:
         self.protocol.receive_data(data)
@@ -145,6 +161,8 @@ class _Client(asyncio.Protocol):
         self.closed = True
         self._writable.set()
         self.hub._left(self)
+        if self.on_close is not None:
+            self.on_close()
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -247,17 +265,24 @@ class WebSocketHub:
         max_buffer: Bytes queued for a client before it is dropped.
         ping_interval: Seconds between two pings of a client.
         ping_timeout: Seconds a client has to answer a ping.
+        recheck_interval: Seconds between two checks of the clients' keys.
     """
+
+    #: ``key_active(key_id)``: whether a client's key may still stream (None:
+    #: keys are not checked). Set by the HTTP server that checks them.
+    key_active: Optional[Callable[[int], bool]] = None
 
     def __init__(
         self,
         max_buffer: int = MAX_BUFFER,
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
+        recheck_interval: float = RECHECK_INTERVAL,
     ):
         self.max_buffer = max_buffer
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.recheck_interval = recheck_interval
         self.loop = asyncio.new_event_loop()
         self.head = 0
         self.dropped = 0
@@ -308,36 +333,34 @@ class WebSocketHub:
         cursor: int,
         event_filter: EventFilter,
         greeting: bytes,
+        key_id: Optional[int] = None,
+        early: bytes = b"",
+        on_close: Optional[Callable[[], None]] = None,
     ) -> None:
         """Serve a connection whose opening handshake is done (any thread).
 
         The hub owns ``sock`` from now on; the stream starts after ``cursor``
-        with ``greeting`` (the hub's first frames).
+        with ``greeting`` (the hub's first frames). ``key_id``: the key the
+        client came with (None: none checked); ``early``: bytes the client
+        sent right behind its opening request; ``on_close``: called once
+        when the connection is closed, whatever the reason.
         """
         try:
             host, port = sock.getpeername()[:2]
             peer = f"{host}:{port}"
         except OSError:
             peer = "?"
+        args = (protocol, cursor, event_filter, greeting, peer, key_id, early, on_close)
         if self._stopping.is_set() or not self._thread.is_alive():
             sock.close()
+            if on_close is not None:
+                on_close()
             return
-        asyncio.run_coroutine_threadsafe(
-            self._connect(sock, protocol, cursor, event_filter, greeting, peer),
-            self.loop,
-        )
+        asyncio.run_coroutine_threadsafe(self._connect(sock, args), self.loop)
 
-    async def _connect(
-        self,
-        sock: socket.socket,
-        protocol: ServerProtocol,
-        cursor: int,
-        event_filter: EventFilter,
-        greeting: bytes,
-        peer: str,
-    ) -> None:
+    async def _connect(self, sock: socket.socket, args: tuple) -> None:
         # Made here: on Python 3.9 an asyncio.Event binds to the current loop.
-        client = _Client(self, protocol, cursor, event_filter, greeting, peer)
+        client = _Client(self, *args)
         try:
             await self.loop.connect_accepted_socket(lambda: client, sock=sock)
         except OSError as ex:
@@ -345,12 +368,16 @@ class WebSocketHub:
                 "WebSocket client %s lost before it was served: %s", client.peer, ex
             )
             sock.close()
+            if client.on_close is not None:
+                client.on_close()
 
     # On the loop -------------------------------------------------------------
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.create_task(self._pinger())
+        if self.key_active is not None:
+            self.loop.create_task(self._rechecker())
         try:
             self.loop.run_forever()
         finally:
@@ -413,6 +440,27 @@ class WebSocketHub:
             now = self.loop.time()
             for client in list(self._clients):
                 client.ping(now)
+
+    async def _rechecker(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_interval)
+            key_ids = {c.key_id for c in self._clients if c.key_id is not None}
+            if not key_ids:
+                continue
+            try:
+                active = await self.loop.run_in_executor(
+                    self._reader, self._active_keys, key_ids
+                )
+            except Exception:  # a bug: keep the clients, try again next time
+                log.exception("checking the WebSocket clients' keys failed")
+                continue
+            for client in list(self._clients):
+                if client.key_id is not None and not active.get(client.key_id, True):
+                    log.info("WebSocket client %s: its key is revoked", client.peer)
+                    client.close(1008, "the API key is revoked")
+
+    def _active_keys(self, key_ids: Set[int]) -> Dict[int, bool]:
+        return {key_id: self.key_active(key_id) for key_id in key_ids}
 
     async def _close_all(self) -> None:
         for client in list(self._clients):
