@@ -31,6 +31,8 @@ DOTTED = re.compile(rf"(?<![\w./@-]){_PACKAGE}(?:\.\w+)+")
 PATH = re.compile(rf"(?<![\w.-])(?<!\w/){_PACKAGE}/[\w/]+\.py\b")
 #: Names that end so are files (``bench.db``, ``requirements-bench.txt``).
 FILE_SUFFIXES = {"c", "csv", "db", "json", "log", "md", "png", "py", "sqlite", "txt"}
+#: Last parts of host names such as api.example.com.
+HOST_SUFFIXES = {"com", "net", "org"}
 #: Dotted names that are deliberately no module, each for the reason given.
 NOT_MODULES = {
     "api.route": "the WSGI environ key of the matched route (web/metrics.py)",
@@ -93,7 +95,7 @@ def _names(text: str):
     """The dotted project names in ``text``, with their offsets."""
     for match in DOTTED.finditer(text):
         name = match.group()
-        if name.rsplit(".", 1)[1] in FILE_SUFFIXES:
+        if name.rsplit(".", 1)[1] in FILE_SUFFIXES | HOST_SUFFIXES:
             continue
         if re.match(r":\d", text[match.end() :]):  # host:port
             continue
