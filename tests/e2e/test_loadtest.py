@@ -18,8 +18,8 @@ from core.settings import Settings
 from loadtest.run import k6_binary
 from loadtest.run import run_k6
 from loadtest.run import run_locust
-from tests.support.keys import make_key
 from tests.support.live import ROOT
+from tests.support.live import make_key
 
 CSV = (
     "Name,Position Title,Department,Employee Annual Salary\n"
