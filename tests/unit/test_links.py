@@ -498,8 +498,10 @@ def test_no_route_of_the_app_can_be_shadowed_by_a_code_or_alias(client):
 
 def test_openapi_documents_the_shortener(client):
     paths = client.simulate_get("/openapi.json").json["paths"]
-    assert set(paths["/links"]) == {"post"}
-    assert set(paths["/links/{code}"]) == {"get", "delete"}
+    assert set(paths["/links"]) == {"get", "post"}
+    assert set(paths["/links/{code}"]) == {"get", "patch", "delete"}
+    assert set(paths["/links/{code}/stats"]) == {"get"}
+    assert set(paths["/links/{code}/qr"]) == {"get"}
     assert "410" in paths["/{code}"]["get"]["responses"]
     assert "302" in paths["/{code}"]["get"]["responses"]
     assert "409" in paths["/links"]["post"]["responses"]
