@@ -3,16 +3,20 @@
 Statistics over time read these counts, never the visit rows:
 
 - ``link_visit_hours``: (link, hour) -> visits; one row per hour with visits.
-- ``link_visit_sources``: (link, kind, hour, name) -> visits, where kind is
-  ``referrer`` (name: the referrer's host, "" for none) or ``agent`` (name:
-  the user-agent family of :mod:`core.linkstats`, "" for none).
+- ``link_visit_sources``: (link, kind, period, start, name) -> visits, where
+  kind is ``referrer`` (name: the referrer's host, "" for none) or ``agent``
+  (name: the user-agent family of :mod:`core.linkstats`, "" for none), and
+  period is ``hour`` or ``day``: each visit counts in both, so a range reads
+  its whole UTC days from day rows and only its partial days (at most two)
+  from hour rows.
 
 They are written in the transaction that writes the visit rows (the batch of
 the visit recorder, or the counted visit of a link with ``max_visits``), so
-they always agree with the visits stored. A batch adds one upsert per
-distinct (link, hour) and per distinct (link, hour, host or family): rows
-stay at most one per hour and name however many visits there are, and a
-range of statistics reads about (hours with visits) x (names) rows.
+they always agree with the visits stored: two upserts per batch, of one row
+per distinct (link, hour) and per distinct (link, period, start, host or
+family). Rows stay at most one per hour (or day) and name, however many
+visits there are. A range reads one row per hour with visits, and one per
+name and day (plus per name and hour of its partial days).
 """
 
 import collections
@@ -48,13 +52,17 @@ class VisitHour(Base):
 
 
 class VisitSource(Base):
-    """Visits of one link in one UTC hour from one referrer host or agent family."""
+    """Visits of one link from one referrer host or agent family in a UTC hour or day.
+
+    ``start``: naive UTC, on the hour (period ``hour``) or at midnight (``day``).
+    """
 
     __tablename__ = "link_visit_sources"
 
     link_id: Mapped[int] = mapped_column(sa.ForeignKey("links.id"), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
-    hour: Mapped[datetime.datetime] = mapped_column(sa.DateTime, primary_key=True)
+    period: Mapped[str] = mapped_column(sa.String(4), primary_key=True)
+    start: Mapped[datetime.datetime] = mapped_column(sa.DateTime, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(linkstats.NAME_MAX), primary_key=True)
     visits: Mapped[int] = mapped_column(sa.Integer)
 
@@ -112,11 +120,13 @@ def roll_up(connection: sa.Connection, visits: Iterable[dict]) -> None:
     for visit in visits:
         link_id = visit["link_id"]
         hour = linkstats.floor(visit["visited_at"], "hour")
+        day = hour.replace(hour=0)
         hours[link_id, hour] += 1
-        host = linkstats.referrer_host(visit["referrer"])
-        sources[link_id, REFERRER, hour, host or ""] += 1
-        family = linkstats.agent_family(visit["user_agent"])
-        sources[link_id, AGENT, hour, family or ""] += 1
+        host = linkstats.referrer_host(visit["referrer"]) or ""
+        family = linkstats.agent_family(visit["user_agent"]) or ""
+        for period, start in (("hour", hour), ("day", day)):
+            sources[link_id, REFERRER, period, start, host] += 1
+            sources[link_id, AGENT, period, start, family] += 1
     if not hours:
         return
     add_hours, add_sources = _ADDING[connection.dialect.name]
@@ -130,8 +140,15 @@ def roll_up(connection: sa.Connection, visits: Iterable[dict]) -> None:
     connection.execute(
         add_sources,
         [
-            {"link_id": link_id, "kind": kind, "hour": hour, "name": name, "visits": n}
-            for (link_id, kind, hour, name), n in sorted(sources.items())
+            {
+                "link_id": link_id,
+                "kind": kind,
+                "period": period,
+                "start": start,
+                "name": name,
+                "visits": n,
+            }
+            for (link_id, kind, period, start, name), n in sorted(sources.items())
         ],
     )
 
@@ -174,6 +191,27 @@ def read(
     )
 
 
+def _periods(
+    since: datetime.datetime, until: datetime.datetime
+) -> List[Tuple[str, datetime.datetime, datetime.datetime]]:
+    """(period, from, to) whose rows make up ``[since, until)``: whole days as days.
+
+    ``since`` and ``until`` are on the hour.
+    """
+    first_day = linkstats.floor(since, "day")
+    if first_day < since:
+        first_day = linkstats.step(first_day, "day")
+    last_day = linkstats.floor(until, "day")
+    if first_day >= last_day:
+        return [("hour", since, until)]
+    periods = [("day", first_day, last_day)]
+    if since < first_day:
+        periods.append(("hour", since, first_day))
+    if last_day < until:
+        periods.append(("hour", last_day, until))
+    return periods
+
+
 def _top(
     connection: sa.Connection,
     link_id: int,
@@ -182,17 +220,22 @@ def _top(
     until: datetime.datetime,
     top: int,
 ) -> List[Tuple[Optional[str], int]]:
-    visits = sa.func.sum(_SOURCES.c.visits).label("visits")
-    rows = connection.execute(
-        sa.select(_SOURCES.c.name, visits)
-        .where(
+    parts = [
+        sa.select(_SOURCES.c.name, _SOURCES.c.visits).where(
             _SOURCES.c.link_id == link_id,
             _SOURCES.c.kind == kind,
-            _SOURCES.c.hour >= since,
-            _SOURCES.c.hour < until,
+            _SOURCES.c.period == period,
+            _SOURCES.c.start >= start,
+            _SOURCES.c.start < end,
         )
-        .group_by(_SOURCES.c.name)
-        .order_by(visits.desc(), _SOURCES.c.name)
+        for period, start, end in _periods(since, until)
+    ]
+    rows = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    visits = sa.func.sum(rows.c.visits).label("visits")
+    found = connection.execute(
+        sa.select(rows.c.name, visits)
+        .group_by(rows.c.name)
+        .order_by(visits.desc(), rows.c.name)
         .limit(top)
     )
-    return [(name or None, int(count)) for name, count in rows]
+    return [(name or None, int(count)) for name, count in found]

@@ -21,14 +21,22 @@ A redirect reads the link (one primary-key or alias lookup, no write):
   first); a process that dies without a clean exit loses the visits of at
   most its last ``flush_interval`` seconds. A clean exit writes them.
 
+Every visit written also goes into the hourly rollup of
+:mod:`db.link_stats`, in the same transaction, so statistics over time never
+read the visit rows and always agree with them.
+
+A link's ``version`` (its ETag) is raised by each edit of its url, expiry or
+visit limit; edits and deletes may require a version (If-Match), checked in
+the UPDATE itself.
+
 A visit keeps the ``Referer``'s scheme, host and path only
 (``core.urls.referrer_of``): its query string and fragment often carry
 tokens, and a link's visits are readable with any ``read`` key.
 
-Over 300 lines: one table family (links, visits, the counter) with its three
-write paths (create and bulk create, the exact counted visit, the batched visit
-recorder) that must agree on the same rows and locks; splitting them would
-split one transaction design.
+Over 300 lines: one table family (links, visits, the counter) with its write
+paths (create and bulk create, edit and delete, the exact counted visit, the
+batched visit recorder) that must agree on the same rows and locks, and the
+reads of the same rows; splitting them would split one transaction design.
 """
 
 import atexit

@@ -113,7 +113,10 @@ def from_raw_visits(database, code_id, since, until, interval):
 @pytest.mark.parametrize(
     "interval, since, until",
     [
+        # Sources from hour rows, day rows, or both (partial days at the ends).
         ("hour", "2025-01-21T22:10:00", "2025-01-23T03:00:00"),
+        ("hour", "2025-01-25T01:00:00", "2025-01-25T23:00:00"),
+        ("hour", "2025-01-25T00:00:00", "2025-01-27T00:00:00"),
         ("day", "2025-01-20T00:00:00", "2025-04-01T00:00:00"),
         ("day", "2025-02-03T12:00:00", "2025-02-17T06:00:00"),
         ("week", "2025-01-01T00:00:00", "2025-04-30T00:00:00"),
@@ -174,12 +177,19 @@ def test_the_rollup_of_a_counted_visit_is_written_with_it(database):
         with database.read() as connection:
             hours = connection.execute(sa.select(VisitHour.visits)).scalars().all()
             sources = connection.execute(
-                sa.select(VisitSource.kind, VisitSource.name, VisitSource.visits)
+                sa.select(
+                    VisitSource.kind,
+                    VisitSource.period,
+                    VisitSource.name,
+                    VisitSource.visits,
+                )
             ).all()
         assert hours == [1]
         assert sorted(sources) == [
-            ("agent", "curl", 1),
-            ("referrer", "news.example", 1),
+            ("agent", "day", "curl", 1),
+            ("agent", "hour", "curl", 1),
+            ("referrer", "day", "news.example", 1),
+            ("referrer", "hour", "news.example", 1),
         ]
     finally:
         store.close()
@@ -347,14 +357,19 @@ def test_the_migration_counts_the_visits_stored_before_it(database_url):
         hours = connection.execute(
             sa.select(VisitHour.link_id, VisitHour.hour, VisitHour.visits)
         ).all()
-        sources = connection.execute(
-            sa.select(
-                VisitSource.link_id,
-                VisitSource.kind,
-                VisitSource.name,
-                sa.func.sum(VisitSource.visits),
-            ).group_by(VisitSource.link_id, VisitSource.kind, VisitSource.name)
-        ).all()
+        sources = {
+            period: connection.execute(
+                sa.select(
+                    VisitSource.link_id,
+                    VisitSource.kind,
+                    VisitSource.name,
+                    sa.func.sum(VisitSource.visits),
+                )
+                .where(VisitSource.period == period)
+                .group_by(VisitSource.link_id, VisitSource.kind, VisitSource.name)
+            ).all()
+            for period in ("hour", "day")
+        }
         versions = connection.execute(sa.select(Link.version)).scalars().all()
     engine.dispose()
     expected_hours = collections.Counter(
@@ -367,7 +382,8 @@ def test_the_migration_counts_the_visits_stored_before_it(database_url):
         expected_sources[v["link_id"], "referrer", host] += 1
         family = linkstats.agent_family(v["user_agent"]) or ""
         expected_sources[v["link_id"], "agent", family] += 1
-    assert {(k, kind, name): n for k, kind, name, n in sources} == dict(
-        expected_sources
-    )
+    for period in ("hour", "day"):
+        assert {(k, kind, name): n for k, kind, name, n in sources[period]} == dict(
+            expected_sources
+        )
     assert versions == [1, 1]

@@ -28,6 +28,7 @@ depends_on = None
 #: Visits counted per batch.
 _BATCH = 5000
 _LINK_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_SOURCE_KEY = ("link_id", "kind", "period", "start", "name")
 
 
 def upgrade() -> None:
@@ -43,11 +44,12 @@ def upgrade() -> None:
         "link_visit_sources",
         sa.Column("link_id", _LINK_ID, nullable=False),
         sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("hour", sa.DateTime(), nullable=False),
+        sa.Column("period", sa.String(length=4), nullable=False),
+        sa.Column("start", sa.DateTime(), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("visits", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["link_id"], ["links.id"]),
-        sa.PrimaryKeyConstraint("link_id", "kind", "hour", "name"),
+        sa.PrimaryKeyConstraint("link_id", "kind", "period", "start", "name"),
     )
     with op.batch_alter_table("links", schema=None) as batch_op:
         batch_op.add_column(
@@ -92,14 +94,17 @@ def _count_stored_visits() -> None:
         "link_visit_sources",
         sa.column("link_id", sa.BigInteger),
         sa.column("kind", sa.String),
-        sa.column("hour", sa.DateTime),
+        sa.column("period", sa.String),
+        sa.column("start", sa.DateTime),
         sa.column("name", sa.String),
         sa.column("visits", sa.Integer),
     )
     connection = op.get_bind()
     dialect = connection.dialect.name
     add_hours = _adding(hours_table, ["link_id", "hour"], dialect)
-    add_sources = _adding(sources_table, ["link_id", "kind", "hour", "name"], dialect)
+    add_sources = _adding(
+        sources_table, ["link_id", "kind", "period", "start", "name"], dialect
+    )
     last = 0
     while True:
         rows = connection.execute(
@@ -122,9 +127,10 @@ def _count_stored_visits() -> None:
             hour = linkstats.floor(visited_at, "hour")
             hours[link_id, hour] += 1
             host = linkstats.referrer_host(referrer) or ""
-            sources[link_id, "referrer", hour, host] += 1
             family = linkstats.agent_family(user_agent) or ""
-            sources[link_id, "agent", hour, family] += 1
+            for period, start in (("hour", hour), ("day", hour.replace(hour=0))):
+                sources[link_id, "referrer", period, start, host] += 1
+                sources[link_id, "agent", period, start, family] += 1
         connection.execute(
             add_hours,
             [
@@ -135,8 +141,8 @@ def _count_stored_visits() -> None:
         connection.execute(
             add_sources,
             [
-                {"link_id": k[0], "kind": k[1], "hour": k[2], "name": k[3], "visits": n}
-                for k, n in sorted(sources.items())
+                dict(zip(_SOURCE_KEY, key), visits=n)
+                for key, n in sorted(sources.items())
             ],
         )
         last = rows[-1][0]
