@@ -139,6 +139,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     routes.add("/links/bulk", links, suffix="bulk")
     routes.add("/links/{code}", links, suffix="item")
     routes.add("/links/{code}/visits", links, suffix="visits")
+    routes.add("/links/{code}/stats", links, suffix="stats")
+    routes.add("/links/{code}/qr", links, suffix="qr")
     routes.add("/{code}", Redirect(stores.links, settings.redirect_status))
 
     # Salaries: the City of Chicago salary file, loaded by

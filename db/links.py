@@ -21,14 +21,22 @@ A redirect reads the link (one primary-key or alias lookup, no write):
   first); a process that dies without a clean exit loses the visits of at
   most its last ``flush_interval`` seconds. A clean exit writes them.
 
+Every visit written also goes into the hourly rollup of
+:mod:`db.link_stats`, in the same transaction, so statistics over time never
+read the visit rows and always agree with them.
+
+A link's ``version`` (its ETag) is raised by each edit of its url, expiry or
+visit limit; edits and deletes may require a version (If-Match), checked in
+the UPDATE itself.
+
 A visit keeps the ``Referer``'s scheme, host and path only
 (``core.urls.referrer_of``): its query string and fragment often carry
 tokens, and a link's visits are readable with any ``read`` key.
 
-Over 300 lines: one table family (links, visits, the counter) with its three
-write paths (create and bulk create, the exact counted visit, the batched visit
-recorder) that must agree on the same rows and locks; splitting them would
-split one transaction design.
+Over 300 lines: one table family (links, visits, the counter) with its write
+paths (create and bulk create, edit and delete, the exact counted visit, the
+batched visit recorder) that must agree on the same rows and locks, and the
+reads of the same rows; splitting them would split one transaction design.
 """
 
 import atexit
@@ -40,12 +48,14 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
+from typing import Tuple
 from typing import Union
 
 import sqlalchemy as sa
@@ -65,9 +75,11 @@ from core.codes import id_for_code
 from core.codes import is_reserved
 from core.codes import looks_like_code
 from core.urls import referrer_of
+from db import link_stats
 from db.errors import Conflict
 from db.errors import Gone
 from db.errors import NotFound
+from db.errors import PreconditionFailed
 from db.errors import Unavailable
 from db.sql import Base
 from db.sql import Database
@@ -80,6 +92,9 @@ _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Not echoing the code: it is whatever the client put in the path.
 _NO_SUCH_LINK = "No link has this code."
 _SPENT = "The link has reached its maximum number of visits."
+_CHANGED = "The link has changed since the version given in If-Match."
+#: What PATCH may change.
+_EDITABLE = ("url", "expires_at", "max_visits")
 REFERRER_MAX = 1024
 USER_AGENT_MAX = 512
 
@@ -101,6 +116,8 @@ class Link(Base):
     deleted: Mapped[bool] = mapped_column(
         sa.Boolean, default=False, server_default=sa.false()
     )
+    #: Raised by each edit of url, expiry or visit limit: the link's ETag.
+    version: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
 
 
 class Visit(Base):
@@ -130,6 +147,12 @@ class LinkInfo:
     expires_at: Optional[datetime.datetime]
     max_visits: Optional[int]
     visits: int
+    version: int
+
+    @property
+    def etag(self) -> str:
+        """The entity tag of the link's settings (unquoted): its version."""
+        return str(self.version)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +177,7 @@ _LINK_COLUMNS = (
     _LINKS.c.expires_at,
     _LINKS.c.max_visits,
     _LINKS.c.visits,
+    _LINKS.c.version,
 )
 _LIVE = _LINKS.c.deleted.is_(False)
 # An alias link's id has a code too; only its alias may reach it.
@@ -327,13 +351,18 @@ class VisitRecorder:
             )
             if not live:
                 return
+            # In id order: writers that share links lock them in one order.
             connection.execute(
                 _ADD_VISITS,
-                [{"link_id": k, "added": n} for k, n in added.items() if k in live],
+                [
+                    {"link_id": k, "added": n}
+                    for k, n in sorted(added.items())
+                    if k in live
+                ],
             )
-            connection.execute(
-                _INSERT_VISIT, [v for v in batch if v["link_id"] in live]
-            )
+            kept = [v for v in batch if v["link_id"] in live]
+            connection.execute(_INSERT_VISIT, kept)
+            link_stats.roll_up(connection, kept)
 
     def close(self) -> None:
         """Stop the thread and write what is queued (at exit, or in tests)."""
@@ -591,6 +620,7 @@ class LinkStore:
             ).scalar()
             if url is not None:
                 connection.execute(_INSERT_VISIT, visit)
+                link_stats.roll_up(connection, [visit])
         if url is None:  # spent, expired or deleted since it was read
             self._spent(code, now)
         return url
@@ -626,21 +656,146 @@ class LinkStore:
         ]
         return items, len(rows) > limit
 
-    def delete(self, code: str) -> None:
-        """Mark the link deleted (its code and alias stay taken) and drop its visits."""
+    def list_page(
+        self,
+        limit: int,
+        before: Optional[int] = None,
+        search: Optional[str] = None,
+        expired: Optional[bool] = None,
+        spent: Optional[bool] = None,
+    ) -> Tuple[List[LinkInfo], Optional[int]]:
+        """Live links newest first, ids below ``before``; and the next cursor.
+
+        Args:
+            limit: Most links on the page.
+            before: The cursor of the previous page (a row id).
+            search: Text the URL or the alias contains (any case), or a
+                whole generated code.
+            expired: Only links past (True) or not past (False) their expiry.
+            spent: Only links that have (True) or have not (False) reached
+                their ``max_visits``.
+        """
+        self._flush_pending()
+        query = sa.select(*_LINK_COLUMNS).where(_LIVE)
+        if before is not None:
+            query = query.where(_LINKS.c.id < before)
+        if search:
+            query = query.where(_searched(search))
+        if expired is not None:
+            now = naive_utc(self.now())
+            is_expired = _LINKS.c.expires_at <= now
+            query = query.where(
+                is_expired
+                if expired
+                else sa.or_(_LINKS.c.expires_at.is_(None), sa.not_(is_expired))
+            )
+        if spent is not None:
+            is_spent = _LINKS.c.visits >= _LINKS.c.max_visits
+            query = query.where(
+                is_spent
+                if spent
+                else sa.or_(_LINKS.c.max_visits.is_(None), sa.not_(is_spent))
+            )
+        query = query.order_by(_LINKS.c.id.desc()).limit(limit + 1)
+        with self._db.read() as connection:
+            rows = connection.execute(query).all()
+        links = [self._info(row) for row in rows[:limit]]
+        return links, (rows[limit - 1].id if len(rows) > limit else None)
+
+    def update(
+        self,
+        code: str,
+        changes: Mapping,
+        if_versions: Optional[Collection[int]] = None,
+    ) -> LinkInfo:
+        """Change a link's ``url``, ``expires_at`` or ``max_visits``; the new link.
+
+        Each change raises the version. ``if_versions``: change only a link
+        at one of these versions, else PreconditionFailed (None: any).
+        Setting ``max_visits`` writes this process's queued visits first,
+        so that the limit starts from the visits made before it.
+
+        Raises:
+            NotFound: no live link is known as ``code``.
+            PreconditionFailed: the link is at another version.
+        """
         where = _matches(code)
         if where is None:
             raise NotFound(_NO_SUCH_LINK)
-        with self._db.session() as session:
-            row = session.execute(
-                sa.update(Link.__table__)
-                .where(where)
-                .values(deleted=True)
-                .returning(Link.id)
+        if "max_visits" in changes:
+            self._flush_pending()
+        values = {key: changes[key] for key in _EDITABLE if key in changes}
+        if "expires_at" in values:
+            values["expires_at"] = naive_utc(values["expires_at"])
+        statement = sa.update(_LINKS).where(where)
+        if if_versions is not None:
+            statement = statement.where(_LINKS.c.version.in_(sorted(if_versions)))
+        statement = statement.values(**values, version=_LINKS.c.version + 1)
+        with self._db.write() as connection:
+            row = connection.execute(statement.returning(*_LINK_COLUMNS)).first()
+            if row is None:
+                self._refuse(connection, where)
+        return self._info(row)
+
+    @staticmethod
+    def _refuse(connection: sa.Connection, where) -> None:
+        """Why a conditional write matched no row: NotFound or PreconditionFailed."""
+        if connection.execute(sa.select(_LINKS.c.id).where(where)).first() is None:
+            raise NotFound(_NO_SUCH_LINK)
+        raise PreconditionFailed(_CHANGED)
+
+    def exists(self, code: str) -> bool:
+        """Whether a live link is known as ``code`` (even expired or used up)."""
+        try:
+            self._find(code, target=True)
+        except NotFound:
+            return False
+        return True
+
+    def stats(
+        self,
+        code: str,
+        interval: str,
+        starts: List[datetime.datetime],
+        top: int = 10,
+    ) -> link_stats.LinkStats:
+        """The link's visits in the buckets starting at ``starts`` (aware UTC).
+
+        Read from the rollup (:mod:`db.link_stats`), this process's queued
+        visits included; NotFound if no live link is known as ``code``.
+        """
+        self._flush_pending()
+        link = self._find(code, target=True)
+        with self._db.read() as connection:
+            found = link_stats.read(
+                connection, link.id, interval, [naive_utc(s) for s in starts], top
+            )
+        return dataclasses.replace(
+            found,
+            since=as_utc(found.since),
+            until=as_utc(found.until),
+            series=[(as_utc(start), n) for start, n in found.series],
+        )
+
+    def delete(self, code: str, if_versions: Optional[Collection[int]] = None) -> None:
+        """Mark the link deleted (its code and alias stay taken); drop its visits.
+
+        ``if_versions``: as for :meth:`update`.
+        """
+        where = _matches(code)
+        if where is None:
+            raise NotFound(_NO_SUCH_LINK)
+        statement = sa.update(_LINKS).where(where)
+        if if_versions is not None:
+            statement = statement.where(_LINKS.c.version.in_(sorted(if_versions)))
+        with self._db.write() as connection:
+            row = connection.execute(
+                statement.values(deleted=True).returning(_LINKS.c.id)
             ).first()
             if row is None:
-                raise NotFound(_NO_SUCH_LINK)
-            session.execute(sa.delete(Visit.__table__).where(Visit.link_id == row.id))
+                self._refuse(connection, where)
+            connection.execute(sa.delete(_VISITS).where(_VISITS.c.link_id == row.id))
+            link_stats.forget(connection, row.id)
 
     def _load(self, session: orm.Session, code: str) -> Link:
         where = _matches(code)
@@ -665,6 +820,7 @@ class LinkStore:
             expires_at=as_utc(link.expires_at),
             max_visits=link.max_visits,
             visits=link.visits,
+            version=link.version,
         )
 
 
@@ -682,7 +838,23 @@ def _new_info(link_id: int, values: dict) -> LinkInfo:
         expires_at=as_utc(values["expires_at"]),
         max_visits=values["max_visits"],
         visits=0,
+        version=1,
     )
+
+
+def _searched(text: str):
+    """WHERE clause: the URL or alias contains ``text`` (any case), or it is the code.
+
+    ``autoescape``: ``%`` and ``_`` in ``text`` stand for themselves.
+    """
+    found = [
+        _LINKS.c.url.icontains(text, autoescape=True),
+        _LINKS.c.alias.icontains(text, autoescape=True),
+    ]
+    row_id = id_for_code(text) if looks_like_code(text) else None
+    if row_id is not None:
+        found.append(sa.and_(_LINKS.c.id == row_id, _LINKS.c.alias.is_(None)))
+    return sa.or_(*found)
 
 
 def _clip(text: Optional[str], limit: int) -> Optional[str]:

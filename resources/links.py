@@ -1,8 +1,13 @@
 """Links, the shortener: ``/links`` manages short links, ``/{code}`` follows one.
 
+A link's ``ETag`` is the version of its settings (url, expiry, visit limit):
+``PATCH`` and ``DELETE`` honour ``If-Match`` (412 when it has moved on), and
+visits do not change it, so a counter that moves never fails a write.
+
 Over 300 lines: the shortener's HTTP surface (create, bulk create with per-item
-results, list, read, delete, stats, the redirect catch-all) shares the link
-schemas, the URL rule and the presenters; they are only used here.
+results, list, read, edit, delete, visits, statistics, QR codes, the redirect
+catch-all) shares the link schemas, the URL rule and the presenters; they are
+only used here.
 """
 
 import datetime
@@ -17,12 +22,17 @@ import marshmallow
 from marshmallow import fields
 from marshmallow import validate as check
 
+from core import linkstats
 from core.clock import isoformat
 from core.codes import alias_error
+from core.qr import FORMATS
+from core.qr import MEDIA_TYPES
+from core.qr import qr_image
 from core.targets import Targets
 from core.text import clean_text
 from core.urls import host_of
 from db.errors import Conflict
+from db.link_stats import LinkStats
 from db.links import LinkInfo
 from db.links import LinkStore
 from db.links import VisitInfo
@@ -30,6 +40,7 @@ from web.auth import READ
 from web.auth import WRITE
 from web.auth import public
 from web.auth import requires
+from web.conditional import if_match_versions
 from web.errors import Problem
 from web.errors import status_title
 from web.fields import INT32_MAX
@@ -51,6 +62,19 @@ from web.validation import validate
 REDIRECT_STATUSES = (301, 302, 307, 308)
 #: Most links one ``POST /links/bulk`` takes.
 BULK_MAX = 1000
+#: Longest ``q`` of ``GET /links``.
+SEARCH_MAX = 200
+#: Most buckets one ``GET /links/{code}/stats`` answers.
+STATS_BUCKETS_MAX = 1000
+#: Buckets of ``GET /links/{code}/stats`` without ``since``, per interval.
+STATS_DEFAULT_BUCKETS = {"hour": 24, "day": 30, "week": 12, "month": 12}
+#: Most referrer hosts and agent families in statistics.
+STATS_TOP_MAX = 100
+#: Largest ``scale`` (pixels per module) and ``border`` of a QR code.
+QR_SCALE_MAX = 20
+QR_BORDER_MAX = 10
+#: How long clients and proxies may keep a QR code: a code names one link.
+QR_CACHE_CONTROL = "public, max-age=86400"
 _LINK_FIELDS = ("url", "alias", "expires_at", "max_visits")
 
 
@@ -99,6 +123,38 @@ class LinkIn(marshmallow.Schema):
     )
 
 
+class LinkPatch(marshmallow.Schema):
+    """Body of ``PATCH /links/{code}``: the settings to change, at least one."""
+
+    url = SafeUrl(
+        metadata={
+            "description": "the new target: http(s), at most 2048 characters; "
+            "no scheme means https"
+        },
+    )
+    expires_at = IsoDateTime(
+        allow_none=True,
+        metadata={"description": "ISO 8601, in the future; null: never expires"},
+    )
+    max_visits = fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=check.Range(1, INT32_MAX),
+        metadata={
+            "description": "null: no limit; at or below the visits made, the "
+            "link is used up (410) from then on"
+        },
+    )
+
+    @marshmallow.validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise marshmallow.ValidationError(
+                "Give at least one of url, expires_at, max_visits.",
+                field_name="_schema",
+            )
+
+
 class BulkLinksIn(marshmallow.Schema):
     """Body of ``POST /links/bulk`` (for the document: items are checked one by one)."""
 
@@ -132,6 +188,64 @@ class VisitOut(ResponseSchema):
 
 
 VisitPage = page_schema("VisitPage", VisitOut())
+LinkPage = page_schema("LinkPage", LinkOut())
+
+
+class BucketOut(ResponseSchema):
+    """Visits in one bucket of an interval."""
+
+    start = fields.String(metadata={"format": "date-time"})
+    visits = fields.Integer()
+
+
+class ReferrerOut(ResponseSchema):
+    """Visits from one referrer host."""
+
+    host = fields.String(
+        allow_none=True, metadata={"description": "null: no Referer (direct)"}
+    )
+    visits = fields.Integer()
+
+
+class AgentOut(ResponseSchema):
+    """Visits from one user-agent family."""
+
+    family = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "one of " + ", ".join(linkstats.FAMILIES) + "; null: "
+            "no User-Agent"
+        },
+    )
+    visits = fields.Integer()
+
+
+class StatsOut(ResponseSchema):
+    """A link's visits over a range: per bucket, by referrer host and agent family."""
+
+    code = fields.String()
+    interval = fields.String()
+    since = fields.String(
+        metadata={"format": "date-time", "description": "start of the first bucket"}
+    )
+    until = fields.String(
+        metadata={
+            "format": "date-time",
+            "description": "end of the last bucket (exclusive)",
+        }
+    )
+    total = fields.Integer(metadata={"description": "visits in the range"})
+    visits = fields.List(
+        fields.Nested(BucketOut),
+        metadata={"description": "every bucket of the range, oldest first"},
+    )
+    referrers = fields.List(
+        fields.Nested(ReferrerOut), metadata={"description": "most visits first"}
+    )
+    agents = fields.List(
+        fields.Nested(AgentOut), metadata={"description": "most visits first"}
+    )
+
 
 #: Examples of the OpenAPI document (link 1's code, as README shows).
 CODE = "2F8rEhD"
@@ -234,6 +348,107 @@ _BULK_EXAMPLE_OUT = {
 }
 
 
+STATS = {
+    "code": CODE,
+    "interval": "day",
+    "since": "2025-01-29T00:00:00.000Z",
+    "until": "2025-02-01T00:00:00.000Z",
+    "total": 5,
+    "visits": [
+        {"start": "2025-01-29T00:00:00.000Z", "visits": 0},
+        {"start": "2025-01-30T00:00:00.000Z", "visits": 2},
+        {"start": "2025-01-31T00:00:00.000Z", "visits": 3},
+    ],
+    "referrers": [
+        {"host": "news.example.org", "visits": 3},
+        {"host": None, "visits": 2},
+    ],
+    "agents": [{"family": "Firefox", "visits": 4}, {"family": "bot", "visits": 1}],
+}
+
+
+class LinkListQuery(QuerySchema):
+    """Query of ``GET /links``."""
+
+    limit = limit_field(default=50, maximum=500)
+    before = cursor_field(
+        "cursor from the next link: links older than this one", maximum=INT64_MAX
+    )
+    q = fields.String(
+        validate=check.Length(1, SEARCH_MAX),
+        metadata={
+            "description": "links whose URL (as stored: normalised) or alias "
+            f"contains this text, in any case, or whose code it is; 1..{SEARCH_MAX} "
+            "characters"
+        },
+    )
+    expired = fields.Boolean(
+        metadata={"description": "true: only expired links; false: only the others"}
+    )
+    spent = fields.Boolean(
+        metadata={
+            "description": "true: only links that reached their max_visits; "
+            "false: only the others"
+        }
+    )
+
+
+class StatsQuery(QuerySchema):
+    """Query of ``GET /links/{code}/stats``."""
+
+    interval = fields.String(
+        load_default="day",
+        validate=check.OneOf(linkstats.INTERVALS),
+        metadata={
+            "description": "bucket size, in UTC: hour, day, week (from Monday) or month"
+        },
+    )
+    since = IsoDateTime(
+        metadata={
+            "description": "start of the range (rounded down to its bucket); "
+            "default: "
+            + ", ".join(
+                f"{count} {interval}s"
+                for interval, count in STATS_DEFAULT_BUCKETS.items()
+            )
+            + " back from until"
+        }
+    )
+    until = IsoDateTime(
+        metadata={"description": "end of the range (exclusive); default: now"}
+    )
+    top = fields.Integer(
+        load_default=10,
+        validate=check.Range(1, STATS_TOP_MAX),
+        metadata={
+            "description": "how many referrer hosts and agent families, "
+            f"1..{STATS_TOP_MAX}"
+        },
+    )
+
+
+class QrQuery(QuerySchema):
+    """Query of ``GET /links/{code}/qr``."""
+
+    format = fields.String(
+        validate=check.OneOf(FORMATS),
+        metadata={"description": "png or svg; default: what Accept prefers, else png"},
+    )
+    scale = fields.Integer(
+        load_default=5,
+        validate=check.Range(1, QR_SCALE_MAX),
+        metadata={"description": f"pixels per module, 1..{QR_SCALE_MAX}"},
+    )
+    border = fields.Integer(
+        load_default=4,
+        validate=check.Range(0, QR_BORDER_MAX),
+        metadata={
+            "description": f"quiet zone in modules, 0..{QR_BORDER_MAX} (scanners "
+            "want 4)"
+        },
+    )
+
+
 class VisitsQuery(QuerySchema):
     """Query of ``GET /links/{code}/visits``."""
 
@@ -287,6 +502,45 @@ def _bulk_items(media: Any) -> List[Any]:
     return links
 
 
+_NO_SUCH_LINK = "No link has this code."
+
+
+def _stats_json(code: str, stats: LinkStats) -> dict:
+    """Statistics on the wire."""
+    return {
+        "code": code,
+        "interval": stats.interval,
+        "since": isoformat(stats.since),
+        "until": isoformat(stats.until),
+        "total": stats.total,
+        "visits": [
+            {"start": isoformat(start), "visits": visits}
+            for start, visits in stats.series
+        ],
+        "referrers": [
+            {"host": host, "visits": visits} for host, visits in stats.referrers
+        ],
+        "agents": [
+            {"family": family, "visits": visits} for family, visits in stats.agents
+        ],
+    }
+
+
+def _preferred_format(req: falcon.Request) -> str:
+    """The QR format Accept prefers; png when it names neither."""
+    preferred = req.client_prefers([MEDIA_TYPES["png"], MEDIA_TYPES["svg"]])
+    return "svg" if preferred == MEDIA_TYPES["svg"] else "png"
+
+
+def _document_qr(resource: "Links", operation: dict) -> None:
+    """The SVG answer beside the PNG one, with a real image as its example."""
+    svg = qr_image(f"{resource.base_url}/{CODE}", "svg", 5, 4).decode()
+    operation["responses"]["200"]["content"][MEDIA_TYPES["svg"]] = {
+        "schema": {"type": "string"},
+        "example": svg,
+    }
+
+
 def visit_json(visit: VisitInfo) -> dict:
     """A visit on the wire."""
     return {
@@ -316,14 +570,14 @@ class Links:
         targets: Optional[Targets] = None,
     ):
         self._store = store
-        self._base = public_base_url.rstrip("/")
+        self.base_url = public_base_url.rstrip("/")
         self._own_host = host_of(public_base_url)
         self._targets = targets or Targets()
 
     def _body(self, link: LinkInfo) -> dict:
         return {
             "code": link.code,
-            "short_url": f"{self._base}/{link.code}",
+            "short_url": f"{self.base_url}/{link.code}",
             "url": link.url,
             "created_at": isoformat(link.created_at),
             "expires_at": isoformat(link.expires_at),
@@ -338,7 +592,7 @@ class Links:
         status=201,
         errors=(409, 503),
         also={200: LinkOut()},
-        response_headers={201: ("Location",)},
+        response_headers={201: ("Location", "ETag"), 200: ("ETag",)},
         examples={
             "body": {"url": "https://example.com/spring?ref=mail"},
             201: LINK,
@@ -357,11 +611,13 @@ class Links:
         if body["reuse"]:
             link = self._store.find_reusable(**link_fields)
             if link is not None:
+                resp.etag = link.etag
                 resp.media = self._body(link)
                 return
         link = self._store.create(**link_fields)
         resp.status = falcon.HTTP_201
         resp.location = f"/links/{link.code}"
+        resp.etag = link.etag
         resp.media = self._body(link)
 
     def _own_hosts(self, req: falcon.Request) -> Collection[str]:
@@ -370,9 +626,10 @@ class Links:
     def _check(
         self, body: dict, own_hosts: Collection[str], now: datetime.datetime
     ) -> None:
-        """The checks a loaded link body needs beyond its schema (422)."""
-        check_target(self._targets, body["url"], own_hosts)
-        if body["expires_at"] is not None and body["expires_at"] <= now:
+        """The checks a loaded link body (or PATCH) needs beyond its schema (422)."""
+        if "url" in body:
+            check_target(self._targets, body["url"], own_hosts)
+        if body.get("expires_at") is not None and body["expires_at"] <= now:
             raise _invalid("expires_at", "Must be in the future.")
 
     @requires(WRITE)
@@ -473,24 +730,185 @@ class Links:
 
     @requires(READ)
     @validate(
+        query=LinkListQuery(),
+        response=LinkPage,
+        errors=(503,),
+        examples={
+            "limit": 20,
+            "q": "example.com",
+            200: {"items": [LINK], "next": None},
+        },
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List short links, newest first: search, filters, cursor paging.
+
+        `q` finds links whose URL or alias contains it (any case) or whose
+        code it is; `expired` and `spent` (reached `max_visits`) keep the
+        links that are (true) or are not (false). Follow `next` until it is
+        null: links created meanwhile never shift a page. Deleted links are
+        never listed.
+        """
+        query = req.context.query
+        links, cursor = self._store.list_page(
+            query["limit"],
+            before=query.get("before"),
+            search=query.get("q"),
+            expired=query.get("expired"),
+            spent=query.get("spent"),
+        )
+        resp.media = page_body(
+            [self._body(link) for link in links],
+            None if cursor is None else next_link(req, before=cursor),
+        )
+
+    @requires(READ)
+    @validate(
         response=LinkOut(),
         errors=(404, 503),
+        response_headers={200: ("ETag",)},
         examples={"code": CODE, 200: {**LINK, "visits": 1}},
     )
     def on_get_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
-        """A short link with its visit count."""
-        resp.media = self._body(self._store.get(code))
+        """A short link with its visit count.
+
+        Its ETag is the version of its settings, for If-Match.
+        """
+        link = self._store.get(code)
+        resp.etag = link.etag
+        resp.media = self._body(link)
 
     @requires(WRITE)
-    @validate(status=204, errors=(404, 503), examples={"code": CODE})
+    @validate(
+        body=LinkPatch(),
+        response=LinkOut(),
+        errors=(404, 412, 503),
+        headers=("If-Match",),
+        response_headers={200: ("ETag",)},
+        examples={
+            "code": CODE,
+            "body": {"url": "https://example.com/summer", "max_visits": 1000},
+            200: {
+                **LINK,
+                "url": "https://example.com/summer",
+                "max_visits": 1000,
+                "visits": 1,
+            },
+        },
+    )
+    def on_patch_item(
+        self, req: falcon.Request, resp: falcon.Response, code: str
+    ) -> None:
+        """Change a link's target, expiry or visit limit.
+
+        Send the fields to change: `url`, `expires_at` (null: never) and
+        `max_visits` (null: no limit). If-Match with the ETag you read: 412
+        if the link changed since. The code, alias and visits stay.
+        """
+        body = req.context.body
+        self._check(body, self._own_hosts(req), self._store.now())
+        link = self._store.update(code, body, if_versions=if_match_versions(req))
+        resp.etag = link.etag
+        resp.media = self._body(link)
+
+    @requires(WRITE)
+    @validate(
+        status=204,
+        errors=(404, 412, 503),
+        headers=("If-Match",),
+        examples={"code": CODE},
+    )
     def on_delete_item(
         self, req: falcon.Request, resp: falcon.Response, code: str
     ) -> None:
-        """Delete a short link; its code is never handed out again."""
-        self._store.delete(code)
+        """Delete a short link; its code is never handed out again.
+
+        If-Match with the ETag you read: 412 if the link changed since.
+        """
+        self._store.delete(code, if_versions=if_match_versions(req))
         resp.status = falcon.HTTP_204
+
+    @requires(READ)
+    @validate(
+        query=StatsQuery(),
+        response=StatsOut(),
+        errors=(404, 503),
+        examples={"code": CODE, "interval": "day", 200: STATS},
+    )
+    def on_get_stats(
+        self, req: falcon.Request, resp: falcon.Response, code: str
+    ) -> None:
+        """Visits over time, top referrer hosts and user-agent families.
+
+        Counted per UTC hour as visits are written (never by reading every
+        visit), and answered per `interval` bucket over `since`..`until`
+        (at most 1,000 buckets), empty buckets included.
+        """
+        query = req.context.query
+        interval = query["interval"]
+        starts = self._buckets(interval, query.get("since"), query.get("until"))
+        stats = self._store.stats(code, interval, starts, query["top"])
+        resp.media = _stats_json(code, stats)
+
+    def _buckets(
+        self,
+        interval: str,
+        since: Optional[datetime.datetime],
+        until: Optional[datetime.datetime],
+    ) -> List[datetime.datetime]:
+        """The bucket starts of a stats request; 422 for a range it cannot take."""
+        until = until or self._store.now()
+        try:
+            if since is None:
+                last = linkstats.floor(
+                    until - datetime.timedelta(microseconds=1), interval
+                )
+                since = linkstats.back(
+                    last, interval, STATS_DEFAULT_BUCKETS[interval] - 1
+                )
+            if since >= until:
+                raise _invalid("since", "Must be before until.")
+            starts = linkstats.buckets(since, until, interval, STATS_BUCKETS_MAX)
+        except (OverflowError, ValueError):
+            raise _invalid(
+                "since", "Out of range: the range must fall between years 1 and 9999."
+            ) from None
+        if starts is None:
+            raise _invalid(
+                "since",
+                f"At most {STATS_BUCKETS_MAX:,} {interval}s per request: narrow "
+                "since..until or take a longer interval.",
+            )
+        return starts
+
+    @public
+    @validate(
+        query=QrQuery(),
+        response={"type": "string", "format": "binary"},
+        media_type=MEDIA_TYPES["png"],
+        errors=(404, 503),
+        response_headers={200: ("Cache-Control",)},
+        examples={"code": CODE, "format": "png", "scale": 5, 200: "(PNG image)"},
+        document=_document_qr,
+    )
+    def on_get_qr(self, req: falcon.Request, resp: falcon.Response, code: str) -> None:
+        """A QR code of the short URL, as PNG or SVG.
+
+        `format` png or svg; without it, what Accept prefers (PNG for
+        `*/*`). Public, as the short URL it holds is; cacheable for a day.
+        """
+        query = req.context.query
+        if not self._store.exists(code):
+            raise Problem(404, _NO_SUCH_LINK)
+        kind = query.get("format") or _preferred_format(req)
+        resp.content_type = MEDIA_TYPES[kind]
+        resp.data = qr_image(
+            f"{self.base_url}/{code}", kind, query["scale"], query["border"]
+        )
+        resp.cache_control = [QR_CACHE_CONTROL]
+        resp.vary = ["Accept"]
+        resp.set_header("Content-Disposition", f'inline; filename="{code}.{kind}"')
 
     @requires(READ)
     @validate(

@@ -11,7 +11,6 @@ helpers are only used here.
 
 from typing import List
 from typing import Optional
-from typing import Set
 
 import falcon
 import marshmallow
@@ -26,7 +25,7 @@ from db.notes.base import NotesStore
 from web.auth import READ
 from web.auth import WRITE
 from web.auth import requires
-from web.fields import INT32_MAX
+from web.conditional import if_match_versions
 from web.fields import INT64_MAX
 from web.fields import cursor_field
 from web.openapi import ResponseSchema
@@ -148,30 +147,6 @@ def _document_note_id(resource, operation: dict) -> None:
 
 def _document_alias_id(resource, operation: dict) -> None:
     parameter(operation, "id")["schema"]["pattern"] = _NOTE_ID_PATTERN
-
-
-#: Longest version number in an ETag (its column is a 32-bit integer).
-_VERSION_DIGITS = len(str(INT32_MAX))
-
-
-def _versions(req: falcon.Request) -> Optional[Set[int]]:
-    """The versions If-Match accepts (strong comparison); None without If-Match.
-
-    A tag that cannot be a version (not ASCII digits, or past the range of
-    the version column) names none: with no other tag, the write answers 412.
-    """
-    tags = req.if_match
-    if tags is None or "*" in tags:
-        return None  # "*": any current version
-    return {
-        int(tag)
-        for tag in tags
-        if not tag.is_weak
-        and tag.isascii()
-        and tag.isdigit()
-        and len(tag) <= _VERSION_DIGITS
-        and int(tag) <= INT32_MAX
-    }
 
 
 def _not_modified(req: falcon.Request, note: Note) -> bool:
@@ -314,7 +289,7 @@ class Notes:
         """
         body = req.context.body
         note = self._store.replace(
-            note_id, body["title"], body["body"], if_versions=_versions(req)
+            note_id, body["title"], body["body"], if_versions=if_match_versions(req)
         )
         resp.etag = note.etag
         resp.media = note_json(note)
@@ -336,7 +311,9 @@ class Notes:
 
         If-Match with the ETag you read: 412 if the note changed since.
         """
-        note = self._store.patch(note_id, req.context.body, if_versions=_versions(req))
+        note = self._store.patch(
+            note_id, req.context.body, if_versions=if_match_versions(req)
+        )
         resp.etag = note.etag
         resp.media = note_json(note)
 
@@ -355,5 +332,5 @@ class Notes:
 
         If-Match with the ETag you read: 412 if the note changed since.
         """
-        self._store.delete(note_id, if_versions=_versions(req))
+        self._store.delete(note_id, if_versions=if_match_versions(req))
         resp.status = falcon.HTTP_204

@@ -104,6 +104,10 @@ def test_every_visit_shows_within_the_flush_interval(server):
         agents += [visit["user_agent"] for visit in page["items"]]
         path = page["next"]
     assert sorted(agents) == sorted(f"agent-{n}" for n in range(300))
+    # The rollup the workers' batches added to, row by row, agrees.
+    stats = requests.get(f"{server.url}/links/{code}/stats", timeout=10).json()
+    assert stats["total"] == 300
+    assert stats["agents"] == [{"family": "other", "visits": 300}]
 
 
 def test_max_visits_is_never_exceeded_under_concurrent_visits(server):
@@ -121,6 +125,8 @@ def test_max_visits_is_never_exceeded_under_concurrent_visits(server):
     assert statuses.count(410) == 150
     link = requests.get(f"{server.url}/links/{code}", timeout=10).json()
     assert link["visits"] == 50
+    stats = requests.get(f"{server.url}/links/{code}/stats", timeout=10).json()
+    assert stats["total"] == 50
     assert "Traceback" not in server.log()
 
 

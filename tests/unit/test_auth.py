@@ -40,11 +40,17 @@ POLICY = {
     ("GET", "/primes/{n}"): PUBLIC,
     ("GET", "/supply_primes"): PUBLIC,
     ("POST", "/supply_primes"): WRITE,
+    ("GET", "/links"): READ,
     ("POST", "/links"): WRITE,
     ("POST", "/links/bulk"): WRITE,
     ("GET", "/links/{code}"): READ,
+    ("PATCH", "/links/{code}"): WRITE,
     ("DELETE", "/links/{code}"): WRITE,
     ("GET", "/links/{code}/visits"): READ,
+    ("GET", "/links/{code}/stats"): READ,
+    # A QR code holds the short URL, which the code alone gives: public, as
+    # the redirect is, so that pages can show it with <img src>.
+    ("GET", "/links/{code}/qr"): PUBLIC,
     ("GET", "/{code}"): PUBLIC,
     ("GET", "/departments"): PUBLIC,
     ("GET", "/departments/{name}"): PUBLIC,

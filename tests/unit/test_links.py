@@ -499,8 +499,21 @@ def test_no_route_of_the_app_can_be_shadowed_by_a_code_or_alias(client):
 
 def test_openapi_documents_the_shortener(client):
     paths = client.simulate_get("/openapi.json").json["paths"]
-    assert set(paths["/links"]) == {"post"}
-    assert set(paths["/links/{code}"]) == {"get", "delete"}
+    assert set(paths["/links"]) == {"get", "post"}
+    assert set(paths["/links/{code}"]) == {"get", "patch", "delete"}
+    assert set(paths["/links/{code}/stats"]) == {"get"}
+    assert set(paths["/links/{code}/qr"]) == {"get"}
+    item = paths["/links/{code}"]
+    for method in ("patch", "delete"):
+        assert "If-Match" in [p["name"] for p in item[method]["parameters"]]
+        assert "412" in item[method]["responses"]
+    assert "ETag" in item["get"]["responses"]["200"]["headers"]
+    assert "ETag" in item["patch"]["responses"]["200"]["headers"]
+    qr = paths["/links/{code}/qr"]["get"]
+    assert set(qr["responses"]["200"]["content"]) == {"image/png", "image/svg+xml"}
+    assert qr["security"] == []  # public
+    listing = [p["name"] for p in paths["/links"]["get"]["parameters"]]
+    assert listing == ["limit", "before", "q", "expired", "spent"]
     assert "410" in paths["/{code}"]["get"]["responses"]
     assert "302" in paths["/{code}"]["get"]["responses"]
     assert "409" in paths["/links"]["post"]["responses"]
