@@ -1,7 +1,7 @@
 """link versions (ETags of PATCH /links/{code}) and the visit rollup for statistics
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06 18:14:34.035191
 
 - ``links.version``: 1 for every link stored.
@@ -20,8 +20,8 @@ from sqlalchemy.dialects import sqlite
 
 from core import linkstats
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
