@@ -58,15 +58,20 @@ def problem_response(status: int, detail: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+def closes_connection(headers) -> bool:
+    """Whether an app's answer says ``Connection: close``."""
+    return any(
+        name.lower() == "connection" and value.strip().lower() == "close"
+        for name, value in headers
+    )
+
+
 def honour_connection_close(app):
     """``app``, its ``Connection: close`` answers closing the connection."""
 
     def wrapped(environ, start_response):
         def start(status, headers, exc_info=None):
-            if any(
-                name.lower() == "connection" and value.strip().lower() == "close"
-                for name, value in headers
-            ):
+            if closes_connection(headers):
                 # Gunicorn's start_response is a method of its Response.
                 response = getattr(start_response, "__self__", None)
                 if hasattr(response, "force_close"):
@@ -78,14 +83,17 @@ def honour_connection_close(app):
     return wrapped
 
 
-class ProblemErrors:
-    """Worker mixin: gunicorn's own error answers as problem+json, and the
-    app's ``Connection: close`` honoured."""
+class HonourConnectionClose:
+    """Worker mixin: the app's ``Connection: close`` answers close the connection."""
 
     def load_wsgi(self):
         """Load the app, wrapped by :func:`honour_connection_close`."""
         super().load_wsgi()
         self.wsgi = honour_connection_close(self.wsgi)
+
+
+class ProblemErrors:
+    """Worker mixin: gunicorn's own error answers as problem+json."""
 
     def handle_error(self, req, client, addr, exc):
         """Log as gunicorn does, then answer with a problem instead of HTML."""
@@ -118,9 +126,9 @@ class ProblemErrors:
             self.log.debug("Failed to send error message.")
 
 
-class SyncWorker(ProblemErrors, _SyncWorker):
+class SyncWorker(ProblemErrors, HonourConnectionClose, _SyncWorker):
     """Gunicorn's sync worker (one request at a time), problem+json errors."""
 
 
-class ThreadWorker(ProblemErrors, _ThreadWorker):
+class ThreadWorker(ProblemErrors, HonourConnectionClose, _ThreadWorker):
     """Gunicorn's gthread worker, problem+json errors."""

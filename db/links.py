@@ -83,6 +83,7 @@ from db.errors import PreconditionFailed
 from db.errors import Unavailable
 from db.sql import Base
 from db.sql import Database
+from db.sql import Query
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +182,13 @@ _LINK_COLUMNS = (
 )
 _LIVE = _LINKS.c.deleted.is_(False)
 # An alias link's id has a code too; only its alias may reach it.
-_BY_ID = sa.select(*_LINK_COLUMNS).where(
-    _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
+_BY_ID = Query(
+    sa.select(*_LINK_COLUMNS).where(
+        _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
+    )
 )
-_BY_ALIAS = sa.select(*_LINK_COLUMNS).where(
-    _LINKS.c.alias == sa.bindparam("alias"), _LIVE
+_BY_ALIAS = Query(
+    sa.select(*_LINK_COLUMNS).where(_LINKS.c.alias == sa.bindparam("alias"), _LIVE)
 )
 _COUNT_VISIT = (
     sa.update(_LINKS)
@@ -208,11 +211,13 @@ _TARGET_COLUMNS = (
     _LINKS.c.max_visits,
     _LINKS.c.visits,
 )
-_TARGET_BY_ID = sa.select(*_TARGET_COLUMNS).where(
-    _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
+_TARGET_BY_ID = Query(
+    sa.select(*_TARGET_COLUMNS).where(
+        _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
+    )
 )
-_TARGET_BY_ALIAS = sa.select(*_TARGET_COLUMNS).where(
-    _LINKS.c.alias == sa.bindparam("alias"), _LIVE
+_TARGET_BY_ALIAS = Query(
+    sa.select(*_TARGET_COLUMNS).where(_LINKS.c.alias == sa.bindparam("alias"), _LIVE)
 )
 _INSERT_VISIT = sa.insert(_VISITS)
 _INSERT_LINK = sa.insert(_LINKS).returning(_LINKS.c.id)
@@ -236,7 +241,7 @@ _ADD_VISITS = (
 
 
 def _lookup(code: str, target: bool = False):
-    """The statement and parameters that find the live link ``code``; None: none can.
+    """The query and parameters that find the live link ``code``; None: none can.
 
     ``target``: only the columns a redirect needs.
     """
@@ -579,9 +584,7 @@ class LinkStore:
         """The row of the live link ``code``; NotFound if there is none."""
         lookup = _lookup(code, target)
         if lookup is not None:
-            statement, params = lookup
-            with self._db.read() as connection:
-                row = connection.execute(statement, params).first()
+            row = self._db.fetch_one(*lookup)
             if row is not None:
                 return row
         raise NotFound(_NO_SUCH_LINK)

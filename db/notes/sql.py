@@ -82,6 +82,7 @@ from db.notes.base import require_id
 from db.notes.base import writable
 from db.sql import Base
 from db.sql import Database
+from db.sql import Query
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ _NOTE_COLUMNS = (
     _NOTES.c.position,
 )
 _GET = sa.select(*_NOTE_COLUMNS).where(_NOTES.c.id == sa.bindparam("note_id"))
+_FETCH = Query(_GET)
 _PAGE = (
     sa.select(*_NOTE_COLUMNS)
     .order_by(_NOTES.c.position.desc())
@@ -446,8 +448,10 @@ class SqlNotesStore(NotesStore):
 
     def get(self, note_id: str) -> Note:
         require_id(note_id)
-        with self._read() as connection:
-            row = connection.execute(_GET, {"note_id": note_id}).first()
+        try:
+            row = self._db.fetch_one(_FETCH, {"note_id": note_id})
+        except Unavailable as ex:
+            raise Unavailable(UNAVAILABLE) from ex
         if row is None:
             raise not_found()
         return _note(row)

@@ -1,5 +1,6 @@
 """SQLite transactions: writes begin IMMEDIATE, reads never take the write lock."""
 
+import datetime
 import multiprocessing
 import platform
 import sqlite3
@@ -8,7 +9,9 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from db.errors import Unavailable
 from db.sql import Database
+from db.sql import Query
 from db.sqlite import WriterQueue
 
 
@@ -207,3 +210,37 @@ def test_reads_that_finish_their_results_leave_nothing_open(
         cursors = connection.connection.dbapi_connection.open_cursors
         assert cursors == set()
     assert statements_left_open.take() == []
+
+
+def test_a_query_on_the_driver_reads_what_sqlalchemy_reads(database_url):
+    database = Database(database_url)
+    table = sa.Table(
+        "when",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("name", sa.String(10)),
+    )
+    table.create(database.engine)
+    at = datetime.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)
+    with database.write() as connection:
+        connection.execute(sa.insert(table), {"id": 1, "at": at, "name": "a"})
+    statement = sa.select(table.c.at, table.c.name).where(
+        table.c.id == sa.bindparam("row_id"), table.c.name != "z"
+    )
+    with database.read() as connection:
+        expected = connection.execute(statement, {"row_id": 1}).one()
+    row = database.fetch_one(Query(statement), {"row_id": 1})
+    assert (row.at, row.name) == tuple(expected)
+    assert database.fetch_one(Query(statement), {"row_id": 2}) is None
+    table.drop(database.engine)
+    database.dispose()
+
+
+def test_a_query_on_a_database_that_cannot_open_is_unavailable(tmp_path):
+    (tmp_path / "a-file").write_text("")  # where the folder should be
+    database = Database(f"sqlite:///{tmp_path / 'a-file' / 'x.db'}")
+    query = Query(sa.select(sa.literal(1).label("one")))
+    with pytest.raises(Unavailable):
+        database.fetch_one(query, {})
+    database.dispose()
