@@ -21,11 +21,6 @@ sent) says so (``generator_behind``): the server did not get the asked
 rate.
 
 Standard library only; runs under any Python 3.9+ (PyPy sends faster).
-
-Over 300 lines: the load generator is one event loop with its own small
-HTTP/1.1 client (sending, parsing chunked and sized answers, keep-alive reuse)
-and the percentile report; split, the loop's state would be passed between
-modules for no reader's benefit.
 """
 
 import argparse

@@ -32,10 +32,6 @@ warm-up then 10 s at 500 writes/s.
 ``run(quick)`` does the same and returns the dict, with the PyPy/CPython
 ratios when both ran. The client side always runs under the interpreter
 running this module, so only the server side changes between runs.
-
-Over 300 lines: three ways of measuring push (one at a time, sustained, catch-
-up after a restart) and the open-loop load with receivers in processes of their
-own share one Stack of servers and one receiver protocol.
 """
 
 import argparse

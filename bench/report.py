@@ -1,8 +1,4 @@
 """Derived figures (PyPy/CPython ratio, share of the ceiling), targets, tables.
-
-Over 300 lines: every derived figure and target of make bench, and the Markdown
-tables of the report, are pure functions over one results dictionary; they are
-kept together so a target and its table cannot drift apart.
 """
 
 import json

@@ -22,11 +22,6 @@ interpreter (by default ``.venv/pypy3`` and ``.venv/python3``) measures:
 
 Quick: short windows, 2 s of push at 50/s and 200/s, 2,000 changes. ``run(quick)``
 returns the same dict (``bench/run.py`` lists it among the figures).
-
-Over 300 lines: one benchmark with its own server lifecycle (a RethinkDB
-server, the API and push worker per interpreter), the warm-up, the push timer
-on SSE and the catch-up over a crafted backlog; the parts share the temp folder
-and servers.
 """
 
 import argparse

@@ -13,10 +13,6 @@ holds, and writes ``bench/results/<name>.json``, ``.md`` and ``.png``.
 
 Run ``python -m bench.run --help`` for the knobs; ``make bench QUICK=1`` is
 the short run.
-
-Over 300 lines: it is the one driver of make bench: preparing databases,
-starting each interpreter's servers, walking the paths and the figure modules,
-and writing the report; each step is short, and they share the run's state.
 """
 
 import argparse

@@ -31,10 +31,6 @@ reaches with both, not the server alone. Pings are off in the server here
 Quick: 100 clients at 50 events/s, 2 s warm-up, 3 s measured; full: the
 target (1,000 clients at 200 events/s, p99 <= 50 ms) and smaller levels,
 5 s warm-up, 10 s measured each.
-
-Over 300 lines: a self-contained benchmark: its own server process on a
-synthetic feed, probe and lazy clients, the levels to run and the report; the
-parts share one run's state and are not used elsewhere.
 """
 
 import argparse

@@ -2,10 +2,6 @@
 
 Every setting has a documented default (see README, "Settings"); nothing
 else in the project reads ``os.environ``.
-
-Over 300 lines: every setting of every process is declared here, with its
-default, its documentation and its mask, in the one dataclass the README's
-table and ``python -m api settings`` are checked against.
 """
 
 import dataclasses

@@ -32,11 +32,6 @@ the UPDATE itself.
 A visit keeps the ``Referer``'s scheme, host and path only
 (``core.urls.referrer_of``): its query string and fragment often carry
 tokens, and a link's visits are readable with any ``read`` key.
-
-Over 300 lines: one table family (links, visits, the counter) with its write
-paths (create and bulk create, edit and delete, the exact counted visit, the
-batched visit recorder) that must agree on the same rows and locks, and the
-reads of the same rows; splitting them would split one transaction design.
 """
 
 import atexit

@@ -12,10 +12,6 @@ init-db`` and by the tests. Nothing here knows about notes.
   that accepts a connection and then stalls cannot hang a worker.
 - :func:`ensure_tables` creates a database, tables and indexes once (the
   init-db step), safe against a second process doing the same at once.
-
-Over 300 lines: the URL parser, the cluster connector that fails over between
-servers, the bounded waits and the schema helpers are small pieces that every
-RethinkDB user in the project needs together.
 """
 
 import contextlib

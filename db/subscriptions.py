@@ -14,10 +14,6 @@ made; the push worker takes them from there, delivers each with the same
 event id, records the attempts marked ``replay`` and deletes the row. A row
 is deleted only after its delivery, so a worker that dies mid-replay
 delivers the rest, and at worst that one again, when it starts again.
-
-Over 300 lines: subscriptions, the attempts log and the replay queue are one
-state machine (consecutive failures disable, a success resets, replays are
-deleted only after delivery); their queries must agree on the same rows.
 """
 
 import dataclasses

@@ -7,10 +7,6 @@ runners never handle the same one) and holds a lease: a runner that dies
 mid-way leaves a ``processing`` row whose lease expires and is claimed again.
 ``due_at`` holds when a pending delivery may be tried, or when a claim's lease
 runs out.
-
-Over 300 lines: one table and its state machine (pending, processing,
-processed, failed, ignored), with the lease and retry queries the runner needs;
-every query depends on those states, so they stay in one place.
 """
 
 import dataclasses

@@ -11,10 +11,6 @@ them after the file to run only those.
 Every answer is checked: a status other than the one the API documents
 for the call is a failure, and so is a body without what the next call
 needs.
-
-Over 300 lines: one file is what Locust runs and what a user copies to a
-load-generating machine with only Locust installed, so the four user classes
-and the reading of the change stream stay together.
 """
 
 import collections

@@ -3,11 +3,6 @@
 A link's ``ETag`` is the version of its settings (url, expiry, visit limit):
 ``PATCH`` and ``DELETE`` honour ``If-Match`` (412 when it has moved on), and
 visits do not change it, so a counter that moves never fails a write.
-
-Over 300 lines: the shortener's HTTP surface (create, bulk create with per-item
-results, list, read, edit, delete, visits, statistics, QR codes, the redirect
-catch-all) shares the link schemas, the URL rule and the presenters; they are
-only used here.
 """
 
 import datetime

@@ -3,10 +3,6 @@
 Every note response carries an ``ETag`` (the note's version). Writes honour
 ``If-Match`` (412 when the note has moved on; the store checks and writes
 in one atomic step), reads honour ``If-None-Match`` (304).
-
-Over 300 lines: one resource class serves the six note operations with their
-request schemas, conditional headers and OpenAPI documentation; the schemas and
-helpers are only used here.
 """
 
 from typing import List

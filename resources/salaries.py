@@ -4,10 +4,6 @@ Every response derives from the data of the last import, so each carries an
 ETag made from the import's checksum (and the API version) and a
 Cache-Control header; a request whose If-None-Match names it gets a 304
 before any employee is read.
-
-Over 300 lines: one family of resources (departments, statistics, employees,
-search, exports) shares the schemas, the money rule, the ETag logic and the
-export encoders; splitting them would scatter one contract over several files.
 """
 
 import csv

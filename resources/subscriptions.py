@@ -3,10 +3,6 @@
 Deliveries themselves are made by the push worker with
 :class:`workers.webhooks.sender.WebhookSender`; this resource manages what it
 delivers to and shows how it went.
-
-Over 300 lines: subscriptions, their attempts log and the replay request are
-one resource family sharing the schemas, the target rule and the presenters of
-deliveries.
 """
 
 import datetime

@@ -1,8 +1,4 @@
 """Inbound webhooks: ``POST/GET /webhooks/{source}``, ``GET /webhooks/deliveries``.
-
-Over 300 lines: inbound webhooks speak several signature schemes (GitHub,
-Standard Webhooks, the hub challenge) through one receiver, with the delivery
-log beside it; the scheme helpers are private to that receiver.
 """
 
 import hashlib

@@ -12,10 +12,6 @@ client types what is always there as always there. A seed alias that shares
 a path and method with another operation (:func:`query_alias`) is described
 as its own operation under the path's ``x-{method}-alias``: OpenAPI 3.0 has
 one operation per path and method.
-
-Over 300 lines: the document is built from every route's @validate in one pass:
-schemas, parameters, headers, examples and the problem answers must be
-assembled together to stay consistent.
 """
 
 import functools

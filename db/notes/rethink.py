@@ -46,11 +46,6 @@ change feed gets its own.
 Every connect and every answer is bounded by ``timeout``; driver and
 availability errors become ``Unavailable("notes store unavailable")`` (503),
 and the next call reconnects, so the API recovers when a server returns.
-
-Over 300 lines: the store's six operations are each a server-side function that
-checks existence, versions, the number's lease and writes the outbox in one
-atomic document write; they share those checks and read best next to the design
-they implement.
 """
 
 import datetime

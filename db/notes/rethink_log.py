@@ -31,10 +31,6 @@ from the outboxes, and the tombstones whose delete is then in the log.
 When no reader runs, a writer whose note's outbox has grown long ships it
 itself. Every acknowledged write therefore reaches the log, and every
 reader, whichever process dies when.
-
-Over 300 lines: the log's writer and its readers (ordering, repairing a missing
-number from an outbox, voiding dead numbers, emptying outboxes) are one
-protocol; each half is only correct given the other.
 """
 
 import contextlib

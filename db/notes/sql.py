@@ -37,11 +37,6 @@ requests/s, p99 31 -> 12 ms (README, Performance).
 The hot paths are SQLAlchemy Core statements built once (no ORM session),
 and a write's transaction holds only its statements: ids, times and JSON
 are made before it begins.
-
-Over 300 lines: the whole embedded store (tables, prebuilt statements, six
-operations with their If-Match checks, the change log and its reader) sits
-together because every write must keep the counter, the note and the log in one
-transaction.
 """
 
 import contextlib

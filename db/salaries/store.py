@@ -5,10 +5,6 @@ parameters: these are the API's hottest queries, and an ORM session costs
 more than the query itself here. The departments (35 rows) are cached in
 memory per data version, so a department's statistics cost one primary-key
 read of the version.
-
-Over 300 lines: the salary store holds the prebuilt Core statements of every
-salary query (departments, pages, filters, search, exports) and the import that
-replaces the data; the statements share one set of table bindings.
 """
 
 import contextlib

@@ -1,8 +1,4 @@
 """Real processes for end-to-end tests: gunicorn, the push worker, their helpers.
-
-Over 300 lines: the processes the end-to-end tests run (gunicorn, the push
-worker) with what they share (free ports, the test's database, its keys,
-waits with deadlines); each part is short, and the tests use them together.
 """
 
 import dataclasses

@@ -8,10 +8,6 @@
 - Integers: every one is bounded by the schema of the field that carries it
   (the document says so, and a test reads the document).
 - Times at the calendar's edges, malformed URLs, absurd If-Match tags.
-
-Over 300 lines: it walks each class of bad input from the reliability issue
-(JSON, text, integers, times, URLs, headers) across every operation of the
-document, with one parametrized table per class.
 """
 
 import json

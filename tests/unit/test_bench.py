@@ -2,10 +2,6 @@
 
 Nothing here asserts how fast anything is; the e2e tests only check that
 measuring works and produces well-formed results.
-
-Over 300 lines: the harness's arithmetic, its wrk script, the open-loop load
-generator and a smoke run of each figure module are checked here, so a broken
-bench fails in make test rather than in make bench.
 """
 
 import itertools

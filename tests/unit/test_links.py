@@ -1,8 +1,4 @@
 """The shortener through HTTP (falcon.testing): every status it answers with.
-
-Over 300 lines: one feature's HTTP contract: creation, aliases, expiry, visit
-limits, redirects and statistics, each status the shortener answers with; the
-tests share fixtures that build links in known states.
 """
 
 import dataclasses

@@ -1,8 +1,4 @@
 """The notes HTTP API (falcon.testing), on the embedded store and RethinkDB if set.
-
-Over 300 lines: the notes HTTP contract (six operations, conditional headers,
-validation, the seed's aliases) runs once per store, so every case is written
-once and parametrized by backend.
 """
 
 import pytest

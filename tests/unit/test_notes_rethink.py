@@ -6,10 +6,6 @@ a server that dies and returns, and the crash windows of a write: a
 process that dies after committing a note but before logging its change,
 or after taking a number but before committing, loses nothing and holds
 no reader up.
-
-Over 300 lines: each crash window of a RethinkDB write (after the number, after
-the commit, before the log) and each server failure is staged here with the
-same fixtures; the shared contract lives in test_notes_store.py.
 """
 
 import contextlib

@@ -2,10 +2,6 @@
 
 The embedded (SQL) store always; the RethinkDB store when RETHINKDB_URL
 points at a RethinkDB 2.4 server (skipped with the reason otherwise).
-
-Over 300 lines: it is the one contract every notes store must meet (writes,
-pages, versions, the change stream), parametrized by backend so both stores are
-held to the same cases.
 """
 
 import contextlib

@@ -1,9 +1,5 @@
 """Who may use the push worker's HTTP port, in process: keys, tickets, Origin,
 Host, and the headers of its answers (workers.push.access, workers.push.sse).
-
-Over 300 lines: each rule of the port (a key or a ticket on every stream,
-revocation ending open streams, Origin, Host, the answers' headers, masked
-tickets in the log) is checked against one running server fixture.
 """
 
 import json

@@ -1,8 +1,4 @@
 """Webhook fan-out: a thread and a cursor per subscription (fake senders, real feed).
-
-Over 300 lines: the fan-out's behaviours (order, cursors, retries, disabling,
-replays, a subscription added or removed while running) share fake senders and
-a real feed.
 """
 
 import contextlib

@@ -3,10 +3,6 @@
 The worker is the HTTP server of ``workers.push.sse`` on a feed over a real
 store; the events are published by the test (store changes, or synthetic
 events where only the bytes matter).
-
-Over 300 lines: the WebSocket's contract (order, resume, reset, filters, pings,
-a slow reader dropped, refused upgrades, metrics) is tested with real clients
-that share one server fixture.
 """
 
 import base64

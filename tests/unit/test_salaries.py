@@ -3,10 +3,6 @@
 The file is imported once per session (by the import-salaries command) into
 a temp SQLite database; every expected number is computed here, independently,
 from the CSV with the csv module and Decimal.
-
-Over 300 lines: every salary endpoint is checked against figures computed
-independently from the same CSV, and those reference computations are shared by
-all the tests here.
 """
 
 import argparse

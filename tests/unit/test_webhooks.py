@@ -1,8 +1,4 @@
 """Inbound webhooks over HTTP: /webhooks/{source} and /webhooks/deliveries.
-
-Over 300 lines: each signature scheme (GitHub, Standard Webhooks, the hub
-challenge) is tested for acceptance, refusal and replay through the same
-receiver fixtures.
 """
 
 import json

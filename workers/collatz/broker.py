@@ -24,10 +24,6 @@ its size, at least ``liveness`` heartbeats) goes to more workers, 2, then 4,
 never answer cannot starve a request while one real worker is up. With
 CURVE keys (``ZMQ_KEYS_DIR``, workers/curve.py) only admitted clients and
 workers connect at all.
-
-Over 300 lines: the broker is one state machine (jobs, tasks, waiters, workers,
-heartbeats, the cache) driven by one poll loop; its classes share that state,
-as in the zguide's paranoid pirate broker, and read best together.
 """
 
 import argparse

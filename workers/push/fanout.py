@@ -39,10 +39,6 @@ read (which did not list it yet), so it gets every change committed after
 it was created (and possibly a few from just before). A subscription that
 is deleted or disabled (by the API, or by the sender after too many
 failures) loses its thread and its cursor; enabled again, it counts as new.
-
-Over 300 lines: one thread per subscription with its own cursor, the replay
-queue it drains and the reconciliation with the subscription table; the threads
-share the feed and the supervisor that starts and stops them.
 """
 
 import logging

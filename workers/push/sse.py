@@ -34,10 +34,6 @@ with a deadline and a cap per client address; a complete one is answered
 by ``http.server``'s handler on a thread of its own (one request per
 connection): SSE clients are few (dashboards, tools), and each one mostly
 waits on the feed. WebSocket clients are handed to the hub.
-
-Over 300 lines: one small HTTP server serves every push endpoint of the worker
-(SSE, the WebSocket upgrade, /metrics, /snapshot, the live page, tickets);
-they share the request parsing, the checks of who may, and the resume rules.
 """
 
 import http.server

@@ -20,10 +20,6 @@ forwarded first, in order, at least once, with the same ids.
 SIGTERM or SIGINT stops it cleanly: the store is no longer read, what was
 read is published, the checkpoint is saved. While the store (or the SQL
 database) is unavailable it retries with a capped exponential back-off.
-
-Over 300 lines: the daemon wires the store's change stream to every channel
-(ZeroMQ, webhooks, SSE, WebSocket) with its checkpoint and restart logic; each
-part is short, and they share one lifecycle.
 """
 
 import argparse

@@ -38,10 +38,6 @@ share one event loop, in a thread of its own.
   has not answered the previous ping within ``ping_timeout`` seconds (a
   pong comes after everything sent before the ping, so a client that stops
   reading is caught too) is dropped.
-
-Over 300 lines: the WebSocket hub is one asyncio loop with its handshake hand-
-over, per-client buffers, filters, pings and the batch pump from the feed;
-these pieces share the loop's state and only make sense together.
 """
 
 import asyncio

@@ -19,10 +19,6 @@ The push worker calls :meth:`WebhookSender.deliver` once per (subscription,
 event); the call blocks through the retries, so give each subscription its
 own thread or queue so that one slow endpoint never delays the others. A
 sender holds a ``requests.Session``: use one sender per thread.
-
-Over 300 lines: signing, the retry policy, the transport with its resolved-
-address check and the recording of each attempt are one delivery; splitting
-them would scatter the rules one attempt follows.
 """
 
 import dataclasses
