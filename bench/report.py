@@ -1,5 +1,4 @@
-"""Derived figures (PyPy/CPython ratio, share of the ceiling), targets, tables.
-"""
+"""Derived figures (PyPy/CPython ratio, share of the ceiling), targets, tables."""
 
 import json
 from pathlib import Path

@@ -1,5 +1,4 @@
-"""Inbound webhooks: ``POST/GET /webhooks/{source}``, ``GET /webhooks/deliveries``.
-"""
+"""Inbound webhooks: ``POST/GET /webhooks/{source}``, ``GET /webhooks/deliveries``."""
 
 import hashlib
 import hmac

@@ -1,5 +1,4 @@
-"""Real processes for end-to-end tests: gunicorn, the push worker, their helpers.
-"""
+"""Real processes for end-to-end tests: gunicorn, the push worker, their helpers."""
 
 import dataclasses
 import hashlib

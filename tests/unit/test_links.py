@@ -1,5 +1,4 @@
-"""The shortener through HTTP (falcon.testing): every status it answers with.
-"""
+"""The shortener through HTTP (falcon.testing): every status it answers with."""
 
 import dataclasses
 import datetime

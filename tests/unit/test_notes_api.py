@@ -1,5 +1,4 @@
-"""The notes HTTP API (falcon.testing), on the embedded store and RethinkDB if set.
-"""
+"""The notes HTTP API (falcon.testing), on the embedded store and RethinkDB if set."""
 
 import pytest
 from openapi_spec_validator import validate as validate_openapi

@@ -1,5 +1,4 @@
-"""Webhook fan-out: a thread and a cursor per subscription (fake senders, real feed).
-"""
+"""Webhook fan-out: a thread and a cursor per subscription (fake senders, real feed)."""
 
 import contextlib
 import dataclasses

@@ -1,5 +1,4 @@
-"""Inbound webhooks over HTTP: /webhooks/{source} and /webhooks/deliveries.
-"""
+"""Inbound webhooks over HTTP: /webhooks/{source} and /webhooks/deliveries."""
 
 import json
 import threading
