@@ -1,0 +1,132 @@
+"""``fpa``, the command of the Python client package, against real processes.
+
+The command is the one the wheel installs (tests/support/clients.py), run
+under the CPython that built it, with ``API_URL``, ``API_KEY`` and
+``STREAM_URL`` set as a user would. It always runs under CPython, whatever
+serves: the PyPy run (the target server) covers it, and the CPython run
+skips it.
+"""
+
+import json
+import platform
+import queue
+import subprocess
+import threading
+import urllib.parse
+
+import pytest
+import requests
+
+from tests.support.keys import make_key
+from tests.support.live import free_port
+
+pytestmark = pytest.mark.skipif(
+    platform.python_implementation() != "PyPy",
+    reason="fpa runs under CPython against any server: the PyPy run covers it",
+)
+
+
+def test_notes_and_links_from_the_command_line(python_client, live_server, tmp_path):
+    writer, reader = make_key(tmp_path, "write"), make_key(tmp_path, "read")
+    server = live_server(env={"AUTH": "on"})
+
+    def fpa(*args, key=writer, **kwargs):
+        return python_client.fpa(*args, API_URL=server.url, API_KEY=key, **kwargs)
+
+    def answer(*args, **kwargs) -> list:
+        run = fpa(*args, **kwargs)
+        assert run.returncode == 0, run.stderr
+        return [json.loads(line) for line in run.stdout.splitlines()]
+
+    (first,) = answer("notes", "create", "Groceries", "milk, eggs")
+    assert (first["title"], first["body"]) == ("Groceries", "milk, eggs")
+    (second,) = answer("notes", "create", "Letter", "-", input="Dear Ann,\n")
+    assert second["body"] == "Dear Ann,\n"
+    assert answer("notes", "get", first["id"], key=reader) == [first]
+
+    page = fpa("notes", "list", "--limit", "1", key=reader)
+    assert [json.loads(line) for line in page.stdout.splitlines()] == [second]
+    assert "more with --all (next: /notes?limit=1&cursor=" in page.stderr
+    assert answer("notes", "list", "--all", "--limit", "1") == [second, first]
+
+    url = "https://example.com/spring?ref=mail"
+    short = fpa("shorten", url, "--alias", "spring", "--max-visits", "5")
+    assert short.returncode == 0, short.stderr
+    code = urllib.parse.urlsplit(short.stdout.strip()).path.lstrip("/")
+    assert code == "spring"
+    followed = requests.get(f"{server.url}/{code}", allow_redirects=False)
+    assert (followed.status_code, followed.headers["Location"]) == (302, url)
+
+    refused = fpa("notes", "create", "Nope", key=reader)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("fpa: 403 Forbidden: "), refused.stderr
+    anonymous = fpa("notes", "get", first["id"], key="")
+    assert anonymous.returncode == 1
+    assert anonymous.stderr.startswith("fpa: 401 Unauthorized: ")
+    assert anonymous.stderr.rstrip().endswith("(set API_KEY)")
+    missing = fpa("notes", "get", "0" * 32, key=reader)
+    assert missing.stderr.startswith("fpa: 404 Not Found: ")
+    invalid = fpa("shorten", "ftp://example.com/file")
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith("fpa: 422 ") and '"url"' in invalid.stderr
+    assert "Traceback" not in server.log()
+
+
+def test_follow_prints_each_change_and_goes_on_after_a_restart(
+    python_client, live_server, push_worker, tmp_path
+):
+    """From the log, then live, then again after the worker restarts."""
+    writer, reader = make_key(tmp_path, "write"), make_key(tmp_path, "read")
+    server = live_server(env={"AUTH": "on"})
+    worker = push_worker({"AUTH": "on"})
+    settings = {"API_URL": server.url, "STREAM_URL": worker.sse_url}
+
+    def create(title: str) -> str:
+        run = python_client.fpa("notes", "create", title, API_KEY=writer, **settings)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)["id"]
+
+    ids = [create("before")]
+    follower = subprocess.Popen(
+        [str(python_client.site / "bin" / "fpa"), "follow", "--after", "0"]
+        + ["--count", "3"],
+        env=python_client.env(API_KEY=reader, **settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = queue.Queue()
+    reader_thread = threading.Thread(
+        target=lambda: [lines.put(line) for line in follower.stdout], daemon=True
+    )
+    reader_thread.start()
+    try:
+        events = [json.loads(lines.get(timeout=30))]  # from the log
+        ids.append(create("while following"))
+        events.append(json.loads(lines.get(timeout=30)))  # live
+        worker.stop()
+        worker.start()
+        ids.append(create("after the restart"))
+        events.append(json.loads(lines.get(timeout=60)))  # after reconnecting
+        assert follower.wait(timeout=30) == 0
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+        reader_thread.join(timeout=10)
+        follower.stdout.close()
+        stderr = follower.stderr.read()
+        follower.stderr.close()
+    assert [event["type"] for event in events] == ["note.created"] * 3
+    assert [event["new_val"]["id"] for event in events] == ids
+    assert [event["id"] for event in events] == sorted({e["id"] for e in events})
+    assert "the stream was lost" in stderr, stderr
+
+
+def test_follow_without_a_reachable_stream_is_an_error(python_client):
+    run = python_client.fpa(
+        "follow", STREAM_URL=f"http://127.0.0.1:{free_port()}", API_KEY=""
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("fpa: http://127.0.0.1:"), run.stderr
+    assert "/events" in run.stderr
