@@ -3,35 +3,44 @@
 The command is the one the wheel installs (tests/support/clients.py), run
 under the CPython that built it, with ``API_URL``, ``API_KEY`` and
 ``STREAM_URL`` set as a user would. It always runs under CPython, whatever
-serves: the PyPy run (the target server) covers it, and the CPython run
-skips it.
+serves, and only talks HTTP: it runs once, against the PyPy server on
+SQLite (``ONCE``).
 """
 
 import json
-import platform
 import queue
 import subprocess
 import threading
 import urllib.parse
 
-import pytest
 import requests
 
+from tests.support.clients import ONCE
 from tests.support.keys import make_key
 from tests.support.live import free_port
 
-pytestmark = pytest.mark.skipif(
-    platform.python_implementation() != "PyPy",
-    reason="fpa runs under CPython against any server: the PyPy run covers it",
-)
+pytestmark = ONCE
 
 
-def test_notes_and_links_from_the_command_line(python_client, live_server, tmp_path):
+def test_every_command_against_the_api_and_the_push_worker(
+    python_client, live_server, push_worker, tmp_path
+):
+    """One server and one push worker for all (each start costs seconds)."""
     writer, reader = make_key(tmp_path, "write"), make_key(tmp_path, "read")
-    server = live_server(env={"AUTH": "on"})
+    server = live_server(env={"AUTH": "on"}, workers=1)
+    worker = push_worker({"AUTH": "on"})
+    settings = {"API_URL": server.url, "STREAM_URL": worker.sse_url}
 
     def fpa(*args, key=writer, **kwargs):
-        return python_client.fpa(*args, API_URL=server.url, API_KEY=key, **kwargs)
+        return python_client.fpa(*args, API_KEY=key, **settings, **kwargs)
+
+    notes = notes_and_links(fpa, server.url, reader)
+    follow(python_client, worker, settings, reader, fpa, notes)
+    assert "Traceback" not in server.log()
+
+
+def notes_and_links(fpa, base_url: str, reader: str) -> list:
+    """Create, get and list notes, shorten a URL, and the refusals; the notes."""
 
     def answer(*args, **kwargs) -> list:
         run = fpa(*args, **kwargs)
@@ -54,7 +63,7 @@ def test_notes_and_links_from_the_command_line(python_client, live_server, tmp_p
     assert short.returncode == 0, short.stderr
     code = urllib.parse.urlsplit(short.stdout.strip()).path.lstrip("/")
     assert code == "spring"
-    followed = requests.get(f"{server.url}/{code}", allow_redirects=False)
+    followed = requests.get(f"{base_url}/{code}", allow_redirects=False)
     assert (followed.status_code, followed.headers["Location"]) == (302, url)
 
     refused = fpa("notes", "create", "Nope", key=reader)
@@ -69,27 +78,21 @@ def test_notes_and_links_from_the_command_line(python_client, live_server, tmp_p
     invalid = fpa("shorten", "ftp://example.com/file")
     assert invalid.returncode == 1
     assert invalid.stderr.startswith("fpa: 422 ") and '"url"' in invalid.stderr
-    assert "Traceback" not in server.log()
+    return [first, second]
 
 
-def test_follow_prints_each_change_and_goes_on_after_a_restart(
-    python_client, live_server, push_worker, tmp_path
-):
-    """From the log, then live, then again after the worker restarts."""
-    writer, reader = make_key(tmp_path, "write"), make_key(tmp_path, "read")
-    server = live_server(env={"AUTH": "on"})
-    worker = push_worker({"AUTH": "on"})
-    settings = {"API_URL": server.url, "STREAM_URL": worker.sse_url}
+def follow(python_client, worker, settings: dict, reader: str, fpa, notes) -> None:
+    """The changes from the log, then live, then again after a worker restart."""
 
     def create(title: str) -> str:
-        run = python_client.fpa("notes", "create", title, API_KEY=writer, **settings)
+        run = fpa("notes", "create", title)
         assert run.returncode == 0, run.stderr
         return json.loads(run.stdout)["id"]
 
-    ids = [create("before")]
+    ids = [note["id"] for note in notes]
     follower = subprocess.Popen(
         [str(python_client.site / "bin" / "fpa"), "follow", "--after", "0"]
-        + ["--count", "3"],
+        + ["--count", str(len(ids) + 2)],
         env=python_client.env(API_KEY=reader, **settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -101,7 +104,7 @@ def test_follow_prints_each_change_and_goes_on_after_a_restart(
     )
     reader_thread.start()
     try:
-        events = [json.loads(lines.get(timeout=30))]  # from the log
+        events = [json.loads(lines.get(timeout=30)) for _ in ids]  # from the log
         ids.append(create("while following"))
         events.append(json.loads(lines.get(timeout=30)))  # live
         worker.stop()
@@ -117,7 +120,7 @@ def test_follow_prints_each_change_and_goes_on_after_a_restart(
         follower.stdout.close()
         stderr = follower.stderr.read()
         follower.stderr.close()
-    assert [event["type"] for event in events] == ["note.created"] * 3
+    assert [event["type"] for event in events] == ["note.created"] * len(ids)
     assert [event["new_val"]["id"] for event in events] == ids
     assert [event["id"] for event in events] == sorted({e["id"] for e in events})
     assert "the stream was lost" in stderr, stderr

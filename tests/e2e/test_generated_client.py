@@ -75,7 +75,7 @@ def test_the_wheel_carries_the_api_version_and_the_command(python_client):
 
 def test_round_trip_with_the_generated_client(python_client, live_server, tmp_path):
     key = make_key(tmp_path, "write")
-    server = live_server(env={"VISIT_FLUSH_INTERVAL": "0", "AUTH": "on"})
+    server = live_server(env={"VISIT_FLUSH_INTERVAL": "0", "AUTH": "on"}, workers=1)
     if sys.version_info >= CLIENT_PYTHON:
         _round_trip_here(python_client.site, server.url, key)
     else:

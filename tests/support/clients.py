@@ -12,6 +12,7 @@ PyPy server.
 """
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Optional
 import pytest
 
 from tests.support.live import ROOT
+from tests.support.live import TEST_DATABASE_URL
 
 GENERATE = ROOT / "clients" / "generate.py"
 GENERATOR = "openapi-python-client"
@@ -30,6 +32,20 @@ NAME = "falcon-pypy-api-client"
 COMMAND = "fpa"
 #: The settings the clients read; a test sets each one, never the caller's.
 CLIENT_SETTINGS = ("API_URL", "API_KEY", "STREAM_URL")
+
+#: For the tests of a client that runs in a process of its own and only
+#: talks HTTP: which interpreter serves, and on which database, changes
+#: nothing for it, so it runs once, against the PyPy server on SQLite.
+ONCE = [
+    pytest.mark.skipif(
+        platform.python_implementation() != "PyPy",
+        reason="the client only talks HTTP: the PyPy run covers it",
+    ),
+    pytest.mark.skipif(
+        bool(TEST_DATABASE_URL),
+        reason="the client only talks HTTP: the run on SQLite covers it",
+    ),
+]
 
 
 def client_python() -> Optional[Path]:
