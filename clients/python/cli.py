@@ -41,6 +41,10 @@ class Refused(Exception):
     """An answer the command cannot use: its message is for the user."""
 
 
+class Lost(Exception):
+    """The stream failed on the server's side: worth connecting again."""
+
+
 def main(argv: Optional[list] = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -50,6 +54,9 @@ def main(argv: Optional[list] = None) -> int:
         return 1
     except httpx.TransportError as error:
         warn(f"{error.request.url}: {error}")
+        return 1
+    except httpx.InvalidURL as error:
+        warn(f"check API_URL and STREAM_URL: {error}")
         return 1
     except KeyboardInterrupt:
         return 130
@@ -197,7 +204,7 @@ def follow_stream(args) -> None:
                     if printed == args.count:
                         return
                 why = "closed by the server"
-            except httpx.TransportError as error:
+            except (httpx.TransportError, Lost) as error:
                 if not stream.connected:
                     raise
                 why = str(error) or type(error).__name__
@@ -224,6 +231,8 @@ class Stream:
         with http.stream("GET", self.url, headers=self.headers) as response:
             if response.status_code != 200:
                 response.read()
+                if response.status_code >= 500 and self.connected:
+                    raise Lost(f"{response.status_code} {response.reason_phrase}")
                 checked(response)
             self.connected = True
             for event_id, event, data, retry in sse_events(response.iter_lines()):

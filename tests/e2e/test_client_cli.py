@@ -125,6 +125,12 @@ def follow(python_client, worker, settings: dict, reader: str, fpa, notes) -> No
     assert [event["id"] for event in events] == sorted({e["id"] for e in events})
     assert "the stream was lost" in stderr, stderr
 
+    # An id ahead of the stream (a log that is gone): a reset, then the log.
+    ahead = fpa("follow", "--after", "999", "--count", "1", key=reader)
+    assert ahead.returncode == 0, ahead.stderr
+    assert json.loads(ahead.stdout)["new_val"]["id"] == ids[0]
+    assert "fpa: the stream starts over: " in ahead.stderr
+
 
 def test_follow_without_a_reachable_stream_is_an_error(python_client):
     run = python_client.fpa(
