@@ -7,6 +7,9 @@ PYTEST_ARGS='-m "not e2e"'`` skips them.
 import pytest
 
 from tests.support.browser import chromium_driver
+from tests.support.clients import openapi_document  # noqa: F401
+from tests.support.clients import python_client  # noqa: F401
+from tests.support.clients import typescript_package  # noqa: F401
 from tests.support.collatz_cluster import make_cluster  # noqa: F401
 from tests.support.live import LiveServer
 from tests.support.live import PushWorkerProcess

@@ -1,170 +1,107 @@
-"""A Python client generated from ``/openapi.json`` loses nothing.
+"""The Python client package of ``make clients`` loses nothing.
 
-openapi-python-client writes a client from the document into a temporary
-directory (never kept), once per session, and must report no warning (each
-one is an operation, a response or a schema it left out). Then, against
-real gunicorn, the client creates a note, reads it, lists it, patches it
-with ``If-Match``, deletes it, and creates a short link and follows it.
-Every answer must come back as the typed object the document promises,
-with every field set (no ``Unset``) and no field of the JSON left behind.
+``clients/generate.py`` (what ``make clients`` runs) writes the package
+from ``/openapi.json`` into a temporary directory, once per session
+(tests/support/clients.py), and the generator must report no warning (each
+one is an operation, a response or a schema it left out). Its wheel carries
+the API's version and the ``fpa`` command. Then, against real gunicorn,
+the installed wheel creates a note, reads it, lists it, patches it with
+``If-Match``, deletes it, and creates a short link and follows it. Every
+answer must come back as the typed object the document promises, with every
+field set (no ``Unset``) and no field of the JSON left behind.
 
-The generator installs under CPython only (its pydantic-core does not build
-under PyPy 3.9), and the code it writes needs Python 3.11 (``X | Y``
-annotations, ``datetime.fromisoformat`` of a ``Z``). Under PyPy the test
-takes the generator of the project's CPython virtualenv (``make lint`` and
-``make test PY=python3`` install it) and runs the round trip under that
-CPython, against the PyPy server.
+The generated code needs Python 3.11 (``X | Y`` annotations,
+``datetime.fromisoformat`` of a ``Z``): under PyPy the round trip runs
+under the CPython that built the package, against the PyPy server.
 """
 
 import datetime
 import importlib
 import inspect
 import json
-import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
-from typing import Optional
 
 import attrs
-import pytest
 
+from core.version import __version__
+from tests.support.clients import COMMAND
+from tests.support.clients import NAME
+from tests.support.clients import PACKAGE
 from tests.support.live import ROOT
 from tests.support.live import make_key
 
-GENERATOR = "openapi-python-client"
-PACKAGE = "generated_api_client"
-#: The generator's settings. No post hooks: formatting the generated code
-#: (with ruff) changes nothing it does. application/x-ndjson is text, as the
-#: document's string schema says; the generator reads only JSON, text/* and
-#: binary media types on its own.
-CONFIG = f"""\
-project_name_override: {PACKAGE}
-package_name_override: {PACKAGE}
-post_hooks: []
-content_type_overrides:
-  application/x-ndjson: text/plain
-"""
 #: The generated code's own floor (see the module docstring).
 CLIENT_PYTHON = (3, 11)
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def _generator() -> Optional[Path]:
-    """This interpreter's generator, else the CPython virtualenv's, else PATH's."""
-    for candidate in (
-        Path(sys.executable).parent / GENERATOR,
-        ROOT / ".venv" / "python3" / "bin" / GENERATOR,
-    ):
-        if candidate.is_file():
-            return candidate
-    found = shutil.which(GENERATOR)
-    return Path(found) if found else None
-
-
-class Generated:
-    """The generated package: where it is, what the generator said, who runs it."""
-
-    def __init__(self, generator: Path, spec: dict, output: str, directory: Path):
-        self.generator = generator
-        self.spec = spec
-        self.output = output
-        self.directory = directory  # holds the package PACKAGE
-
-    def operation_modules(self):
-        return sorted((self.directory / PACKAGE / "api").glob("*/*.py"))
-
-
-@pytest.fixture(scope="session")
-def generated(tmp_path_factory) -> Generated:
-    generator = _generator()
-    if generator is None:
-        pytest.skip(
-            f"{GENERATOR} is not installed: it installs under CPython only "
-            "(requirements-dev.txt); `make test PY=python3` or `make lint` puts "
-            "it in .venv/python3, which the PyPy run uses too"
-        )
-    directory = tmp_path_factory.mktemp("generated-client")
-    spec_text = subprocess.run(
-        [sys.executable, "-m", "api", "openapi"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    spec_path = directory / "openapi.json"
-    spec_path.write_text(spec_text)
-    config_path = directory / "config.yaml"
-    config_path.write_text(CONFIG)
-    run = subprocess.run(
-        [
-            str(generator),
-            "generate",
-            "--path",
-            str(spec_path),
-            "--config",
-            str(config_path),
-            "--meta",
-            "none",
-            "--output-path",
-            str(directory / PACKAGE),
-        ],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
-    return Generated(generator, json.loads(spec_text), output, directory)
-
-
-def test_the_generator_leaves_nothing_out(generated):
-    assert "warning" not in generated.output.lower(), generated.output
+def test_the_generator_leaves_nothing_out(python_client, openapi_document):
+    said = [line for line in python_client.output.splitlines() if line[:2] != "+ "]
+    assert "warning" not in "\n".join(said).lower(), python_client.output
+    spec = json.loads(openapi_document.read_text())
     operation_ids = [
         item[method]["operationId"]
-        for item in generated.spec["paths"].values()
+        for item in spec["paths"].values()
         for method in METHODS
         if method in item
     ]
     modules = [
-        path.stem for path in generated.operation_modules() if path.stem != "__init__"
+        path.stem
+        for path in python_client.operation_modules()
+        if path.stem != "__init__"
     ]
     assert len(modules) == len(operation_ids) >= 39
     assert "get_notes_item" in modules and "get_redirect" in modules
 
 
-def test_round_trip_with_the_generated_client(generated, live_server, tmp_path):
+def test_the_wheel_carries_the_api_version_and_the_command(python_client):
+    wheel = python_client.wheel
+    assert wheel.name == f"{PACKAGE}-{__version__}-py3-none-any.whl"
+    info = f"{PACKAGE}-{__version__}.dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(f"{info}/METADATA").decode()
+        entry_points = archive.read(f"{info}/entry_points.txt").decode()
+        names = archive.namelist()
+    assert f"Name: {NAME}\n" in metadata
+    assert f"Version: {__version__}\n" in metadata
+    assert "Requires-Python: >=3.11" in metadata
+    assert f"{COMMAND} = {PACKAGE}.cli:main" in entry_points
+    assert f"{PACKAGE}/cli.py" in names and f"{PACKAGE}/py.typed" in names
+    assert (python_client.site / "bin" / COMMAND).is_file()
+
+
+def test_round_trip_with_the_generated_client(python_client, live_server, tmp_path):
     key = make_key(tmp_path, "write")
-    server = live_server(env={"VISIT_FLUSH_INTERVAL": "0", "AUTH": "on"})
+    server = live_server(env={"VISIT_FLUSH_INTERVAL": "0", "AUTH": "on"}, workers=1)
     if sys.version_info >= CLIENT_PYTHON:
-        _round_trip_here(generated.directory, server.url, key)
+        _round_trip_here(python_client.site, server.url, key)
     else:
-        _round_trip_under(generated.generator.parent / "python", generated, server, key)
+        _round_trip_under(python_client.python, python_client.site, server.url, key)
     assert "Traceback" not in server.log()
 
 
-def _round_trip_here(directory: Path, base_url: str, key: str) -> None:
-    sys.path.insert(0, str(directory))
+def _round_trip_here(site: Path, base_url: str, key: str) -> None:
+    sys.path.insert(0, str(site))
     try:
         round_trip(PACKAGE, base_url, key)
     finally:
-        sys.path.remove(str(directory))
+        sys.path.remove(str(site))
         for name in [m for m in sys.modules if m.split(".")[0] == PACKAGE]:
             del sys.modules[name]
 
 
-def _round_trip_under(python: Path, generated: Generated, server, key: str) -> None:
-    """The round trip under ``python`` (the generator's own interpreter)."""
-    assert python.is_file(), f"no interpreter beside {generated.generator}"
+def _round_trip_under(python: Path, site: Path, base_url: str, key: str) -> None:
+    """The round trip under ``python``, the CPython that built the package."""
     script = (
         "import sys; sys.path[:0] = sys.argv[1:3]; "
         "from tests.e2e.test_generated_client import round_trip; "
         "round_trip(*sys.argv[3:])"
     )
     run = subprocess.run(
-        [str(python), "-c", script, str(ROOT), str(generated.directory)]
-        + [PACKAGE, server.url, key],
+        [str(python), "-c", script, str(ROOT), str(site), PACKAGE, base_url, key],
         cwd=ROOT,
         capture_output=True,
         text=True,
