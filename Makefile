@@ -43,7 +43,7 @@ test: $(STAMP)
 	@# virtualenv (the PyPy run uses it too), tsc and openapi-typescript
 	@# in node_modules.
 	@$(MAKE) --no-print-directory .venv/python3/.installed PY=python3
-	@$(MAKE) --no-print-directory $(NPM_STAMP) || echo "npm is missing: the TypeScript client test will be skipped"
+	@$(MAKE) --no-print-directory $(NPM_STAMP) || echo "npm is missing: the TypeScript client tests will fail"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The layer check's graph library has no PyPy build: lint runs under CPython.

@@ -105,7 +105,12 @@ def print_openapi(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
-    answer = testing.TestClient(create_app(settings)).simulate_get("/openapi.json")
+    client = testing.TestClient(create_app(settings))
+    # A loopback name: one the app always answers (ALLOWED_HOSTS).
+    answer = client.simulate_get("/openapi.json", host="localhost")
+    if answer.status_code != 200:
+        sys.stderr.write(answer.text + "\n")
+        return 1
     sys.stdout.write(answer.text)
     return 0
 
