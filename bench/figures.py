@@ -10,7 +10,7 @@ import importlib
 import time
 import traceback
 
-FIGURES = ("primes", "collatz", "push", "rethinkdb", "links_bulk", "ws")
+FIGURES = ("primes", "collatz", "push", "rethinkdb", "links_bulk", "ws", "auth")
 
 
 def run_one(name: str, quick: bool) -> dict:

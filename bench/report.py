@@ -270,8 +270,31 @@ def targets(results: dict) -> List[dict]:
                 )
             )
     out += _push_targets(results)
+    out += _auth_targets(results)
     out += _seed_targets(results, pypy)
     return out
+
+
+def _auth_targets(results: dict) -> List[dict]:
+    figure = (results.get("figures") or {}).get("auth")
+    if figure is None:
+        return []
+    what = "GET /notes/{id} with a key against without one: the cost"
+    measured = figure.get("result")
+    if measured is None:
+        reason = figure.get("reason") or figure.get("error") or "not measured"
+        return [_target(what, f"n/a ({reason})", "< 5%", None)]
+    cost = measured["cost"]
+    rates = measured["median_rps"]
+    return [
+        _target(
+            what,
+            f"{cost:.1%} ({rates['with_key']:,.0f} against {rates['without']:,.0f} "
+            f"requests/s, {measured['interpreter']})",
+            f"< {measured['target_cost']:.0%}",
+            measured["met"],
+        )
+    ]
 
 
 def _push_targets(results: dict) -> List[dict]:

@@ -199,7 +199,13 @@ def _summary(result: dict) -> dict:
 
 
 def measure_path(
-    api_url: str, path: str, size: dict, workers: int, method: str = "GET", body=None
+    api_url: str,
+    path: str,
+    size: dict,
+    workers: int,
+    method: str = "GET",
+    body=None,
+    headers: Optional[Dict[str, str]] = None,
 ) -> dict:
     """Warm ``path`` up until its rate levels off, then measure it with wrk.
 
@@ -215,7 +221,10 @@ def measure_path(
             connections=16,
             method=method,
             body=body,
-            headers={"Content-Type": "application/json"} if body else None,
+            headers={
+                **(headers or {}),
+                **({"Content-Type": "application/json"} if body else {}),
+            },
         )
 
     rates: List[float] = []
