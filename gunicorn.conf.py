@@ -19,6 +19,8 @@ _settings = Settings.from_env()
 _metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="api-metrics-")
 _own_metrics_dir = not _settings.metrics_dir
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+# Made now: the access logger (loaded before on_starting) imports the metrics.
+os.makedirs(_metrics_dir, exist_ok=True)
 # Imported here, once: child_exit runs in the master's SIGCHLD handler, and an
 # import there is re-entered when a second worker exits during it.
 from prometheus_client import multiprocess  # noqa: E402
@@ -107,7 +109,6 @@ def on_starting(server):
     from db.schema import create_schema
     from db.sql import Database
 
-    os.makedirs(_metrics_dir, exist_ok=True)
     for name in os.listdir(_metrics_dir):
         if name.endswith(".db"):
             os.remove(os.path.join(_metrics_dir, name))
