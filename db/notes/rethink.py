@@ -89,6 +89,7 @@ from db.notes.rethink_log import entry
 from db.rethink import CONNECTION_ERRORS
 from db.rethink import DRIVER_ERRORS
 from db.rethink import Connector
+from db.rethink import RawDecoder
 from db.rethink import RethinkTarget
 from db.rethink import check_name
 from db.rethink import close_quietly
@@ -112,9 +113,15 @@ _LATE = "NOTE_LEASE_OVER"
 _MISMATCH = "NOTE_VERSION_MISMATCH"
 
 
-def _time(value: datetime.datetime) -> datetime.datetime:
-    # The driver's time zone object, and float seconds: back to the clock's form.
-    value = as_utc(value)
+def _time(value) -> datetime.datetime:
+    # A TIME as RawDecoder leaves it, or the driver's datetime with its own
+    # time zone object; float seconds: back to the clock's form.
+    if isinstance(value, dict):
+        value = datetime.datetime.fromtimestamp(
+            value["epoch_time"], datetime.timezone.utc
+        )
+    else:
+        value = as_utc(value)
     return value.replace(microsecond=round(value.microsecond / 1000) * 1000 % 1000000)
 
 
@@ -328,7 +335,7 @@ class RethinkNotesStore(NotesStore):
     def get(self, note_id: str) -> Note:
         require_id(note_id)
         query = self._notes.get(note_id).without("outbox").default(None)
-        doc = self._run(lambda conn: query.run(conn))
+        doc = self._run(lambda conn: query.run(conn, json_decoder=RawDecoder))
         if doc is None or doc.get("deleted"):
             raise not_found()
         return _note(doc)
@@ -342,7 +349,8 @@ class RethinkNotesStore(NotesStore):
             .limit(limit + 1)
             .without("outbox")
         )
-        notes = [_note(doc) for doc in self._run(lambda conn: list(query.run(conn)))]
+        docs = self._run(lambda conn: list(query.run(conn, json_decoder=RawDecoder)))
+        notes = [_note(doc) for doc in docs]
         if len(notes) > limit:
             return Page(notes[:limit], notes[limit - 1].position)
         return Page(notes, None)
