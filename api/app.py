@@ -1,7 +1,8 @@
 """The app factory: builds the stores once and hands them to the resources.
 
-``app`` at the bottom is what gunicorn serves (``api.app:app``); building it
-opens no connection: engines and clients connect on first use.
+Importing it builds nothing: gunicorn serves ``api.wsgi:app``, which calls
+:func:`get_app`; building the app opens no connection either (engines and
+clients connect on first use).
 """
 
 from typing import Optional
@@ -225,10 +226,7 @@ def _rate_limited(scope: str, links: Links):
 
 
 def get_app() -> falcon.App:
-    """The app for the settings in the environment (gunicorn: ``api.app:get_app()``)."""
+    """The app for the settings in the environment, with logging set up."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
-
-
-app = get_app()

@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("init-db", help=init_db.__doc__).set_defaults(run=init_db)
     server = commands.add_parser("serve", help=serve.__doc__)
     server.add_argument(
-        "app", nargs="?", default="api.app:app", help="WSGI app (default api.app:app)"
+        "app", nargs="?", default="api.wsgi:app", help="WSGI app (default api.wsgi:app)"
     )
     server.set_defaults(run=serve)
     commands.add_parser("settings", help=show_settings.__doc__).set_defaults(

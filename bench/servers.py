@@ -154,7 +154,7 @@ class Stack:
         python: str,
         workdir: Path,
         *,
-        app: str = "api.app:app",
+        app: str = "api.wsgi:app",
         env: Optional[Dict[str, str]] = None,
         collatz_workers: int = 0,
         database: Optional[Path] = None,

@@ -169,7 +169,7 @@ def make_key(tmp_path: Path, scope: str = "admin", name: str = "") -> str:
 
 
 class LiveServer(Process):
-    """Gunicorn serving api.app:app under the interpreter running the tests.
+    """Gunicorn serving api.wsgi:app under the interpreter running the tests.
 
     With ``AUTH=off`` unless ``env`` says otherwise: the end-to-end tests of
     the other parts call the API as a trusted client; the tests of keys

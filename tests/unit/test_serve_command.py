@@ -32,7 +32,7 @@ def test_serve_runs_gunicorn_with_the_projects_config_and_a_64mb_nursery(
         cli.main(["serve"])
     path, argv, env = execve[0]
     assert path == sys.executable
-    assert argv[1:] == ["-m", "gunicorn", "-c", cli.GUNICORN_CONF, "api.app:app"]
+    assert argv[1:] == ["-m", "gunicorn", "-c", cli.GUNICORN_CONF, "api.wsgi:app"]
     assert os.path.isfile(cli.GUNICORN_CONF)
     assert env["PYPY_GC_NURSERY"] == "64MB"
 
