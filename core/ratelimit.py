@@ -12,7 +12,7 @@ many requests remain now (``r``) and in how many seconds the bucket is full
 again (``t``; on a refusal, when the next request is allowed). A 429 also has
 ``Retry-After`` (seconds).
 
-No I/O here: the buckets live in the database (db/ratelimits.py), so that
+No I/O here: the buckets live in the database (db/ratelimit.py), so that
 every gunicorn worker takes from the same ones.
 """
 

@@ -19,7 +19,7 @@ from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
 from db.notes.sql import Wakeups
 from db.primes import PrimeStore
-from db.ratelimits import RateLimitStore
+from db.ratelimit import RateLimitStore
 from db.salaries.store import SalaryStore
 from db.server_secrets import ServerSecrets
 from db.sql import Database

@@ -3,7 +3,7 @@
 :class:`RateLimit` is middleware. For the requests it limits (link
 creation or every write, ``RATE_LIMIT``; ``GET /collatz``,
 ``COLLATZ_RATE_LIMIT``) it takes a token from the client's bucket in the
-database (:class:`db.ratelimits.RateLimitStore`) before the responder runs:
+database (:class:`db.ratelimit.RateLimitStore`) before the responder runs:
 
 - allowed: the answer carries ``RateLimit-Policy`` and ``RateLimit``;
 - refused: a 429 problem with the same two headers and ``Retry-After``.
@@ -26,8 +26,8 @@ from core.ratelimit import limit_header
 from core.ratelimit import policy_header
 from core.ratelimit import whole_seconds
 from db.errors import Unavailable
-from db.ratelimits import RateLimitStore
-from db.ratelimits import bucket_key
+from db.ratelimit import RateLimitStore
+from db.ratelimit import bucket_key
 from web.errors import Problem
 
 log = logging.getLogger(__name__)

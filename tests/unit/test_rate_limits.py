@@ -14,9 +14,9 @@ from core.ratelimit import parse_rate
 from core.ratelimit import policy_header
 from core.settings import Settings
 from db.errors import Unavailable
-from db.ratelimits import RateLimitRow
-from db.ratelimits import RateLimitStore
-from db.ratelimits import bucket_key
+from db.ratelimit import RateLimitRow
+from db.ratelimit import RateLimitStore
+from db.ratelimit import bucket_key
 from db.schema import create_schema
 from db.sql import Database
 from tests.support.problems import assert_problem
