@@ -379,7 +379,7 @@ class VisitRecorder:
             log.exception("%d visits could not be written at exit", self.pending)
 
 
-def _matches(code: str):
+def _live_link_where(code: str):
     """WHERE clause for the live link known as ``code``; None if none can be."""
     if looks_like_code(code):
         row_id = id_for_code(code)
@@ -446,7 +446,7 @@ class LinkStore:
                 link_id = self._insert(connection, values)
                 link_id = self._unreserved(connection, link_id, values)
         except exc.IntegrityError:
-            raise Conflict(_taken(alias), alias=alias) from None
+            raise Conflict(_alias_taken_message(alias), alias=alias) from None
         return _new_info(link_id, values)
 
     def create_many(self, links: Sequence[Mapping]) -> List[Union[LinkInfo, Conflict]]:
@@ -507,7 +507,9 @@ class LinkStore:
         out: List[Union[LinkInfo, Conflict]] = []
         for index, row in enumerate(rows):
             if index in conflicts:
-                out.append(Conflict(_taken(row["alias"]), alias=row["alias"]))
+                out.append(
+                    Conflict(_alias_taken_message(row["alias"]), alias=row["alias"])
+                )
                 continue
             link_id = self._unreserved(connection, next(made), row)
             out.append(_new_info(link_id, row))
@@ -717,7 +719,7 @@ class LinkStore:
             NotFound: no live link is known as ``code``.
             PreconditionFailed: the link is at another version.
         """
-        where = _matches(code)
+        where = _live_link_where(code)
         if where is None:
             raise NotFound(_NO_SUCH_LINK)
         if "max_visits" in changes:
@@ -780,7 +782,7 @@ class LinkStore:
 
         ``if_versions``: as for :meth:`update`.
         """
-        where = _matches(code)
+        where = _live_link_where(code)
         if where is None:
             raise NotFound(_NO_SUCH_LINK)
         statement = sa.update(_LINKS).where(where)
@@ -796,7 +798,7 @@ class LinkStore:
             link_stats.forget(connection, row.id)
 
     def _load(self, session: orm.Session, code: str) -> Link:
-        where = _matches(code)
+        where = _live_link_where(code)
         link = (
             None
             if where is None
@@ -822,7 +824,7 @@ class LinkStore:
         )
 
 
-def _taken(alias: Optional[str]) -> str:
+def _alias_taken_message(alias: Optional[str]) -> str:
     return f"The alias '{alias}' is taken."
 
 

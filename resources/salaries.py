@@ -84,7 +84,7 @@ def _cents(dollars: Optional[Decimal]) -> Optional[int]:
     return None if dollars is None else int(dollars * 100)
 
 
-def _salary_amount(value: Decimal) -> None:
+def _validate_salary_amount(value: Decimal) -> None:
     if not 0 <= value <= MAX_SALARY:
         raise marshmallow.ValidationError(f"Must be between 0 and {MAX_SALARY}.")
     # Read off the digits rather than computed, so no amount can overflow.
@@ -97,7 +97,7 @@ def _money_field(description: str) -> fields.Decimal:
     # One validator of our own rather than validate.Range: apispec would copy
     # Range's bounds into the OpenAPI document as Decimal, which JSON refuses.
     return fields.Decimal(
-        validate=_salary_amount,
+        validate=_validate_salary_amount,
         metadata={"description": description, "minimum": 0, "maximum": MAX_SALARY},
     )
 
