@@ -125,7 +125,7 @@ def _percent(value: Optional[float]) -> str:
 def table(results: dict) -> str:
     """Req/s, p50, p99 (ms) per path per interpreter, their ratio, share of the ceiling.
 
-    A Markdown table (it goes into the README as it is), then the paths that
+    A Markdown table (the docs publish it as it is), then the paths that
     could not be measured, with the reason.
     """
     names: List[str] = results["interpreters"]
