@@ -8,8 +8,6 @@ the latest bench report is published as it is, never copied into docs/.
 import sys
 from pathlib import Path
 
-from mkdocs.structure.files import File
-
 ROOT = Path(__file__).resolve().parents[1]
 #: Replaced by the table of every setting.
 SETTINGS_MARKER = "<!-- settings-table -->"
@@ -47,6 +45,8 @@ def settings_table() -> str:
 
 
 def on_files(files, config):
+    from mkdocs.structure.files import File  # here: the tests import this file
+
     for uri, name in BENCH_PAGES.items():
         source = BENCH / name
         if source.is_file():
