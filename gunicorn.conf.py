@@ -66,7 +66,7 @@ keepalive = 5  # used by threaded/async worker classes; sync closes each connect
 # Logging. The access log is off unless ACCESS_LOG names a file ("-":
 # standard output): gunicorn formats every line in Python (a dict of every
 # request and response header for the atoms), which cost 7-34% of the
-# requests/s under PyPy (issue 15). When on, each line carries the request
+# requests/s under PyPy. When on, each line carries the request
 # id the app set or echoed.
 loglevel = _settings.log_level
 accesslog = _settings.access_log or None

@@ -7,7 +7,7 @@ from typing import Dict
 from typing import List
 from typing import Optional
 
-#: The issue's targets (issue 15): PyPy/CPython on every database path ...
+#: The performance targets: PyPy/CPython on every database path ...
 DATABASE_PATHS = (
     "notes-get",
     "notes-list",
@@ -210,7 +210,7 @@ def _rate(result: Optional[dict], key: str = "rps") -> Optional[float]:
 
 
 def targets(results: dict) -> List[dict]:
-    """Every target of issue 15 with this run's figure and whether it holds.
+    """Every performance target with this run's figure and whether it holds.
 
     ``holds`` is None when the run has no figure for it (not measured, not
     available); the figure then says why.
@@ -460,7 +460,7 @@ def markdown(results: dict) -> str:
     ]
     goal = targets_table(targets(results))
     if goal:
-        parts.append("Targets (issue 15):\n\n" + goal)
+        parts.append("Targets:\n\n" + goal)
     parts.append(table(results))
     warm = warmup_table(results)
     if warm:

@@ -1,4 +1,4 @@
-"""Bad input is a 4xx problem, never a 500: each class of the issue, at its root.
+"""Bad input is a 4xx problem, never a 500: each class of it, at its root.
 
 - JSON: the one decoder (core/wire.py) refuses deep nesting, lone
   surrogates and non-finite numbers on every JSON endpoint, the signed
