@@ -30,33 +30,20 @@ bind = f"{_settings.host}:{_settings.port}"
 backlog = 2048
 
 # Worker processes: WORKERS, else one per core under PyPy and 2 x cores + 1
-# (at most 8) under CPython (core.settings.default_workers). Why one per
-# core under PyPy (issue 15, measured on 2 cores with wrk -c16): each worker
-# JIT-compiles the code for itself, from the requests it serves, so five
-# workers each warm up on a fifth of the traffic; GET /notes/{id} was still
-# climbing after 18,000 requests per worker. WORKERS=2 instead of 5 alone gave
-# 3.5x the requests/s on GET /notes/{id} and 1.7x on POST /notes, and cut
-# POST p99 from 172 ms to 49 ms: five processes queued on SQLite's write
-# lock (85% of a write's store time was the wait for it). More workers than
-# cores would only help requests that wait on I/O, and the gevent worker
-# (below) already overlaps those waits inside one process.
+# (at most 8) under CPython (core.settings.default_workers). Each PyPy worker
+# JIT-compiles for itself from the requests it serves, so fewer workers warm
+# up sooner and queue less for SQLite's write lock; the gevent worker already
+# overlaps I/O waits inside one process (docs/decisions/0001-workers-per-core.md).
 workers = _settings.workers or default_workers(
     platform.python_implementation(), multiprocessing.cpu_count()
 )
 
 # Worker class: gevent (WORKER_CLASS=sync|gthread|gevent overrides it; THREADS
-# > 1 makes sync gthread). Why (issue 16; README, Security and Performance):
-# a sync worker reads one request at a time, so five clients that send
-# "Content-Length: 100" and then 4 bytes held all five workers until the
-# timeout (/health took 41 s). A gevent worker reads each connection in a
-# greenlet of its own: a stalled client holds a greenlet, not the worker.
-# gthread does not help: its threads read bodies with no timeout at all.
-# The cost, measured by bench/slow_clients.py under PyPy (5 workers, wrk 16
-# connections, after warm-up; README, Performance): gevent/sync requests per
-# second 0.84 (keep-alive) and 0.79 (Connection: close) on GET /notes/{id},
-# 1.14 and 0.34 on /health, with longer p99 tails under keep-alive; with 48
-# slow clients held, /health answered in ~2 ms under gevent and not within
-# 90 s under sync. Behind a buffering proxy, WORKER_CLASS=sync is faster.
+# > 1 makes sync gthread). A sync worker reads one request at a time, so a few
+# clients that stall mid-request hold every worker until the timeout; a gevent
+# worker reads each connection in a greenlet, so a stalled client holds only
+# that. gthread does not help: its threads read bodies with no timeout. Behind
+# a buffering proxy, sync is faster (docs/decisions/0002-gevent-worker.md).
 # The classes are gunicorn's, from api/server.py: gunicorn's own refusals
 # (request line too long, Content-Length beside chunked...) answer as
 # problem+json, and gevent reads from a client wait at most `timeout` s.
@@ -81,7 +68,7 @@ keepalive = 5  # used by threaded/async worker classes; sync closes each connect
 # Logging. The access log is off unless ACCESS_LOG names a file ("-":
 # standard output): gunicorn formats every line in Python (a dict of every
 # request and response header for the atoms), which cost 7-34% of the
-# requests/s under PyPy (issue 15). When on, each line carries the request
+# requests/s under PyPy. When on, each line carries the request
 # id the app set or echoed.
 loglevel = _settings.log_level
 accesslog = _settings.access_log or None

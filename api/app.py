@@ -60,7 +60,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     """Build the WSGI app for ``settings``; ``stores`` defaults to theirs."""
     # Parsed first: a bad WEBHOOK_SOURCES stops the app before anything starts.
     webhook_sources = parse_sources(settings.webhook_sources)
-    # Where links and webhook subscriptions may point (README, Security).
+    # Where links and webhook subscriptions may point (docs/design/security.md).
     targets = Targets(settings.allowed_private_targets)
     if settings.auth not in ("on", "off"):
         raise ValueError(f"AUTH must be on or off, got {settings.auth!r}")

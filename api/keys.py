@@ -1,4 +1,7 @@
-"""``python -m api keys ...``: make, list and revoke API keys (README, Security)."""
+"""``python -m api keys ...``: make, list and revoke API keys.
+
+How to use them: docs/operations/security.md.
+"""
 
 import argparse
 import contextlib

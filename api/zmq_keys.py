@@ -1,4 +1,7 @@
-"""``python -m api zmq-keys DIR``: CURVE keys for ZeroMQ (README, Security)."""
+"""``python -m api zmq-keys DIR``: CURVE keys for ZeroMQ.
+
+Who reads which file: docs/operations/security.md.
+"""
 
 import argparse
 import sys

@@ -7,7 +7,7 @@ from typing import Dict
 from typing import List
 from typing import Optional
 
-#: The issue's targets (issue 15): PyPy/CPython on every database path ...
+#: The performance targets: PyPy/CPython on every database path ...
 DATABASE_PATHS = (
     "notes-get",
     "notes-list",
@@ -125,7 +125,7 @@ def _percent(value: Optional[float]) -> str:
 def table(results: dict) -> str:
     """Req/s, p50, p99 (ms) per path per interpreter, their ratio, share of the ceiling.
 
-    A Markdown table (it goes into the README as it is), then the paths that
+    A Markdown table (the docs publish it as it is), then the paths that
     could not be measured, with the reason.
     """
     names: List[str] = results["interpreters"]
@@ -210,7 +210,7 @@ def _rate(result: Optional[dict], key: str = "rps") -> Optional[float]:
 
 
 def targets(results: dict) -> List[dict]:
-    """Every target of issue 15 with this run's figure and whether it holds.
+    """Every performance target with this run's figure and whether it holds.
 
     ``holds`` is None when the run has no figure for it (not measured, not
     available); the figure then says why.
@@ -483,7 +483,7 @@ def markdown(results: dict) -> str:
     ]
     goal = targets_table(targets(results))
     if goal:
-        parts.append("Targets (issue 15):\n\n" + goal)
+        parts.append("Targets:\n\n" + goal)
     parts.append(table(results))
     warm = warmup_table(results)
     if warm:

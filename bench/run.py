@@ -8,8 +8,8 @@ served the same way as the ceiling; warms each path up until its rate levels
 off (the JIT's plateau, bench/measure.py), then drives it with wrk at fixed
 concurrency. Then it compares gunicorn worker classes under PyPy and runs the
 figure modules (bench/primes.py, collatz.py, push.py, rethinkdb.py). It
-prints the tables, the issue's targets with their figures and whether each
-holds, and writes ``bench/results/<name>.json``, ``.md`` and ``.png``.
+prints the tables, the performance targets with their figures and whether
+each holds, and writes ``bench/results/<name>.json``, ``.md`` and ``.png``.
 
 Run ``python -m bench.run --help`` for the knobs; ``make bench QUICK=1`` is
 the short run.
@@ -68,11 +68,9 @@ QUICK = {
     "class_duration": 1.0,
 }
 #: Requests each PyPy worker serves before a plateau may be declared (the
-#: JIT compiles from what it has run; CPython has nothing to warm). GET
-#: /notes/{id} under gevent was still climbing after 36,000 per worker
-#: (4,241 req/s) and served 9,933 req/s after 90,000 in the same run; on
-#: 2026-11-30 at 18:23 it served 7,617 req/s after 75,000 per worker and
-#: 13,613 after 126,000 (the worker-class comparison of the same run).
+#: JIT compiles from what it has run; CPython has nothing to warm). Fewer
+#: measured GET /notes/{id} half-warm: a rate that stops climbing for a few
+#: slices is not yet the JIT's plateau (docs/performance/index.md).
 MIN_REQUESTS_PER_WORKER = {"full": 120_000, "quick": 0}
 #: Where the seed apps' own figures are kept (measured outside the project).
 SEED_FIGURES = ROOT / "bench" / "results" / "seed.json"
@@ -143,7 +141,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         type=Path,
         default=SEED_FIGURES,
         help="JSON of the seed apps' figures, measured outside the project "
-        "(default bench/results/seed.json; see README, Performance)",
+        "(default bench/results/seed.json; see docs/performance/index.md)",
     )
     parser.add_argument(
         "--no-worker-classes",

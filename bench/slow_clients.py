@@ -1,4 +1,4 @@
-"""What the gevent worker class costs and buys against sync (issue 16).
+"""What the gevent worker class costs and buys against sync.
 
 For each class (sync, gevent) under one interpreter, in one run:
 

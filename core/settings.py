@@ -1,6 +1,6 @@
 """One frozen settings object, read from environment variables.
 
-Every setting has a documented default (see README, "Settings"); nothing
+Every setting has a documented default (docs/operations/settings.md); nothing
 else in the project reads ``os.environ``.
 """
 
@@ -50,8 +50,8 @@ class Settings:
     auth: str = _env_field(
         "AUTH",
         "on",
-        "on: private calls need an API key (README, Security); off: nothing "
-        "asks for one (a trusted network only)",
+        "on: private calls need an API key (docs/operations/security.md); off: "
+        "nothing asks for one (a trusted network only)",
     )
     allowed_hosts: str = _env_field(
         "ALLOWED_HOSTS",
@@ -66,7 +66,8 @@ class Settings:
     log_format: str = _env_field(
         "LOG_FORMAT",
         "",
-        "text or json (one JSON object per line); empty: text",
+        "text, json (one JSON object per line) or auto (json when the output is "
+        "no terminal); empty: text",
     )
     metrics_dir: str = _env_field(
         "PROMETHEUS_MULTIPROC_DIR",
@@ -178,7 +179,7 @@ class Settings:
     webhook_sources: str = _env_field(
         "WEBHOOK_SOURCES",
         "",
-        "inbound webhook sources as JSON (see README, Webhooks)",
+        "inbound webhook sources as JSON (docs/user/webhooks.md)",
         mask=redact.mask_webhook_sources,
     )
     webhook_replay_window: float = _env_field(
@@ -282,7 +283,7 @@ def default_workers(implementation: str, cores: int) -> int:
 
     One per core under PyPy: each worker's JIT warms up on the requests it
     serves, so fewer workers reach full speed sooner, and fewer processes
-    queue for SQLite's write lock (gunicorn.conf.py has the figures).
+    queue for SQLite's write lock (docs/decisions/0001-workers-per-core.md).
     2 x cores + 1, at most 8, under CPython (gunicorn's usual advice).
     """
     cores = max(cores, 1)

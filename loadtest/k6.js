@@ -6,7 +6,7 @@
 // Each scenario starts its iterations on a clock (the constant-arrival-rate
 // executor), whether or not earlier ones have been answered, so a server
 // that stalls meets the same rate and its stall shows in every latency.
-// README, "Load testing", says what each variable does.
+// docs/user/load-testing.md says what each variable does.
 
 import http from "k6/http";
 import { check, fail } from "k6";

@@ -3,7 +3,7 @@
     export API_KEY=$(cat var/api-key)
     locust -f loadtest/locustfile.py --host http://127.0.0.1:8000
 
-Four kinds of users (README, "Load testing"): ``NoteWriter`` (weight 4),
+Four kinds of users (docs/user/load-testing.md): ``NoteWriter`` (weight 4),
 ``LinkUser`` (3), ``SalaryReader`` (3) and ``ChangeStreamSubscriber``
 (``--subscribers``, 1 by default, whatever the user count). Name some of
 them after the file to run only those.

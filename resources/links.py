@@ -242,7 +242,7 @@ class StatsOut(ResponseSchema):
     )
 
 
-#: Examples of the OpenAPI document (link 1's code, as README shows).
+#: Examples of the OpenAPI document (link 1's code, as the docs show).
 CODE = "2F8rEhD"
 LINK = {
     "code": CODE,

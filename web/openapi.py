@@ -205,9 +205,10 @@ _BEARER_SCHEME = {
     "type": "http",
     "scheme": "bearer",
     "bearerFormat": "fpa_ followed by 38 letters and digits",
-    "description": "An API key, made with `python -m api keys create` (README, "
-    "Security). Each operation says the scope it needs (`x-scope`): read, "
-    "write (read, and every create, update and delete) or admin (everything).",
+    "description": "An API key, made with `python -m api keys create` "
+    "(docs/operations/security.md). Each operation says the scope it needs "
+    "(`x-scope`): read, write (read, and every create, update and delete) or "
+    "admin (everything).",
 }
 
 

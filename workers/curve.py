@@ -53,7 +53,7 @@ WORKER = Client("collatz-worker", BROKER, "collatz-workers")
 SUBSCRIBER = Client("subscriber", PUB, "push-subscribers")
 CLIENTS = (API, WORKER, SUBSCRIBER)
 
-#: What each process reads in ``ZMQ_KEYS_DIR`` (README, Security).
+#: What each process reads in ``ZMQ_KEYS_DIR`` (docs/operations/security.md).
 FILES = {
     "collatz broker": [
         f"{BROKER}.key_secret",

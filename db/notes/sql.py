@@ -30,9 +30,8 @@ change with one statement each; the others wait for its commit. A group
 shares the commit, the writers' turn and the push nudge. Each note still
 answers only once it is committed; a database error fails the whole group
 and keeps nothing; any other error (an id taken twice) makes each note of
-the group try again alone, so it fails only the note that caused it. Under
-PyPy, 2 workers, 16 connections, ``POST /notes`` went from 4,578 to 8,560
-requests/s, p99 31 -> 12 ms (README, Performance).
+the group try again alone, so it fails only the note that caused it. Why,
+and what it bought: docs/decisions/0003-group-commit.md.
 
 The hot paths are SQLAlchemy Core statements built once (no ORM session),
 and a write's transaction holds only its statements: ids, times and JSON

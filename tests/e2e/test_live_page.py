@@ -6,7 +6,7 @@ through the API (real gunicorn), watches the page apply each change, stops
 the push worker and starts it again on the same port to see the page
 reconnect with Last-Event-ID, with a fresh ticket (they last 2 s here), and
 catch up; a reload asks for no key again. No CSP violation in the console.
-Saves a screenshot at var/live-page.png (the README shows a copy,
+Saves a screenshot at var/live-page.png (docs/user/push.md shows a copy,
 docs/live-page.png).
 """
 

@@ -58,7 +58,7 @@ def test_slow_and_stalled_clients_do_not_freeze_the_api(live_server):
     for n in range(SLOW_CLIENTS):
         sock = _connect(server)
         held.append(sock)
-        if n % 2:  # the case: a body announced, 4 bytes of it sent
+        if n % 2:  # a body announced, 4 bytes of it sent: it held a sync worker
             sock.sendall(
                 b"POST /notes HTTP/1.1\r\nHost: localhost\r\n"
                 b"Content-Type: application/json"

@@ -1,4 +1,4 @@
-"""Bad input is a 4xx problem, never a 500: each class of the issue, at its root.
+"""Bad input is a 4xx problem, never a 500: each class of it, at its root.
 
 - JSON: the one decoder (core/wire.py) refuses deep nesting, lone
   surrogates and non-finite numbers on every JSON endpoint, the signed
@@ -17,6 +17,7 @@ import pytest
 
 from core import signatures
 from core import wire
+from tests.support.live import ROOT
 from tests.support.problems import assert_problem
 from tests.support.unsafe_urls import UNSAFE
 
@@ -339,5 +340,8 @@ def test_subscriptions_share_the_url_rules_of_links(client, raw, reason):
     assert patch.status_code in (404, 422)  # the body is checked, or no such id
 
 
-def test_wire_limits_are_what_the_readme_says():
+def test_wire_limits_are_what_the_docs_say():
     assert (wire.MAX_DEPTH, wire.MAX_INT_DIGITS) == (64, 4300)
+    page = (ROOT / "docs" / "design" / "security.md").read_text()
+    assert "nested deeper than 64" in page
+    assert "integers of more than 4,300" in page

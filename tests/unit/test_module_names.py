@@ -56,7 +56,7 @@ SKIP = {
     ".ruff_cache",
     ".pytest_cache",
 }
-#: Files read whole: the README, other docs, configuration, scripts.
+#: Files read whole: the README, the docs, configuration, scripts.
 TEXT_SUFFIXES = {".md", ".ini", ".conf", ".toml", ".yml", ".yaml", ".c", ".lua"}
 TEXT_NAMES = {"Makefile", "Dockerfile"}
 #: Token types whose text is prose or a value, never code.
@@ -165,9 +165,17 @@ def unknown_names(path: Path):
                 yield number + text.count("\n", 0, match.start()), match.group()
 
 
-def test_the_walk_reads_code_readme_and_configuration():
+def test_the_walk_reads_code_docs_and_configuration():
     names = {path.relative_to(ROOT).as_posix() for path in _files()}
-    expected = {"README.md", "supervisord.conf", "Makefile", "api/app.py"}
+    expected = {
+        "README.md",
+        "docs/index.md",
+        "docs/hooks.py",
+        "mkdocs.yml",
+        "supervisord.conf",
+        "Makefile",
+        "api/app.py",
+    }
     assert expected <= names
 
 

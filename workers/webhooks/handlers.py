@@ -107,7 +107,7 @@ def ping(delivery, context: HandlerContext) -> dict:
 
 @on("issues")
 def issue_to_note(delivery, context: HandlerContext) -> dict:
-    """GitHub ``issues`` ``opened``: a note with the issue's title and body."""
+    """GitHub ``issues`` ``opened``: a note with the GitHub issue's title and body."""
     payload = delivery.payload if isinstance(delivery.payload, dict) else {}
     action = payload.get("action")
     if action != "opened":

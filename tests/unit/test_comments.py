@@ -1,0 +1,140 @@
+"""Comments and docstrings say why, not when: no issue numbers, no dates.
+
+The tracker the numbers pointed at is not one a reader can open, and a date
+in a comment only says how old the comment is. History belongs in commit
+messages; measurements with their dates belong in docs/decisions/.
+"""
+
+import ast
+import io
+import os
+import re
+import tokenize
+from pathlib import Path
+
+import pytest
+
+from tests.support.live import ROOT
+
+#: Folders that hold no project code.
+SKIP = {
+    ".venv",
+    ".git",
+    "node_modules",
+    "var",
+    "__pycache__",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+}
+MONTHS = (
+    "January|February|March|April|May|June|July|August|September|October|"
+    "November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
+)
+#: What names the tracker or a day. A timestamp in an example
+#: (``2025-01-31T12:00:00Z``) is a value, not a date of history.
+FORBIDDEN = re.compile(
+    r"\bissues?\s+#?\d+"  # issue 15, issues 15/16, issue #15
+    r"|(?<![\w&/])#\d+\b"  # #15
+    r"|\bthe issue\b"
+    r"|\b\d{4}-[01]\d-[0-3]\d\b(?!T\d)"  # 2026-11-30, not 2026-11-30T12:00
+    rf"|\b(?:{MONTHS})\.?,?\s+\d{{4}}\b"  # November 2026
+    r"|\b\d{4}-[01]\d\b(?![-\d])",  # 2026-11
+    re.IGNORECASE,
+)
+#: Lines that may carry a date, each for the reason given. Alembic writes
+#: "Create Date:" into the docstring of every revision it generates.
+ALLOWED = re.compile(r"^\s*Create Date: \d{4}-\d{2}-\d{2}[ \d:.]*$")
+
+
+#: This file's examples of history are meant.
+HERE = Path(__file__).resolve()
+
+
+def project_files():
+    for folder, folders, names in os.walk(ROOT):
+        folders[:] = sorted(set(folders) - SKIP)
+        for name in sorted(names):
+            path = Path(folder, name)
+            if name.endswith(".py") and path != HERE:
+                yield path
+
+
+def docstrings(tree):
+    """``(line, text)`` of every module, class and function docstring."""
+    nodes = [tree] + [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    for node in nodes:
+        body = node.body
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            yield body[0].lineno, body[0].value.value
+
+
+def comments(source):
+    """``(line, text)`` of every comment (``#:`` attribute docs included)."""
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+
+
+def offences(source):
+    """``(line, text)`` of each comment or docstring line that is history."""
+    pieces = list(comments(source)) + list(docstrings(ast.parse(source)))
+    for start, text in pieces:
+        for offset, line in enumerate(text.splitlines()):
+            if FORBIDDEN.search(line) and not ALLOWED.match(line):
+                yield start + offset, line.strip()
+
+
+def test_no_comment_or_docstring_names_an_issue_or_a_date():
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line}"
+        for path in project_files()
+        for number, line in offences(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
+def test_the_walk_reads_the_project_and_not_the_virtualenvs():
+    names = {path.relative_to(ROOT).as_posix() for path in project_files()}
+    assert {"gunicorn.conf.py", "bench/run.py", "db/notes/rethink.py"} <= names
+    assert not any(name.startswith((".venv/", "node_modules/")) for name in names)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "# Why one per core (issue 15, measured on 2 cores)\nx = 1\n",
+        "x = 1  # issues 15/16\n",
+        "# see #15 for the figures\n",
+        '"""Fixed as the issue asked."""\n',
+        "#: measured on 2026-11-30 at 18:23\nX = 1\n",
+        'def f():\n    """Faster since November 2026."""\n',
+        "# the run of Nov 2026\n",
+        "# the 2026-11 figures\n",
+    ],
+)
+def test_history_is_found(source):
+    assert list(offences(source)) != []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '"""Times look like 2025-01-31T12:00:00.123Z."""\n',
+        '"""first\n\nRevision ID: 0007\nCreate Date: 2026-11-30 10:00:00.123456\n"""\n',
+        "# a 64-bit id, 2**63-1 at most; HTTP/1.1 and issue-free text\n",
+        'URL = "https://example.com/issues/15"  # a value, not a comment\n',
+        "# colours such as #fff are no issue numbers\n",
+    ],
+)
+def test_values_and_generated_headers_pass(source):
+    assert list(offences(source)) == []
