@@ -86,7 +86,7 @@ check-migrations: $(STAMP)
 	@rm -f $(MIGRATION_DB)
 
 # Postman (docs/user/clients.md, Postman): openapi-to-postmanv2 converts the spec, then
-# api/postman.py adds the status tests and chains the ids; newman runs it.
+# clients/postman.py adds the status tests and chains the ids; newman runs it.
 NPM_STAMP := node_modules/.installed
 POSTMAN_DIR := var/postman
 POSTMAN_OPTIONS := folderStrategy=Tags,parametersResolution=Example,enableOptionalParameters=false,requestNameSource=Fallback
@@ -101,7 +101,7 @@ postman: $(STAMP) $(NPM_STAMP)
 	$(BIN)/python -m api openapi > $(POSTMAN_DIR)/openapi.json
 	node_modules/.bin/openapi2postmanv2 -s $(POSTMAN_DIR)/openapi.json \
 	  -o $(POSTMAN_DIR)/converted.json -p -O $(POSTMAN_OPTIONS) > /dev/null
-	$(BIN)/python -m api postman $(POSTMAN_DIR)/converted.json \
+	$(BIN)/python -m clients.postman $(POSTMAN_DIR)/converted.json \
 	  $(POSTMAN_DIR)/openapi.json $(POSTMAN_DIR)/collection.json
 
 newman: postman

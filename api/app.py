@@ -17,9 +17,11 @@ from core.ratelimit import parse_rate
 from core.settings import Settings
 from core.targets import Targets
 from core.version import __version__
+from core.webhook_sources import parse_sources
 from db.keys import KeyCache
 from db.stores import Stores
 from db.stores import open_stores
+from gateways.collatz import CollatzClient
 from resources import salaries
 from resources.collatz import CollatzChain
 from resources.collatz import CollatzLongest
@@ -49,9 +51,7 @@ from web.openapi import add_docs
 from web.ratelimit import SCOPES
 from web.ratelimit import WRITE_METHODS
 from web.ratelimit import RateLimit
-from workers.collatz.client import CollatzClient
 from workers.webhooks.handlers import registry as webhook_handlers
-from workers.webhooks.sources import parse_sources
 
 TITLE = "Falcon PyPy API"
 

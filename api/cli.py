@@ -115,13 +115,6 @@ def print_openapi(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def write_postman(settings: Settings, args: argparse.Namespace) -> int:
-    """Finish a collection converted by openapi2postmanv2: tests, chained ids."""
-    from api import postman
-
-    return postman.main(args)
-
-
 #: PyPy's nursery (young objects) for the server, unless PYPY_GC_NURSERY is
 #: set. PyPy's default is half the last-level cache, 1 MB here, which made a
 #: gunicorn worker under load collect so often that it spent 16% of its time
@@ -168,11 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("openapi", help=print_openapi.__doc__).set_defaults(
         run=print_openapi
     )
-    finish = commands.add_parser("postman", help=write_postman.__doc__)
-    finish.add_argument("converted", help="openapi2postmanv2's output")
-    finish.add_argument("spec", help="the OpenAPI document it was converted from")
-    finish.add_argument("output", help="where to write the finished collection")
-    finish.set_defaults(run=write_postman)
     salary_import.add_command(commands)
     keys.add_command(commands)
     zmq_keys.add_command(commands)

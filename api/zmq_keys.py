@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from core.settings import Settings
-from workers import curve
+from gateways import curve
 
 
 def make_keys(settings: Settings, args: argparse.Namespace) -> int:

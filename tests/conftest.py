@@ -21,13 +21,13 @@ from db.schema import create_schema
 from db.sql import Database
 from db.sql import make_engine
 from db.stores import open_stores
+from gateways.collatz import CollatzClient
 from tests.support import descriptors
 from tests.support import live
 from tests.support.contract import ContractClient
 from tests.support.notes_backends import _rethinkdb_session_table  # noqa: F401
 from tests.support.notes_backends import notes_backend  # noqa: F401
 from tests.support.notes_backends import rethinkdb_table  # noqa: F401
-from workers.collatz.client import CollatzClient
 
 # RETHINKDB_URL names the tests' server (read above by notes_backends); the
 # processes the tests start (gunicorn, workers, the bench harness) keep

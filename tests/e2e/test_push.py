@@ -8,11 +8,11 @@ import pytest
 import requests
 
 from core.settings import Settings
+from gateways import curve
 from tests.support.push_clients import Notes
 from tests.support.push_clients import first_of_each
 from tests.support.push_clients import summary
 from tests.support.push_clients import take_sse_events
-from workers import curve
 
 
 @pytest.fixture(params=["plain", "curve"])

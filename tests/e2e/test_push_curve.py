@@ -6,9 +6,9 @@ import time
 import pytest
 
 from core.settings import Settings
+from gateways import curve
 from tests.support.live import free_port
 from tests.support.push_clients import Notes
-from workers import curve
 
 
 def _keys(folder, client=curve.SUBSCRIBER):

@@ -1,7 +1,7 @@
 """Collatz workers that cheat, for tests: they take ranges and never answer right.
 
 All of them run in one thread, each on a DEALER socket of its own, speaking
-the worker protocol (workers/collatz/protocol.py):
+the worker protocol (gateways/collatz_protocol.py):
 
 - ``silent``: READY, then heartbeats; a range it takes is never answered.
 - ``liar``: answers every range with the audit's ``RESULT <id> 4242 99999``;
@@ -16,8 +16,8 @@ from typing import Optional
 
 import zmq
 
-from workers import curve
-from workers.collatz import protocol as proto
+from gateways import collatz_protocol as proto
+from gateways import curve
 
 MODES = ("silent", "liar")
 

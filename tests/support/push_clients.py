@@ -13,8 +13,8 @@ from typing import Optional
 import requests
 import zmq
 
+from gateways import curve
 from tests.support.live import wait_until
-from workers import curve
 
 
 class Notes:
@@ -66,7 +66,7 @@ def summary(events):
 class Subscriber:
     """A ZeroMQ SUB socket collecting events (decoded JSON) in arrival order.
 
-    With ``keys`` it is a CURVE client (workers/curve.py).
+    With ``keys`` it is a CURVE client (gateways/curve.py).
     """
 
     def __init__(

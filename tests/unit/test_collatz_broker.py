@@ -8,7 +8,7 @@ import json
 import time
 
 from core import collatz
-from workers.collatz import protocol as proto
+from gateways import collatz_protocol as proto
 from workers.collatz.broker import Broker
 
 

@@ -22,7 +22,19 @@ import pytest
 
 from tests.support.live import ROOT
 
-PACKAGES = ("api", "bench", "core", "db", "resources", "tests", "web", "workers")
+PACKAGES = (
+    "api",
+    "bench",
+    "clients",
+    "core",
+    "db",
+    "gateways",
+    "loadtest",
+    "resources",
+    "tests",
+    "web",
+    "workers",
+)
 _PACKAGE = "(?:" + "|".join(PACKAGES) + ")"
 #: ``db.notes.sql``, ``core.settings.Settings``; not a part of a longer name
 #: (``gunicorn.workers.sync``), a path (``var/api.db``) or a URL's host.

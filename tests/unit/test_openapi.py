@@ -144,7 +144,7 @@ def test_the_examples_are_true(client):
 
 
 def test_postman_knows_the_status_every_operation_is_meant_to_answer(client):
-    from api.postman import expected_status
+    from clients.postman import expected_status
 
     document = client.simulate_get("/openapi.json").json
     found = {
@@ -201,7 +201,7 @@ def test_every_response_field_is_required_unless_some_answers_leave_it_out(clien
 
 
 def test_postman_gets_a_request_for_the_seed_alias(client):
-    from api.postman import finish
+    from clients.postman import finish
 
     spec = client.simulate_get("/openapi.json").json
     listing = {

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from workers.webhooks.sources import parse_sources
+from core.webhook_sources import parse_sources
 
 
 def test_empty_setting_means_no_sources():

@@ -8,8 +8,8 @@ import zmq
 
 from api.cli import main as cli
 from core.settings import Settings
+from gateways import curve
 from tests.support.live import free_port
-from workers import curve
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ def _echo(sock, timeout=1.0):
 
 def test_only_an_admitted_key_gets_through(guarded, keys, tmp_path, caplog):
     sock, endpoint = guarded
-    caplog.set_level(logging.WARNING, "workers.curve")
+    caplog.set_level(logging.WARNING, "gateways.curve")
     api = curve.client_keys(settings(zmq_keys_dir=keys), curve.API)
     worker = curve.client_keys(settings(zmq_keys_dir=keys), curve.WORKER)
     other_folder = tmp_path / "other"

@@ -5,7 +5,7 @@
 can win, (n // 2, n], are split into ranges that idle workers take one at a
 time (least recently used first); the broker merges their results, answers
 every client waiting for that n and caches the answer. Frames are described in
-workers/collatz/protocol.py.
+gateways/collatz_protocol.py.
 
 Workers and broker exchange heartbeats (zguide's paranoid pirate pattern): a
 worker silent for ``liveness`` heartbeats is dropped and its range goes back
@@ -22,7 +22,7 @@ silent past its timeout (a few times what the slowest recent range took at
 its size, at least ``liveness`` heartbeats) goes to more workers, 2, then 4,
 ...: the first answer that passes wins, so workers that take ranges and
 never answer cannot starve a request while one real worker is up. With
-CURVE keys (``ZMQ_KEYS_DIR``, workers/curve.py) only admitted clients and
+CURVE keys (``ZMQ_KEYS_DIR``, gateways/curve.py) only admitted clients and
 workers connect at all.
 """
 
@@ -45,8 +45,8 @@ import zmq
 from core import collatz
 from core.logs import configure_logging
 from core.settings import Settings
-from workers import curve
-from workers.collatz import protocol as proto
+from gateways import collatz_protocol as proto
+from gateways import curve
 
 log = logging.getLogger("workers.collatz.broker")
 

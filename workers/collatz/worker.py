@@ -8,7 +8,7 @@ sized to a fraction of the heartbeat. When the broker stays silent for
 ``--liveness`` heartbeats the worker drops its socket and reconnects with
 exponential back-off (zguide's paranoid pirate worker). Its memo of chain
 lengths lives as long as the process, so later requests reuse it. With
-CURVE keys (``ZMQ_KEYS_DIR``, workers/curve.py) it connects as a CURVE
+CURVE keys (``ZMQ_KEYS_DIR``, gateways/curve.py) it connects as a CURVE
 client: a broker that does not admit its key never sends it a task.
 """
 
@@ -26,8 +26,8 @@ import zmq
 from core import collatz
 from core.logs import configure_logging
 from core.settings import Settings
-from workers import curve
-from workers.collatz import protocol as proto
+from gateways import collatz_protocol as proto
+from gateways import curve
 
 log = logging.getLogger("workers.collatz.worker")
 

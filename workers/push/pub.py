@@ -13,7 +13,7 @@ the restart get it.
 The publisher's cursor is the worker's checkpoint: what has been sent on
 the socket is what the next start does not send again.
 
-With CURVE keys (``ZMQ_KEYS_DIR``, workers/curve.py) the socket is a CURVE
+With CURVE keys (``ZMQ_KEYS_DIR``, gateways/curve.py) the socket is a CURVE
 server: a SUB socket whose key is not admitted never connects, so it
 receives nothing, and its subscriptions never reach the worker.
 """
@@ -29,7 +29,7 @@ import zmq
 from core.backoff import Backoff
 from core.settings import Settings
 from db.errors import Unavailable
-from workers import curve
+from gateways import curve
 from workers.push.checkpointer import Checkpointer
 from workers.push.events import zmq_frames
 from workers.push.feed import EventFeed

@@ -59,7 +59,7 @@ from workers.push.feed import EventFeed
 from workers.push.pub import Publisher
 from workers.push.pub import pub_keys
 from workers.push.sse import SseServer
-from workers.push.webhooks import make_fanout as webhook_fanout
+from workers.push.subscribers import make_fanout as webhook_fanout
 
 log = logging.getLogger("workers.push")
 

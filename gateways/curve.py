@@ -34,7 +34,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from core.addresses import is_loopback
 from core.settings import Settings
 
-log = logging.getLogger("workers.curve")
+log = logging.getLogger("gateways.curve")
 
 BROKER = "collatz-broker"
 PUB = "push-pub"

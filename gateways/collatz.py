@@ -9,7 +9,7 @@ the deadline closes its socket (LINGER 0, so nothing lingers) and the next
 request makes a new one: the lazy pirate pattern. Under gunicorn's gevent
 worker the context is ``zmq.green``'s, so a request waiting for the broker
 lets the worker's other requests run. With CURVE keys (``ZMQ_KEYS_DIR``,
-workers/curve.py) every socket is a CURVE client of the broker.
+gateways/curve.py) every socket is a CURVE client of the broker.
 """
 
 import json
@@ -25,8 +25,8 @@ import zmq
 
 from core.settings import Settings
 from db.errors import Unavailable
-from workers import curve
-from workers.collatz import protocol as proto
+from gateways import collatz_protocol as proto
+from gateways import curve
 
 #: Longest a readiness ping waits, whatever the request timeout.
 PING_TIMEOUT = 1.0

@@ -224,8 +224,13 @@ def finish(collection: Dict[str, Any], spec: dict, webhook_secret: str) -> dict:
     return collection
 
 
-def main(args: argparse.Namespace, secret: Optional[str] = None) -> int:
-    """``python -m api postman CONVERTED SPEC OUTPUT``."""
+def main(argv: Optional[List[str]] = None, secret: Optional[str] = None) -> int:
+    """``python -m clients.postman CONVERTED SPEC OUTPUT``."""
+    parser = argparse.ArgumentParser(prog="python -m clients.postman")
+    parser.add_argument("converted", help="openapi2postmanv2's output")
+    parser.add_argument("spec", help="the OpenAPI document it was converted from")
+    parser.add_argument("output", help="where to write the finished collection")
+    args = parser.parse_args(argv)
     with open(args.converted, encoding="utf-8") as f:
         collection = json.load(f)
     with open(args.spec, encoding="utf-8") as f:
@@ -236,3 +241,7 @@ def main(args: argparse.Namespace, secret: Optional[str] = None) -> int:
         f.write("\n")
     print(f"wrote {args.output}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

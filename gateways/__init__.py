@@ -1,0 +1,1 @@
+"""How the API and the workers reach the daemons: the collatz client, CURVE keys."""
