@@ -6,13 +6,13 @@ from marshmallow import fields
 from marshmallow import validate as check
 
 from core import collatz as collatz_core
+from gateways.collatz import CollatzClient
 from web.auth import public
 from web.fields import INT64_MAX
 from web.openapi import ResponseSchema
 from web.openapi import parameter
 from web.validation import QuerySchema
 from web.validation import validate
-from workers.collatz.client import CollatzClient
 
 #: A chain of this many terms or more is returned without its sequence.
 MAX_SEQUENCE = 1000

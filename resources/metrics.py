@@ -20,11 +20,11 @@ from prometheus_client.registry import Collector
 from db.checkpoints import CheckpointStore
 from db.errors import Unavailable
 from db.notes.base import NotesStore
+from gateways.collatz import CollatzClient
 from web import metrics
 from web.auth import ADMIN
 from web.auth import requires
 from web.validation import validate
-from workers.collatz.client import CollatzClient
 
 #: The push worker's checkpoint name (workers.push.worker.CONSUMER).
 PUSH_CONSUMER = "push"

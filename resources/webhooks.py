@@ -17,6 +17,7 @@ from core import signatures
 from core import wire
 from core.clock import isoformat
 from core.text import text_error
+from core.webhook_sources import Source
 from db.webhooks import STATUSES
 from db.webhooks import Delivery
 from db.webhooks import WebhookStore
@@ -33,7 +34,6 @@ from web.paging import page_schema
 from web.validation import QuerySchema
 from web.validation import validate
 from workers.webhooks.handlers import Registry
-from workers.webhooks.sources import Source
 
 log = logging.getLogger(__name__)
 

@@ -48,6 +48,10 @@ def test_kill_9_of_gunicorn_workers_and_the_push_worker_loses_no_acked_write(
             if killed == 3:
                 worker.kill()  # the push worker too, mid-stream
                 worker.start()
+        # Enough writes after the last kill too, on a slow machine as well.
+        enough = time.monotonic() + 60
+        while len(load.acked) <= 100 and time.monotonic() < enough:
+            time.sleep(0.2)
     finally:
         load.stop()
     assert killed == 6
