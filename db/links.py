@@ -1,10 +1,8 @@
 """The links store (the shortener): links, their visits, the exact visit counter.
 
-A generated code is computed from the row id (core/codes.py);
-an alias is stored in ``links.alias``. Deleting a link only marks the row, so
-neither its id (hence its code) nor its alias is ever handed out again.
-
-A redirect reads the link (one primary-key or alias lookup, no write):
+The tables and the rule for which row a code names are in
+:mod:`db.link_tables`. A redirect reads the link (one primary-key or alias
+lookup, no write):
 
 - A link with ``max_visits`` counts its visit in the request, in one
   transaction: a conditional ``UPDATE ... SET visits = visits + 1`` that
@@ -12,14 +10,9 @@ A redirect reads the link (one primary-key or alias lookup, no write):
   The database serialises the updates of one row (SQLite locks the file,
   PostgreSQL the row and re-checks the condition), so the counter is exact
   and ``max_visits`` is never passed, whatever the number of workers.
-- Any other link's visit goes to the process's :class:`VisitRecorder`, which
-  writes the pending visits every ``flush_interval`` seconds in one
-  transaction (their rows, and each link's counter raised by its number of
-  visits), off the request path. A visit is in the statistics at most about
-  ``flush_interval`` seconds after its redirect (at once when the same
-  process reads them: reads of a link's statistics write the pending visits
-  first); a process that dies without a clean exit loses the visits of at
-  most its last ``flush_interval`` seconds. A clean exit writes them.
+- Any other link's visit goes to the process's
+  :class:`db.visit_recorder.VisitRecorder`, off the request path; reads of
+  a link's statistics write this process's pending visits first.
 
 Every visit written also goes into the hourly rollup of
 :mod:`db.link_stats`, in the same transaction, so statistics over time never
@@ -34,20 +27,16 @@ A visit keeps the ``Referer``'s scheme, host and path only
 tokens, and a link's visits are readable with any ``read`` key.
 """
 
-import atexit
-import collections
 import dataclasses
 import datetime
 import functools
 import hashlib
 import logging
 import os
-import threading
 from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Callable
-from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
@@ -56,17 +45,12 @@ from typing import Union
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy import orm
-from sqlalchemy.orm import Mapped
-from sqlalchemy.orm import mapped_column
 
-from core.backoff import Backoff
 from core.clock import as_utc
 from core.clock import naive_utc
 from core.clock import utc_now
-from core.codes import ALIAS_PATTERN
 from core.codes import MAX_ID
 from core.codes import code_for_id
-from core.codes import id_for_code
 from core.codes import is_reserved
 from core.codes import looks_like_code
 from core.urls import referrer_of
@@ -76,61 +60,28 @@ from db.errors import Gone
 from db.errors import NotFound
 from db.errors import PreconditionFailed
 from db.errors import Unavailable
-from db.sql import Base
+from db.link_tables import BY_ALIAS
+from db.link_tables import BY_ID
+from db.link_tables import INSERT_VISIT
+from db.link_tables import LINKS
+from db.link_tables import LIVE
+from db.link_tables import REFERRER_MAX
+from db.link_tables import USER_AGENT_MAX
+from db.link_tables import VISITS
+from db.link_tables import Link
+from db.link_tables import Visit
+from db.link_tables import named
 from db.sql import Database
 from db.sql import Query
+from db.visit_recorder import VisitRecorder
 
 log = logging.getLogger(__name__)
 
-# BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-assigned rowid.
-_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-# Not echoing the code: it is whatever the client put in the path.
 _NO_SUCH_LINK = "No link has this code."
 _SPENT = "The link has reached its maximum number of visits."
 _CHANGED = "The link has changed since the version given in If-Match."
 #: What PATCH may change.
 _EDITABLE = ("url", "expires_at", "max_visits")
-REFERRER_MAX = 1024
-USER_AGENT_MAX = 512
-
-
-class Link(Base):
-    """A short link; ``alias`` is NULL for links known by their generated code."""
-
-    __tablename__ = "links"
-    # AUTOINCREMENT: SQLite never reuses an id, even one whose row was removed.
-    __table_args__ = {"sqlite_autoincrement": True}
-
-    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
-    alias: Mapped[Optional[str]] = mapped_column(sa.String(64), unique=True)
-    url: Mapped[str] = mapped_column(sa.String(2048), index=True)
-    created_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
-    expires_at: Mapped[Optional[datetime.datetime]] = mapped_column(sa.DateTime)
-    max_visits: Mapped[Optional[int]] = mapped_column(sa.Integer)
-    visits: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
-    deleted: Mapped[bool] = mapped_column(
-        sa.Boolean, default=False, server_default=sa.false()
-    )
-    #: Raised by each edit of url, expiry or visit limit: the link's ETag.
-    version: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
-
-
-class Visit(Base):
-    """One followed redirect; ``visitor`` is a salted hash, never the address.
-
-    ``referrer``: the ``Referer`` without its query string and fragment.
-    """
-
-    __tablename__ = "visits"
-    __table_args__ = (sa.Index("ix_visits_link_id_id", "link_id", "id"),)
-
-    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
-    link_id: Mapped[int] = mapped_column(sa.ForeignKey("links.id"))
-    visited_at: Mapped[datetime.datetime] = mapped_column(sa.DateTime)
-    referrer: Mapped[Optional[str]] = mapped_column(sa.String(REFERRER_MAX))
-    user_agent: Mapped[Optional[str]] = mapped_column(sa.String(USER_AGENT_MAX))
-    visitor: Mapped[str] = mapped_column(sa.String(64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,236 +113,54 @@ class VisitInfo:
     visitor: str
 
 
-_LINKS = Link.__table__
-_VISITS = Visit.__table__
 # Core statements built once (SQLAlchemy caches their SQL): the redirect path.
 _LINK_COLUMNS = (
-    _LINKS.c.id,
-    _LINKS.c.alias,
-    _LINKS.c.url,
-    _LINKS.c.created_at,
-    _LINKS.c.expires_at,
-    _LINKS.c.max_visits,
-    _LINKS.c.visits,
-    _LINKS.c.version,
-)
-_LIVE = _LINKS.c.deleted.is_(False)
-# An alias link's id has a code too; only its alias may reach it.
-_BY_ID = Query(
-    sa.select(*_LINK_COLUMNS).where(
-        _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
-    )
-)
-_BY_ALIAS = Query(
-    sa.select(*_LINK_COLUMNS).where(_LINKS.c.alias == sa.bindparam("alias"), _LIVE)
-)
-_COUNT_VISIT = (
-    sa.update(_LINKS)
-    .where(
-        _LINKS.c.id == sa.bindparam("link_id"),
-        _LIVE,
-        sa.or_(
-            _LINKS.c.expires_at.is_(None), _LINKS.c.expires_at > sa.bindparam("now")
-        ),
-        sa.or_(_LINKS.c.max_visits.is_(None), _LINKS.c.visits < _LINKS.c.max_visits),
-    )
-    .values(visits=_LINKS.c.visits + 1)
-    .returning(_LINKS.c.url)
+    LINKS.c.id,
+    LINKS.c.alias,
+    LINKS.c.url,
+    LINKS.c.created_at,
+    LINKS.c.expires_at,
+    LINKS.c.max_visits,
+    LINKS.c.visits,
+    LINKS.c.version,
 )
 # What a redirect needs: fewer columns, fewer values to convert.
 _TARGET_COLUMNS = (
-    _LINKS.c.id,
-    _LINKS.c.url,
-    _LINKS.c.expires_at,
-    _LINKS.c.max_visits,
-    _LINKS.c.visits,
+    LINKS.c.id,
+    LINKS.c.url,
+    LINKS.c.expires_at,
+    LINKS.c.max_visits,
+    LINKS.c.visits,
 )
-_TARGET_BY_ID = Query(
-    sa.select(*_TARGET_COLUMNS).where(
-        _LINKS.c.id == sa.bindparam("link_id"), _LINKS.c.alias.is_(None), _LIVE
+#: (all columns, a redirect's columns) by the clause that names the link.
+_QUERIES = {
+    where: (
+        Query(sa.select(*_LINK_COLUMNS).where(where)),
+        Query(sa.select(*_TARGET_COLUMNS).where(where)),
     )
+    for where in (BY_ID, BY_ALIAS)
+}
+_COUNT_VISIT = (
+    sa.update(LINKS)
+    .where(
+        LINKS.c.id == sa.bindparam("link_id"),
+        LIVE,
+        sa.or_(LINKS.c.expires_at.is_(None), LINKS.c.expires_at > sa.bindparam("now")),
+        sa.or_(LINKS.c.max_visits.is_(None), LINKS.c.visits < LINKS.c.max_visits),
+    )
+    .values(visits=LINKS.c.visits + 1)
+    .returning(LINKS.c.url)
 )
-_TARGET_BY_ALIAS = Query(
-    sa.select(*_TARGET_COLUMNS).where(_LINKS.c.alias == sa.bindparam("alias"), _LIVE)
-)
-_INSERT_VISIT = sa.insert(_VISITS)
-_INSERT_LINK = sa.insert(_LINKS).returning(_LINKS.c.id)
+_INSERT_LINK = sa.insert(LINKS).returning(LINKS.c.id)
 # Many rows in one statement (SQLAlchemy's "insertmanyvalues"), ids in the
 # order of the rows given.
-_INSERT_LINKS = sa.insert(_LINKS).returning(_LINKS.c.id, sort_by_parameter_order=True)
-_TAKEN_ALIASES = sa.select(_LINKS.c.alias).where(
-    _LINKS.c.alias.in_(sa.bindparam("aliases", expanding=True))
+_INSERTLINKS = sa.insert(LINKS).returning(LINKS.c.id, sort_by_parameter_order=True)
+_TAKEN_ALIASES = sa.select(LINKS.c.alias).where(
+    LINKS.c.alias.in_(sa.bindparam("aliases", expanding=True))
 )
 _BURY = (
-    sa.update(_LINKS).where(_LINKS.c.id == sa.bindparam("link_id")).values(deleted=True)
+    sa.update(LINKS).where(LINKS.c.id == sa.bindparam("link_id")).values(deleted=True)
 )
-_LIVE_AMONG = sa.select(_LINKS.c.id).where(
-    _LINKS.c.id.in_(sa.bindparam("ids", expanding=True)), _LIVE
-)
-_ADD_VISITS = (
-    sa.update(_LINKS)
-    .where(_LINKS.c.id == sa.bindparam("link_id"))
-    .values(visits=_LINKS.c.visits + sa.bindparam("added", type_=sa.Integer))
-)
-
-
-def _lookup(code: str, target: bool = False):
-    """The query and parameters that find the live link ``code``; None: none can.
-
-    ``target``: only the columns a redirect needs.
-    """
-    if looks_like_code(code):
-        row_id = id_for_code(code)
-        if row_id is None:
-            return None
-        return (_TARGET_BY_ID if target else _BY_ID), {"link_id": row_id}
-    if ALIAS_PATTERN.fullmatch(code):
-        return (_TARGET_BY_ALIAS if target else _BY_ALIAS), {"alias": code}
-    return None
-
-
-class VisitRecorder:
-    """Writes the visits of links without ``max_visits`` in batches, off the request.
-
-    :meth:`add` queues a visit; a thread of this process writes what is queued
-    every ``interval`` seconds, in one transaction. When ``max_pending``
-    visits wait (the database is slow or down), :meth:`add` writes them itself.
-    A batch that fails stays queued, in order, and is tried again after a
-    growing pause (up to 30 s). At the process's exit (atexit) and on
-    :meth:`close` the queue is written.
-
-    Args:
-        database: The shared SQL handle.
-        interval: Seconds between two writes; 0 writes each visit at once.
-        max_pending: Most visits queued before :meth:`add` writes them.
-    """
-
-    def __init__(self, database: Database, interval: float, max_pending: int = 5000):
-        self._db = database
-        self.interval = interval
-        self._max_pending = max_pending
-        self._pending: List[dict] = []
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()  # one batch at a time, in order
-        self._wake = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._pid = 0
-        self._closed = False
-
-    def add(self, visit: dict) -> None:
-        """Queue one visit (the values of a ``visits`` row)."""
-        with self._lock:
-            self._pending.append(visit)
-            full = len(self._pending) >= self._max_pending
-            if self.interval > 0 and not full and self._pid != os.getpid():
-                self._start()
-        if full or self.interval <= 0:
-            self.flush()
-
-    def _start(self) -> None:
-        # Here, not in __init__: gunicorn forks after building the app, and a
-        # thread does not survive a fork.
-        self._pid = os.getpid()
-        self._closed = False
-        self._thread = threading.Thread(
-            target=self._run, name="visit-recorder", daemon=True
-        )
-        self._thread.start()
-        atexit.register(self.close)
-
-    def _run(self) -> None:
-        backoff = Backoff()
-        pause = self.interval
-        while not self._closed:
-            self._wake.wait(pause)
-            try:
-                self.flush()
-            except Exception as ex:  # the batch stays queued for the next try
-                pause = backoff.failure()
-                log.warning(
-                    "writing %d visits failed (%s); retrying in %.1fs",
-                    self.pending,
-                    type(ex).__name__,
-                    pause,
-                )
-            else:
-                backoff.success()
-                pause = self.interval
-
-    @property
-    def pending(self) -> int:
-        """How many visits wait to be written."""
-        return len(self._pending)
-
-    def flush(self) -> int:
-        """Write every queued visit now; how many were written.
-
-        Raises:
-            Unavailable: the database is down (the visits stay queued).
-        """
-        with self._write_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return 0
-            try:
-                self._write(batch)
-            except BaseException:
-                with self._lock:
-                    self._pending[:0] = batch
-                raise
-            return len(batch)
-
-    def _write(self, batch: List[dict]) -> None:
-        added: Dict[int, int] = collections.Counter(v["link_id"] for v in batch)
-        with self._db.write() as connection:
-            # A link deleted meanwhile lost its visits: do not bring them back.
-            live = set(
-                connection.execute(_LIVE_AMONG, {"ids": sorted(added)}).scalars()
-            )
-            if not live:
-                return
-            # In id order: writers that share links lock them in one order.
-            connection.execute(
-                _ADD_VISITS,
-                [
-                    {"link_id": k, "added": n}
-                    for k, n in sorted(added.items())
-                    if k in live
-                ],
-            )
-            kept = [v for v in batch if v["link_id"] in live]
-            connection.execute(_INSERT_VISIT, kept)
-            link_stats.roll_up(connection, kept)
-
-    def close(self) -> None:
-        """Stop the thread and write what is queued (at exit, or in tests)."""
-        self._closed = True
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(10)
-        self._wake.clear()
-        self._pid = 0
-        try:
-            self.flush()
-        except Exception:
-            log.exception("%d visits could not be written at exit", self.pending)
-
-
-def _live_link_where(code: str):
-    """WHERE clause for the live link known as ``code``; None if none can be."""
-    if looks_like_code(code):
-        row_id = id_for_code(code)
-        if row_id is None:
-            return None
-        # An alias link's id has a code too; only its alias may reach it.
-        condition = sa.and_(Link.id == row_id, Link.alias.is_(None))
-    elif ALIAS_PATTERN.fullmatch(code):
-        condition = Link.alias == code
-    else:
-        return None
-    return sa.and_(condition, Link.deleted.is_(False))
 
 
 class LinkStore:
@@ -500,7 +269,7 @@ class LinkStore:
         fresh = [row for index, row in enumerate(rows) if index not in conflicts]
         ids = []
         if fresh:
-            ids = connection.execute(_INSERT_LINKS, fresh).scalars().all()
+            ids = connection.execute(_INSERTLINKS, fresh).scalars().all()
         if ids and max(ids) > MAX_ID:
             raise Unavailable("Every short code has been handed out.")
         made = iter(ids)
@@ -579,9 +348,10 @@ class LinkStore:
 
     def _find(self, code: str, target: bool = False):
         """The row of the live link ``code``; NotFound if there is none."""
-        lookup = _lookup(code, target)
-        if lookup is not None:
-            row = self._db.fetch_one(*lookup)
+        found = named(code)
+        if found is not None:
+            where, params = found
+            row = self._db.fetch_one(_QUERIES[where][target], params)
             if row is not None:
                 return row
         raise NotFound(_NO_SUCH_LINK)
@@ -619,7 +389,7 @@ class LinkStore:
                 _COUNT_VISIT, {"link_id": link.id, "now": now}
             ).scalar()
             if url is not None:
-                connection.execute(_INSERT_VISIT, visit)
+                connection.execute(INSERT_VISIT, visit)
                 link_stats.roll_up(connection, [visit])
         if url is None:  # spent, expired or deleted since it was read
             self._spent(code, now)
@@ -676,27 +446,27 @@ class LinkStore:
                 their ``max_visits``.
         """
         self._flush_pending()
-        query = sa.select(*_LINK_COLUMNS).where(_LIVE)
+        query = sa.select(*_LINK_COLUMNS).where(LIVE)
         if before is not None:
-            query = query.where(_LINKS.c.id < before)
+            query = query.where(LINKS.c.id < before)
         if search:
             query = query.where(_searched(search))
         if expired is not None:
             now = naive_utc(self.now())
-            is_expired = _LINKS.c.expires_at <= now
+            is_expired = LINKS.c.expires_at <= now
             query = query.where(
                 is_expired
                 if expired
-                else sa.or_(_LINKS.c.expires_at.is_(None), sa.not_(is_expired))
+                else sa.or_(LINKS.c.expires_at.is_(None), sa.not_(is_expired))
             )
         if spent is not None:
-            is_spent = _LINKS.c.visits >= _LINKS.c.max_visits
+            is_spent = LINKS.c.visits >= LINKS.c.max_visits
             query = query.where(
                 is_spent
                 if spent
-                else sa.or_(_LINKS.c.max_visits.is_(None), sa.not_(is_spent))
+                else sa.or_(LINKS.c.max_visits.is_(None), sa.not_(is_spent))
             )
-        query = query.order_by(_LINKS.c.id.desc()).limit(limit + 1)
+        query = query.order_by(LINKS.c.id.desc()).limit(limit + 1)
         with self._db.read() as connection:
             rows = connection.execute(query).all()
         links = [self._info(row) for row in rows[:limit]]
@@ -719,7 +489,7 @@ class LinkStore:
             NotFound: no live link is known as ``code``.
             PreconditionFailed: the link is at another version.
         """
-        where = _live_link_where(code)
+        where = _where(code)
         if where is None:
             raise NotFound(_NO_SUCH_LINK)
         if "max_visits" in changes:
@@ -727,10 +497,10 @@ class LinkStore:
         values = {key: changes[key] for key in _EDITABLE if key in changes}
         if "expires_at" in values:
             values["expires_at"] = naive_utc(values["expires_at"])
-        statement = sa.update(_LINKS).where(where)
+        statement = sa.update(LINKS).where(where)
         if if_versions is not None:
-            statement = statement.where(_LINKS.c.version.in_(sorted(if_versions)))
-        statement = statement.values(**values, version=_LINKS.c.version + 1)
+            statement = statement.where(LINKS.c.version.in_(sorted(if_versions)))
+        statement = statement.values(**values, version=LINKS.c.version + 1)
         with self._db.write() as connection:
             row = connection.execute(statement.returning(*_LINK_COLUMNS)).first()
             if row is None:
@@ -740,7 +510,7 @@ class LinkStore:
     @staticmethod
     def _refuse(connection: sa.Connection, where) -> None:
         """Why a conditional write matched no row: NotFound or PreconditionFailed."""
-        if connection.execute(sa.select(_LINKS.c.id).where(where)).first() is None:
+        if connection.execute(sa.select(LINKS.c.id).where(where)).first() is None:
             raise NotFound(_NO_SUCH_LINK)
         raise PreconditionFailed(_CHANGED)
 
@@ -782,23 +552,23 @@ class LinkStore:
 
         ``if_versions``: as for :meth:`update`.
         """
-        where = _live_link_where(code)
+        where = _where(code)
         if where is None:
             raise NotFound(_NO_SUCH_LINK)
-        statement = sa.update(_LINKS).where(where)
+        statement = sa.update(LINKS).where(where)
         if if_versions is not None:
-            statement = statement.where(_LINKS.c.version.in_(sorted(if_versions)))
+            statement = statement.where(LINKS.c.version.in_(sorted(if_versions)))
         with self._db.write() as connection:
             row = connection.execute(
-                statement.values(deleted=True).returning(_LINKS.c.id)
+                statement.values(deleted=True).returning(LINKS.c.id)
             ).first()
             if row is None:
                 self._refuse(connection, where)
-            connection.execute(sa.delete(_VISITS).where(_VISITS.c.link_id == row.id))
+            connection.execute(sa.delete(VISITS).where(VISITS.c.link_id == row.id))
             link_stats.forget(connection, row.id)
 
     def _load(self, session: orm.Session, code: str) -> Link:
-        where = _live_link_where(code)
+        where = _where(code)
         link = (
             None
             if where is None
@@ -822,6 +592,12 @@ class LinkStore:
             visits=link.visits,
             version=link.version,
         )
+
+
+def _where(code: str):
+    """The WHERE clause (values bound) of the live link ``code``; None: none can be."""
+    found = named(code)
+    return None if found is None else found[0].params(found[1])
 
 
 def _alias_taken_message(alias: Optional[str]) -> str:
@@ -848,13 +624,12 @@ def _searched(text: str):
     ``autoescape``: ``%`` and ``_`` in ``text`` stand for themselves.
     """
     found = [
-        _LINKS.c.url.icontains(text, autoescape=True),
-        _LINKS.c.alias.icontains(text, autoescape=True),
+        LINKS.c.url.icontains(text, autoescape=True),
+        LINKS.c.alias.icontains(text, autoescape=True),
     ]
-    row_id = id_for_code(text) if looks_like_code(text) else None
-    if row_id is not None:
-        found.append(sa.and_(_LINKS.c.id == row_id, _LINKS.c.alias.is_(None)))
-    return sa.or_(*found)
+    if looks_like_code(text):
+        found.append(_where(text))
+    return sa.or_(*(clause for clause in found if clause is not None))
 
 
 def _clip(text: Optional[str], limit: int) -> Optional[str]:

@@ -23,7 +23,7 @@ from alembic.script import ScriptDirectory
 import db.checkpoints  # noqa: F401  (push_checkpoints)
 import db.keys  # noqa: F401  (api_keys)
 import db.link_stats  # noqa: F401  (link_visit_hours, link_visit_sources)
-import db.links  # noqa: F401  (links, visits)
+import db.link_tables  # noqa: F401  (links, visits)
 import db.notes.sql  # noqa: F401  (notes, note_changes, note_sequence)
 import db.primes  # noqa: F401  (primes)
 import db.ratelimit  # noqa: F401  (rate_limits)

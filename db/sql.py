@@ -1,6 +1,6 @@
 """The SQL store's plumbing: engine, declarative base, sessions.
 
-Tables live in the modules of the parts that own them (``db/links.py``, ...);
+Tables live in the modules of the parts that own them (``db/link_tables.py``, ...);
 they all hang off :class:`Base`, and ``db.schema`` gathers them. SQLite's
 particulars (transactions that begin IMMEDIATE, the writers' queue, open
 statements closed at check-in) are in :mod:`db.sqlite`.

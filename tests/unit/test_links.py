@@ -14,7 +14,7 @@ from core.codes import code_for_id
 from core.codes import decode
 from core.codes import id_for_code
 from core.codes import is_reserved
-from db.links import Link
+from db.link_tables import Link
 from db.sql import Database
 from tests.support.live import wait_until
 from tests.support.problems import assert_problem

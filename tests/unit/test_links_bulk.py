@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from core.codes import code_for_id
 from core.codes import id_for_code
-from db.links import Link
+from db.link_tables import Link
 from db.sql import Database
 from tests.support.problems import assert_problem
 

@@ -14,9 +14,9 @@ from core import linkstats
 from core.codes import id_for_code
 from db.link_stats import VisitHour
 from db.link_stats import VisitSource
-from db.links import Link
+from db.link_tables import Link
+from db.link_tables import Visit
 from db.links import LinkStore
-from db.links import Visit
 from db.schema import alembic_config
 from db.schema import create_schema
 from db.sql import Database

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from db.errors import Conflict
 from db.errors import Gone
 from db.errors import NotFound
-from db.links import Link
+from db.link_tables import Link
+from db.link_tables import Visit
 from db.links import LinkStore
-from db.links import Visit
 from db.schema import create_schema
 from db.sql import Database
 

@@ -1,4 +1,4 @@
-"""Batched visits (db/links.py VisitRecorder): the bound, failures, the size cap."""
+"""Batched visits (db/visit_recorder.py): the bound, failures, the size cap."""
 
 import time
 
@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 
 from db.errors import Unavailable
-from db.links import Link
+from db.link_tables import Link
+from db.link_tables import Visit
 from db.links import LinkStore
-from db.links import Visit
 from db.schema import create_schema
 from db.sql import Database
 
