@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rethinkdb.errors import ReqlError
+
 from core.settings import Settings
 from db.backup import BackupError
 from db.backup import Outcome
@@ -67,6 +69,9 @@ def _report(command: str, action) -> int:
         outcome = action()
     except (BackupError, ValueError) as ex:  # ValueError: a malformed URL setting
         print(f"{command}: {ex}", file=sys.stderr)
+        return 1
+    except ReqlError as ex:  # the server's refusal: no permission, no quorum
+        print(f"{command}: RethinkDB: {str(ex).splitlines()[0]}", file=sys.stderr)
         return 1
     for line in outcome.lines:
         print(line)

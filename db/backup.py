@@ -42,6 +42,7 @@ from db.rethink import Connector
 from db.rethink import RethinkTarget
 from db.rethink import close_quietly
 from db.rethink import parse_url
+from db.sql import make_engine
 
 
 class BackupError(Exception):
@@ -99,6 +100,9 @@ def _new_file(path: Path) -> Iterator[Path]:
     os.close(descriptor)
     try:
         yield Path(temporary)
+        # Backups hold the API keys' hashes and the notes: the owner's only
+        # (a tool may have made the file anew, with the umask's mode).
+        os.chmod(temporary, 0o600)
         os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -242,10 +246,8 @@ def pg_tool(name: str) -> str:
     The newest major: it reads archives of, and dumps, every older server.
     """
     found = sorted(
-        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-        key=lambda path: (
-            int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0
-        ),
+        glob.glob(f"/usr/lib/postgresql/[0-9]*/bin/{name}"),
+        key=lambda path: int(Path(path).parent.parent.name),
     )
     if found:
         return found[-1]
@@ -262,11 +264,19 @@ def _libpq(url: sa.URL) -> Tuple[List[str], Dict[str, str]]:
     """Arguments and environment naming the database of ``url`` for libpq tools.
 
     The password goes in the environment only: arguments are visible to
-    every user of the machine (``ps``).
+    every user of the machine (``ps``). Without one in the URL, libpq's
+    own ``PGPASSWORD`` or ``~/.pgpass`` apply, as for the server.
     """
-    plain = url.set(drivername="postgresql", password=None)
+    # Made anew: URL.set ignores None, so it cannot take a password away.
+    plain = sa.engine.URL.create(
+        "postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
     env = dict(os.environ)
-    env.pop("PGPASSWORD", None)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     return [f"--dbname={plain.render_as_string(hide_password=False)}"], env
@@ -322,8 +332,6 @@ def _describe_pg(url: sa.URL) -> str:
 
 def _pg_rows(url: sa.URL, schema: Optional[str]) -> Dict[str, int]:
     """The tables of the restore target that hold rows, with their counts."""
-    from db.sql import make_engine  # the driver that works under this interpreter
-
     engine = make_engine(url.render_as_string(hide_password=False))
     schemas = sa.text(
         "SELECT table_schema, table_name FROM information_schema.tables "
@@ -405,13 +413,8 @@ def _rethinkdb_options(target: RethinkTarget, timeout: float) -> Iterator[List[s
     The tools take one server: the first of the URL's that answers. The
     password is in a file of mode 0600 for the duration of the block.
     """
-    connector = Connector(target, timeout)
-    try:
-        conn = connector.connect()
-    except CONNECTION_ERRORS as ex:
-        raise BackupError(f"RethinkDB at {target.describe()}: {ex}") from None
-    host, port = conn.host, conn.port
-    close_quietly(conn)
+    with _connection(target, timeout) as conn:
+        host, port = conn.host, conn.port
     connect = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     options = ["--connect", connect, "--user", target.user, "--quiet"]
     if target.ca_file is not None:
@@ -426,18 +429,32 @@ def _rethinkdb_options(target: RethinkTarget, timeout: float) -> Iterator[List[s
         yield options
 
 
-def _rethinkdb_rows(
-    target: RethinkTarget, names: Sequence[str], timeout: float
-) -> Dict[str, int]:
-    """The notes tables in ``target`` that hold documents, with their counts."""
+@contextlib.contextmanager
+def _connection(target: RethinkTarget, timeout: float):
+    """A driver connection to the first server of ``target`` that answers."""
     try:
         conn = Connector(target, timeout).connect()
     except CONNECTION_ERRORS as ex:
         raise BackupError(f"RethinkDB at {target.describe()}: {ex}") from None
     try:
-        if target.db not in r.db_list().run(conn):
-            return {}
-        existing = set(r.db(target.db).table_list().run(conn))
+        yield conn
+    finally:
+        close_quietly(conn)
+
+
+def _rethinkdb_tables(conn, target: RethinkTarget) -> set:
+    """The tables of ``target``'s database (none when it does not exist)."""
+    if target.db not in r.db_list().run(conn):
+        return set()
+    return set(r.db(target.db).table_list().run(conn))
+
+
+def _rethinkdb_rows(
+    target: RethinkTarget, names: Sequence[str], timeout: float
+) -> Dict[str, int]:
+    """The notes tables in ``target`` that hold documents, with their counts."""
+    with _connection(target, timeout) as conn:
+        existing = _rethinkdb_tables(conn, target)
         counts = {}
         for name in names:
             if name in existing:
@@ -445,15 +462,14 @@ def _rethinkdb_rows(
                 if count:
                     counts[name] = count
         return counts
-    finally:
-        close_quietly(conn)
 
 
 def backup_rethinkdb(url: str, table: str, to: Path, timeout: float) -> Outcome:
     """Dump the notes tables of ``table`` in ``url``'s database into ``to``."""
     target = parse_url(url)
     names = RethinkNotesStore.table_names_for(table)
-    present = _rethinkdb_tables(target, timeout)
+    with _connection(target, timeout) as conn:
+        present = _rethinkdb_tables(conn, target)
     missing = [name for name in names if name not in present]
     if missing:
         raise BackupError(
@@ -475,19 +491,6 @@ def backup_rethinkdb(url: str, table: str, to: Path, timeout: float) -> Outcome:
             f"{target.describe()} to {to} ({_size(to)})",
         )
     )
-
-
-def _rethinkdb_tables(target: RethinkTarget, timeout: float) -> set:
-    try:
-        conn = Connector(target, timeout).connect()
-    except CONNECTION_ERRORS as ex:
-        raise BackupError(f"RethinkDB at {target.describe()}: {ex}") from None
-    try:
-        if target.db not in r.db_list().run(conn):
-            return set()
-        return set(r.db(target.db).table_list().run(conn))
-    finally:
-        close_quietly(conn)
 
 
 def _archived_tables(source: Path) -> Tuple[str, str, List[str]]:
@@ -599,16 +602,11 @@ def restore_rethinkdb(
 
 
 def _drop_tables(target: RethinkTarget, names: Sequence[str], timeout: float) -> None:
-    conn = Connector(target, timeout).connect()
-    try:
-        if target.db not in r.db_list().run(conn):
-            return
-        existing = set(r.db(target.db).table_list().run(conn))
+    with _connection(target, timeout) as conn:
+        existing = _rethinkdb_tables(conn, target)
         for name in names:
             if name in existing:
                 r.db(target.db).table_drop(name).run(conn)
-    finally:
-        close_quietly(conn)
 
 
 def _advance_counter(
@@ -616,8 +614,7 @@ def _advance_counter(
 ) -> int:
     """Set the counter to the highest number in use; returns it."""
     notes, changes, counter = (r.db(target.db).table(name) for name in names)
-    conn = Connector(target, timeout).connect()
-    try:
+    with _connection(target, timeout) as conn:
         highest = r.expr(
             [
                 notes["seq"].max().default(0),
@@ -629,10 +626,7 @@ def _advance_counter(
             {"id": COUNTER_ID, "value": highest, "taken_at": r.now()},
             conflict="update",
             durability="hard",
-            return_changes=True,
         ).run(conn)
         if result["errors"]:
             raise BackupError(f"setting the counter failed: {result['first_error']}")
         return counter.get(COUNTER_ID)["value"].run(conn)
-    finally:
-        close_quietly(conn)
