@@ -10,6 +10,7 @@ from typing import Optional
 
 from rethinkdb.errors import ReqlError
 
+from api import backup
 from api import keys
 from api import salary_import
 from api import zmq_keys
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     salary_import.add_command(commands)
     keys.add_command(commands)
+    backup.add_command(commands)
     zmq_keys.add_command(commands)
     return parser
 
