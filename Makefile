@@ -23,16 +23,18 @@ KEY_FILE ?= var/api-key
 .PHONY: serve test lint bench bench-venv wrk interpreter clean revision check-migrations \
 	node postman newman clients chromium lock image image-test
 
+# Its commands are not echoed: under LOG_FORMAT=json every line it prints is
+# a JSON object (README, Logs).
 serve: $(STAMP)
-	$(BIN)/python -m api init-db
-	$(BIN)/python -m api import-salaries --if-empty
+	@$(BIN)/python -m api init-db
+	@$(BIN)/python -m api import-salaries --if-empty
 	@# A development admin key, made on the first start and kept in $(KEY_FILE).
 	@$(BIN)/python -m api keys dev --file $(KEY_FILE)
 	@# supervisord runs every process in supervisord.conf and starts again
 	@# the ones that exit; Ctrl-C stops all. One collatz worker per core.
 	@mkdir -p var
-	SERVE_PYTHON="$(abspath $(BIN))/python" SERVE_DIR="$(abspath var)" \
-	  COLLATZ_WORKERS="$$(nproc)" exec $(BIN)/supervisord -c supervisord.conf
+	@SERVE_PYTHON="$(abspath $(BIN))/python" SERVE_DIR="$(abspath var)" \
+	  COLLATZ_WORKERS="$$(nproc)" exec $(BIN)/python -m api supervise
 
 test: $(STAMP)
 	@# wrk drives the bench harness's smoke test (skipped, with a reason, without it).

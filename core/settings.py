@@ -66,7 +66,8 @@ class Settings:
     log_format: str = _env_field(
         "LOG_FORMAT",
         "",
-        "text or json (one JSON object per line); empty: text",
+        "text, json (one JSON object per line) or auto (text on a terminal, "
+        "JSON otherwise); empty: text",
     )
     metrics_dir: str = _env_field(
         "PROMETHEUS_MULTIPROC_DIR",
