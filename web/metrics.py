@@ -24,6 +24,9 @@ from prometheus_client import Histogram
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
+from core.metrics import BuildInfo
+from core.metrics import Processes
+
 #: Route label of a request no route matched (Falcon's 404).
 UNROUTED = "(none)"
 #: Label combinations a worker keeps at hand (more are counted all the same).
@@ -121,8 +124,11 @@ def exposition(extra: Iterable[Collector] = (), multiprocess_dir: str = "") -> b
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir:
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+        # process_* of every gunicorn process, not of the one worker answering.
+        registry.register(Processes())
     else:
-        registry.register(_Own())
+        registry.register(_Own())  # its process_* are this process's
+    registry.register(BuildInfo())
     for collector in extra:
         registry.register(collector)
     return prometheus_client.generate_latest(registry)
