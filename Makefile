@@ -21,7 +21,7 @@ BENCH_ARGS ?=
 KEY_FILE ?= var/api-key
 
 .PHONY: serve test lint bench bench-venv wrk interpreter clean revision check-migrations \
-	node postman newman clients chromium lock image image-test
+	node postman newman clients chromium promtool lock image image-test
 
 # Its commands are not echoed: under LOG_FORMAT=json every line it prints is
 # a JSON object (README, Logs).
@@ -39,6 +39,8 @@ serve: $(STAMP)
 test: $(STAMP)
 	@# wrk drives the bench harness's smoke test (skipped, with a reason, without it).
 	@$(MAKE) --no-print-directory wrk || echo "wrk is missing: the bench smoke test will be skipped"
+	@# promtool (Debian's prometheus) checks the shipped alert rules.
+	@$(MAKE) --no-print-directory promtool || echo "promtool is missing: the alert rules check will be skipped"
 	@# Debian's chromium and chromedriver drive the live page's browser test.
 	@$(MAKE) --no-print-directory chromium || echo "chromium is missing: the live page test will be skipped"
 	@# The client packages' tests: the generator lives in the CPython
@@ -154,6 +156,18 @@ wrk:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 	  else \
 	    echo "wrk is missing. Run: sudo apt-get install -y wrk" >&2; exit 1; \
+	  fi; }
+
+# promtool (Debian package prometheus) for the alert rules' test: installed
+# when missing and running as root; otherwise the exact command is printed.
+# Under systemd the package also starts a Prometheus server on port 9090;
+# `systemctl disable --now prometheus` stops it.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else \
+	    echo "promtool is missing. Run: sudo apt-get install -y --no-install-recommends prometheus" >&2; exit 1; \
 	  fi; }
 
 # chromium and chromedriver (Debian packages) for the live page's browser test:
