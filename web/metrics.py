@@ -53,8 +53,16 @@ IN_FLIGHT = Gauge(
 )
 STORE_ERRORS = Counter(
     "store_errors_total",
-    "Requests answered 503 because a store or backend was unavailable, by route.",
-    ["route"],
+    "Requests answered 503 because a store or backend was unavailable, by "
+    "route and backend (sql, rethinkdb, collatz).",
+    ["route", "backend"],
+)
+#: The backend of an unavailable store, by the module that raised the error.
+BACKENDS = (
+    ("db.rethink", "rethinkdb"),
+    ("db.notes.rethink", "rethinkdb"),
+    ("workers.collatz", "collatz"),
+    ("db", "sql"),
 )
 
 
@@ -101,9 +109,28 @@ class Metrics:
         latency.observe(time.perf_counter() - started)
 
 
-def count_store_error(req: falcon.Request) -> None:
+def backend_of(error: BaseException) -> str:
+    """The backend an Unavailable came from: sql, rethinkdb, collatz or other.
+
+    Read from the module of the frame that raised it, the innermost one of
+    its traceback: the stores raise it themselves (db.sql, db.notes.rethink,
+    workers.collatz.client, ...).
+    """
+    frame = error.__traceback__
+    if frame is None:
+        return "other"
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "")
+    for package, backend in BACKENDS:
+        if module == package or module.startswith(package + "."):
+            return backend
+    return "other"
+
+
+def count_store_error(req: falcon.Request, error: BaseException) -> None:
     """Count a 503 caused by an unavailable store (called by web.errors)."""
-    STORE_ERRORS.labels(route_of(req)).inc()
+    STORE_ERRORS.labels(route_of(req), backend_of(error)).inc()
 
 
 class _Own(Collector):
