@@ -22,22 +22,26 @@ BENCH_ARGS ?=
 KEY_FILE ?= var/api-key
 
 .PHONY: serve test lint docs bench bench-venv wrk interpreter clean revision check-migrations \
-	node postman newman clients chromium lock image image-test
+	node postman newman clients chromium promtool lock image image-test
 
+# Its commands are not echoed: under LOG_FORMAT=json every line it prints is
+# a JSON object (docs/operations/logs.md).
 serve: $(STAMP)
-	$(BIN)/python -m api init-db
-	$(BIN)/python -m api import-salaries --if-empty
+	@$(BIN)/python -m api init-db
+	@$(BIN)/python -m api import-salaries --if-empty
 	@# A development admin key, made on the first start and kept in $(KEY_FILE).
 	@$(BIN)/python -m api keys dev --file $(KEY_FILE)
 	@# supervisord runs every process in supervisord.conf and starts again
 	@# the ones that exit; Ctrl-C stops all. One collatz worker per core.
 	@mkdir -p var
-	SERVE_PYTHON="$(abspath $(BIN))/python" SERVE_DIR="$(abspath var)" \
-	  COLLATZ_WORKERS="$$(nproc)" exec $(BIN)/supervisord -c supervisord.conf
+	@SERVE_PYTHON="$(abspath $(BIN))/python" SERVE_DIR="$(abspath var)" \
+	  COLLATZ_WORKERS="$$(nproc)" exec $(BIN)/python -m api supervise
 
 test: $(STAMP)
 	@# wrk drives the bench harness's smoke test (skipped, with a reason, without it).
 	@$(MAKE) --no-print-directory wrk || echo "wrk is missing: the bench smoke test will be skipped"
+	@# promtool (Debian's prometheus) checks the shipped alert rules.
+	@$(MAKE) --no-print-directory promtool || echo "promtool is missing: the alert rules check will be skipped"
 	@# Debian's chromium and chromedriver drive the live page's browser test.
 	@$(MAKE) --no-print-directory chromium || echo "chromium is missing: the live page test will be skipped"
 	@# The client packages' tests: the generator lives in the CPython
@@ -161,6 +165,18 @@ wrk:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 	  else \
 	    echo "wrk is missing. Run: sudo apt-get install -y wrk" >&2; exit 1; \
+	  fi; }
+
+# promtool (Debian package prometheus) for the alert rules' test: installed
+# when missing and running as root; otherwise the exact command is printed.
+# Under systemd the package also starts a Prometheus server on port 9090;
+# `systemctl disable --now prometheus` stops it.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else \
+	    echo "promtool is missing. Run: sudo apt-get install -y --no-install-recommends prometheus" >&2; exit 1; \
 	  fi; }
 
 # chromium and chromedriver (Debian packages) for the live page's browser test:

@@ -19,7 +19,8 @@ _settings = Settings.from_env()
 _metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="api-metrics-")
 _own_metrics_dir = not _settings.metrics_dir
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
-# Made now: the access logger (loaded before on_starting) imports the metrics.
+# Made now: the logger class imports web.metrics, whose gauge opens its file
+# there, before on_starting runs.
 os.makedirs(_metrics_dir, exist_ok=True)
 # Imported here, once: child_exit runs in the master's SIGCHLD handler, and an
 # import there is re-entered when a second worker exits during it.

@@ -13,6 +13,7 @@ from rethinkdb.errors import ReqlError
 from api import backup
 from api import keys
 from api import salary_import
+from api import supervise
 from api import zmq_keys
 from core.logs import configure_logging
 from core.settings import Settings
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     salary_import.add_command(commands)
     keys.add_command(commands)
     backup.add_command(commands)
+    supervise.add_command(commands)
     zmq_keys.add_command(commands)
     return parser
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from core.addresses import is_loopback
 from core.apikeys import ADMIN
 from core.apikeys import well_formed
+from core.logs import say
+from core.logs import wants_json
 from core.settings import Settings
 from db.errors import Conflict
 from db.errors import NotFound
@@ -92,7 +94,7 @@ def dev_key(settings: Settings, args: argparse.Namespace) -> int:
         if path.exists():
             secret = path.read_text().strip()
             if well_formed(secret) and store.find(secret) is not None:
-                print(f"API key (admin, in {path}): {secret}")
+                _show_dev_key(f"API key (admin, in {path})", secret, settings)
                 return 0
         taken = {key.name for key in store.list()}
         name = next(
@@ -106,9 +108,19 @@ def dev_key(settings: Settings, args: argparse.Namespace) -> int:
     with os.fdopen(descriptor, "w") as file:
         file.write(secret + "\n")
     os.chmod(path, 0o600)
-    print(f"made a development API key {name!r} (admin), kept in {path}:")
-    print(secret)
+    _show_dev_key(
+        f"made a development API key {name!r} (admin), kept in {path}", secret, settings
+    )
     return 0
+
+
+def _show_dev_key(message: str, secret: str, settings: Settings) -> None:
+    """The key for the developer at the terminal; a JSON log line never holds it."""
+    if wants_json(settings.log_format, sys.stdout):
+        say(message, settings.log_format)
+    else:
+        print(f"{message}:")
+        print(secret)
 
 
 def _when(moment) -> str:

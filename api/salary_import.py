@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tqdm
 
+from core.logs import say
 from core.settings import Settings
 from db.errors import Unavailable
 from db.salaries.csvfile import NotASalaryFile
@@ -34,9 +35,12 @@ def import_salaries(settings: Settings, args: argparse.Namespace) -> int:
         if args.if_empty:
             loaded = store.count()
             if loaded:
-                print(f"salaries already loaded ({loaded} employees); nothing to do")
+                say(
+                    f"salaries already loaded ({loaded} employees); nothing to do",
+                    settings.log_format,
+                )
                 return 0
-        return _load(store, Path(args.csv))
+        return _load(store, Path(args.csv), settings.log_format)
     except Unavailable as ex:
         print(f"import-salaries: {ex.detail}", file=sys.stderr)
         return 1
@@ -61,7 +65,7 @@ def add_command(commands) -> None:
     command.set_defaults(run=import_salaries)
 
 
-def _load(store: SalaryStore, path: Path) -> int:
+def _load(store: SalaryStore, path: Path, log_format: str = "text") -> int:
     try:
         data = path.read_bytes()
     except OSError as ex:
@@ -88,15 +92,17 @@ def _load(store: SalaryStore, path: Path) -> int:
             skipped=report.blank + report.malformed,
             on_progress=bar.update,
         )
-    print(
+    say(
         f"loaded {len(report.rows)} employees in {departments} departments "
         f"from {path.name}; skipped {report.blank} blank and "
-        f"{report.malformed} malformed rows"
+        f"{report.malformed} malformed rows",
+        log_format,
     )
     for problem in report.problems:
-        print(f"  skipped {problem}")
+        say(f"  skipped {problem}", log_format)
     if report.malformed > len(report.problems):
-        print(
-            f"  ... and {report.malformed - len(report.problems)} more malformed rows"
+        say(
+            f"  ... and {report.malformed - len(report.problems)} more malformed rows",
+            log_format,
         )
     return 0

@@ -87,6 +87,19 @@ def wants_json(log_format: str, stream=None) -> bool:
     return log_format == "json"
 
 
+def say(message: str, log_format: str = "text", stream=None) -> None:
+    """A command's line for a person: as it is, or one JSON record under JSON logs.
+
+    So that every line ``make serve`` prints under ``LOG_FORMAT=json`` is JSON,
+    its own steps (import-salaries, keys dev) included.
+    """
+    stream = sys.stdout if stream is None else stream
+    if wants_json(log_format, stream):
+        record = logging.LogRecord("api.cli", logging.INFO, "", 0, message, (), None)
+        message = JsonFormatter().format(record)
+    print(message, file=stream)
+
+
 def make_formatter(log_format: str = "text") -> logging.Formatter:
     """The formatter ``LOG_FORMAT`` names."""
     return JsonFormatter() if wants_json(log_format) else logging.Formatter(FORMAT)

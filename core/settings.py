@@ -66,8 +66,8 @@ class Settings:
     log_format: str = _env_field(
         "LOG_FORMAT",
         "",
-        "text, json (one JSON object per line) or auto (json when the output is "
-        "no terminal); empty: text",
+        "text, json (one JSON object per line) or auto (text on a terminal, "
+        "JSON otherwise); empty: text",
     )
     metrics_dir: str = _env_field(
         "PROMETHEUS_MULTIPROC_DIR",

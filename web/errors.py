@@ -127,7 +127,7 @@ def _domain_error(req, resp, ex, params):
             f" ({type(cause).__name__}: {cause})" if cause else "",
             exc_info=(type(cause), cause, cause.__traceback__) if cause else None,
         )
-        metrics.count_store_error(req)
+        metrics.count_store_error(req, ex)
     else:
         log.debug("domain error %s: %s", status, ex.detail)
     raise Problem(status, ex.detail, **ex.extra)

@@ -24,6 +24,9 @@ from prometheus_client import Histogram
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
+from core.metrics import BuildInfo
+from core.metrics import Processes
+
 #: Route label of a request no route matched (Falcon's 404).
 UNROUTED = "(none)"
 #: Label combinations a worker keeps at hand (more are counted all the same).
@@ -50,8 +53,16 @@ IN_FLIGHT = Gauge(
 )
 STORE_ERRORS = Counter(
     "store_errors_total",
-    "Requests answered 503 because a store or backend was unavailable, by route.",
-    ["route"],
+    "Requests answered 503 because a store or backend was unavailable, by "
+    "route and backend (sql, rethinkdb, collatz).",
+    ["route", "backend"],
+)
+#: The backend of an unavailable store, by the module that raised the error.
+BACKENDS = (
+    ("db.rethink", "rethinkdb"),
+    ("db.notes.rethink", "rethinkdb"),
+    ("gateways.collatz", "collatz"),
+    ("db", "sql"),
 )
 
 
@@ -98,9 +109,28 @@ class Metrics:
         latency.observe(time.perf_counter() - started)
 
 
-def count_store_error(req: falcon.Request) -> None:
+def backend_of(error: BaseException) -> str:
+    """The backend an Unavailable came from: sql, rethinkdb, collatz or other.
+
+    Read from the module of the frame that raised it, the innermost one of
+    its traceback: the stores raise it themselves (db.sql, db.notes.rethink,
+    gateways.collatz, ...).
+    """
+    frame = error.__traceback__
+    if frame is None:
+        return "other"
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "")
+    for package, backend in BACKENDS:
+        if module == package or module.startswith(package + "."):
+            return backend
+    return "other"
+
+
+def count_store_error(req: falcon.Request, error: BaseException) -> None:
     """Count a 503 caused by an unavailable store (called by web.errors)."""
-    STORE_ERRORS.labels(route_of(req)).inc()
+    STORE_ERRORS.labels(route_of(req), backend_of(error)).inc()
 
 
 class _Own(Collector):
@@ -121,8 +151,11 @@ def exposition(extra: Iterable[Collector] = (), multiprocess_dir: str = "") -> b
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir:
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+        # process_* of every gunicorn process, not of the one worker answering.
+        registry.register(Processes())
     else:
-        registry.register(_Own())
+        registry.register(_Own())  # its process_* are this process's
+    registry.register(BuildInfo())
     for collector in extra:
         registry.register(collector)
     return prometheus_client.generate_latest(registry)

@@ -1,9 +1,16 @@
 """End to end: /metrics adds up the counts of several gunicorn workers under load."""
 
+import os
+import platform
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+from core.metrics import children
+from core.version import __version__
+from tests.support.live import wait_until
 
 HEALTH, NOTES, MISSING = 240, 30, 60
 
@@ -68,3 +75,44 @@ def test_counts_add_up_across_workers(live_server, tmp_path):
     # Several workers counted: each writes files of its own (named by pid).
     writers = {path.name for path in metrics_dir.glob("counter_*.db")}
     assert len(writers) >= 2, writers
+
+
+def test_process_metrics_of_every_gunicorn_process(live_server, tmp_path):
+    server = live_server(
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}, workers=3
+    )
+    master = server.proc.pid  # python -m api serve execs gunicorn
+
+    def pids(samples, name):
+        return {int(dict(key)["pid"]) for (n, key) in samples if n == name}
+
+    workers = set(children(master))
+    assert len(workers) == 3
+    samples = scrape(server.url)
+    for name in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_start_time_seconds",
+        "process_open_fds",
+    ):
+        assert pids(samples, name) == {master, *workers}, name
+    for pid in workers:
+        assert samples[("process_resident_memory_bytes", (("pid", str(pid)),))] > 0
+
+    # A worker killed: gunicorn starts another, and the scrape follows.
+    gone = sorted(workers)[0]
+    os.kill(gone, signal.SIGKILL)
+    wait_until(
+        lambda: len(set(children(master)) - workers) == 1, 30, what="a new worker"
+    )
+    now = pids(scrape(server.url), "process_resident_memory_bytes")
+    assert gone not in now
+    assert now == {master, *children(master)}
+
+    (info,) = [key for (name, key) in samples if name == "api_build_info"]
+    assert dict(info) == {
+        "version": __version__,
+        "python_implementation": platform.python_implementation(),
+        "python_version": platform.python_version(),
+    }
+    assert samples[("api_build_info", info)] == 1

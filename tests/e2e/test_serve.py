@@ -5,6 +5,7 @@ this interpreter, on free ports); the test kills the push worker and the
 webhook runner with SIGKILL while the API keeps answering.
 """
 
+import json
 import os
 import re
 import signal
@@ -21,6 +22,13 @@ from tests.support.live import wait_until
 
 def _spawned(log: str, name: str) -> list:
     return [int(pid) for pid in re.findall(rf"spawned: '{name}' with pid (\d+)", log)]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -60,22 +68,15 @@ def test_a_crashed_process_restarts_and_ctrl_c_stops_all(tmp_path, database_url)
     supervisor.start()
     try:
         api = f"http://127.0.0.1:{port}"
-
-        def answers(url):
-            try:
-                return requests.get(url, timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(lambda: answers(api + "/health"), 90, what="the API")
-        wait_until(lambda: answers(f"http://{sse}/health"), 90, what="push worker")
+        wait_until(lambda: _answers(api + "/health"), 90, what="the API")
+        wait_until(lambda: _answers(f"http://{sse}/health"), 90, what="push worker")
         wait_until(lambda: _spawned(supervisor.log(), "webhooks"), 30, what="runner")
         names = ("web", "collatz-broker", "collatz-worker-0", "webhooks", "push")
         first = {name: _spawned(supervisor.log(), name)[0] for name in names}
 
         for name in ("push", "webhooks"):
             os.kill(first[name], signal.SIGKILL)
-        assert answers(api + "/health")  # the API is not touched
+        assert _answers(api + "/health")  # the API is not touched
         wait_until(
             lambda: (
                 len(_spawned(supervisor.log(), "push")) == 2
@@ -84,12 +85,12 @@ def test_a_crashed_process_restarts_and_ctrl_c_stops_all(tmp_path, database_url)
             60,
             what="the killed processes started again",
         )
-        wait_until(lambda: answers(f"http://{sse}/health"), 60, what="push again")
+        wait_until(lambda: _answers(f"http://{sse}/health"), 60, what="push again")
         log = supervisor.log()
         assert "exited: push (terminated by SIGKILL; not expected)" in log
         assert "exited: webhooks (terminated by SIGKILL; not expected)" in log
         assert _spawned(log, "web") == [first["web"]]  # never restarted
-        assert answers(api + "/health")
+        assert _answers(api + "/health")
 
         supervisor.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert supervisor.proc.wait(60) == 0
@@ -97,3 +98,76 @@ def test_a_crashed_process_restarts_and_ctrl_c_stops_all(tmp_path, database_url)
         wait_until(lambda: not any(_alive(pid) for pid in everyone), 10, what="exit")
     finally:
         supervisor.stop(signal.SIGTERM)
+
+
+def test_every_line_is_json_under_log_format_json(tmp_path, database_url):
+    """``make serve``'s steps and ``python -m api supervise``, as the Makefile runs
+    them: every line is a JSON object, supervisord's restarts included."""
+    sse = f"127.0.0.1:{free_port()}"
+    port = free_port()
+    env = child_env(
+        tmp_path,
+        {
+            "LOG_FORMAT": "json",
+            "SERVE_PYTHON": sys.executable,
+            "SERVE_DIR": str(tmp_path),
+            "COLLATZ_WORKERS": "1",
+            "PORT": str(port),
+            "WORKERS": "1",
+            "COLLATZ_FRONTEND": f"tcp://127.0.0.1:{free_port()}",
+            "COLLATZ_BACKEND": f"tcp://127.0.0.1:{free_port()}",
+            "PUSH_PUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
+            "PUSH_SSE_BIND": sse,
+        },
+    )
+    salaries = tmp_path / "salaries.csv"
+    salaries.write_text(
+        "Name,Position Title,Department,Employee Annual Salary\n"
+        '"AARON,  ELVIA J",WATER RATE TAKER,WATER MGMNT,$88968.00\n'
+    )
+    log_path = tmp_path / "serve.log"
+    for step in (
+        ["init-db"],
+        ["import-salaries", str(salaries), "--if-empty"],
+        ["keys", "dev", "--file", str(tmp_path / "api-key")],
+    ):
+        done = Process([sys.executable, "-m", "api", *step], env, log_path)
+        done.start()
+        assert done.proc.wait(60) == 0, done.log()
+        done.stop()
+    supervisor = Process([sys.executable, "-m", "api", "supervise"], env, log_path)
+    supervisor.start()
+    try:
+
+        def pushes():
+            return _spawned(supervisor.log(), "push")
+
+        wait_until(lambda: _answers(f"http://{sse}/health"), 90, what="push worker")
+        os.kill(pushes()[0], signal.SIGKILL)
+        wait_until(lambda: len(pushes()) == 2, 60, what="push started again")
+        wait_until(lambda: _answers(f"http://{sse}/health"), 60, what="push again")
+        supervisor.proc.send_signal(signal.SIGINT)
+        assert supervisor.proc.wait(60) == 0
+    finally:
+        supervisor.stop(signal.SIGTERM)
+
+    lines = supervisor.log().splitlines()
+    records = [json.loads(line) for line in lines]  # each line, or it fails here
+    secret = (tmp_path / "api-key").read_text().strip()
+    assert secret not in supervisor.log()
+    by_logger = {record["logger"] for record in records}
+    assert {"supervisord", "api.cli", "gunicorn.error", "workers.push"} <= by_logger
+    assert any(r["message"].startswith("loaded 1 employees") for r in records)
+    exits = [
+        r
+        for r in records
+        if r["logger"] == "supervisord" and r["message"].startswith("exited: push")
+    ]
+    assert exits == [
+        {
+            **exits[0],
+            "level": "warning",
+            "program": "push",
+            "message": "exited: push (terminated by SIGKILL; not expected)",
+        }
+    ]

@@ -52,6 +52,7 @@ def run(monkeypatch, capsys):
             monkeypatch.delenv("RETHINKDB_URL", raising=False)
         else:
             monkeypatch.setenv("RETHINKDB_URL", rethinkdb_url)
+        capsys.readouterr()  # earlier output (a fixture's migrations) is not the CLI's
         status = main(list(args))
         out, err = capsys.readouterr()
         return status, out, err

@@ -60,7 +60,10 @@ def test_series_past_the_kept_ones_are_counted_all_the_same(client, monkeypatch)
 
 def test_unavailable_backends_count_as_store_errors_and_show_as_down(make_client):
     client = make_client(collatz_timeout=0.2, collatz_frontend="tcp://127.0.0.1:9")
-    store_errors = ("store_errors_total", (("route", "/collatz"),))
+    store_errors = (
+        "store_errors_total",
+        (("backend", "collatz"), ("route", "/collatz")),
+    )
     before = scrape(client).get(store_errors, 0)
     assert_problem(client.simulate_get("/collatz", params={"n": 10}), 503)
     after = scrape(client)

@@ -230,6 +230,8 @@ def test_api_answers_503_problem_and_ready_names_notes(make_client, closed_port_
         assert result.status_code == 503
         assert result.headers["content-type"] == "application/problem+json"
         assert result.json["detail"] == "notes store unavailable"
+    metrics = client.simulate_get("/metrics").text
+    assert 'store_errors_total{backend="rethinkdb",route="/notes"} 2.0' in metrics
     ready = client.simulate_get("/ready")
     assert ready.status_code == 503
     assert ready.json["backends"]["sql"] == "ok"

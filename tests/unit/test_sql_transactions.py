@@ -13,6 +13,7 @@ from db.errors import Unavailable
 from db.sql import Database
 from db.sql import Query
 from db.sqlite import WriterQueue
+from web.metrics import backend_of
 
 
 @pytest.fixture
@@ -241,6 +242,7 @@ def test_a_query_on_a_database_that_cannot_open_is_unavailable(tmp_path):
     (tmp_path / "a-file").write_text("")  # where the folder should be
     database = Database(f"sqlite:///{tmp_path / 'a-file' / 'x.db'}")
     query = Query(sa.select(sa.literal(1).label("one")))
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable) as caught:
         database.fetch_one(query, {})
     database.dispose()
+    assert backend_of(caught.value) == "sql"  # its label in store_errors_total

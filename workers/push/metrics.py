@@ -2,7 +2,8 @@
 
 One process, so a registry of its own (not gunicorn's multiprocess folder):
 events read from the change stream, SSE clients connected, webhook delivery
-outcomes, and at scrape time where the stream and the worker stand.
+outcomes, at scrape time where the stream and the worker stand, and the
+process's own ``process_*`` and ``api_build_info``.
 """
 
 from typing import Any
@@ -13,11 +14,17 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
 from prometheus_client import Gauge
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core.metrics import BuildInfo
+
 REGISTRY = CollectorRegistry(auto_describe=False)
+# One process: prometheus_client's own process_* collector fits.
+ProcessCollector(registry=REGISTRY)
+REGISTRY.register(BuildInfo())
 
 EVENTS = Counter(
     "push_events_total",
