@@ -37,30 +37,10 @@ SIZES = {
 TURNS = {True: (3, 2), False: (7, 5)}
 
 
-def _key(stack: Stack) -> str:
-    """A new ``read`` key in the stack's database (``python -m api keys``)."""
+def _last_line(stack: Stack, *args: str) -> str:
+    """The last line ``python ARGS`` prints, run in the stack's environment."""
     out = subprocess.run(
-        [stack.python, "-m", "api", "keys", "create", "--name", "bench"]
-        + ["--scopes", "read"],
-        cwd=ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    return out.strip().splitlines()[-1].split()[-1]
-
-
-def _note(stack: Stack) -> str:
-    """A note made in the stack's database through the store (keys aside)."""
-    program = (
-        "from core.settings import Settings; from db.stores import open_stores;"
-        "s = open_stores(Settings.from_env()); "
-        "print(s.notes.create('bench', 'a note to read').id); s.close()"
-    )
-    out = subprocess.run(
-        [stack.python, "-c", program],
+        [stack.python, *args],
         cwd=ROOT,
         env=stack.env,
         capture_output=True,
@@ -69,6 +49,25 @@ def _note(stack: Stack) -> str:
         check=True,
     ).stdout
     return out.strip().splitlines()[-1]
+
+
+def _key(stack: Stack) -> str:
+    """A new ``read`` key in the stack's database (``python -m api keys``)."""
+    created = _last_line(
+        stack, "-m", "api", "keys", "create", "--name", "bench", "--scopes", "read"
+    )
+    return created.split()[-1]
+
+
+def _note(stack: Stack) -> str:
+    """A note made in the stack's database through the store (keys aside)."""
+    return _last_line(
+        stack,
+        "-c",
+        "from core.settings import Settings; from db.stores import open_stores;"
+        "s = open_stores(Settings.from_env()); "
+        "print(s.notes.create('bench', 'a note to read').id); s.close()",
+    )
 
 
 def measure(python: str, quick: bool) -> dict:

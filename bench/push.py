@@ -57,10 +57,10 @@ import zmq
 
 from bench import load
 from bench.servers import Process
-from bench.servers import free_port
-from bench.servers import free_udp_port
 from bench.servers import get_json
 from bench.servers import wait_for
+from tests.support.net import free_port
+from tests.support.net import free_udp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHONS = (

@@ -50,7 +50,6 @@ from bench.push import implementation
 from bench.push import percentile_at
 from bench.push import ratio_of
 from bench.servers import Process
-from bench.servers import free_port
 from bench.servers import get_json
 from bench.servers import wait_for
 from core.settings import default_workers
@@ -61,6 +60,7 @@ from db.rethink import close_quietly
 from db.rethink import parse_url
 from db.schema import create_schema
 from db.sql import Database
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START = Path(

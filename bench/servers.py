@@ -8,7 +8,6 @@ on free ports, with its own SQLite database.
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,21 +17,10 @@ from typing import Optional
 
 import requests
 
+from tests.support.net import free_port
+from tests.support.net import free_udp_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def has_module(name: str) -> bool:

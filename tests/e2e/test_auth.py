@@ -5,8 +5,8 @@ import sys
 import time
 
 from tests.support.live import child_env
-from tests.support.live import free_port
 from tests.support.live import make_key
+from tests.support.net import free_port
 from tests.support.pinned import connections_to_every_worker
 from tests.support.pinned import worker_pids
 

@@ -16,8 +16,8 @@ import urllib.parse
 import requests
 
 from tests.support.clients import ONCE
-from tests.support.live import free_port
 from tests.support.live import make_key
+from tests.support.net import free_port
 
 pytestmark = ONCE
 

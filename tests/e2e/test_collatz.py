@@ -19,8 +19,8 @@ from gateways import curve
 from gateways.collatz import CollatzClient
 from tests.support.collatz_cluster import Cluster
 from tests.support.live import Process
-from tests.support.live import free_port
 from tests.support.live import wait_until
+from tests.support.net import free_port
 
 # A request that keeps a worker busy for a while under this interpreter, and
 # its answer (the 3 * 10**6 one is checked in tests/unit/test_collatz_maths.py;

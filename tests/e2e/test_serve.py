@@ -16,8 +16,8 @@ import requests
 
 from tests.support.live import Process
 from tests.support.live import child_env
-from tests.support.live import free_port
 from tests.support.live import wait_until
+from tests.support.net import free_port
 
 
 def _spawned(log: str, name: str) -> list:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from bench.slow_clients import hold_slow_clients
 from tests.support.live import LiveServer
 
 SLOW_CLIENTS = 48
@@ -39,35 +40,9 @@ def _exchange(server, raw: bytes) -> tuple:
 
 def test_slow_and_stalled_clients_do_not_freeze_the_api(live_server):
     server = live_server(workers=2)
-    held = []
     stop = threading.Event()
-
-    def trickle(sock):
-        # A request line and headers, one byte every 0.2 s (slowloris).
-        for byte in (
-            b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 1000
-        ):
-            if stop.wait(0.2):
-                return
-            try:
-                sock.send(bytes([byte]))
-            except OSError:
-                return
-
-    threads = []
-    for n in range(SLOW_CLIENTS):
-        sock = _connect(server)
-        held.append(sock)
-        if n % 2:  # a body announced, 4 bytes of it sent: it held a sync worker
-            sock.sendall(
-                b"POST /notes HTTP/1.1\r\nHost: localhost\r\n"
-                b"Content-Type: application/json"
-                b'\r\nContent-Length: 100\r\n\r\n{"ti'
-            )
-        else:
-            thread = threading.Thread(target=trickle, args=(sock,), daemon=True)
-            thread.start()
-            threads.append(thread)
+    # Half send headers one byte every 0.2 s (slowloris), half stall a body.
+    held = hold_slow_clients(server.port, SLOW_CLIENTS, stop)
     try:
         time.sleep(1.0)  # every slow client is in a worker by now
         timings = []
@@ -82,8 +57,6 @@ def test_slow_and_stalled_clients_do_not_freeze_the_api(live_server):
         stop.set()
         for sock in held:
             sock.close()
-        for thread in threads:
-            thread.join(5)
     timings.sort()
     print(
         f"\n/health with {SLOW_CLIENTS} slow clients held: "

@@ -4,7 +4,6 @@ import dataclasses
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,22 +17,10 @@ from core.settings import Settings
 from db.keys import KeyStore
 from db.schema import create_schema
 from db.sql import Database
+from tests.support.net import free_port
+from tests.support.net import free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 #: The address settings of each test (by tmp_path), on free ports: its

@@ -25,8 +25,8 @@ from db.rethink import close_quietly
 from db.rethink import parse_url
 from tests.support.live import ROOT
 from tests.support.live import Process
-from tests.support.live import free_port
 from tests.support.live import wait_until
+from tests.support.net import free_port
 
 #: The script that starts a server: DATA_DIR DRIVER_PORT CLUSTER_PORT [JOIN...].
 START = Path(

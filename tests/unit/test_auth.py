@@ -21,7 +21,7 @@ from db.schema import create_schema
 from db.sql import Database
 from db.stores import open_stores
 from tests.support.contract import ContractClient
-from tests.support.live import free_port
+from tests.support.net import free_port
 from tests.support.problems import assert_problem
 
 PUBLIC = "public"

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.support.live import free_port
+from tests.support.net import free_port
 from tests.support.problems import assert_problem
 
 
