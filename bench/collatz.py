@@ -33,7 +33,7 @@ from typing import Optional
 
 import zmq
 
-from tests.support.net import free_port
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 C_SOURCE = Path(__file__).resolve().parent / "collatz.c"

@@ -56,11 +56,11 @@ import requests
 import zmq
 
 from bench import load
-from bench.servers import Process
 from bench.servers import get_json
-from bench.servers import wait_for
-from tests.support.net import free_port
-from tests.support.net import free_udp_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import free_udp_port
+from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHONS = (
@@ -91,36 +91,35 @@ class Stack:
             PUSH_SSE_BIND=self.sse_url[len("http://") :],
         )
         self.gunicorn = Process(
-            [python, "-m", "api", "serve"],
-            env,
-            ROOT,
-            folder / "gunicorn.log",
+            [python, "-m", "api", "serve"], env, folder / "gunicorn.log"
         )
-        self.worker = Process(
-            [python, "-m", "workers.push"], env, ROOT, folder / "push.log"
-        )
+        self.worker = Process([python, "-m", "workers.push"], env, folder / "push.log")
 
     def start(self) -> None:
         self.gunicorn.start()
-        wait_for(
+        wait_until(
             lambda: self.gunicorn.check() or get_json(self.api_url + "/health"),
             60,
-            "gunicorn",
+            what="gunicorn",
         )
         self.start_worker()
 
     def start_worker(self) -> None:
         self.worker.start()
-        wait_for(lambda: self.worker.check() or self.health(), 60, "push worker")
+        wait_until(
+            lambda: self.worker.check() or self.health(),
+            60,
+            what="push worker",
+        )
 
     def health(self) -> Optional[dict]:
         return get_json(self.sse_url + "/health")
 
     def wait_subscribed(self) -> None:
-        wait_for(
+        wait_until(
             lambda: "note." in (self.health() or {}).get("pub_topics", ()),
             30,
-            "the SUB subscription",
+            what="the SUB subscription",
         )
 
     def stop(self) -> None:
@@ -185,7 +184,11 @@ def measure_latency(stack: Stack, receiver: Receiver, count: int, warmup: int) -
         for i in range(warmup + count):
             note_id = _post(session, url, f"latency {i}")
             returned = time.perf_counter()
-            wait_for(lambda n=note_id: n in receiver.arrivals, 30, "an event")
+            wait_until(
+                lambda n=note_id: n in receiver.arrivals,
+                30,
+                what="an event",
+            )
             if i >= warmup:
                 latencies.append(max(0.0, receiver.arrivals[note_id] - returned))
     ms = [value * 1000 for value in latencies]
@@ -222,10 +225,10 @@ def measure_live(
         thread.start()
     for thread in threads:
         thread.join()
-    wait_for(
+    wait_until(
         lambda: all(note_id in receiver.arrivals for note_id in made),
         60,
-        "every live event",
+        what="every live event",
     )
     last = max(receiver.arrivals[note_id] for note_id in made)
     return {
@@ -248,10 +251,10 @@ def measure_catch_up(stack: Stack, receiver: Receiver, count: int) -> dict:
     database.dispose()
     before = len(receiver.times)
     stack.start_worker()  # waits for the SUB client to reconnect, then sends
-    wait_for(
+    wait_until(
         lambda: all(note_id in receiver.arrivals for note_id in made),
         120,
-        "the backlog",
+        what="the backlog",
     )
     times = receiver.times[before:]
     first, last = times[0], max(receiver.arrivals[note_id] for note_id in made)

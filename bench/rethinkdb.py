@@ -49,9 +49,7 @@ from bench.push import default_pythons
 from bench.push import implementation
 from bench.push import percentile_at
 from bench.push import ratio_of
-from bench.servers import Process
 from bench.servers import get_json
-from bench.servers import wait_for
 from core.settings import default_workers
 from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
@@ -60,7 +58,9 @@ from db.rethink import close_quietly
 from db.rethink import parse_url
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.net import free_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 START = Path(
@@ -152,13 +152,10 @@ class Stack:
         )
         self.folder = folder
         self.gunicorn = Process(
-            [python, "-m", "api", "serve"],
-            self.env,
-            ROOT,
-            folder / "gunicorn.log",
+            [python, "-m", "api", "serve"], self.env, folder / "gunicorn.log"
         )
         self.worker = Process(
-            [python, "-m", "workers.push"], self.env, ROOT, folder / "push.log"
+            [python, "-m", "workers.push"], self.env, folder / "push.log"
         )
 
     def start(self) -> "Stack":
@@ -171,16 +168,16 @@ class Stack:
             timeout=120,
         )
         self.gunicorn.start()
-        wait_for(
+        wait_until(
             lambda: self.gunicorn.check() or get_json(self.api_url + "/health"),
             60,
-            "gunicorn",
+            what="gunicorn",
         )
         self.worker.start()
-        wait_for(
+        wait_until(
             lambda: self.worker.check() or get_json(self.sse_url + "/health"),
             60,
-            "push worker",
+            what="push worker",
         )
         return self
 
@@ -320,10 +317,10 @@ def measure_push(stack: Stack, rate: float, seconds: float, threads: int = 16) -
         thread.join()
     ended = time.perf_counter()
     try:
-        wait_for(
+        wait_until(
             lambda: all(note_id in timer.arrivals for note_id in returned),
             60,
-            "every event",
+            what="every event",
         )
     finally:
         timer.close()

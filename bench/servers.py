@@ -7,8 +7,6 @@ on free ports, with its own SQLite database.
 
 import importlib.util
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Dict
@@ -17,8 +15,9 @@ from typing import Optional
 
 import requests
 
-from tests.support.net import free_port
-from tests.support.net import free_udp_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import free_udp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,65 +50,6 @@ def session_cpu_seconds(sessions) -> Optional[float]:
         if int(fields[3]) in sessions:
             total += int(fields[11]) + int(fields[12])
     return total / ticks
-
-
-class Process:
-    """A child process in its own session, its output in a log file."""
-
-    def __init__(self, args: List[str], env: Dict[str, str], cwd: Path, log_path: Path):
-        self.args = args
-        self.env = env
-        self.cwd = cwd
-        self.log_path = log_path
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.args,
-                cwd=self.cwd,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def exited(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
-
-    def check(self) -> None:
-        """Raise RuntimeError, with the end of its log, if the process has exited."""
-        if self.exited():
-            raise RuntimeError(f"{' '.join(self.args)} exited:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (graceful), then SIGKILL to the whole process group."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    """``predicate()``'s first true value, polled every 50 ms for ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        time.sleep(0.05)
 
 
 def get_json(url: str) -> Optional[dict]:
@@ -178,7 +118,10 @@ class Stack:
 
     def _spawn(self, name: str, args: List[str]) -> Process:
         process = Process(
-            [self.python] + args, self.env, self.workdir, self.workdir / f"{name}.log"
+            [self.python] + args,
+            self.env,
+            self.workdir / f"{name}.log",
+            cwd=self.workdir,
         )
         process.start()
         self.processes.append(process)

@@ -6,9 +6,9 @@ import time
 
 from tests.support.live import child_env
 from tests.support.live import make_key
-from tests.support.net import free_port
 from tests.support.pinned import connections_to_every_worker
 from tests.support.pinned import worker_pids
+from tests.support.processes import free_port
 
 ENV = {"AUTH": "on", "GUNICORN_CMD_ARGS": "--keep-alive 300"}
 

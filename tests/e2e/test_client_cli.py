@@ -17,7 +17,7 @@ import requests
 
 from tests.support.clients import ONCE
 from tests.support.live import make_key
-from tests.support.net import free_port
+from tests.support.processes import free_port
 
 pytestmark = ONCE
 

@@ -18,9 +18,9 @@ from db.errors import Unavailable
 from gateways import curve
 from gateways.collatz import CollatzClient
 from tests.support.collatz_cluster import Cluster
-from tests.support.live import Process
-from tests.support.live import wait_until
-from tests.support.net import free_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import wait_until
 
 # A request that keeps a worker busy for a while under this interpreter, and
 # its answer (the 3 * 10**6 one is checked in tests/unit/test_collatz_maths.py;

@@ -17,10 +17,10 @@ from core import collatz as collatz_core
 from gateways import curve
 from tests.support.collatz_cluster import HEARTBEAT
 from tests.support.fake_workers import FakeWorkers
-from tests.support.live import Process
 from tests.support.live import child_env
-from tests.support.live import wait_until
-from tests.support.net import free_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import wait_until
 
 # The audit's request under PyPy; a third of its work under CPython.
 N = 10_000_000 if platform.python_implementation() == "PyPy" else 3_000_000

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 
 THREADS = 16
 #: VISIT_FLUSH_INTERVAL of these servers, and the slack a loaded machine

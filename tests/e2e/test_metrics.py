@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.metrics import children
 from core.version import __version__
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 
 HEALTH, NOTES, MISSING = 240, 30, 60
 

@@ -7,7 +7,7 @@ import pytest
 
 from core.settings import Settings
 from gateways import curve
-from tests.support.net import free_port
+from tests.support.processes import free_port
 from tests.support.push_clients import Notes
 
 

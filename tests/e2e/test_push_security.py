@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from tests.support.live import ROOT
 from tests.support.live import child_env
 from tests.support.live import make_key
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from tests.support.push_clients import sse_events
 
 PARTIAL = b"GET /snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Wait"

@@ -8,7 +8,7 @@ import time
 import requests
 
 from core.signatures import standard_verify
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from tests.support.push_clients import Notes
 from tests.support.push_clients import first_of_each
 from tests.support.push_clients import summary

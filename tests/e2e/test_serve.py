@@ -14,10 +14,10 @@ from pathlib import Path
 
 import requests
 
-from tests.support.live import Process
 from tests.support.live import child_env
-from tests.support.live import wait_until
-from tests.support.net import free_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import wait_until
 
 
 def _spawned(log: str, name: str) -> list:

@@ -10,9 +10,9 @@ import threading
 import requests
 
 from core import signatures
-from tests.support.live import Process
 from tests.support.live import child_env
-from tests.support.live import wait_until
+from tests.support.processes import Process
+from tests.support.processes import wait_until
 
 SECRET = "e2e-secret"
 ENV = {

@@ -14,10 +14,10 @@ import zmq
 
 from core.settings import Settings
 from gateways import curve
-from tests.support.live import Process
 from tests.support.live import child_env
-from tests.support.live import wait_until
-from tests.support.net import free_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import wait_until
 
 #: Short heartbeats so that a dead worker is noticed within a second.
 HEARTBEAT = ["--heartbeat", "0.25", "--liveness", "4"]

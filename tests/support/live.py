@@ -4,9 +4,7 @@ import dataclasses
 import hashlib
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -17,10 +15,14 @@ from core.settings import Settings
 from db.keys import KeyStore
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.net import free_port
-from tests.support.net import free_udp_port
+from tests.support.processes import ROOT
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import free_udp_port
+from tests.support.processes import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+#: A PostgreSQL database to run the tests on instead of SQLite files (.ci/run).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
 
 #: The address settings of each test (by tmp_path), on free ports: its
@@ -56,61 +58,6 @@ def settings_for(tmp_path: Path, **values) -> Settings:
     """
     environ = {**addresses(tmp_path), "DATABASE_URL": database_url(tmp_path)}
     return dataclasses.replace(Settings.from_env(environ), **values)
-
-
-def wait_until(
-    predicate, timeout: float = 30.0, interval: float = 0.05, what="condition"
-):
-    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout}s")
-        time.sleep(interval)
-
-
-class Process:
-    """A child process logging to a file; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, args, env, log_path: Path):
-        self.args = args
-        self.env = env
-        self.log_path = log_path
-        self.proc = None
-
-    def start(self) -> None:
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> None:
-        """Stop the process if it runs, and close its log (also after an exit)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
-
-
-#: A PostgreSQL database to run the tests on instead of SQLite files (.ci/run).
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
 
 def database_url(tmp_path: Path) -> str:

@@ -8,7 +8,7 @@ from typing import Optional
 from typing import Set
 
 from tests.support.live import LiveServer
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 
 
 def worker_pids(server: LiveServer) -> Set[int]:

@@ -14,7 +14,7 @@ import requests
 import zmq
 
 from gateways import curve
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 
 
 class Notes:

@@ -24,9 +24,9 @@ from db.rethink import Connector
 from db.rethink import close_quietly
 from db.rethink import parse_url
 from tests.support.live import ROOT
-from tests.support.live import Process
-from tests.support.live import wait_until
-from tests.support.net import free_port
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import wait_until
 
 #: The script that starts a server: DATA_DIR DRIVER_PORT CLUSTER_PORT [JOIN...].
 START = Path(

@@ -10,7 +10,7 @@ from typing import List
 from typing import Optional
 from typing import Tuple
 
-from tests.support.net import free_port
+from tests.support.processes import free_port
 
 
 class TcpProxy:

@@ -21,8 +21,8 @@ from db.schema import create_schema
 from db.sql import Database
 from db.stores import open_stores
 from tests.support.contract import ContractClient
-from tests.support.net import free_port
 from tests.support.problems import assert_problem
+from tests.support.processes import free_port
 
 PUBLIC = "public"
 POLICY = {

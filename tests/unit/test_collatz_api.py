@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from tests.support.net import free_port
 from tests.support.problems import assert_problem
+from tests.support.processes import free_port
 
 
 def test_one_chain(client):

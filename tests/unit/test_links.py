@@ -16,8 +16,8 @@ from core.codes import id_for_code
 from core.codes import is_reserved
 from db.link_tables import Link
 from db.sql import Database
-from tests.support.live import wait_until
 from tests.support.problems import assert_problem
+from tests.support.processes import wait_until
 from tests.support.unsafe_urls import UNSAFE
 
 

@@ -32,10 +32,10 @@ from db.rethink import close_quietly
 from db.rethink import parse_url
 from db.stores import open_stores
 from tests.support.live import settings_for
-from tests.support.live import wait_until
-from tests.support.net import free_port
 from tests.support.notes_backends import drop_tables
 from tests.support.notes_backends import require_rethinkdb
+from tests.support.processes import free_port
+from tests.support.processes import wait_until
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.tls import make_certificates
 from tests.support.tls import openssl

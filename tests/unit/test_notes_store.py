@@ -17,7 +17,7 @@ from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 
 MALFORMED_IDS = [
     "",

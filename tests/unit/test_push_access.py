@@ -19,7 +19,7 @@ from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.server_secrets import ServerSecrets
 from db.sql import Database
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from tests.support.push_clients import sse_events
 from workers.push.access import StreamAccess
 from workers.push.feed import EventFeed

@@ -6,7 +6,7 @@ from db.checkpoints import CheckpointStore
 from db.errors import Unavailable
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from workers.push.checkpointer import Checkpointer
 
 

@@ -14,7 +14,7 @@ from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
 from db.subscriptions import SubscriptionStore
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from workers.push.fanout import MISSING_EVENT
 from workers.push.fanout import Fanout
 from workers.push.feed import EventFeed

@@ -9,7 +9,7 @@ from core.notes import event_json
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from workers.push.feed import EventFeed
 
 

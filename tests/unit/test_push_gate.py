@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from workers.push.feed import EventFeed
 from workers.push.gate import MAX_HEAD
 from workers.push.sse import SseServer

@@ -13,7 +13,7 @@ from db.errors import Unavailable
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.stores import open_stores
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from tests.support.push_clients import take_sse_events
 from workers.push.worker import PushWorker
 

@@ -22,7 +22,7 @@ from core.notes import event_json
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.live import wait_until
+from tests.support.processes import wait_until
 from tests.support.push_clients import sse_events
 from workers.push.feed import EventFeed
 from workers.push.sse import SseServer

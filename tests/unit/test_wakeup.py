@@ -13,7 +13,7 @@ from core.wakeup import parse_address
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
 from db.sql import Database
-from tests.support.net import free_udp_port
+from tests.support.processes import free_udp_port
 
 
 def test_addresses_parse_and_bad_ones_are_refused():

@@ -14,7 +14,7 @@ from core.targets import Targets
 from db.schema import create_schema
 from db.sql import Database
 from db.subscriptions import SubscriptionStore
-from tests.support.net import free_port
+from tests.support.processes import free_port
 from tests.support.webhook_receiver import Receiver
 from workers.webhooks.sender import RetryPolicy
 from workers.webhooks.sender import WebhookSender

@@ -11,8 +11,8 @@ from core import signatures
 from db.sql import Database
 from db.stores import open_stores
 from db.webhooks import WebhookStore
-from tests.support.live import wait_until
 from tests.support.problems import assert_problem
+from tests.support.processes import wait_until
 from workers.webhooks.handlers import HandlerContext
 from workers.webhooks.handlers import registry
 from workers.webhooks.runner import HandlerRunner

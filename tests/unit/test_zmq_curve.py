@@ -9,7 +9,7 @@ import zmq
 from api.cli import main as cli
 from core.settings import Settings
 from gateways import curve
-from tests.support.net import free_port
+from tests.support.processes import free_port
 
 
 @pytest.fixture
