@@ -102,24 +102,25 @@ def test_load_latency_counts_from_the_intended_send_time(stub):
 
 
 def test_load_does_not_count_its_own_lag_as_latency(stub):
-    # The client stalls itself for 150 ms after the first answer (as a busy
+    # The client stalls itself for 1 s after the first answer (as a busy
     # client would): the requests due meanwhile go out late, but the server
-    # answers each in well under 150 ms, and that is what is reported; the
-    # client's lag is reported apart, and the run says it fell behind.
+    # answers each in well under 1 s (a busy machine too), and that is what
+    # is reported; the client's lag is reported apart, and the run says it
+    # fell behind.
     _, url = stub
     stalled = []
 
     def stall(index, status, body, at):
         if not stalled:
             stalled.append(index)
-            time.sleep(0.15)
+            time.sleep(1.0)
 
     summary = load.LoadRun(
         url, "/ok", rate=200, duration=0.3, connections=4, on_answer=stall
     ).run()
     assert summary["answered"] == 60
-    assert summary["latency_ms"]["max"] < 150
-    assert summary["generator_lag_ms"]["max"] >= 100
+    assert summary["latency_ms"]["max"] < 1000
+    assert summary["generator_lag_ms"]["max"] >= 900
     assert summary["generator_behind"] is True
 
 
