@@ -7,7 +7,6 @@ messages; measurements with their dates belong in docs/decisions/.
 
 import ast
 import io
-import os
 import re
 import tokenize
 from pathlib import Path
@@ -15,18 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.live import ROOT
+from tests.support.tree import project_files
 
-#: Folders that hold no project code.
-SKIP = {
-    ".venv",
-    ".git",
-    "node_modules",
-    "var",
-    "__pycache__",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".hypothesis",
-}
 MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|"
     "November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
@@ -51,13 +40,8 @@ ALLOWED = re.compile(r"^\s*Create Date: \d{4}-\d{2}-\d{2}[ \d:.]*$")
 HERE = Path(__file__).resolve()
 
 
-def project_files():
-    for folder, folders, names in os.walk(ROOT):
-        folders[:] = sorted(set(folders) - SKIP)
-        for name in sorted(names):
-            path = Path(folder, name)
-            if name.endswith(".py") and path != HERE:
-                yield path
+def python_files():
+    return (p for p in project_files() if p.suffix == ".py" and p != HERE)
 
 
 def docstrings(tree):
@@ -97,14 +81,14 @@ def offences(source):
 def test_no_comment_or_docstring_names_an_issue_or_a_date():
     found = [
         f"{path.relative_to(ROOT)}:{number}: {line}"
-        for path in project_files()
+        for path in python_files()
         for number, line in offences(path.read_text(encoding="utf-8"))
     ]
     assert found == []
 
 
 def test_the_walk_reads_the_project_and_not_the_virtualenvs():
-    names = {path.relative_to(ROOT).as_posix() for path in project_files()}
+    names = {path.relative_to(ROOT).as_posix() for path in python_files()}
     assert {"gunicorn.conf.py", "bench/run.py", "db/notes/rethink.py"} <= names
     assert not any(name.startswith((".venv/", "node_modules/")) for name in names)
 

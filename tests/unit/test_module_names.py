@@ -10,7 +10,6 @@ code itself (its imports and attribute uses) is left to Python.
 
 import ast
 import io
-import os
 import re
 import tokenize
 from functools import cache
@@ -21,6 +20,7 @@ from typing import Optional
 import pytest
 
 from tests.support.live import ROOT
+from tests.support.tree import project_files
 
 PACKAGES = (
     "api",
@@ -58,16 +58,6 @@ NOT_MODULES = {
 }
 #: This file's examples of stale names are meant.
 HERE = Path(__file__).resolve()
-#: Folders that hold no project text.
-SKIP = {
-    ".venv",
-    ".git",
-    "node_modules",
-    "var",
-    "__pycache__",
-    ".ruff_cache",
-    ".pytest_cache",
-}
 #: Files read whole: the README, the docs, configuration, scripts.
 TEXT_SUFFIXES = {".md", ".ini", ".conf", ".toml", ".yml", ".yaml", ".c", ".lua"}
 TEXT_NAMES = {"Makefile", "Dockerfile"}
@@ -78,19 +68,14 @@ if hasattr(tokenize, "FSTRING_MIDDLE"):  # Python 3.12 splits f-strings up
 
 
 def _files():
-    for folder, folders, names in os.walk(ROOT):
-        folders[:] = sorted(set(folders) - SKIP)
-        for name in sorted(names):
-            path = Path(folder, name)
-            if path == HERE:
-                continue
-            if (
-                path.suffix == ".py"
-                or path.suffix in TEXT_SUFFIXES
-                or name in TEXT_NAMES
-                or path.parent.name == ".ci"
-            ):
-                yield path
+    for path in project_files():
+        if path != HERE and (
+            path.suffix == ".py"
+            or path.suffix in TEXT_SUFFIXES
+            or path.name in TEXT_NAMES
+            or path.parent.name == ".ci"
+        ):
+            yield path
 
 
 @cache

@@ -1,0 +1,27 @@
+"""The project's own files, for the tests that read the whole tree."""
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from tests.support.processes import ROOT
+
+#: Folders that hold no project text: environments, caches, local state.
+SKIP = {
+    ".venv",
+    ".git",
+    "node_modules",
+    "var",
+    "__pycache__",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+}
+
+
+def project_files() -> Iterator[Path]:
+    """Every file below ROOT outside SKIP, in a stable order."""
+    for folder, folders, names in os.walk(ROOT):
+        folders[:] = sorted(set(folders) - SKIP)
+        for name in sorted(names):
+            yield Path(folder, name)
