@@ -32,7 +32,7 @@ from tests.support.notes_backends import rethinkdb_table  # noqa: F401
 # RETHINKDB_URL names the tests' server (read above by notes_backends); the
 # processes the tests start (gunicorn, workers, the bench harness) keep
 # notes in SQL unless a test hands it to them.
-os.environ.pop("RETHINKDB_URL", None)
+os.environ.setdefault("TEST_RETHINKDB_URL", os.environ.pop("RETHINKDB_URL", ""))
 # A process started without addresses of its own (the bench harness's, a
 # command's) gets the session's free ports, never make serve's defaults.
 os.environ.update(live.addresses(None))

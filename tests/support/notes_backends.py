@@ -31,8 +31,15 @@ from db.rethink import Connector
 from db.rethink import close_quietly
 from db.rethink import parse_url
 
-#: Where the RethinkDB server for the tests is, if any (RETHINKDB_URL).
-RETHINKDB_URL = Settings.from_env().rethinkdb_url
+#: Where the RethinkDB server for the tests is, if any: RETHINKDB_URL, which
+#: tests/conftest.py moves to TEST_RETHINKDB_URL so that the processes the
+#: tests start see it only when handed it (pytest-xdist's workers read it there).
+RETHINKDB_URL = Settings.from_env(
+    {
+        "RETHINKDB_URL": os.environ.get("TEST_RETHINKDB_URL")
+        or os.environ.get("RETHINKDB_URL", "")
+    }
+).rethinkdb_url
 #: Whether a RethinkDB test may skip (TEST_REQUIRE_RETHINKDB=1: it fails instead).
 REQUIRED = os.environ.get("TEST_REQUIRE_RETHINKDB", "") not in ("", "0")
 NO_RETHINKDB = (
