@@ -7,16 +7,9 @@ from typing import List
 from typing import Optional
 
 #: The performance targets: PyPy/CPython on every database path ...
-DATABASE_PATHS = (
-    "notes-get",
-    "notes-list",
-    "notes-post",
-    "notes-patch",
-    "redirect",
-    "links-create",
-    "department",
-    "employees",
-    "primes",
+DATABASE_PATHS = tuple(
+    "notes-get notes-list notes-post notes-patch redirect links-create department "
+    "employees primes".split()
 )
 PYPY_OVER_CPYTHON = 1.5
 #: ... share of the bare app's req/s under PyPy ...
