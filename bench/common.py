@@ -153,7 +153,7 @@ def get_json(url: str, **kwargs) -> Optional[dict]:
 
 
 def figure_main(doc: str, run: Callable[[bool], dict]) -> int:
-    """``python -m bench.NAME [--quick] [--json PATH]``: run a figure, print JSON."""
+    """A figure module's command line: ``--quick``, ``--json PATH``; prints JSON."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs")
     parser.add_argument("--json", type=Path, help="also write the JSON there")
@@ -226,7 +226,9 @@ class Stack:
             PYTHONPATH=str(ROOT),
             HOST="127.0.0.1",
             PORT=str(self.port),
-            AUTH="off",  # trusted clients: the figures are of the paths
+            # Trusted clients, no limits: the figures are of the paths.
+            AUTH="off",
+            COLLATZ_RATE_LIMIT="",
             DATABASE_URL=f"sqlite:///{self.database}",
             RETHINKDB_URL="",
             LOG_LEVEL="warning",
