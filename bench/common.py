@@ -4,6 +4,7 @@ The design of the measurements is in docs/performance/index.md.
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -25,6 +26,7 @@ import requests
 import zmq
 
 from core.settings import default_workers
+from loadtest.run import k6_binary
 from loadtest.run import run_k6
 from tests.support.processes import Process
 from tests.support.processes import free_port
@@ -409,6 +411,7 @@ def levelled_off(rates: List[float], tolerance: float = PLATEAU_TOLERANCE) -> bo
     )
 
 
+@dataclasses.dataclass
 class Measurer:
     """Warms a target up to its plateau, then measures it with wrk.
 
@@ -419,30 +422,20 @@ class Measurer:
     bench.paths.Target.
     """
 
-    def __init__(
-        self,
-        workdir: Path,
-        *,
-        warmup: float,
-        duration: float,
-        connections: int = 16,
-        threads: int = 1,
-        warmup_slice: float = 3.0,
-        server_warmup: float = 0.0,
-        min_requests: int = 0,
-    ):
-        self.workdir = workdir
-        self.warmup, self.duration = warmup, duration
-        self.connections, self.threads = connections, threads
-        self.warmup_slice, self.server_warmup = warmup_slice, server_warmup
-        self.min_requests = min_requests
-        self._warm_servers = set()
+    workdir: Path
+    warmup: float
+    duration: float
+    connections: int = 16
+    threads: int = 1
+    warmup_slice: float = 3.0
+    server_warmup: float = 0.0
+    min_requests: int = 0
+    _warm_servers: set = dataclasses.field(default_factory=set, repr=False)
 
     def settings(self) -> dict:
         """The knobs, for the report."""
-        names = ("warmup", "duration", "connections", "threads", "warmup_slice")
-        names += ("server_warmup", "min_requests")
-        return {name: getattr(self, name) for name in names}
+        knobs = dataclasses.asdict(self)
+        return {k: v for k, v in knobs.items() if k not in ("workdir", "_warm_servers")}
 
     def _wrk(self, url, target, path, headers, phase, seconds, part=0) -> dict:
         body_file = None
@@ -621,6 +614,12 @@ class Arrivals:
         self._sock.close()
 
 
+def k6() -> Optional[str]:
+    """k6: beside this interpreter, on PATH, or the CPython venv's (its wheel)."""
+    wheel = ROOT / ".venv" / "python3" / "bin" / "k6"
+    return k6_binary() or (str(wheel) if wheel.exists() else None)
+
+
 def _epoch(stamp: str) -> float:
     """Seconds since the epoch of k6's ``2024-05-01T12:00:00.123456789Z``."""
     whole, _, fraction = stamp.rstrip("Z").partition(".")
@@ -644,6 +643,7 @@ def post_notes(url: str, rate: float, seconds: float, folder: Path) -> dict:
         rate=rate,
         duration=f"{max(1, round(seconds))}s",
         script=WRITES_SCRIPT,
+        k6=k6(),
         args=["--out", f"json={out}"],
         timeout=seconds + 120,
     )

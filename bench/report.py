@@ -202,36 +202,38 @@ def targets(results: dict) -> List[dict]:
     pypy, cpython = _named(results, "PyPy"), _named(results, "CPython")
     out = []
     labels = {row["name"]: row["label"] for row in results["paths"]}
-    for name in DATABASE_PATHS:
-        if name not in labels:
-            continue
-        measured = _row_results(results, name)
-        fast, slow = _rate(measured.get(pypy)), _rate(measured.get(cpython))
-        value = fast / slow if fast and slow else None
-        out.append(
-            _target(
-                f"PyPy/CPython, {labels[name]}",
-                None if value is None else f"{value:.2f}x ({fast:,.0f} / {slow:,.0f})",
-                f">= {PYPY_OVER_CPYTHON}x",
-                None if value is None else value >= PYPY_OVER_CPYTHON,
-                None if value is None else value / PYPY_OVER_CPYTHON,
-            )
+
+    def compare(what, ours, theirs, wanted, shown, threshold):
+        value = ours / theirs if ours and theirs else None
+        figure = (
+            None if value is None else f"{shown(value)} ({ours:,.0f} / {theirs:,.0f})"
         )
+        holds = None if value is None else value >= wanted
+        score = None if value is None else value / wanted
+        out.append(_target(what, figure, threshold, holds, score))
+
+    for name in DATABASE_PATHS:
+        if name in labels:
+            measured = _row_results(results, name)
+            compare(
+                f"PyPy/CPython, {labels[name]}",
+                _rate(measured.get(pypy)),
+                _rate(measured.get(cpython)),
+                PYPY_OVER_CPYTHON,
+                lambda value: f"{value:.2f}x",
+                f">= {PYPY_OVER_CPYTHON}x",
+            )
     bare = _rate(results["bare"]["results"].get(pypy))
     for name, share in BARE_SHARES.items():
-        if name not in labels:
-            continue
-        rps = _rate(_row_results(results, name).get(pypy))
-        value = rps / bare if rps and bare else None
-        out.append(
-            _target(
+        if name in labels:
+            compare(
                 f"PyPy, {labels[name]} vs the bare app",
-                None if value is None else f"{value:.0%} ({rps:,.0f} / {bare:,.0f})",
+                _rate(_row_results(results, name).get(pypy)),
+                bare,
+                share,
+                lambda value: f"{value:.0%}",
                 f">= {share:.0%}",
-                None if value is None else value >= share,
-                None if value is None else value / share,
             )
-        )
     post = (
         _row_results(results, "notes-post").get(pypy)
         if "notes-post" in labels

@@ -16,7 +16,6 @@ import pytest
 
 from bench import common
 from bench import paths
-from loadtest.run import k6_binary
 from tests.support.live import ROOT
 
 needs_wrk = pytest.mark.skipif(
@@ -72,7 +71,7 @@ def stub():
     server.server_close()
 
 
-@pytest.mark.skipif(k6_binary() is None, reason="k6 is not installed")
+@pytest.mark.skipif(common.k6() is None, reason="k6 is not installed")
 def test_k6_writes_record_each_created_note_and_its_answer_time(stub, tmp_path):
     server, url = stub
     started = time.time()
