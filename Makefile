@@ -138,7 +138,8 @@ node:
 	  fi; }
 
 # Both interpreters' virtualenvs with the bench extras, then the harness
-# (run by CPython, which also draws the chart with matplotlib).
+# (run by CPython, which also draws the chart with matplotlib and serves the
+# FastAPI peer). QUICK=1: no warm-up, 1 s per path, two figures (bench/run.py).
 bench: wrk
 	@$(MAKE) --no-print-directory bench-venv PY=pypy3
 	@$(MAKE) --no-print-directory bench-venv PY=python3

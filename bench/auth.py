@@ -1,111 +1,91 @@
-"""Benchmark: what checking an API key costs on ``GET /notes/{id}``.
+"""Benchmark: what checking an API key costs on ``GET /notes/{id}``, under PyPy.
 
-``python -m bench.auth [--quick]`` starts two stacks as ``make serve`` does,
-under PyPy (the target): one with ``AUTH=off`` (no key asked for) and one
-with ``AUTH=on``, whose requests carry a ``read`` key. Each is warmed up
-until its rate levels off, then wrk drives the two in turns, so both see
-the same machine. The cost is ``1 - with_key / without`` of each turn,
-the median over the turns (a turn's pair shares the machine's moment, which
-the rates of separate turns do not). The target is a cost under 5%.
+Two stacks as ``make serve`` runs them, one with ``AUTH=off`` and one with
+``AUTH=on`` whose requests carry a ``read`` key; each warmed up to its
+plateau, then wrk drives them in turns. The cost is the median over the
+turns of ``1 - with_key / without`` (a turn's pair shares the machine's
+moment). The target is a cost under 5%.
 """
 
-import argparse
-import json
-import os
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
-from typing import Dict
-from typing import Optional
 
-import requests
-
-from bench import wrk
-from bench.push import default_pythons
-from bench.push import implementation
-from bench.rethinkdb import measure_path
-from bench.servers import ROOT
-from bench.servers import Stack
-from core.settings import default_workers
+from bench import common
+from bench import paths
 
 TARGET_COST = 0.05
-SIZES = {
-    True: {"window": 1.0, "max_windows": 6, "per_worker": 0, "duration": 1.0},
-    False: {"window": 3.0, "max_windows": 40, "per_worker": 5000, "duration": 1.0},
-}
 #: Turns of wrk on each stack, and seconds per turn.
 TURNS = {True: (3, 2), False: (11, 3)}
+_NOTE = (
+    "from core.settings import Settings; from db.stores import open_stores; "
+    "s = open_stores(Settings.from_env()); "
+    "print(s.notes.create('bench', 'a note to read').id); s.close()"
+)
 
 
-def _last_line(stack: Stack, *args: str) -> str:
-    """The last line ``python ARGS`` prints, run in the stack's environment."""
+def _last_line(stack: common.Stack, *args: str) -> str:
+    """The last line ``python ARGS`` prints in the stack's environment."""
     out = subprocess.run(
         [stack.python, *args],
-        cwd=ROOT,
+        cwd=common.ROOT,
         env=stack.env,
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
-
-
-def _key(stack: Stack) -> str:
-    """A new ``read`` key in the stack's database (``python -m api keys``)."""
-    created = _last_line(
-        stack, "-m", "api", "keys", "create", "--name", "bench", "--scopes", "read"
     )
-    return created.split()[-1]
+    return out.stdout.strip().splitlines()[-1]
 
 
-def _note(stack: Stack) -> str:
-    """A note made in the stack's database through the store (keys aside)."""
-    return _last_line(
-        stack,
-        "-c",
-        "from core.settings import Settings; from db.stores import open_stores;"
-        "s = open_stores(Settings.from_env()); "
-        "print(s.notes.create('bench', 'a note to read').id); s.close()",
+def run(quick: bool) -> dict:
+    pythons = common.interpreters()
+    python = pythons.get("pypy") or next(iter(pythons.values()))
+    workers = common.workers(python)
+    measurer = common.Measurer(
+        Path(tempfile.gettempdir()),
+        warmup=6.0 if quick else 120.0,
+        warmup_slice=1.0 if quick else 3.0,
+        duration=1.0,
+        min_requests=0 if quick else 5000,
     )
-
-
-def measure(python: str, quick: bool) -> dict:
-    size = SIZES[quick]
-    impl = "PyPy" if implementation(python) == "pypy" else "CPython"
-    workers = default_workers(impl, os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as folder:
-        stacks: Dict[str, Stack] = {
-            "without": Stack(python, Path(folder) / "off"),
-            "with_key": Stack(python, Path(folder) / "on", env={"AUTH": "on"}),
+        stacks = {
+            "without": common.Stack(python, Path(folder) / "off"),
+            "with_key": common.Stack(python, Path(folder) / "on", env={"AUTH": "on"}),
         }
-        headers: Dict[str, Optional[dict]] = {"without": None}
-        paths = {}
+        headers = {"without": {}}
         try:
-            for name, stack in stacks.items():
+            for stack in stacks.values():
                 stack.start()
-                paths[name] = f"/notes/{_note(stack)}"
-            headers["with_key"] = {
-                "Authorization": f"Bearer {_key(stacks['with_key'])}"
-            }
+            read = (
+                "-m",
+                "api",
+                "keys",
+                "create",
+                "--name",
+                "bench",
+                "--scopes",
+                "read",
+            )
+            key = _last_line(stacks["with_key"], *read).split()[-1]
+            headers["with_key"] = {"Authorization": f"Bearer {key}"}
+            targets = {}
             for name, stack in stacks.items():
-                answer = requests.get(
-                    stack.url + paths[name], headers=headers[name], timeout=10
-                )
-                answer.raise_for_status()  # the key works: 200, not 401
-                measure_path(
-                    stack.url, paths[name], size, workers, headers=headers[name]
-                )
-            rates: Dict[str, list] = {name: [] for name in stacks}
+                path = f"/notes/{_last_line(stack, '-c', _NOTE)}"
+                targets[name] = paths.Target(name, f"GET {path} ({name})", path)
+                # Warmed up; a 401 (a key that does not work) shows as errors.
+                measurer.measure(stack.url, targets[name], path, headers=headers[name])
+            rates = {name: [] for name in stacks}
             turns, seconds = TURNS[quick]
             for _ in range(turns):
                 for name, stack in stacks.items():
-                    result = wrk.run(
+                    result = common.wrk(
                         stack.url,
-                        paths[name],
+                        targets[name].path,
                         seconds=seconds,
-                        connections=16,
                         headers=headers[name],
                     )
                     if result["errors"]["total"]:
@@ -114,39 +94,22 @@ def measure(python: str, quick: bool) -> dict:
         finally:
             for stack in stacks.values():
                 stack.stop()
-    medians = {name: statistics.median(values) for name, values in rates.items()}
     cost = statistics.median(
         1 - with_key / without
         for with_key, without in zip(rates["with_key"], rates["without"])
     )
     return {
+        "benchmark": "auth",
+        "path": "GET /notes/{id}",
+        "interpreter": common.implementation(python),
         "workers": workers,
         "rps": rates,
-        "median_rps": medians,
+        "median_rps": {name: statistics.median(v) for name, v in rates.items()},
         "cost": round(cost, 4),
         "target_cost": TARGET_COST,
         "met": cost < TARGET_COST,
     }
 
 
-def run(quick: bool) -> dict:
-    """Under PyPy when its virtualenv exists, else the first interpreter found."""
-    pythons = default_pythons()
-    python = next((p for p in pythons if "pypy" in p), pythons[0])
-    return {
-        "benchmark": "auth",
-        "path": "GET /notes/{id}",
-        "quick": quick,
-        "interpreter": implementation(python),
-        **measure(python, quick),
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short windows")
-    print(json.dumps(run(parser.parse_args().quick), indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(common.figure_main(__doc__, run))

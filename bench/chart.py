@@ -116,7 +116,7 @@ def _targets(axis, goals) -> None:
     )
     axis.invert_yaxis()
     axis.margins(x=0.15)
-    axis.set_xlabel("issue 15 targets: figure / wanted (1 or more: holds)")
+    axis.set_xlabel("targets: figure / wanted (1 or more: holds)")
     axis.grid(axis="x", alpha=0.3)
 
 

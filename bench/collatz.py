@@ -1,27 +1,17 @@
 """Collatz timings: the longest chain in 1..n under PyPy, CPython and C; 1 vs 2 workers.
 
-``python -m bench.collatz [--quick]`` prints one JSON object. Every figure is
-measured in this run, on this machine:
-
-- ``interpreters``: ``core.collatz.longest_upto(n)`` in a fresh
-  process of each interpreter (``.venv/pypy3``, ``.venv/python3``), best of
-  the repeats, timed inside the process (start-up excluded, JIT warm-up
-  included: every repeat is a fresh memo, and the first is a cold JIT).
-- ``c``: bench/collatz.c, the same algorithm, built with ``gcc -O2`` into a
-  temporary folder.
-- ``workers``: one request for n through a broker with 1, then 2, fresh PyPy
-  workers (after a warm-up request for a smaller n; best of the repeats), and
-  the speed-up; ``workers_large_n`` the same once for n = 10**8 (not with
-  ``--quick``). The workers' memos are not shared, so each worker computes
-  the lengths of the small numbers its walks reach: 2 workers do more work
-  in total than 1, which the workers' CPU seconds show.
+``python -m bench.collatz [--quick]`` prints JSON, all measured in this run:
+``core.collatz.longest_upto(n)`` in a fresh process of each interpreter
+(best of the repeats, start-up excluded, JIT warm-up included);
+bench/collatz.c built with ``gcc -O2``; and one request for n through a
+broker with 1, then 2, fresh PyPy workers (``workers_large_n``: n = 10**8,
+not quick). The workers' memos are not shared: 2 do more work than 1,
+which their CPU seconds show.
 """
 
-import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,9 +23,10 @@ from typing import Optional
 
 import zmq
 
+from bench import common
+from tests.support.processes import Process
 from tests.support.processes import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 C_SOURCE = Path(__file__).resolve().parent / "collatz.c"
 
 _TIME_MODULE = """
@@ -52,24 +43,9 @@ print(json.dumps({"n": n, "number": number, "length": length, "seconds": best}))
 """
 
 
-def interpreter(name: str) -> Optional[str]:
-    """The project's venv interpreter ``name`` (pypy3, python3), or one on PATH."""
-    candidate = ROOT / ".venv" / name / "bin" / "python"
-    return str(candidate) if candidate.exists() else shutil.which(name)
-
-
 def time_module(python: str, n: int, repeats: int) -> dict:
     """Time the pure module in a fresh ``python`` process."""
-    out = subprocess.run(
-        [python, "-c", _TIME_MODULE, str(n), str(repeats)],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=1800,
-    )
-    return json.loads(out.stdout)
+    return common.run_json([python, "-c", _TIME_MODULE, str(n), str(repeats)])
 
 
 def time_c(n: int, repeats: int, folder: Path) -> dict:
@@ -109,25 +85,12 @@ def _request(
         sock.close()
 
 
-def _cpu_seconds(pids: List[int]) -> Optional[float]:
-    """CPU time (user + system) the processes used so far (Linux /proc), or None."""
-    total = 0
-    try:
-        for pid in pids:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    except (OSError, IndexError, ValueError):
-        return None
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
     """Seconds for one request for n through a fresh broker with ``workers`` workers."""
     frontend = f"tcp://127.0.0.1:{free_port()}"
     env = dict(
         os.environ,
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(common.ROOT),
         COLLATZ_FRONTEND=frontend,
         COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
         COLLATZ_TIMEOUT="600",
@@ -138,18 +101,9 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
     context = zmq.Context()
     try:
         for number, module in enumerate(modules):
-            log = open(folder / f"{module}-{workers}-{number}.log", "wb")
-            processes.append(
-                subprocess.Popen(
-                    [python, "-m", module],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-            log.close()
+            log = folder / f"{module}-{workers}-{number}.log"
+            processes.append(Process([python, "-m", module], env, log))
+            processes[-1].start()
         deadline = time.monotonic() + 60
         while True:
             pong = _request(context, frontend, [b"CZ1", b"PING"], 1.0)
@@ -159,12 +113,12 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
                 raise RuntimeError(f"{workers} worker(s) did not join within 60 s")
         # Warm the JIT of every worker on a smaller n first.
         _request(context, frontend, [str(max(n // 10, 1000) + 1).encode()], 600)
-        worker_pids = [process.pid for process in processes[1:]]
-        cpu_before = _cpu_seconds(worker_pids)
+        worker_pids = [process.proc.pid for process in processes[1:]]
+        cpu_before = common.cpu_seconds(set(worker_pids))
         started = time.perf_counter()
         reply = _request(context, frontend, [str(n).encode()], 600)
         seconds = time.perf_counter() - started
-        cpu_after = _cpu_seconds(worker_pids)
+        cpu_after = common.cpu_seconds(set(worker_pids))
         if reply is None or reply[0].startswith(b"error"):
             raise RuntimeError(f"the broker did not answer n={n}: {reply}")
         number, length = (int(part) for part in reply[0].split())
@@ -179,13 +133,7 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
         }
     finally:
         for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.stop()
         context.destroy(linger=0)
 
 
@@ -224,7 +172,8 @@ def run(quick: bool = False) -> Dict[str, object]:
     n = 10**6 if quick else 10**7
     repeats = 1 if quick else 3
     result: Dict[str, object] = {"n": n, "repeats": repeats, "cpus": os.cpu_count()}
-    pypy, cpython = interpreter("pypy3"), interpreter("python3")
+    pypy = common.interpreter("pypy3")
+    cpython = common.interpreter("python3")
     with tempfile.TemporaryDirectory(prefix="bench-collatz-") as tmp:
         folder = Path(tmp)
         timings = {}
@@ -261,15 +210,5 @@ def run(quick: bool = False) -> Dict[str, object]:
     return result
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.collatz", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="n = 10**6, one repeat")
-    args = parser.parse_args(argv)
-    print(json.dumps(run(args.quick), indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.figure_main(__doc__, run))

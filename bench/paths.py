@@ -1,9 +1,6 @@
 """The hot paths ``make bench`` measures, one declarative entry each.
 
-An entry names the request wrk sends. ``setup`` prepares data through the API
-(creates a note, a link) and returns the path to hit; ``bodies`` makes unique
-request bodies when the same body cannot be sent twice. A path whose endpoint
-answers 404 or 405 on the running app is reported as not available.
+A path whose endpoint answers 404 or 405 is reported as not available.
 """
 
 import dataclasses
@@ -21,10 +18,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class NotAvailable(Exception):
-    """The app under test does not offer this path (or its data); the reason says why.
-
-    ``status`` is the HTTP status that said so, if one did.
-    """
+    """The app does not offer this path (``status``: the HTTP status that said so)."""
 
     def __init__(self, reason: str, status: Optional[int] = None):
         super().__init__(reason)
@@ -58,22 +52,14 @@ class Api:
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """One measured request.
+    """One measured request: ``name`` keys the results, ``label`` is shown.
 
-    Attributes:
-        name: short key used in results (``notes-get``).
-        label: what the table shows (``GET /notes/{id}``).
-        path: the request path; ``{i}`` becomes a unique integer per request.
-        method: the HTTP method.
-        body: a fixed JSON body (sent with Content-Type: application/json).
-        setup: ``Api -> path``: prepares data and returns the path to hit.
-        bodies: ``(count, start) -> [body, ...]``: unique bodies, one per request.
-        probe_body: the body of the availability probe when ``bodies`` is set.
-        needs: what the stack must provide (``"salaries"``, ``"collatz"``).
-        rows: ``Api -> int``: rows one answer carries (an export), so the
-            report can give rows per second.
-        warm_requests: requests per PyPy worker before its warm-up may end,
-            when not the harness's default (an export's request is 13,570 rows).
+    ``path``'s ``{i}`` becomes a unique integer per request; ``setup(api)``
+    prepares data and returns the path; ``bodies(count, start)`` makes
+    unique bodies (``probe_body`` then checks the endpoint); ``needs`` names
+    what the stack must provide (salaries, collatz); ``rows(api)``: rows per
+    answer (an export); ``warm_requests``: requests per PyPy worker before
+    its warm-up may end, when not the harness's default.
     """
 
     name: str
@@ -93,11 +79,7 @@ class Target:
         return JSON_HEADERS if self.body is not None or self.bodies else {}
 
     def prepare(self, api: Api) -> str:
-        """Set data up, check the endpoint answers, return the path to hit.
-
-        Raises NotAvailable when the endpoint answers 404/405, or another
-        status that is not a success.
-        """
+        """Set data up, check the endpoint answers (else NotAvailable); the path."""
         path = self.setup(api) if self.setup else self.path
         probe_path = path.replace("{i}", "1")
         body = self.probe_body if self.bodies else self.body

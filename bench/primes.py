@@ -1,27 +1,18 @@
 """Benchmark: validate and store a batch of 10,000 64-bit primes.
 
-``python -m bench.primes [--quick]`` prints JSON: the figures below measured
-under PyPy and under CPython (each in a fresh process of the project's venv),
-and CPython's time over PyPy's. ``--here`` measures only the running
-interpreter. Three figures, each the best and the median of several runs after
-one warm-up (PyPy's JIT needs it):
-
-- ``validate``: the request schema plus the primality of every number,
-  exactly what ``POST /primes`` does before touching the database;
-- ``store``: :meth:`PrimeStore.insert` of the batch into an empty temp
-  SQLite file (one transaction);
-- ``validate_store``: the two together.
-
-The primes are consecutive primes from a seeded random start in
-[2**63, 2**64), found with the same primality function (not timed).
+``python -m bench.primes [--quick]`` prints JSON: under PyPy and CPython
+(each in a fresh process; ``--here``: this interpreter only) the best and
+median of several runs after a warm-up, of ``validate`` (the request schema
+and every number's primality, as ``POST /primes`` does before the
+database), ``store`` (:meth:`PrimeStore.insert` into an empty SQLite file)
+and ``validate_store`` (both). The primes are consecutive, from a seeded
+random start in [2**63, 2**64).
 """
 
-import argparse
 import json
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,8 +21,7 @@ from typing import Any
 from typing import Callable
 from typing import List
 
-from bench.collatz import ROOT
-from bench.collatz import interpreter
+from bench import common
 from core.primality import is_prime
 from db.primes import PrimeStore
 from db.schema import create_schema
@@ -82,25 +72,16 @@ def _timed(
 
 def run(quick: bool) -> dict:
     """The figures under PyPy and CPython, and CPython's time over PyPy's."""
-    results = {}
-    for name, python in (
-        ("pypy", interpreter("pypy3")),
-        ("cpython", interpreter("python3")),
-    ):
-        if python is None:
-            results[name] = {"available": False}
-            continue
-        command = [python, "-m", "bench.primes", "--here"] + (
-            ["--quick"] if quick else []
+    results = {
+        impl: common.run_json(
+            [python, "-m", "bench.primes", "--here"] + ["--quick"] * quick
         )
-        out = subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800
-        )
-        results[name] = json.loads(out.stdout)
-    if "validate_store" in results["pypy"] and "validate_store" in results["cpython"]:
+        for impl, python in common.interpreters().items()
+    }
+    if "pypy" in results and "cpython" in results:
         results["cpython_over_pypy"] = {
-            key: round(
-                results["cpython"][key]["best_s"] / results["pypy"][key]["best_s"], 2
+            key: common.ratio(
+                results["cpython"][key]["best_s"], results["pypy"][key]["best_s"]
             )
             for key in ("validate", "store", "validate_store")
         }
@@ -145,17 +126,8 @@ def measure(quick: bool) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.primes", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer runs")
-    parser.add_argument(
-        "--here", action="store_true", help="measure only the running interpreter"
-    )
-    args = parser.parse_args(argv)
-    json.dump((measure if args.here else run)(args.quick), sys.stdout, indent=2)
-    print()
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    if "--here" in sys.argv:
+        print(json.dumps(measure("--quick" in sys.argv)))
+    else:
+        sys.exit(common.figure_main(__doc__, run))

@@ -1,23 +1,15 @@
 """Derived figures (PyPy/CPython ratio, share of the ceiling), targets, tables."""
 
 import json
-from pathlib import Path
 from typing import Any
 from typing import Dict
 from typing import List
 from typing import Optional
 
 #: The performance targets: PyPy/CPython on every database path ...
-DATABASE_PATHS = (
-    "notes-get",
-    "notes-list",
-    "notes-post",
-    "notes-patch",
-    "redirect",
-    "links-create",
-    "department",
-    "employees",
-    "primes",
+DATABASE_PATHS = tuple(
+    "notes-get notes-list notes-post notes-patch redirect links-create department "
+    "employees primes".split()
 )
 PYPY_OVER_CPYTHON = 1.5
 #: ... share of the bare app's req/s under PyPy ...
@@ -165,18 +157,10 @@ def table(results: dict) -> str:
     return text
 
 
-def _pypy_name(results: dict) -> Optional[str]:
-    for name, version in results.get("versions", {}).items():
-        if version.startswith("PyPy"):
-            return name
-    return None
-
-
-def _cpython_name(results: dict) -> Optional[str]:
-    for name, version in results.get("versions", {}).items():
-        if version.startswith("CPython"):
-            return name
-    return None
+def _named(results: dict, prefix: str) -> Optional[str]:
+    """The run's interpreter whose version starts with ``prefix`` (PyPy, CPython)."""
+    versions = results.get("versions", {})
+    return next((n for n, v in versions.items() if v.startswith(prefix)), None)
 
 
 def _row_results(results: dict, name: str) -> Dict[str, dict]:
@@ -215,39 +199,41 @@ def targets(results: dict) -> List[dict]:
     ``holds`` is None when the run has no figure for it (not measured, not
     available); the figure then says why.
     """
-    pypy, cpython = _pypy_name(results), _cpython_name(results)
+    pypy, cpython = _named(results, "PyPy"), _named(results, "CPython")
     out = []
     labels = {row["name"]: row["label"] for row in results["paths"]}
-    for name in DATABASE_PATHS:
-        if name not in labels:
-            continue
-        measured = _row_results(results, name)
-        fast, slow = _rate(measured.get(pypy)), _rate(measured.get(cpython))
-        value = fast / slow if fast and slow else None
-        out.append(
-            _target(
-                f"PyPy/CPython, {labels[name]}",
-                None if value is None else f"{value:.2f}x ({fast:,.0f} / {slow:,.0f})",
-                f">= {PYPY_OVER_CPYTHON}x",
-                None if value is None else value >= PYPY_OVER_CPYTHON,
-                None if value is None else value / PYPY_OVER_CPYTHON,
-            )
+
+    def compare(what, ours, theirs, wanted, shown, threshold):
+        value = ours / theirs if ours and theirs else None
+        figure = (
+            None if value is None else f"{shown(value)} ({ours:,.0f} / {theirs:,.0f})"
         )
+        holds = None if value is None else value >= wanted
+        score = None if value is None else value / wanted
+        out.append(_target(what, figure, threshold, holds, score))
+
+    for name in DATABASE_PATHS:
+        if name in labels:
+            measured = _row_results(results, name)
+            compare(
+                f"PyPy/CPython, {labels[name]}",
+                _rate(measured.get(pypy)),
+                _rate(measured.get(cpython)),
+                PYPY_OVER_CPYTHON,
+                lambda value: f"{value:.2f}x",
+                f">= {PYPY_OVER_CPYTHON}x",
+            )
     bare = _rate(results["bare"]["results"].get(pypy))
     for name, share in BARE_SHARES.items():
-        if name not in labels:
-            continue
-        rps = _rate(_row_results(results, name).get(pypy))
-        value = rps / bare if rps and bare else None
-        out.append(
-            _target(
+        if name in labels:
+            compare(
                 f"PyPy, {labels[name]} vs the bare app",
-                None if value is None else f"{value:.0%} ({rps:,.0f} / {bare:,.0f})",
+                _rate(_row_results(results, name).get(pypy)),
+                bare,
+                share,
+                lambda value: f"{value:.0%}",
                 f">= {share:.0%}",
-                None if value is None else value >= share,
-                None if value is None else value / share,
             )
-        )
     post = (
         _row_results(results, "notes-post").get(pypy)
         if "notes-post" in labels
@@ -269,6 +255,7 @@ def targets(results: dict) -> List[dict]:
                     POST_P99_MS / max(p99, 1e-3) if busy == 0 else 0.0,
                 )
             )
+    out += _peer_targets(results)
     out += _push_targets(results)
     out += _auth_targets(results)
     out += _seed_targets(results, pypy)
@@ -301,12 +288,8 @@ def _push_targets(results: dict) -> List[dict]:
     figure = (results.get("figures") or {}).get("push")
     if figure is None:
         return []
-    loads = {}
-    if figure.get("available") and "result" in figure:
-        for implementation, measured in figure["result"].get("results", {}).items():
-            if "under_load" in measured:
-                loads[implementation] = measured["under_load"]
-    under = loads.get("pypy")
+    under = (figure.get("result") or {}).get("results", {}).get("pypy", {})
+    under = under.get("under_load")
     out = []
     for channel, label in (("sse", "SSE"), ("sub", "ZeroMQ SUB")):
         what = f"POST -> {label} p99 at {PUSH_RATE} writes/s, embedded store, PyPy"
@@ -314,9 +297,7 @@ def _push_targets(results: dict) -> List[dict]:
             reason = figure.get("reason") or figure.get("error") or "not measured"
             out.append(_target(what, f"n/a ({reason})", f"<= {PUSH_P99_MS:g} ms", None))
             continue
-        measured = under[channel]
-        p99 = measured["p99_ms"]
-        rate_ok = under["asked_rate"] >= PUSH_RATE
+        measured, p99 = under[channel], under[channel]["p99_ms"]
         out.append(
             _target(
                 what,
@@ -324,9 +305,36 @@ def _push_targets(results: dict) -> List[dict]:
                 f"{under['achieved_rate']:g}/s; {measured['missing']} missing)",
                 f"<= {PUSH_P99_MS:g} ms",
                 None
-                if p99 is None or not rate_ok
+                if p99 is None or under["asked_rate"] < PUSH_RATE
                 else p99 <= PUSH_P99_MS and measured["missing"] == 0,
                 None if p99 is None else PUSH_P99_MS / max(p99, 1e-3),
+            )
+        )
+    return out
+
+
+def _peer_targets(results: dict) -> List[dict]:
+    figure = (results.get("figures") or {}).get("peer")
+    if figure is None:
+        return []
+    measured = figure.get("result") or {}
+    if not measured.get("rows"):
+        reason = figure.get("error") or measured.get("reason") or "not measured"
+        what = "PyPy against the FastAPI peer"
+        return [_target(what, f"n/a ({reason})", ">= 2x, p99 no worse", None)]
+    out = []
+    for row in measured["rows"]:
+        wanted = measured["target_ratio"]
+        value = row["ratio"] or 0.0
+        p99_ok = row["ours_p99_ms"] <= row["peer_p99_ms"]
+        out.append(
+            _target(
+                f"PyPy against the FastAPI peer, {row['path']}",
+                f"{value:.2f}x ({row['ours_rps']:,} / {row['peer_rps']:,}); p99 "
+                f"{row['ours_p99_ms']:.1f} / {row['peer_p99_ms']:.1f} ms",
+                f">= {wanted:g}x, p99 no worse",
+                value >= wanted and p99_ok and not row["errors"],
+                min(value / wanted, row["peer_p99_ms"] / max(row["ours_p99_ms"], 1e-3)),
             )
         )
     return out
@@ -496,11 +504,3 @@ def markdown(results: dict) -> str:
     if "figures" in results:
         parts.append("Figures:\n\n" + figures_table(results["figures"]))
     return "\n\n".join(parts) + "\n"
-
-
-def write_json(results: dict, path: Path) -> None:
-    """Write ``results`` atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
-    temporary.replace(path)

@@ -1,21 +1,16 @@
 """Gunicorn worker classes under PyPy, with and without keep-alive.
 
-The sync worker answers every request with ``Connection: close``, so each
-request pays a TCP connect whatever the client asks; gthread and gevent keep
-connections open. "Without keep-alive" sends ``Connection: close`` to every
-worker class, which is what many load balancers and short-lived clients do.
+The sync worker answers every request with ``Connection: close``; gthread
+and gevent keep connections open. "close" sends ``Connection: close`` to
+every class, as many load balancers and short-lived clients do.
 """
 
 import subprocess
 from pathlib import Path
-from typing import List
-from typing import Optional
+from typing import Sequence
 
+from bench import common
 from bench import paths
-from bench.measure import Measurer
-from bench.measure import unavailable
-from bench.servers import Stack
-from bench.servers import StartError
 
 #: name -> environment; gthread's thread count is what the default would use.
 CLASSES = {
@@ -24,84 +19,55 @@ CLASSES = {
     "gevent": {"WORKER_CLASS": "gevent", "THREADS": "1"},
 }
 KEEPALIVE = {"keep-alive": {}, "close": {"Connection": "close"}}
-
-#: A database path for when the notes resource is not in this checkout.
-READY = paths.Target("ready", "GET /ready (SQL ping)", "/ready")
+TARGETS = (paths.BY_NAME["health"], paths.BY_NAME["notes-get"])
 
 
-def missing_reason(python: str, worker_class: str) -> Optional[str]:
+def missing_reason(python: str, worker_class: str):
     """Why ``worker_class`` cannot run under ``python``, or None if it can."""
     if worker_class != "gevent":
         return None
     done = subprocess.run(
-        [python, "-c", "import gevent"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
+        [python, "-c", "import gevent"], capture_output=True, text=True, timeout=120
     )
     if done.returncode == 0:
         return None
-    last_line = (done.stdout.strip().splitlines() or ["import failed"])[-1]
-    return (
-        f"gevent does not import under this interpreter ({last_line}); "
-        "make bench installs it from requirements-bench.txt"
-    )
-
-
-#: What each class is measured on: /health, and a database path (the first of
-#: the alternatives the app offers).
-SLOTS = [[paths.BY_NAME["health"]], [paths.BY_NAME["notes-get"], READY]]
-
-
-def _prepare(api: paths.Api, alternatives: List[paths.Target]):
-    reasons = []
-    for target in alternatives:
-        try:
-            return target, target.prepare(api)
-        except paths.NotAvailable as ex:
-            reasons.append(f"{target.label}: {ex}")
-    raise paths.NotAvailable("; ".join(reasons))
+    last = (done.stderr.strip().splitlines() or ["import failed"])[-1]
+    return f"gevent does not import ({last}); make bench installs it"
 
 
 def compare(
     python: str,
     workdir: Path,
-    measurer: Measurer,
+    measurer: common.Measurer,
     *,
     workers: int,
     database: Path,
-    slots: List[List[paths.Target]] = SLOTS,
+    classes: Sequence[str] = tuple(CLASSES),
+    then=None,
 ) -> dict:
-    """Measure every class x connection mode x slot; the results as rows."""
-    rows = []
-    missing = {}
-    for name, env in CLASSES.items():
-        reason = missing_reason(python, name)
-        if reason:
-            missing[name] = reason
-            print(f"  {name:<10} not available: {reason}", flush=True)
-            continue
-        stack = Stack(
-            python,
-            workdir / f"class-{name}",
-            database=database,
-            env={**env, "WORKERS": str(workers)},
+    """Every class x connection mode x target, as rows.
+
+    ``then(name, stack)`` runs on each class's stack after its rows; what it
+    returns is kept under ``after``.
+    """
+    rows, missing, after = [], {}, {}
+    for name in classes:
+        env = dict(CLASSES[name], WORKERS=str(workers))
+        stack = common.Stack(
+            python, workdir / f"class-{name}", env=env, database=database
         )
+        reason = missing_reason(python, name)
         try:
-            stack.start()
-        except StartError as ex:
-            missing[name] = f"gunicorn did not start: {str(ex)[-500:]}"
-            print(f"  {name:<10} not available: {missing[name]}", flush=True)
+            if reason is None:
+                stack.start()
+        except common.StartError as ex:
+            reason = f"gunicorn did not start: {str(ex)[-500:]}"
+        if reason:
+            missing[name] = common.unavailable(reason, name)["reason"]
             continue
         try:
-            api = paths.Api(stack.url)
-            for alternatives in slots:
-                try:
-                    target, path = _prepare(api, alternatives)
-                except paths.NotAvailable as ex:
-                    unavailable(str(ex), alternatives[0], name)
-                    continue
+            for target in TARGETS:
+                path = target.prepare(paths.Api(stack.url))
                 for mode, headers in KEEPALIVE.items():
                     result = measurer.measure(
                         stack.url,
@@ -109,19 +75,25 @@ def compare(
                         path,
                         headers=headers,
                         label=f"{name}/{mode}",
-                        cpu_seconds=stack.cpu_seconds,
+                        stack=stack,
                         workers=workers,
                     )
                     rows.append(
                         {
                             "worker_class": name,
-                            "threads": int(env["THREADS"]),
+                            "threads": int(CLASSES[name]["THREADS"]),
                             "connection": mode,
                             "target": target.name,
                             "label": target.label,
                             **result,
                         }
                     )
+            if then is not None:
+                after[name] = then(name, stack)
         finally:
             stack.stop()
-    return {"rows": rows, "not_available": missing}
+    return {
+        "rows": rows,
+        "not_available": missing,
+        **({"after": after} if then else {}),
+    }

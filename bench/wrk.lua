@@ -1,4 +1,4 @@
--- The one wrk script of the benchmark harness (bench/wrk.py runs it).
+-- The one wrk script of the benchmark harness (bench/common.py runs it).
 --
 -- Configured through environment variables, so every path is data:
 --   BENCH_PATH         request path; "{i}" in it becomes a unique integer per
@@ -10,7 +10,7 @@
 --                      lines k, k+n, ... so no body is sent twice (primes)
 --   BENCH_HEADERS      extra headers, "Name: value" lines
 --   BENCH_THREADS      the -t given to wrk (to stride counters and bodies)
--- done() prints one line, "BENCH_JSON {...}", that bench/wrk.py parses.
+-- done() prints one line, "BENCH_JSON {...}", that bench/common.py parses.
 
 local next_id = 0
 
@@ -41,6 +41,9 @@ function init(args)
   method = os.getenv("BENCH_METHOD") or "GET"
   headers = parse_headers(os.getenv("BENCH_HEADERS"))
   body = os.getenv("BENCH_BODY")
+  if body == "" then
+    body = nil
+  end
   stride = tonumber(os.getenv("BENCH_THREADS") or "1")
   local id = thread_id or 0
   counter = tonumber(os.getenv("BENCH_COUNTER") or "1") + id

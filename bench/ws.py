@@ -1,59 +1,34 @@
 """Benchmark: WebSocket fan-out of the push worker (``GET /ws``).
 
-``python -m bench.ws [--quick] [--json PATH]`` prints JSON (and writes it to
-``--json``). For each interpreter (the project's ``.venv/pypy3`` and
-``.venv/python3``) it starts a server process under it: the push worker's
-HTTP server and WebSocket hub (``workers.push.sse.SseServer``) on an
-``EventFeed``, the same code as the worker, with the events published by a
-thread of that process at a fixed rate instead of read from a store (so
-what is measured is the fan-out, not the API's write rate). Then, for each
-level ``(clients, events/s)``:
-
-- ``clients - PROBES`` load clients connect (one process, plain
-  non-blocking sockets): each reads its socket every 100 ms, all that is
-  there (as a busy browser tab would), and counts the bytes;
-- ``PROBES`` probe clients connect (another process): they read as soon as
-  a frame arrives and, for each event, take the time from its publication
-  (the server writes ``time.perf_counter()`` into the event when it
-  publishes it; the same monotonic clock in every process) to its arrival;
-- the server publishes at the rate for a warm-up, then for the measured
-  run; the probes' latencies of the measured run give p50, p99 and max;
-  the load clients' bytes, against what the server sent, give the share of
-  events delivered; the hub's count of dropped clients is reported.
-
-Every client is served by the same hub loop, probes and load alike, in no
-particular order, so the probes see what any client sees. The clients run
-on the same 2 cores as the server: the figures are what this machine
-reaches with both, not the server alone. Pings are off in the server here
-(the load clients do not answer them); they cost one frame per client per
-20 s in production.
-
-Quick: 100 clients at 50 events/s, 2 s warm-up, 3 s measured; full: the
-target (1,000 clients at 200 events/s, p99 <= 50 ms) and smaller levels,
-5 s warm-up, 10 s measured each.
+``python -m bench.ws [--quick]`` prints JSON. Under each interpreter, a
+server process runs the push worker's HTTP server and WebSocket hub on an
+``EventFeed`` fed at a fixed rate by a thread of its own (the fan-out, not
+the API's write rate). Per level ``(clients, events/s)``: load clients
+(one process) read every 100 ms and count bytes; ``PROBES`` probe clients
+(another process) time each event from its publication (the server writes
+``time.perf_counter()`` into it) to its arrival. The probes give p50, p99
+and max; the load clients' bytes, the share delivered. Clients and server
+share the 2 cores. Pings are off here (the load clients do not answer).
+Quick: 100 clients at 50 events/s; full: up to the target, 1,000 clients
+at 200 events/s with p99 <= 50 ms.
 """
 
-import argparse
 import base64
 import json
 import os
-import platform
 import selectors
 import socket
-import statistics
 import struct
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
 
-from bench.collatz import interpreter
-from bench.servers import ROOT
+from bench import common
 
 #: Clients that time every event (the rest only read).
 PROBES = 20
@@ -313,8 +288,8 @@ class _Child:
     def __init__(self, python: str, *args: str):
         self.proc = subprocess.Popen(
             [python, "-m", "bench.ws", *args],
-            cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT), LOG_LEVEL="warning"),
+            cwd=common.ROOT,
+            env=dict(os.environ, PYTHONPATH=str(common.ROOT), LOG_LEVEL="warning"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -341,11 +316,6 @@ class _Child:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _percentile(values: List[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def level(server: _Child, port: int, clients: int, rate: float, quick: bool) -> dict:
@@ -398,8 +368,8 @@ def level(server: _Child, port: int, clients: int, rate: float, quick: bool) -> 
     }
     if latencies:
         result.update(
-            p50_ms=round(statistics.median(latencies), 2),
-            p99_ms=round(_percentile(latencies, 0.99), 2),
+            p50_ms=round(common.percentile(latencies, 50), 2),
+            p99_ms=round(common.percentile(latencies, 99), 2),
             max_ms=round(max(latencies), 2),
         )
     result["meets_target"] = bool(
@@ -412,69 +382,32 @@ def level(server: _Child, port: int, clients: int, rate: float, quick: bool) -> 
     return result
 
 
-def measure(python: str, quick: bool) -> dict:
-    """Every level against one server process under ``python``."""
-    server = _Child(python, "--serve")
-    try:
-        port = server.ask()["port"]
-        levels = QUICK_LEVELS if quick else FULL_LEVELS
-        return {
-            "python": python,
-            "levels": [level(server, port, c, r, quick) for c, r in levels],
-        }
-    finally:
-        server.close()
-
-
 def run(quick: bool) -> dict:
-    """Fan-out under PyPy and CPython (server side); see the module docstring."""
+    """Fan-out under PyPy and CPython (server side)."""
     results = {
         "benchmark": "ws",
         "target": "1,000 clients x 200 events/s, p99 <= 50 ms",
         "probes": PROBES,
-        "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "client_python": sys.executable,
-        "quick": quick,
     }
-    for name in ("pypy3", "python3"):
-        python = interpreter(name)
-        results[name] = (
-            {"available": False} if python is None else measure(python, quick)
-        )
+    for impl, python in common.interpreters().items():
+        server = _Child(python, "--serve")
+        try:
+            port = server.ask()["port"]
+            levels = QUICK_LEVELS if quick else FULL_LEVELS
+            results[impl] = [level(server, port, c, r, quick) for c, r in levels]
+        finally:
+            server.close()
     return results
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ws", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="one small level")
-    parser.add_argument(
-        "--json",
-        default=str(ROOT / "bench/results/ws.json"),
-        help="where to write the JSON ('-': nowhere)",
-    )
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--load", nargs=2, type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--probe", nargs=2, type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve:
-        serve()
-        return 0
-    if args.load:
-        load_clients(*args.load)
-        return 0
-    if args.probe:
-        probe_clients(*args.probe)
-        return 0
-    results = run(args.quick)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json != "-":
-        Path(args.json).write_text(text + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    role = sys.argv[1:2]
+    if role == ["--serve"]:
+        serve()
+    elif role == ["--load"]:
+        load_clients(int(sys.argv[2]), int(sys.argv[3]))
+    elif role == ["--probe"]:
+        probe_clients(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        sys.exit(common.figure_main(__doc__, run))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict
 from typing import List
 from typing import Optional
+from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
@@ -184,10 +185,13 @@ def run_k6(
     p99_ms: Optional[float] = None,
     k6: Optional[str] = None,
     timeout: float = 300,
+    script: Path = K6_SCRIPT,
+    args: Sequence[str] = (),
 ) -> K6Result:
     """``k6 run loadtest/k6.js`` at ``rate`` iterations per second; its summary.
 
-    ``vus`` and ``p99_ms`` override the script's defaults (``VUS``, ``P99_MS``).
+    ``vus`` and ``p99_ms`` override the script's defaults (``VUS``, ``P99_MS``);
+    ``script`` runs another script, ``args`` are more options of ``k6 run``.
     """
     binary = k6 or k6_binary()
     if binary is None:
@@ -213,7 +217,8 @@ def run_k6(
             "--no-color",
             "--summary-export",
             str(summary_path),
-            str(K6_SCRIPT),
+            *args,
+            str(script),
         ],
         env=env,
         stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""The benchmark harness: its arithmetic, wrk script, load generator, a smoke run.
+"""The benchmark harness: its wrk script, k6 writes, a smoke run.
 
 Nothing here asserts how fast anything is; the e2e tests only check that
 measuring works and produces well-formed results.
@@ -14,9 +14,8 @@ import time
 
 import pytest
 
-from bench import load
+from bench import common
 from bench import paths
-from bench import wrk
 from tests.support.live import ROOT
 
 needs_wrk = pytest.mark.skipif(
@@ -39,14 +38,15 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.server.seen.append(
             (self.command, self.path, body, self.headers.get("X-Bench"))
         )
-        status = 200
-        if self.path.startswith("/slow"):
+        status, payload = 200, b'{"ok": true}'
+        if self.path == "/notes" and self.command == "POST":
+            status, payload = 201, b'{"id": "n%d"}' % len(self.server.seen)
+        elif self.path.startswith("/slow"):
             time.sleep(0.02)  # service time of the fake server
         elif self.path.startswith("/fail"):
             status = 500
         elif self.path.startswith("/missing"):
             status = 404
-        payload = b'{"ok": true}'
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -71,120 +71,18 @@ def stub():
     server.server_close()
 
 
-def test_load_run_answers_and_counts_http_errors(stub):
+@pytest.mark.skipif(common.k6() is None, reason="k6 is not installed")
+def test_k6_writes_record_each_created_note_and_its_answer_time(stub, tmp_path):
     server, url = stub
-    ok = load.LoadRun(url, "/ok", rate=100, duration=0.2, connections=4).run()
-    assert ok["due"] == ok["answered"] == 20
-    assert ok["error_count"] == 0 and ok["unfinished"] == 0
-    failing = load.LoadRun(
-        url,
-        "/fail",
-        rate=100,
-        duration=0.1,
-        method="POST",
-        body=b"{}",
-        headers={"X-Bench": "yes"},
-    ).run()
-    assert failing["errors"] == {"HTTP 500": 10}
-    posted = [entry for entry in server.seen if entry[1] == "/fail"]
-    assert posted[0] == ("POST", "/fail", "{}", "yes")
-
-
-def test_load_latency_counts_from_the_intended_send_time(stub):
-    # One connection, 20 ms per request, 20 requests due within 95 ms: the last
-    # one cannot be answered before 400 ms after the start, so measured from
-    # when it was due it waited at least 305 ms. A closed-loop client would
-    # report about 20 ms for every request.
-    _, url = stub
-    summary = load.LoadRun(url, "/slow", rate=200, duration=0.1, connections=1).run()
-    assert summary["answered"] == 20
-    assert summary["latency_ms"]["max"] >= 300
-
-
-def test_load_does_not_count_its_own_lag_as_latency(stub):
-    # The client stalls itself for 1 s after the first answer (as a busy
-    # client would): the requests due meanwhile go out late, but the server
-    # answers each in well under 1 s (a busy machine too), and that is what
-    # is reported; the client's lag is reported apart, and the run says it
-    # fell behind.
-    _, url = stub
-    stalled = []
-
-    def stall(index, status, body, at):
-        if not stalled:
-            stalled.append(index)
-            time.sleep(1.0)
-
-    summary = load.LoadRun(
-        url, "/ok", rate=200, duration=0.3, connections=4, on_answer=stall
-    ).run()
-    assert summary["answered"] == 60
-    assert summary["latency_ms"]["max"] < 1000
-    assert summary["generator_lag_ms"]["max"] >= 900
-    assert summary["generator_behind"] is True
-
-
-def test_load_reads_answers_with_their_bodies(stub):
-    _, url = stub
-    bodies = {}
-    summary = load.LoadRun(
-        url,
-        "/ok",
-        rate=100,
-        duration=0.1,
-        method="POST",
-        bodies=lambda i: b'{"n": %d}' % i,
-        on_answer=lambda i, status, body, at: bodies.setdefault(i, (status, body)),
-    ).run()
-    assert summary["answered"] == 10
-    assert bodies == {i: (200, b'{"ok": true}') for i in range(10)}
-
-
-def test_responses_are_parsed_by_length_chunks_or_close():
-    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
-    assert load.parse_response(head + b"o", at_eof=False) is None
-    assert load.parse_response(head + b"ok", at_eof=False) == (200, b"ok", True)
-    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    assert load.parse_response(chunked + b"2\r\nab\r\n", at_eof=False) is None
-    assert load.parse_response(
-        chunked + b"2\r\nab\r\n1\r\nc\r\n0\r\n\r\n", at_eof=False
-    ) == (200, b"abc", True)
-    closing = b"HTTP/1.1 503 Busy\r\nConnection: close\r\n\r\nno"
-    assert load.parse_response(closing, at_eof=False) is None
-    assert load.parse_response(closing, at_eof=True) == (503, b"no", False)
-
-
-def test_load_command_line_writes_json(stub, tmp_path):
-    _, url = stub
-    out = tmp_path / "load.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.load",
-            "--url",
-            url,
-            "--path",
-            "/ok",
-            "--rate",
-            "50",
-            "--duration",
-            "0.2",
-            "--header",
-            "X-Bench: 1",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "\r" not in done.stderr  # no progress line when stderr is not a terminal
-    summary = json.loads(out.read_text())
-    assert summary["answered"] == 10
-    assert set(summary["latency_ms"]) == {"p50", "p90", "p99", "p99.9", "max", "mean"}
+    started = time.time()
+    load = common.post_notes(url, rate=20, seconds=1, folder=tmp_path)
+    posted = [entry for entry in server.seen if entry[:2] == ("POST", "/notes")]
+    assert load["sent"] == load["created"] == len(posted) >= 20
+    assert load["failed"] == 0 and load["dropped"] == 0
+    assert json.loads(posted[0][2])["body"] == "bench"
+    assert len(load["answered"]) == len(posted)
+    assert all(started < at < time.time() for at in load["answered"].values())
+    assert list(tmp_path.glob("writes-*.json")) == []  # its samples are not kept
 
 
 def test_probe_reports_missing_endpoint_as_not_available(stub):
@@ -202,7 +100,7 @@ def test_wrk_script_sends_unique_bodies_and_counters(stub, tmp_path):
     bodies = tmp_path / "bodies"
     lines = [f'{{"n": {i}}}' for i in range(100_000)]
     bodies.write_text("\n".join(lines) + "\n")
-    result = wrk.run(
+    result = common.wrk(
         url,
         "/ok",
         seconds=1,
@@ -220,7 +118,7 @@ def test_wrk_script_sends_unique_bodies_and_counters(stub, tmp_path):
     assert {entry[3] for entry in posted} == {"b"}
 
     server.seen.clear()
-    wrk.run(url, "/ok?n={i}", seconds=1, connections=2, threads=2, counter=1000)
+    common.wrk(url, "/ok?n={i}", seconds=1, connections=2, threads=2, counter=1000)
     numbers = [int(entry[1].split("=")[1]) for entry in server.seen]
     assert numbers and len(set(numbers)) == len(numbers)
     assert min(numbers) >= 1000

@@ -1,4 +1,4 @@
-"""The benchmark harness: its arithmetic, wrk script, load generator, a smoke run.
+"""The benchmark harness: its arithmetic, wrk output, targets and figures.
 
 Nothing here asserts how fast anything is; the e2e tests only check that
 measuring works and produces well-formed results.
@@ -12,77 +12,53 @@ import sys
 
 import pytest
 
-from bench import figures
-from bench import load
-from bench import measure
+from bench import common
 from bench import paths
 from bench import primegen
 from bench import report
-from bench import wrk
+from bench.run import run_figure
 
 needs_wrk = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)"
 )
 
 
-# --- load.py: schedule, percentiles, summary -----------------------------------------
-
-
-def test_schedule_spaces_requests_evenly_from_zero():
-    assert load.schedule(4, 1) == [0.0, 0.25, 0.5, 0.75]
-    offsets = load.schedule(3, 2)
-    assert len(offsets) == 6
-    assert all(math.isclose(b - a, 1 / 3) for a, b in zip(offsets, offsets[1:]))
-
-
-def test_schedule_counts_whole_requests_only():
-    assert len(load.schedule(10, 0.35)) == 3
-    assert len(load.schedule(1000, 0.3)) == 300  # no float rounding down to 299
-
-
-@pytest.mark.parametrize("rate, duration", [(0, 1), (-1, 1), (1, 0)])
-def test_schedule_refuses_non_positive_values(rate, duration):
-    with pytest.raises(ValueError):
-        load.schedule(rate, duration)
+# --- percentiles --------------------------------------------------------------------
 
 
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
-    assert load.percentile(values, 50) == 50
-    assert load.percentile(values, 90) == 90
-    assert load.percentile(values, 99) == 99
-    assert load.percentile(values, 99.9) == 100
-    assert load.percentile(values, 100) == 100
-    assert load.percentile([1, 2, 3, 4], 50) == 2
-    assert load.percentile([1, 2, 3, 4], 51) == 3
-    assert load.percentile([7], 99.9) == 7
-    assert load.percentile([], 50) is None
+    assert common.percentile(values, 50) == 50
+    assert common.percentile(values, 90) == 90
+    assert common.percentile(values, 99) == 99
+    assert common.percentile(values, 99.9) == 100
+    assert common.percentile(values, 100) == 100
+    assert common.percentile([4, 1, 3, 2], 50) == 2  # sorts first
+    assert common.percentile([1, 2, 3, 4], 51) == 3
+    assert common.percentile([7], 99.9) == 7
+    assert common.percentile([], 50) is None
 
 
 @pytest.mark.parametrize("p", [0, -5, 100.1])
 def test_percentile_refuses_out_of_range(p):
     with pytest.raises(ValueError):
-        load.percentile([1, 2], p)
+        common.percentile([1, 2], p)
 
 
-def test_summary_counts_answers_errors_and_unfinished():
-    summary = load.summarize(
-        [0.004, 0.001, 0.003, 0.002], {"HTTP 500": 1, "timeout": 2}, due=8, elapsed=2.0
+def test_push_delays_count_each_answered_note_once_and_the_missing():
+    arrivals = type("Arrivals", (), {})()
+    arrivals.at = {"a": 10.002, "b": 10.0005, "c": 9.9}  # c came before its answer
+    delays = common.push_delays({"a": 10.0, "b": 10.0, "c": 10.0, "d": 10.0}, arrivals)
+    assert delays["events"] == 3 and delays["missing"] == 1
+    assert delays["p50_ms"] == pytest.approx(0.5)
+    assert delays["max_ms"] == pytest.approx(2.0)
+
+
+def test_k6_sample_times_are_read_to_the_nanosecond():
+    assert common._epoch("1970-01-01T00:00:01.000000250Z") == pytest.approx(
+        1.00000025, abs=1e-9
     )
-    assert summary["answered"] == 4
-    assert summary["error_count"] == 3
-    assert summary["unfinished"] == 2  # 8 due - 4 answered - 2 never answered
-    assert summary["achieved_rate"] == 2.0
-    assert summary["latency_ms"]["p50"] == pytest.approx(2.0)
-    assert summary["latency_ms"]["p99.9"] == pytest.approx(4.0)
-    assert summary["latency_ms"]["max"] == pytest.approx(4.0)
-    assert summary["latency_ms"]["mean"] == pytest.approx(2.5)
-
-
-def test_summary_of_nothing_answered_has_no_latency():
-    summary = load.summarize([], {"ConnectionRefusedError": 3}, due=3, elapsed=1.0)
-    assert summary["latency_ms"] == {}
-    assert summary["unfinished"] == 0
+    assert common._epoch("2024-05-01T12:00:00Z") == 1714564800.0
 
 
 # --- wrk output parsing --------------------------------------------------------------
@@ -102,7 +78,7 @@ BENCH_JSON {"duration_us": 2000000, "requests": 9800, "bytes": 1200000, \
 
 
 def test_wrk_output_is_parsed_from_the_done_hook_line():
-    result = wrk.parse(WRK_OUTPUT)
+    result = common.parse_wrk(WRK_OUTPUT)
     assert result["rps"] == pytest.approx(4900.0)
     assert result["requests"] == 9800
     assert result["seconds"] == pytest.approx(2.0)
@@ -120,8 +96,8 @@ def test_wrk_output_is_parsed_from_the_done_hook_line():
 
 
 def test_wrk_output_without_result_line_is_an_error():
-    with pytest.raises(wrk.WrkError, match="BENCH_JSON"):
-        wrk.parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+    with pytest.raises(common.WrkError, match="BENCH_JSON"):
+        common.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
 
 
 # --- unique prime bodies -------------------------------------------------------------
@@ -236,7 +212,7 @@ def test_table_lists_measured_rows_and_says_why_others_are_missing():
 
 
 def test_missing_figure_module_is_reported_not_available():
-    result = figures.run_one("no_such_figure", quick=True)
+    result = run_figure("no_such_figure", quick=True)
     assert result == {
         "available": False,
         "reason": "bench.no_such_figure is not in this checkout",
@@ -251,7 +227,7 @@ def test_failing_figure_module_is_reported_with_its_error(monkeypatch):
 
     module.run = run
     monkeypatch.setitem(sys.modules, "bench.broken_figure", module)
-    result = figures.run_one("broken_figure", quick=True)
+    result = run_figure("broken_figure", quick=True)
     assert result == {"available": True, "error": "RuntimeError: gcc not found"}
 
 
@@ -259,14 +235,14 @@ def test_failing_figure_module_is_reported_with_its_error(monkeypatch):
 
 
 def test_a_rate_that_still_climbs_has_not_levelled_off():
-    assert not measure.levelled_off([100, 200, 400, 800, 1600])
-    assert not measure.levelled_off([1000, 1000, 1000])  # too few slices to tell
-    assert not measure.levelled_off([500, 900, 1000, 1020, 1100])  # +10 %: climbing
+    assert not common.levelled_off([100, 200, 400, 800, 1600])
+    assert not common.levelled_off([1000, 1000, 1000])  # too few slices to tell
+    assert not common.levelled_off([500, 900, 1000, 1020, 1100])  # +10 %: climbing
 
 
 def test_a_rate_that_only_jitters_has_levelled_off():
-    assert measure.levelled_off([300, 900, 1000, 980, 1030, 990])
-    assert measure.levelled_off([1000, 800, 950, 1020])  # noise after the peak
+    assert common.levelled_off([300, 900, 1000, 980, 1030, 990])
+    assert common.levelled_off([1000, 800, 950, 1020])  # noise after the peak
 
 
 def _with(results, name, label, pypy, cpython):

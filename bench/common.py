@@ -1,0 +1,683 @@
+"""What every figure of the bench shares: interpreters, percentiles, stacks, wrk, k6.
+
+The design of the measurements is in docs/performance/index.md.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Optional
+
+import requests
+import zmq
+
+from core.settings import default_workers
+from loadtest.run import k6_binary
+from loadtest.run import run_k6
+from tests.support.processes import Process
+from tests.support.processes import free_port
+from tests.support.processes import free_udp_port
+from tests.support.processes import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The project's virtualenvs, by implementation (``make bench`` creates both).
+VENVS = {"pypy": "pypy3", "cpython": "python3"}
+WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
+WRITES_SCRIPT = Path(__file__).with_name("writes.js")
+_WRK_MARKER = "BENCH_JSON "
+_VERSION_CODE = (
+    "import platform, sys; pypy = getattr(sys, 'pypy_version_info', None); "
+    "print(platform.python_implementation(), platform.python_version(), "
+    "'(PyPy %d.%d.%d)' % pypy[:3] if pypy else '')"
+)
+
+
+# -- interpreters and arithmetic -----------------------------------------------
+
+
+def interpreter(name: str) -> Optional[str]:
+    """The venv's interpreter ``name`` (pypy3, python3), else one on PATH, else None."""
+    candidate = ROOT / ".venv" / name / "bin" / "python"
+    return str(candidate) if candidate.exists() else shutil.which(name)
+
+
+def interpreters() -> Dict[str, str]:
+    """``{"pypy": path, "cpython": path}`` for those found (else this one)."""
+    found = {impl: interpreter(name) for impl, name in VENVS.items()}
+    found = {impl: path for impl, path in found.items() if path}
+    return found or {implementation(sys.executable): sys.executable}
+
+
+def version(python: str) -> str:
+    """``'PyPy 3.9.16 (PyPy 7.3.11)'`` or ``'CPython 3.11.7'``."""
+    out = subprocess.run(
+        [python, "-c", _VERSION_CODE], capture_output=True, text=True, timeout=60
+    )
+    if out.returncode:
+        raise RuntimeError(f"{python} does not run: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def implementation(python: str) -> str:
+    """``pypy`` or ``cpython``."""
+    return version(python).split()[0].lower()
+
+
+def workers(python: str) -> int:
+    """Gunicorn's default worker count for ``python`` on this machine."""
+    impl = "PyPy" if implementation(python) == "pypy" else "CPython"
+    return default_workers(impl, os.cpu_count() or 1)
+
+
+def percentile(values: List[float], p: float) -> Optional[float]:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100): a measured value, or None.
+
+    The smallest value with at least ``p`` percent of the values at or below it.
+    """
+    if not 0 < p <= 100:
+        raise ValueError("p must be in (0, 100]")
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = -(-p * len(ordered) // 100)  # ceiling without float error
+    return ordered[max(int(rank), 1) - 1]
+
+
+def spread(values_ms: List[float]) -> dict:
+    """p50, p99 and max of milliseconds, rounded (None for no values)."""
+    if not values_ms:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "p50_ms": round(percentile(values_ms, 50), 2),
+        "p99_ms": round(percentile(values_ms, 99), 2),
+        "max_ms": round(max(values_ms), 2),
+    }
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    """``a / b`` to two decimals, or None without both."""
+    return round(a / b, 2) if a and b else None
+
+
+def run_json(args: List[str], env: Optional[dict] = None, timeout: float = 1800):
+    """Run a command in the checkout; the JSON of its last line of output."""
+    out = subprocess.run(
+        args,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(args[:4])} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_seconds(sessions) -> Optional[float]:
+    """User + system CPU seconds of the live processes in ``sessions`` (Linux)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    total = 0
+    for entry in proc.iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue  # the process ended meanwhile
+        # After the parenthesised name: session is the 4th field, utime 12th.
+        fields = stat[stat.rindex(")") + 2 :].split() if stat else ()
+        if fields and int(fields[3]) in sessions:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def get_json(url: str, **kwargs) -> Optional[dict]:
+    """The JSON answer of ``GET url``, or None when there is none (yet)."""
+    try:
+        return requests.get(url, timeout=2, **kwargs).json()
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def figure_main(doc: str, run: Callable[[bool], dict]) -> int:
+    """A figure module's command line: ``--quick``, ``--json PATH``; prints JSON."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs")
+    parser.add_argument("--json", type=Path, help="also write the JSON there")
+    args = parser.parse_args()
+    text = json.dumps(run(args.quick), indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+# -- the processes measured -----------------------------------------------------
+
+
+class StartError(RuntimeError):
+    """A process of a stack did not come up; the message holds its log."""
+
+
+def prepare_database(python: str, database: Path, salaries=False, env=None) -> None:
+    """``python -m api init-db`` (and ``import-salaries``) into ``database``."""
+    env = dict(env or os.environ, PYTHONPATH=str(ROOT), LOG_LEVEL="warning")
+    env["DATABASE_URL"] = f"sqlite:///{database}"
+    for command in ("init-db", "import-salaries")[: 1 + salaries]:
+        subprocess.run(
+            [python, "-m", "api", command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    connection = sqlite3.connect(database)  # fold the WAL in: a copy has every row
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+
+
+class Stack:
+    """Gunicorn under ``python`` as ``make serve`` runs it, in ``folder``, free ports.
+
+    With ``collatz`` workers (and their broker) and the push worker if asked;
+    ``database`` is copied in, or made with ``init-db``. ``env`` wins.
+    """
+
+    def __init__(
+        self,
+        python: str,
+        folder: Path,
+        *,
+        app: str = "api.wsgi:app",
+        env: Optional[Dict[str, str]] = None,
+        database: Optional[Path] = None,
+        collatz: int = 0,
+        push: bool = False,
+        ready_path: str = "/health",
+    ):
+        self.python, self.folder, self.app = python, folder, app
+        self.collatz, self.push, self.ready_path = collatz, push, ready_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.sse_url = f"http://127.0.0.1:{free_port()}"
+        self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        (folder / "var").mkdir(parents=True, exist_ok=True)
+        self.database = folder / "var" / "api.db"
+        if database is not None:
+            shutil.copyfile(database, self.database)
+        self.env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            HOST="127.0.0.1",
+            PORT=str(self.port),
+            # Trusted clients, no limits: the figures are of the paths.
+            AUTH="off",
+            COLLATZ_RATE_LIMIT="",
+            DATABASE_URL=f"sqlite:///{self.database}",
+            RETHINKDB_URL="",
+            LOG_LEVEL="warning",
+            PUBLIC_BASE_URL=self.url,
+            COLLATZ_FRONTEND=f"tcp://127.0.0.1:{free_port()}",
+            COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
+            PUSH_WAKE_ADDRESS=f"127.0.0.1:{free_udp_port()}",
+            PUSH_PUB_ENDPOINT=self.pub_endpoint,
+            PUSH_SSE_BIND=self.sse_url[len("http://") :],
+        )
+        self.env.update(env or {})
+        self.processes: Dict[str, Process] = {}
+
+    def _spawn(self, name: str, *args: str) -> Process:
+        process = Process(
+            [self.python, *args], self.env, self.folder / f"{name}.log", self.folder
+        )
+        process.start()
+        self.processes[name] = process
+        return process
+
+    def _wait(self, process: Process, url: str, timeout: float = 60) -> None:
+        def ready():
+            process.check()
+            try:
+                return requests.get(url, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        try:
+            wait_until(ready, timeout, interval=0.1, what=url)
+        except (RuntimeError, TimeoutError) as ex:
+            self.stop()
+            raise StartError(f"{ex}\n{process.log_tail()}") from None
+
+    def start(self) -> "Stack":
+        """Start everything; return once gunicorn (and the push worker) answer."""
+        if not self.database.exists():
+            try:
+                prepare_database(self.python, self.database, env=self.env)
+            except subprocess.CalledProcessError as ex:
+                raise StartError(f"init-db failed: {ex.stderr[-2000:]}") from None
+        if self.collatz:
+            self._spawn("collatz_broker", "-m", "workers.collatz.broker")
+            for number in range(self.collatz):
+                self._spawn(f"collatz_worker{number}", "-m", "workers.collatz.worker")
+        gunicorn = self._spawn("gunicorn", "-m", "api", "serve", self.app)
+        self._wait(gunicorn, self.url + self.ready_path)
+        if self.push:
+            self.start_worker()
+        return self
+
+    def start_worker(self) -> None:
+        """(Re)start the push worker; return once it answers."""
+        self._wait(self._spawn("push", "-m", "workers.push"), self.sse_url + "/health")
+
+    def wait_subscribed(self) -> None:
+        """Until a SUB client subscribed to notes reached the push worker."""
+        wait_until(
+            lambda: (
+                "note."
+                in (get_json(self.sse_url + "/health") or {}).get("pub_topics", ())
+            ),
+            30,
+            what="a subscriber",
+        )
+
+    def cpu_seconds(self) -> Optional[float]:
+        """CPU seconds used so far by every process of the stack."""
+        return cpu_seconds({p.proc.pid for p in self.processes.values() if p.proc})
+
+    def stop(self) -> None:
+        """Gunicorn first (it is the collatz client), then the rest."""
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# -- wrk, and the warm-up to the plateau ------------------------------------------
+
+
+class WrkError(RuntimeError):
+    """wrk is missing, failed, or printed no result line."""
+
+
+def wrk(
+    url: str,
+    path: str,
+    *,
+    seconds: float,
+    connections: int = 16,
+    threads: int = 1,
+    method: str = "GET",
+    body: Optional[str] = None,
+    body_file: Optional[Path] = None,
+    headers: Optional[Dict[str, str]] = None,
+    counter: int = 1,
+    timeout: float = 10.0,
+) -> dict:
+    """wrk with bench/wrk.lua on ``url + path`` (whole seconds, at least 1)."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise WrkError("wrk is not installed. Run: sudo apt-get install -y wrk")
+    env = dict(
+        os.environ,
+        BENCH_PATH=path,
+        BENCH_METHOD=method,
+        BENCH_THREADS=str(threads),
+        BENCH_COUNTER=str(counter),
+        BENCH_HEADERS="\n".join(f"{k}: {v}" for k, v in (headers or {}).items()),
+        BENCH_BODY=body or "",
+        BENCH_BODY_FILE=str(body_file or ""),
+    )
+    done = subprocess.run(
+        [
+            binary,
+            f"-t{threads}",
+            f"-c{max(connections, threads)}",
+            f"-d{max(1, round(seconds))}s",
+            f"--timeout={max(1, round(timeout))}s",
+            "-s",
+            str(WRK_SCRIPT),
+            url.rstrip("/") + "/",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=seconds + timeout + 60,
+    )
+    if done.returncode != 0:
+        raise WrkError(f"wrk exited with {done.returncode}:\n{done.stdout[-2000:]}")
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(output: str) -> dict:
+    """``{rps, requests, seconds, errors, latency_ms}`` from wrk.lua's result line.
+
+    ``errors`` counts by kind (statuses >= 400 are ``status``) with a ``total``.
+    """
+    line = next((ln for ln in output.splitlines() if ln.startswith(_WRK_MARKER)), None)
+    if line is None:
+        raise WrkError(f"no {_WRK_MARKER.strip()} line in wrk's output:\n{output}")
+    raw = json.loads(line[len(_WRK_MARKER) :])
+    seconds = raw["duration_us"] / 1e6
+    errors = dict(raw["errors"], total=sum(raw["errors"].values()))
+    return {
+        "rps": raw["requests"] / seconds if seconds > 0 else 0.0,
+        "requests": raw["requests"],
+        "seconds": seconds,
+        "errors": errors,
+        "latency_ms": {k: v / 1000.0 for k, v in raw["latency_us"].items()},
+    }
+
+
+#: The plateau: the best of the last slices within this of the best before them.
+PLATEAU_SLICES = 3
+PLATEAU_TOLERANCE = 0.05
+#: Unique-body targets get bodies for this many requests per second.
+MAX_WRITE_RATE = 10_000
+#: Where ``{i}`` counters and unique prime bodies start per phase, far apart
+#: so measured values are in no cache; each warm-up slice starts a stride on.
+_COUNTER = {"warmup": (300_001, 100_000), "measure": (100_001, 0)}
+_BODIES = {"warmup": (2 * 10**9, 10**7), "measure": (10**9, 0)}
+
+
+def levelled_off(rates: List[float], tolerance: float = PLATEAU_TOLERANCE) -> bool:
+    """Whether the rate stopped climbing (noise jitters; it does not climb)."""
+    if len(rates) <= PLATEAU_SLICES:
+        return False
+    return max(rates[-PLATEAU_SLICES:]) <= max(rates[:-PLATEAU_SLICES]) * (
+        1 + tolerance
+    )
+
+
+@dataclasses.dataclass
+class Measurer:
+    """Warms a target up to its plateau, then measures it with wrk.
+
+    ``warmup``: the most warm-up seconds per target (0: none), in slices of
+    ``warmup_slice``; under a JIT each worker must also have served
+    ``min_requests`` first. ``server_warmup`` is added for a server's first
+    target, where every worker compiles the shared code. ``target`` is a
+    bench.paths.Target.
+    """
+
+    workdir: Path
+    warmup: float
+    duration: float
+    connections: int = 16
+    threads: int = 1
+    warmup_slice: float = 3.0
+    server_warmup: float = 0.0
+    min_requests: int = 0
+    _warm_servers: set = dataclasses.field(default_factory=set, repr=False)
+
+    def settings(self) -> dict:
+        """The knobs, for the report."""
+        knobs = dataclasses.asdict(self)
+        return {k: v for k, v in knobs.items() if k not in ("workdir", "_warm_servers")}
+
+    def _wrk(self, url, target, path, headers, phase, seconds, part=0) -> dict:
+        body_file = None
+        if target.bodies:
+            start, stride = _BODIES[phase]
+            body_file = self.workdir / f"{target.name}-{phase}-{part}.bodies"
+            if not body_file.exists():
+                count = int(MAX_WRITE_RATE * max(seconds, 1)) + 1
+                bodies = target.bodies(count, start + part * stride)
+                body_file.write_text("\n".join(bodies) + "\n")
+        start, stride = _COUNTER[phase]
+        return wrk(
+            url,
+            path,
+            seconds=seconds,
+            connections=self.connections,
+            threads=self.threads,
+            method=target.method,
+            body=target.body,
+            body_file=body_file,
+            headers={**target.headers, **(headers or {})},
+            counter=start + part * stride,
+        )
+
+    def warm_up(self, url, target, path, headers, limit, needed) -> dict:
+        """Slices until the rate levels off and ``needed`` requests were served."""
+        rates: List[float] = []
+        requests_done = 0
+        started = time.monotonic()
+        plateau = False
+        while not plateau and limit - (time.monotonic() - started) >= 1:
+            seconds = min(self.warmup_slice, limit - (time.monotonic() - started))
+            result = self._wrk(
+                url, target, path, headers, "warmup", seconds, len(rates)
+            )
+            rates.append(round(result["rps"], 1))
+            requests_done += result["requests"]
+            plateau = requests_done >= needed and levelled_off(rates)
+        return {
+            "seconds": round(time.monotonic() - started, 1),
+            "slice_rps": rates,
+            "requests": requests_done,
+            "plateau": plateau,
+        }
+
+    def measure(
+        self,
+        url: str,
+        target,
+        path: str,
+        *,
+        headers: Optional[Dict[str, str]] = None,
+        label: str = "",
+        stack: Optional[Stack] = None,
+        workers: int = 1,
+        jit: bool = True,
+    ) -> dict:
+        """Warm up, measure, print one line; the result (``stack``: its CPU/request)."""
+        print(f"  {label:<18} {target.label:<44}", end=" ", flush=True)
+        warmup = self.warmup
+        if url not in self._warm_servers:
+            warmup += self.server_warmup
+            self._warm_servers.add(url)
+        warmed = None
+        if warmup > 0:
+            per_worker = self.min_requests if jit else 0
+            if target.warm_requests is not None:
+                per_worker = min(per_worker, target.warm_requests)
+            warmed = self.warm_up(
+                url, target, path, headers, warmup, per_worker * workers
+            )
+            warmed["requests_per_worker"] = warmed.pop("requests") // max(workers, 1)
+        cpu_before = stack.cpu_seconds() if stack else None
+        result = self._wrk(url, target, path, headers, "measure", self.duration)
+        cpu_after = stack.cpu_seconds() if stack else None
+        if cpu_before is not None and cpu_after is not None and result["requests"]:
+            result["cpu_ms_per_request"] = (
+                (cpu_after - cpu_before) * 1000 / result["requests"]
+            )
+        latency, errors = result["latency_ms"], result["errors"]["total"]
+        cpu = result.get("cpu_ms_per_request")
+        print(
+            f"{result['rps']:>10,.0f} req/s  p50 {latency['p50']:7.2f} ms  "
+            f"p99 {latency['p99']:7.2f} ms"
+            + (f"  cpu {cpu:.3f} ms/req" if cpu is not None else "")
+            + (f"  errors {errors}" if errors else "")
+            + (
+                f"  (warm-up {warmed['seconds']:.0f} s, "
+                f"{warmed['requests_per_worker']:,}/worker"
+                + ("" if warmed["plateau"] else ", no plateau")
+                + ")"
+                if warmed
+                else ""
+            ),
+            flush=True,
+        )
+        return {"available": True, "path": path, "warmup": warmed, **result}
+
+
+def unavailable(reason: str, label: str = "", what: str = "") -> dict:
+    """The result of what cannot be measured, printed as one line."""
+    print(f"  {label:<18} {what:<44} not available: {reason}", flush=True)
+    return {"available": False, "reason": reason}
+
+
+# -- push latency: events timed on arrival, writes sent by k6 ----------------------
+
+
+class Arrivals:
+    """Follows the notes' events on a SUB socket or SSE; each note id's arrival.
+
+    Times are ``time.time()``, the clock k6 stamps its samples with; a
+    thread reads the events and timestamps them as they come.
+    """
+
+    def __init__(self, stack: Stack, channel: str):
+        self.at: Dict[str, float] = {}
+        self.count = 0
+        self._stop = threading.Event()
+        if channel == "sub":
+            self._sock = zmq.Context.instance().socket(zmq.SUB)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.setsockopt(zmq.RCVHWM, 0)
+            self._sock.setsockopt(zmq.SUBSCRIBE, b"note.")
+            self._sock.connect(stack.pub_endpoint)
+            stack.wait_subscribed()
+            target = self._read_sub
+        else:
+            parts = urllib.parse.urlsplit(stack.sse_url)
+            self._sock = socket.create_connection((parts.hostname, parts.port), 5)
+            request = f"GET /events HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n"
+            self._sock.sendall(request.encode())
+            self._sock.settimeout(0.2)
+            target = self._read_sse
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+        time.sleep(0.3)  # the stream is open before the first write
+
+    def _seen(self, data: bytes, now: float) -> None:
+        note = json.loads(data)["new_val"]
+        self.count += 1
+        if note is not None:
+            self.at.setdefault(note["id"], now)
+
+    def _read_sub(self) -> None:
+        while not self._stop.is_set():
+            if self._sock.poll(100):
+                _topic, data = self._sock.recv_multipart()
+                self._seen(data, time.time())
+
+    def _read_sse(self) -> None:
+        # A raw socket: each read is stamped as it arrives (an HTTP library's
+        # line iterator reads byte by byte, too slow at 500 events/s).
+        pending = b""
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            now = time.time()
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data:"):
+                    self._seen(line[5:], now)
+
+    def wait_for(self, note_ids, timeout: float = 60) -> None:
+        wait_until(lambda: all(n in self.at for n in note_ids), timeout, what="events")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def k6() -> Optional[str]:
+    """k6: beside this interpreter, on PATH, or the CPython venv's (its wheel)."""
+    wheel = ROOT / ".venv" / "python3" / "bin" / "k6"
+    return k6_binary() or (str(wheel) if wheel.exists() else None)
+
+
+def _epoch(stamp: str) -> float:
+    """Seconds since the epoch of k6's ``2024-05-01T12:00:00.123456789Z``."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    moment = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp() + float(
+        "0." + (fraction or "0")
+    )
+
+
+def post_notes(url: str, rate: float, seconds: float, folder: Path) -> dict:
+    """``POST /notes`` at ``rate`` per second, open loop (k6, bench/writes.js).
+
+    Returns k6's POST latency and rate, and ``answered``: each created
+    note's id and the time its answer arrived.
+    """
+    out = folder / f"writes-{time.monotonic_ns()}.json"
+    summary = out.with_suffix(".summary.json")
+    done = run_k6(
+        url,
+        summary,
+        rate=rate,
+        duration=f"{max(1, round(seconds))}s",
+        script=WRITES_SCRIPT,
+        k6=k6(),
+        args=["--out", f"json={out}"],
+        timeout=seconds + 120,
+    )
+    answered = {}
+    with out.open() as points:
+        for line in points:
+            if '"note_answered"' in line and '"Point"' in line:
+                data = json.loads(line)["data"]
+                answered[data["tags"]["id"]] = _epoch(data["time"])
+    out.unlink()
+    summary.unlink(missing_ok=True)
+    latency = done.metric("http_req_duration")
+    iterations = done.metric("iterations")
+    return {
+        "asked_rate": rate,
+        "achieved_rate": round(iterations.get("rate", 0.0), 1),
+        "sent": int(iterations.get("count", 0)),
+        "created": len(answered),
+        "dropped": int(done.metric("dropped_iterations").get("count", 0)),
+        "failed": done.metric("http_req_failed").get("passes", 0),
+        "post_latency_ms": {
+            key: round(latency[key], 2)
+            for key in ("med", "p(99)", "max")
+            if key in latency
+        },
+        "answered": answered,
+    }
+
+
+def push_delays(answered: Dict[str, float], arrivals: Arrivals) -> dict:
+    """POST answer -> event arrival per note: p50, p99, max, and how many missing."""
+    ms = [
+        max(0.0, arrivals.at[note] - at) * 1000
+        for note, at in answered.items()
+        if note in arrivals.at
+    ]
+    return {"events": len(ms), "missing": len(answered) - len(ms), **spread(ms)}
