@@ -5,7 +5,8 @@ Each process that traces (the API's gunicorn workers, the push worker) calls
 (``otlp``: OTLP over HTTP, ``console``: one JSON line per span on standard
 output) and keeps it here. Until then :func:`tracer` is None and
 :func:`traceparent` None, so callers skip every span: tracing that is off
-costs one check of a module variable, never a tracer call.
+costs one check of a module variable, never a tracer call, and OpenTelemetry
+is not even imported.
 
 The SDK reads its own ``OTEL_*`` variables: ``OTEL_EXPORTER_OTLP_ENDPOINT``
 (or ``..._TRACES_ENDPOINT``) and ``..._HEADERS``, ``OTEL_SERVICE_NAME``,
@@ -17,17 +18,22 @@ worker starts its spans under it (:func:`parent`).
 """
 
 import sys
+from typing import TYPE_CHECKING
+from typing import Any
 from typing import Optional
 
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Tracer
+    from opentelemetry.trace import TracerProvider
 
 #: What ``TRACING`` may say.
 EXPORTERS = ("off", "otlp", "console")
 
-_propagator = TraceContextTextMapPropagator()
-_provider: Optional[trace.TracerProvider] = None
+# Set together by install(); OpenTelemetry is imported only then, so a
+# process that does not trace never loads it (0.3 s under CPython).
+_provider: Optional["TracerProvider"] = None
+_propagator: Any = None
 
 
 def start(tracing: str, service: str) -> bool:
@@ -56,20 +62,26 @@ def start(tracing: str, service: str) -> bool:
     return True
 
 
-def install(provider: Optional[trace.TracerProvider]) -> None:
+def install(provider: Optional["TracerProvider"]) -> None:
     """Trace with ``provider`` from now on (None: stop tracing); tests use it."""
-    global _provider
+    global _provider, _propagator
+    if provider is not None:
+        from opentelemetry.trace.propagation.tracecontext import (
+            TraceContextTextMapPropagator,
+        )
+
+        _propagator = TraceContextTextMapPropagator()
     _provider = provider
 
 
-def tracer(name: str) -> Optional[trace.Tracer]:
+def tracer(name: str) -> Optional["Tracer"]:
     """The tracer named ``name`` (a module), or None when tracing is off."""
     if _provider is None:
         return None
     return _provider.get_tracer(name)
 
 
-def provider() -> Optional[trace.TracerProvider]:
+def provider() -> Optional["TracerProvider"]:
     """The tracer provider of this process, or None when tracing is off."""
     return _provider
 
@@ -83,9 +95,9 @@ def traceparent() -> Optional[str]:
     return carrier.get("traceparent")
 
 
-def parent(value: Optional[str]) -> Optional[Context]:
+def parent(value: Optional[str]) -> Optional["Context"]:
     """The context ``value`` (a traceparent) names; None: start a new trace."""
-    if not value:
+    if not value or _propagator is None:
         return None
     return _propagator.extract({"traceparent": value})
 
@@ -121,20 +133,23 @@ class Traced:
     the current span; an exception is recorded on it and raised on.
     """
 
-    def __init__(self, target, name: str, tracer: trace.Tracer):
+    def __init__(self, target, name: str, tracer: "Tracer"):
+        from opentelemetry.trace import SpanKind
+
         self._target = target
         self._name = name
         self._tracer = tracer
+        self._kind = SpanKind.CLIENT
 
     def __getattr__(self, attr: str):
         value = getattr(self._target, attr)
         if attr.startswith("_") or not callable(value):
             return value
         span_name = f"{self._name}.{attr}"
-        start_span = self._tracer.start_as_current_span
+        start_span, kind = self._tracer.start_as_current_span, self._kind
 
         def call(*args, **kwargs):
-            with start_span(span_name, kind=trace.SpanKind.CLIENT):
+            with start_span(span_name, kind=kind):
                 return value(*args, **kwargs)
 
         return call

@@ -9,20 +9,23 @@ middleware at all. The response hook adds the request id (``X-Request-ID``,
 the one in the logs) as the span's ``request.id``.
 """
 
-from opentelemetry.trace import Span
-from opentelemetry.trace import TracerProvider
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+    from opentelemetry.trace import TracerProvider
 
 #: The span attribute that holds the request id.
 REQUEST_ID = "request.id"
 
 
-def _add_request_id(span: Span, req, resp) -> None:
+def _add_request_id(span: "Span", req, resp) -> None:
     request_id = req.context.get("request_id")
     if request_id is not None and span.is_recording():
         span.set_attribute(REQUEST_ID, request_id)
 
 
-def instrument(provider: TracerProvider) -> None:
+def instrument(provider: "TracerProvider") -> None:
     """Make every ``falcon.App`` built from now on trace with ``provider``.
 
     Once per process: a second call while instrumented changes nothing.

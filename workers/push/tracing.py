@@ -7,16 +7,17 @@ event (:mod:`workers.webhooks.sender`) continues the request's trace. Off,
 events are plain :func:`core.notes.event_json`, with no span and no copy.
 """
 
+from typing import TYPE_CHECKING
 from typing import Callable
 from typing import Optional
-
-from opentelemetry.trace import SpanKind
-from opentelemetry.trace import Tracer
 
 from core import tracing
 from core.notes import Change
 from core.notes import event_json
 from workers.push.events import Event
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 
 class TracedEvent(dict):
@@ -29,10 +30,11 @@ class TracedEvent(dict):
         self.traceparent = traceparent
 
 
-def event_maker(tracer: Optional[Tracer]) -> Callable[[Change], Event]:
+def event_maker(tracer: Optional["Tracer"]) -> Callable[[Change], Event]:
     """Turns a change into its event: traced with ``tracer``, plain without one."""
     if tracer is None:
         return event_json
+    from opentelemetry.trace import SpanKind
 
     def make(change: Change) -> Event:
         with tracer.start_as_current_span(

@@ -31,8 +31,6 @@ from typing import Iterator
 from typing import Optional
 
 import requests
-from opentelemetry.trace import SpanKind
-from opentelemetry.trace import StatusCode
 
 from core import tracing
 from core.signatures import standard_headers
@@ -183,6 +181,10 @@ class WebhookSender:
         """
         if self._tracer is None:
             return self._deliver(subscription, event, replay)
+        # Imported only here: a process that does not trace never loads it.
+        from opentelemetry.trace import SpanKind
+        from opentelemetry.trace import StatusCode
+
         with self._tracer.start_as_current_span(
             "webhook deliver",
             context=tracing.parent(getattr(event, "traceparent", None)),

@@ -2,6 +2,8 @@
 and the store proxy."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -27,6 +29,18 @@ def test_off_starts_nothing(stopped):  # noqa: ARG001
     assert tracing.provider() is None
     assert tracing.tracer("x") is None
     assert tracing.traceparent() is None
+
+
+def test_off_no_process_imports_opentelemetry():
+    """The API's and the push worker's modules load without it."""
+    script = (
+        "import sys, api.app, api.cli, workers.push.worker; "
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"
 
 
 def test_an_unknown_exporter_is_refused(stopped):  # noqa: ARG001
