@@ -10,6 +10,7 @@ from typing import Optional
 import falcon
 import falcon.media
 
+from core import tracing
 from core import wire
 from core.hosts import AllowedHosts as HostRule
 from core.logs import configure_logging
@@ -51,6 +52,7 @@ from web.openapi import add_docs
 from web.ratelimit import SCOPES
 from web.ratelimit import WRITE_METHODS
 from web.ratelimit import RateLimit
+from web.tracing import instrument as instrument_falcon
 from workers.webhooks.handlers import registry as webhook_handlers
 
 TITLE = "Falcon PyPy API"
@@ -105,6 +107,11 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     ]
     if settings.auth == "on":
         middleware.append(Auth(KeyCache(stores.keys), scopes))
+    # TRACING: a span per request (the instrumentation replaces falcon.App,
+    # so it goes first) and one per notes store call; off, nothing is added.
+    tracer = tracing.tracer(__name__)
+    if tracer is not None:
+        instrument_falcon(tracing.provider())
     app = falcon.App(middleware=middleware + limiters + [RequireJSON()])
     json_handler = falcon.media.JSONHandler(dumps=wire.dumps, loads=wire.loads)
     for media_type in JSON_MEDIA_TYPES + (errors.PROBLEM_JSON,):
@@ -124,7 +131,10 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     ready_checks = {"sql": stores.database.ping, "notes": stores.notes.ping}
 
     # Notes: RethinkDB when RETHINKDB_URL is set, else the SQL store.
-    notes = Notes(stores.notes)
+    notes_store = stores.notes
+    if tracer is not None:
+        notes_store = tracing.Traced(notes_store, "notes", tracer)
+    notes = Notes(notes_store)
     routes.add("/notes", notes)
     routes.add("/notes/{note_id}", notes, suffix="item")
 
@@ -229,4 +239,5 @@ def get_app() -> falcon.App:
     """The app for the settings in the environment, with logging set up."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    tracing.start(settings.tracing, "falcon-pypy-api")
     return create_app(settings)

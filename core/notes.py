@@ -73,7 +73,8 @@ class Change:
 
     ``seq`` is the position in the stream (strictly increasing, the stable id
     of the event). ``old``/``new`` are the note before and after: None
-    before a create and after a delete.
+    before a create and after a delete. ``traceparent``: the W3C trace
+    context of the write, when it was traced (never sent to subscribers).
     """
 
     seq: int
@@ -82,6 +83,7 @@ class Change:
     old: Optional[Note]
     new: Optional[Note]
     ts: datetime.datetime
+    traceparent: Optional[str] = None
 
 
 def note_json(note: Note) -> Dict[str, Any]:

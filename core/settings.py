@@ -69,6 +69,14 @@ class Settings:
         "text, json (one JSON object per line) or auto (text on a terminal, "
         "JSON otherwise); empty: text",
     )
+    tracing: str = _env_field(
+        "TRACING",
+        "off",
+        "OpenTelemetry traces of the API and the push worker: off; otlp (OTLP "
+        "over HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default "
+        "http://localhost:4318); console (one JSON line per span on standard "
+        "output). The SDK's OTEL_* variables apply (docs/operations/tracing.md)",
+    )
     metrics_dir: str = _env_field(
         "PROMETHEUS_MULTIPROC_DIR",
         "",

@@ -11,7 +11,8 @@ Tables, in the URL's database, created by ``python -m api init-db``
   until its delete is in the log.
 - ``notes_changes``: the change log, one document per ``seq`` (primary key
   ``id`` = seq) with ``type``, ``note_id``, ``old_val``, ``new_val``,
-  ``ts``, ``taken_at``; or ``type: void`` for a number that carries no change.
+  ``ts``, ``taken_at`` (and ``traceparent``, the write's trace context,
+  when TRACING is on); or ``type: void`` for a number that carries no change.
 - ``notes_seq``: one counter document that hands out ``seq``.
 
 A write, and why no crash loses it. RethinkDB writes one document
@@ -75,6 +76,7 @@ from core.notes import UPDATED
 from core.notes import Change
 from core.notes import Note
 from core.notes import new_note_id
+from core.tracing import traceparent
 from db.errors import PreconditionFailed
 from db.errors import Unavailable
 from db.notes.base import Clock
@@ -145,6 +147,7 @@ def _change(entry: Mapping[str, Any]) -> Change:
         old=None if entry["old_val"] is None else _note(entry["old_val"]),
         new=None if entry["new_val"] is None else _note(entry["new_val"]),
         ts=_time(entry["ts"]),
+        traceparent=entry.get("traceparent"),
     )
 
 
@@ -410,7 +413,7 @@ class RethinkNotesStore(NotesStore):
         return self._run(work)
 
     def create(self, title: str, body: str) -> Note:
-        now = self._clock()
+        now, trace = self._clock(), traceparent()
         note_id = new_note_id()
 
         def guarded(seq: int, taken_at: datetime.datetime):
@@ -423,7 +426,7 @@ class RethinkNotesStore(NotesStore):
                 "version": 1,
                 "position": seq,
             }
-            change = entry(seq, CREATED, note_id, None, note, now, taken_at)
+            change = entry(seq, CREATED, note_id, None, note, now, taken_at, trace)
             doc = {**note, "seq": seq, "outbox": [change]}
             deadline = taken_at + datetime.timedelta(seconds=self.changelog.lease)
             return lambda row: r.branch(
@@ -443,6 +446,7 @@ class RethinkNotesStore(NotesStore):
         now: datetime.datetime,
         if_versions: Optional[Collection[int]],
         new_doc: Callable[[Any, int, Callable[[str, Any], Any]], Any],
+        trace: Optional[str] = None,
     ) -> Callable[[Any], Any]:
         """The replace function of an update or delete under ``seq``.
 
@@ -455,7 +459,9 @@ class RethinkNotesStore(NotesStore):
         def guarded(row):
             def entry_for(kind, new_val):
                 before = row.pluck(*NOTE_FIELDS)
-                return entry(seq, kind, row["id"], before, new_val, now, taken_at)
+                return entry(
+                    seq, kind, row["id"], before, new_val, now, taken_at, trace
+                )
 
             checks = [
                 row.eq(None),
@@ -485,7 +491,7 @@ class RethinkNotesStore(NotesStore):
     ) -> Note:
         fields = writable(fields)
         require_id(note_id)
-        now = self._clock()
+        now, trace = self._clock(), traceparent()
 
         def new_doc(row, seq, entry_for):
             after = row.pluck(*NOTE_FIELDS).merge(
@@ -497,7 +503,7 @@ class RethinkNotesStore(NotesStore):
         doc = self._write(
             note_id,
             lambda seq, taken_at: self._change_guard(
-                seq, taken_at, now, if_versions, new_doc
+                seq, taken_at, now, if_versions, new_doc, trace
             ),
         )
         return _note(doc)
@@ -506,7 +512,7 @@ class RethinkNotesStore(NotesStore):
         self, note_id: str, *, if_versions: Optional[Collection[int]] = None
     ) -> None:
         require_id(note_id)
-        now = self._clock()
+        now, trace = self._clock(), traceparent()
 
         def new_doc(row, seq, entry_for):
             return {
@@ -520,7 +526,7 @@ class RethinkNotesStore(NotesStore):
         self._write(
             note_id,
             lambda seq, taken_at: self._change_guard(
-                seq, taken_at, now, if_versions, new_doc
+                seq, taken_at, now, if_versions, new_doc, trace
             ),
         )
 

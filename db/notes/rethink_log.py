@@ -378,9 +378,14 @@ def entry(
     new_val: Any,
     ts: datetime.datetime,
     taken_at: datetime.datetime,
+    traceparent: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """A change as the outbox and the log keep it."""
-    return {
+    """A change as the outbox and the log keep it.
+
+    ``traceparent``: the write's trace context (TRACING), a field only when
+    there is one.
+    """
+    change = {
         "id": seq,
         "type": kind,
         "note_id": note_id,
@@ -389,6 +394,9 @@ def entry(
         "ts": ts,
         "taken_at": taken_at,
     }
+    if traceparent is not None:
+        change["traceparent"] = traceparent
+    return change
 
 
 def pruned(keep: Callable[[Any], Any]) -> Callable[[Any], Any]:

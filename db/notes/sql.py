@@ -2,7 +2,8 @@
 
 Tables: ``notes``; ``note_changes``, the change log, one row per write with
 its ``seq``, ``type``, ``old_val``/``new_val`` (the note's stored fields as
-JSON, not its API shape) and ``ts``; and
+JSON, not its API shape), ``ts`` and ``traceparent`` (the write's trace
+context when TRACING is on); and
 ``note_sequence``, one counter row that hands out ``seq``.
 
 Every write is one transaction (several creates may share one, see below)
@@ -66,6 +67,7 @@ from core.notes import UPDATED
 from core.notes import Change
 from core.notes import Note
 from core.notes import new_note_id
+from core.tracing import traceparent
 from db.errors import PreconditionFailed
 from db.errors import Unavailable
 from db.notes.base import Clock
@@ -113,6 +115,8 @@ class NoteChangeRow(Base):
     old_val: Mapped[Optional[dict]] = mapped_column(sa.JSON(none_as_null=True))
     new_val: Mapped[Optional[dict]] = mapped_column(sa.JSON(none_as_null=True))
     ts: Mapped[datetime.datetime] = mapped_column(sa.DateTime(timezone=True))
+    #: The W3C trace context of the write (TRACING), for the push worker.
+    traceparent: Mapped[Optional[str]] = mapped_column(sa.String(55))
 
 
 class NoteSequence(Base):
@@ -190,6 +194,7 @@ _CHANGES_AFTER = (
         _CHANGES.c.old_val,
         _CHANGES.c.new_val,
         _CHANGES.c.ts,
+        _CHANGES.c.traceparent,
     )
     .where(_CHANGES.c.seq > sa.bindparam("after"))
     .order_by(_CHANGES.c.seq)
@@ -253,6 +258,7 @@ def _change(row) -> Change:
         old=_from_log(row.old_val),
         new=_from_log(row.new_val),
         ts=as_utc(row.ts),
+        traceparent=row.traceparent,
     )
 
 
@@ -282,6 +288,9 @@ class _NewNote:
         self.title = title
         self.body = body
         self.now = now
+        # Taken here, in the request's own context: the group's writer may
+        # be another request.
+        self.traceparent = traceparent()
         self.note: Optional[Note] = None
         self.error: Optional[BaseException] = None
         self.written = threading.Event()
@@ -433,6 +442,7 @@ class SqlNotesStore(NotesStore):
                         "old_val": None,
                         "new_val": _logged(note),
                         "ts": new.now,
+                        "traceparent": new.traceparent,
                     }
                 )
             connection.execute(_INSERT_NOTE, rows)
@@ -485,7 +495,7 @@ class SqlNotesStore(NotesStore):
     ) -> Note:
         fields = writable(fields)
         require_id(note_id)
-        now = self._clock()
+        now, trace = self._clock(), traceparent()
         with self._write() as connection:
             seq = self._next_seq(connection)
             before = self._current(connection, note_id, if_versions)
@@ -514,6 +524,7 @@ class SqlNotesStore(NotesStore):
                     "old_val": _logged(before),
                     "new_val": _logged(after),
                     "ts": now,
+                    "traceparent": trace,
                 },
             )
         return after
@@ -522,7 +533,7 @@ class SqlNotesStore(NotesStore):
         self, note_id: str, *, if_versions: Optional[Collection[int]] = None
     ) -> None:
         require_id(note_id)
-        now = self._clock()
+        now, trace = self._clock(), traceparent()
         with self._write() as connection:
             seq = self._next_seq(connection)
             before = self._current(connection, note_id, if_versions)
@@ -540,6 +551,7 @@ class SqlNotesStore(NotesStore):
                     "old_val": _logged(before),
                     "new_val": None,
                     "ts": now,
+                    "traceparent": trace,
                 },
             )
 

@@ -18,10 +18,12 @@ import contextlib
 import dataclasses
 import threading
 import time
+from typing import Callable
 from typing import Deque
 from typing import List
 from typing import Optional
 
+from core.notes import Change
 from core.notes import event_json
 from db.notes.base import NotesStore
 from workers.push.events import Event
@@ -50,12 +52,21 @@ class EventFeed:
         start: The ``seq`` the worker starts after; every event published
             later has a higher ``id``.
         capacity: How many events stay in memory.
+        make_event: Turns a change replayed from the store into its event
+            (the worker's own, so replays are traced like the rest).
     """
 
-    def __init__(self, store: NotesStore, start: int, capacity: int = 10000):
+    def __init__(
+        self,
+        store: NotesStore,
+        start: int,
+        capacity: int = 10000,
+        make_event: Callable[[Change], Event] = event_json,
+    ):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._store = store
+        self._make_event = make_event
         self._capacity = capacity
         self._events: Deque[Event] = collections.deque()
         self._ids: Deque[int] = collections.deque()
@@ -174,7 +185,7 @@ class EventFeed:
         changes = self._store.changes(since=cursor, stop=self._closed, timeout=timeout)
         with contextlib.closing(changes):
             for change in changes:
-                found.append(event_json(change))
+                found.append(self._make_event(change))
                 if change.seq >= target or len(found) >= limit:
                     break
         return found

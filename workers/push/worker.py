@@ -38,11 +38,12 @@ import zmq
 from sqlalchemy import exc as sa_exc
 
 from core import tickets
+from core import tracing
 from core.backoff import Backoff
 from core.hosts import AllowedHosts
 from core.hosts import AllowedOrigins
 from core.logs import configure_logging
-from core.notes import event_json
+from core.notes import Change
 from core.notes import note_json
 from core.settings import Settings
 from core.wakeup import Listener
@@ -60,6 +61,7 @@ from workers.push.pub import Publisher
 from workers.push.pub import pub_keys
 from workers.push.sse import SseServer
 from workers.push.subscribers import make_fanout as webhook_fanout
+from workers.push.tracing import event_maker
 
 log = logging.getLogger("workers.push")
 
@@ -236,7 +238,11 @@ class PushWorker:
         self, start: int, stores: Stores, publisher: Publisher, sse: SseServer
     ) -> None:
         store = stores.notes
-        self._feed = feed = EventFeed(store, start, self._feed_capacity)
+        # TRACING: a span per change read, in the trace of its write.
+        make_event = event_maker(tracing.tracer(__name__))
+        self._feed = feed = EventFeed(
+            store, start, self._feed_capacity, make_event=make_event
+        )
         self._checkpointer = checkpointer = Checkpointer(
             stores.checkpoints, CONSUMER, start, self._checkpoint_interval
         )
@@ -261,7 +267,7 @@ class PushWorker:
             port,
         )
         try:
-            self._follow(store, feed, start)
+            self._follow(store, feed, start, make_event)
         finally:
             log.info("stopping: publishing what was read (up to %d)", feed.head)
             publisher.finish()
@@ -272,14 +278,20 @@ class PushWorker:
             checkpointer.close()
             log.info("stopped; checkpoint %s", checkpointer.saved)
 
-    def _follow(self, store: NotesStore, feed: EventFeed, position: int) -> None:
+    def _follow(
+        self,
+        store: NotesStore,
+        feed: EventFeed,
+        position: int,
+        make_event: Callable[[Change], Dict[str, Any]],
+    ) -> None:
         """Publish every change after ``position`` to the feed until stopped."""
         backoff = Backoff()
         while not self._stop.is_set():
             began = time.monotonic()
             try:
                 for change in store.changes(since=position, stop=self._stop):
-                    feed.publish(event_json(change))
+                    feed.publish(make_event(change))
                     metrics.EVENTS.inc()
                     position = change.seq
                     backoff.success()
@@ -391,6 +403,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--since must be 0 or more")
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        tracing.start(settings.tracing, "falcon-pypy-api-push")
+    except ValueError as ex:
+        log.error("cannot start: %s", ex)
+        return 1
     worker = PushWorker(settings, since=args.since)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())

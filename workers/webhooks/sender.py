@@ -32,6 +32,7 @@ from typing import Optional
 
 import requests
 
+from core import tracing
 from core.signatures import standard_headers
 from core.targets import Targets
 from core.version import __version__
@@ -157,6 +158,7 @@ class WebhookSender:
         self._now = now
         self._monotonic = monotonic
         self._rand = rand
+        self._tracer = tracing.tracer(__name__)  # None: TRACING is off
 
     def close(self) -> None:
         """Close the HTTP session's connections."""
@@ -171,7 +173,41 @@ class WebhookSender:
         what the endpoint does; a subscription deleted meanwhile ends the
         delivery with ``gone``. ``replay``: a delivery made again on request
         (its attempts are recorded as replays; same event id, same policy).
+
+        With TRACING on, the delivery is a span in the trace the event's
+        ``traceparent`` attribute names (the push worker's, see
+        :mod:`workers.push.tracing`), and every attempt sends the span's
+        ``traceparent`` header, so the receiver can join the trace.
         """
+        if self._tracer is None:
+            return self._deliver(subscription, event, replay)
+        # Imported only here: a process that does not trace never loads it.
+        from opentelemetry.trace import SpanKind
+        from opentelemetry.trace import StatusCode
+
+        with self._tracer.start_as_current_span(
+            "webhook deliver",
+            context=tracing.parent(getattr(event, "traceparent", None)),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "webhook.subscription.id": str(subscription.id),
+                "webhook.event.id": str(event["id"]),
+                "webhook.event.type": str(event["type"]),
+                "webhook.replay": replay,
+            },
+        ) as span:
+            result = self._deliver(subscription, event, replay)
+            span.set_attribute("webhook.attempts", result.attempts)
+            span.set_attribute("webhook.delivered", result.delivered)
+            if result.status_code is not None:
+                span.set_attribute("http.response.status_code", result.status_code)
+            if not result.delivered:
+                span.set_status(StatusCode.ERROR, result.error)
+            return result
+
+    def _deliver(
+        self, subscription: Subscription, event: dict, replay: bool
+    ) -> DeliveryResult:
         body = encode(event)
         event_id, event_type = str(event["id"]), str(event["type"])
         outcome = None
@@ -263,6 +299,9 @@ class WebhookSender:
         headers.update(
             standard_headers(subscription.secret, event_id, int(self._now()), body)
         )
+        trace = tracing.traceparent()
+        if trace is not None:
+            headers["traceparent"] = trace
         started = self._monotonic()
         try:
             # stream=True: the status line and headers are all we need, so a
