@@ -1,5 +1,6 @@
 # make serve   run the API and its workers in the foreground (Ctrl-C stops all)
-# make test    run the test suite under PyPy; make test PY=python3 for CPython
+# make test    run the test suite under PyPy; make test PY=python3 for CPython;
+#              a file per process, one per core (TEST_JOBS=0: one process)
 # make bench   PyPy vs CPython benchmarks (docs/performance); QUICK=1: under 2 minutes
 # make lint    ruff, the import floors (import-linter), hadolint and the compose schema, under CPython
 # make docs    the docs site (mkdocs, strict), in var/site
@@ -17,6 +18,7 @@ VENV ?= .venv/$(notdir $(PY))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+TEST_JOBS ?= auto
 QUICK ?=
 BENCH_ARGS ?=
 KEY_FILE ?= var/api-key
@@ -49,7 +51,7 @@ test: $(STAMP)
 	@# in node_modules.
 	@$(MAKE) --no-print-directory .venv/python3/.installed PY=python3
 	@$(MAKE) --no-print-directory $(NPM_STAMP) || echo "npm is missing: the TypeScript client tests will fail"
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # The layer check's graph library has no PyPy build: lint runs under CPython.
 lint:
