@@ -33,7 +33,7 @@ that one again) when it starts again. An event the log no longer holds is
 recorded as a failed replay attempt.
 
 Retention. A subscription whose cursor is older than the change log keeps
-(it was disabled, or the worker was down, for longer than
+(the worker was down, or the endpoint kept failing, for longer than
 ``NOTES_LOG_RETENTION_DAYS``) is delivered the feed's ``reset`` event
 (``webhook-id`` = the log's floor, type ``reset``) whatever events it asked
 for, then the events after the floor.
