@@ -22,7 +22,7 @@ in order, with the same ``seq`` (the event's stable id).
 
 Retention. :meth:`NotesStore.prune_log` removes the oldest entries of the
 log, a small batch at a time (the push worker calls it, see
-:mod:`workers.retention`); :meth:`NotesStore.log_floor` says up to where.
+:mod:`workers.push.retention`); :meth:`NotesStore.log_floor` says up to where.
 A consumer whose ``since`` is below the floor gets
 :class:`db.errors.Pruned` from ``changes``, never a silent gap.
 """

@@ -34,7 +34,7 @@ atomically, never two, so the note document is the commit point:
 The change stream (:meth:`RethinkNotesStore.changes`) follows the log,
 repairs it from the outboxes and voids numbers that were never committed:
 see :mod:`db.notes.rethink_log`, which also prunes it
-(:meth:`RethinkNotesStore.prune_log`, called by :mod:`workers.retention`).
+(:meth:`RethinkNotesStore.prune_log`, called by :mod:`workers.push.retention`).
 
 Connections: a small pool per process (at most ``POOL_SIZE``), opened
 lazily (and again after a fork or a failure) to the first server of the URL
