@@ -257,6 +257,37 @@ class Settings:
         "no nudge comes (0.05 when it cannot listen for nudges)",
     )
 
+    # Retention (pruned by the push worker: docs/operations/retention.md)
+    notes_log_retention_days: float = _env_field(
+        "NOTES_LOG_RETENTION_DAYS",
+        7.0,
+        "days the notes change log keeps a change (for SSE, WebSocket and "
+        "webhook resumes and replays); a reader further behind gets a reset "
+        "event; 0: keep forever",
+    )
+    webhook_retention_days: float = _env_field(
+        "WEBHOOK_RETENTION_DAYS",
+        30.0,
+        "days finished webhook deliveries are kept (inbound ones at least "
+        "WEBHOOK_REPLAY_WINDOW; outbound attempts); 0: keep forever",
+    )
+    visit_retention_days: float = _env_field(
+        "VISIT_RETENTION_DAYS",
+        90.0,
+        "days raw link visits are kept (statistics come from the hourly and "
+        "daily rollup, kept forever); 0: keep forever",
+    )
+    retention_interval: float = _env_field(
+        "RETENTION_INTERVAL",
+        300.0,
+        "seconds between two pruning rounds of the push worker",
+    )
+    retention_batch: int = _env_field(
+        "RETENTION_BATCH",
+        500,
+        "rows removed per transaction when pruning (1 to 10000)",
+    )
+
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
         """Settings from ``environ`` (default ``os.environ``), types converted."""

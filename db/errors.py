@@ -26,5 +26,17 @@ class Gone(StoreError):
     """The item existed but can no longer be used (expired, deleted)."""
 
 
+class Pruned(Gone):
+    """The change log no longer holds every change after the ``since`` asked for.
+
+    ``floor``: the changes after it are still there; those up to it were
+    removed by retention (:meth:`db.notes.base.NotesStore.prune_log`).
+    """
+
+    def __init__(self, floor: int):
+        super().__init__(f"the change log holds only the changes after {floor}")
+        self.floor = floor
+
+
 class Unavailable(StoreError):
     """The backend cannot be reached; the request may succeed later."""

@@ -19,6 +19,12 @@ them in ``seq`` order, then keeps following new ones until the caller stops
 it; a consumer that remembers the last ``seq`` it handled resumes with
 ``since=that seq`` and gets every later change exactly once more from there,
 in order, with the same ``seq`` (the event's stable id).
+
+Retention. :meth:`NotesStore.prune_log` removes the oldest entries of the
+log, a small batch at a time (the push worker calls it, see
+:mod:`workers.push.retention`); :meth:`NotesStore.log_floor` says up to where.
+A consumer whose ``since`` is below the floor gets
+:class:`db.errors.Pruned` from ``changes``, never a silent gap.
 """
 
 import abc
@@ -125,7 +131,22 @@ class NotesStore(abc.ABC):
 
         A backend failure raises :class:`db.errors.Unavailable` out of the
         iterator; call again with ``since`` = the last ``seq`` handled to
-        resume without losing or reordering anything.
+        resume without losing or reordering anything. A ``since`` above 0
+        whose next changes were pruned raises :class:`db.errors.Pruned`
+        (before any change, or where the pruning is met); ``since=0``
+        starts after the floor.
+        """
+
+    @abc.abstractmethod
+    def log_floor(self) -> int:
+        """The ``seq`` after which the log holds every change (0: none pruned)."""
+
+    @abc.abstractmethod
+    def prune_log(self, before: datetime.datetime, limit: int) -> int:
+        """Remove up to ``limit`` of the oldest log entries written before ``before``.
+
+        Only a run of the oldest entries goes, never the newest entry, so
+        the floor only rises. One short write; returns how many went.
         """
 
     @abc.abstractmethod

@@ -34,9 +34,8 @@ atomically, never two, so the note document is the commit point:
 
 The change stream (:meth:`RethinkNotesStore.changes`) follows the log,
 repairs it from the outboxes and voids numbers that were never committed:
-see :mod:`db.notes.rethink_log`. The log is never pruned by the store;
-delete old entries with ``r.table('notes_changes').between(r.minval,
-N).delete()`` once every consumer has checkpointed past N.
+see :mod:`db.notes.rethink_log`, which also prunes it
+(:meth:`RethinkNotesStore.prune_log`, called by :mod:`workers.push.retention`).
 
 Connections: a small pool per process (at most ``POOL_SIZE``), opened
 lazily (and again after a fork or a failure) to the first server of the URL
@@ -327,6 +326,15 @@ class RethinkNotesStore(NotesStore):
             [self._notes.get("-"), self._log.get(0), self._counter.get(COUNTER_ID)]
         )
         self._run(lambda conn: probe.run(conn))
+
+    def log_floor(self) -> int:
+        return self._run(self.changelog.floor)
+
+    def prune_log(self, before: datetime.datetime, limit: int) -> int:
+        # Numbers missing from the run pruned must be past their lease.
+        margin = self.changelog.lease + self.changelog.clock_margin
+        before = min(before, utc_now() - datetime.timedelta(seconds=margin))
+        return self._run(lambda conn: self.changelog.prune(conn, before, limit))
 
     def last_seq(self) -> int:
         # Numbers taken by writes still in flight count as past, as in

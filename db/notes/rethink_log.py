@@ -31,6 +31,13 @@ from the outboxes, and the tombstones whose delete is then in the log.
 When no reader runs, a writer whose note's outbox has grown long ships it
 itself. Every acknowledged write therefore reaches the log, and every
 reader, whichever process dies when.
+
+Retention (:meth:`ChangeLog.prune`) removes the oldest run of log entries,
+never the newest, after moving what the outboxes hold of that run into the
+log (so no outbox entry brings a pruned one back). It raises
+the floor document (``pruned`` in the counter table) before it deletes, so
+a reader that finds the number it needs missing reads the floor and knows
+it was pruned (:class:`db.errors.Pruned`) rather than void it.
 """
 
 import contextlib
@@ -52,6 +59,7 @@ from rethinkdb.errors import ReqlCursorEmpty
 from rethinkdb.errors import ReqlDriverError
 from rethinkdb.errors import ReqlTimeoutError
 
+from db.errors import Pruned
 from db.notes.seq_order import VOID
 from db.notes.seq_order import SeqReorderBuffer
 from db.rethink import CONNECTION_ERRORS
@@ -62,6 +70,8 @@ log = logging.getLogger(__name__)
 
 #: The counter document's id (the one earlier versions used: numbering goes on).
 COUNTER_ID = "changes"
+#: The counter table's document holding how far the log was pruned.
+FLOOR_ID = "pruned"
 
 
 class ChangeLog:
@@ -112,6 +122,64 @@ class ChangeLog:
         """The last number handed out (0 before the first)."""
         head = self._counter.get(COUNTER_ID).run(conn)
         return head["value"] if head else 0
+
+    def floor(self, conn) -> int:
+        """The number after which the log holds every entry (0: none pruned)."""
+        floor = self._counter.get(FLOOR_ID).run(conn)
+        return floor["value"] if floor else 0
+
+    def prune(self, conn, before: datetime.datetime, limit: int) -> int:
+        """Remove up to ``limit`` of the oldest entries written before ``before``.
+
+        Never the newest entry. ``before`` must be at least ``lease +
+        clock_margin`` in the past: a number missing from the run then can
+        never be committed. Returns how many entries went.
+        """
+        bound = self.head(conn) - 1
+        if bound < 1:
+            return 0
+        rows = (
+            self._log.between(r.minval, bound, right_bound="closed")
+            .order_by(index="id")
+            .limit(limit)
+            .map(
+                lambda e: {
+                    "id": e["id"],
+                    "old": e["ts"].default(e["taken_at"]).lt(r.expr(before)),
+                }
+            )
+            .coerce_to("array")
+            .run(conn)
+        )
+        upto = None
+        for row in rows:
+            if not row["old"]:
+                break
+            upto = row["id"]
+        if upto is None:
+            return 0
+        # Outbox entries up to there go to the log first (usually none: a
+        # reader empties them within a second), so none comes back later.
+        self.empty_outboxes(conn, upto)
+        # The floor next: a reader missing an entry from now on sees why.
+        check_write(
+            self._counter.get(FLOOR_ID)
+            .replace(
+                lambda doc: {
+                    "id": FLOOR_ID,
+                    "value": r.branch(
+                        doc.eq(None), upto, r.expr([doc["value"], upto]).max()
+                    ),
+                }
+            )
+            .run(conn)
+        )
+        result = (
+            self._log.between(r.minval, upto, right_bound="closed")
+            .delete(durability="soft")
+            .run(conn)
+        )
+        return result["deleted"]
 
     def take_seq(self, conn) -> Tuple[int, datetime.datetime]:
         """Step 1: the next number, and the server's time when it was taken."""
@@ -205,6 +273,12 @@ class ChangeLog:
         # entries seen by both are released once.
         feed = self._log.changes(include_types=True).run(conn)
         head_value = self.head(conn)
+        if since is not None:
+            floor = self.floor(conn)
+            if since == 0:
+                since = floor
+            elif since < floor:
+                raise Pruned(floor)
         buffer = SeqReorderBuffer(head_value if since is None else since)
         low = buffer.next_seq
         emptier = _Emptier(self, low - 1)
@@ -338,7 +412,15 @@ class ChangeLog:
             for _, entries in outboxes:
                 for entry in entries:
                     buffer.add(entry)
+        if low <= buffer.next_seq <= high and buffer.lacks_next():
+            self._check_floor(conn, buffer)
         self._void_dead(conn, buffer, low, high, first["now"])
+
+    def _check_floor(self, conn, buffer: SeqReorderBuffer) -> None:
+        """Raise Pruned if the next number is missing because it was pruned."""
+        floor = self.floor(conn)
+        if floor >= buffer.next_seq:
+            raise Pruned(floor)
 
     def _void_dead(
         self,

@@ -72,6 +72,10 @@ class SeqReorderBuffer:
                 ready.append(entry)
         return ready
 
+    def lacks_next(self) -> bool:
+        """Whether the entry of ``next_seq`` has not come yet."""
+        return self.next_seq not in self._pending
+
     def missing(self) -> Optional[Tuple[int, int]]:
         """The seqs holding later entries back, as ``(first, last)``; None if none."""
         if not self._pending:

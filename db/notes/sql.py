@@ -34,6 +34,11 @@ and keeps nothing; any other error (an id taken twice) makes each note of
 the group try again alone, so it fails only the note that caused it. Why,
 and what it bought: docs/decisions/0003-group-commit.md.
 
+Retention. The log has no holes, so its lowest ``seq`` says how far it was
+pruned (:meth:`SqlNotesStore.log_floor`), and a read that finds a first
+entry above the one it asked for met a pruning (:class:`db.errors.Pruned`),
+in the same read as the entries themselves.
+
 The hot paths are SQLAlchemy Core statements built once (no ORM session),
 and a write's transaction holds only its statements: ids, times and JSON
 are made before it begins.
@@ -69,6 +74,7 @@ from core.notes import Note
 from core.notes import new_note_id
 from core.tracing import traceparent
 from db.errors import PreconditionFailed
+from db.errors import Pruned
 from db.errors import Unavailable
 from db.notes.base import Clock
 from db.notes.base import NotesStore
@@ -200,6 +206,14 @@ _CHANGES_AFTER = (
     .order_by(_CHANGES.c.seq)
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
+_FIRST_SEQ = sa.select(sa.func.min(_CHANGES.c.seq))
+_OLDEST = (
+    sa.select(_CHANGES.c.seq, _CHANGES.c.ts)
+    .where(_CHANGES.c.seq < sa.select(sa.func.max(_CHANGES.c.seq)).scalar_subquery())
+    .order_by(_CHANGES.c.seq)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_PRUNE = sa.delete(_CHANGES).where(_CHANGES.c.seq <= sa.bindparam("upto"))
 _PING = sa.select(_NOTES.c.id).limit(1)
 
 
@@ -555,12 +569,40 @@ class SqlNotesStore(NotesStore):
                 },
             )
 
-    def _read_changes(self, after: int) -> List[Change]:
+    def _read_changes(self, after: int, first: bool = False) -> List[Change]:
+        """The changes after ``after``; Pruned if the next ones are gone.
+
+        ``first`` with ``after`` 0: from the floor, whatever it is.
+        """
         with self._read() as connection:
             rows = connection.execute(
                 _CHANGES_AFTER, {"after": after, "limit": self._batch_size}
             ).all()
+        if rows and rows[0].seq > after + 1 and not (first and after == 0):
+            raise Pruned(rows[0].seq - 1)
         return [_change(row) for row in rows]
+
+    def log_floor(self) -> int:
+        with self._read() as connection:
+            first = connection.execute(_FIRST_SEQ).scalar()
+        return 0 if first is None else first - 1
+
+    def prune_log(self, before: datetime.datetime, limit: int) -> int:
+        with self._read() as connection:
+            rows = connection.execute(_OLDEST, {"limit": limit}).all()
+        upto = None
+        for row in rows:  # the oldest run written before ``before``
+            if as_utc(row.ts) >= before:
+                break
+            upto = row.seq
+        if upto is None:
+            return 0
+        try:
+            # Not self._write: nothing to announce to the push worker.
+            with self._db.write() as connection:
+                return connection.execute(_PRUNE, {"upto": upto}).rowcount
+        except Unavailable as ex:
+            raise Unavailable(UNAVAILABLE) from ex
 
     def last_seq(self) -> int:
         with self._read() as connection:
@@ -577,8 +619,10 @@ class SqlNotesStore(NotesStore):
         stop = stop or threading.Event()
         deadline = None if timeout is None else time.monotonic() + timeout
         last = self.last_seq() if since is None else since
+        first = True
         while True:
-            batch = self._read_changes(last)
+            batch = self._read_changes(last, first)
+            first = False
             for change in batch:
                 if stop.is_set() or _past(deadline):
                     return

@@ -32,24 +32,39 @@ def sse_frame(event: Event) -> bytes:
     )
 
 
-def reset_data(last_id: int, cursor: int) -> Dict[str, Any]:
-    """What a client resuming with an id ahead of the stream is told (feed.resume)."""
+#: The type of the event that tells a client its stream starts over.
+RESET = "reset"
+#: Why a stream starts over (``reset_event``'s ``why``).
+AHEAD = "ahead"
+PRUNED = "pruned"
+_REASONS = {
+    AHEAD: "Last-Event-ID is ahead of the stream (the change log was reset); "
+    "the stream starts over from the oldest retained change",
+    PRUNED: "the changes after Last-Event-ID are older than the change log "
+    "keeps (NOTES_LOG_RETENTION_DAYS); the stream goes on from the oldest "
+    "retained change",
+}
+
+
+def reset_event(last_id: int, cursor: int, why: str = AHEAD) -> Event:
+    """The ``reset`` event: the stream skips from ``last_id`` to after ``cursor``.
+
+    Its ``id`` is where the stream restarts, so a client that reconnects
+    before the next event resumes from there, not from its stale id. A
+    client drops what it built from earlier events (see feed.resume).
+    """
     return {
-        "reason": "Last-Event-ID is ahead of the stream (the change log was "
-        "reset); the stream starts over from the oldest retained change",
+        "id": cursor,
+        "type": RESET,
+        "reason": _REASONS[why],
         "last_event_id": last_id,
         "restart_after": cursor,
     }
 
 
-def sse_reset_frame(last_id: int, cursor: int) -> bytes:
-    """The ``reset`` event sent before a stream that starts over (see feed.resume).
-
-    Its ``id`` is where the stream restarts, so a client that reconnects
-    before the next event resumes from there, not from its stale id.
-    """
-    data = encode(reset_data(last_id, cursor))
-    return b"id: %d\nevent: reset\ndata: %s\n\n" % (cursor, data)
+def sse_reset_frame(last_id: int, cursor: int, why: str = AHEAD) -> bytes:
+    """The ``reset`` event as SSE, sent before a stream that starts over."""
+    return sse_frame(reset_event(last_id, cursor, why))
 
 
 #: An SSE comment line: ignored by clients, keeps proxies from closing the stream.

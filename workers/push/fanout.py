@@ -32,6 +32,12 @@ deleted, so a worker that dies mid-replay delivers the rest (and at worst
 that one again) when it starts again. An event the log no longer holds is
 recorded as a failed replay attempt.
 
+Retention. A subscription whose cursor is older than the change log keeps
+(the worker was down, or the endpoint kept failing, for longer than
+``NOTES_LOG_RETENTION_DAYS``) is delivered the feed's ``reset`` event
+(``webhook-id`` = the log's floor, type ``reset``) whatever events it asked
+for, then the events after the floor.
+
 Which events a subscription gets. A refresher re-reads the active
 subscriptions every ``refresh_interval`` seconds. One it sees for the
 first time starts after the feed's head as it was just before the previous
@@ -55,6 +61,7 @@ from db.checkpoints import CheckpointStore
 from db.errors import NotFound
 from db.errors import Unavailable
 from workers.push import metrics
+from workers.push.events import RESET
 from workers.push.feed import EventFeed
 
 log = logging.getLogger(__name__)
@@ -246,7 +253,9 @@ class SubscriptionWorker:
     def _handle(self, sender: Any, event: Dict[str, Any]) -> bool:
         """Deliver ``event`` if wanted and move on; False when the worker must end."""
         subscription = self.subscription
-        if subscription.wants(event["type"]):
+        # A reset concerns every subscription: the events it skips may be
+        # some it wants.
+        if event["type"] == RESET or subscription.wants(event["type"]):
             result = sender.deliver(subscription, event)
             metrics.count_delivery(result)
             if result.gone or result.disabled:

@@ -9,7 +9,10 @@ The feed keeps the latest ``capacity`` events in memory. A reader whose
 cursor is older than that (a slow reader, an SSE client resuming with an
 old ``Last-Event-ID``, a subscription resuming from its checkpoint after a
 restart) gets the missing events from the store's change log instead, in
-order, and then continues from memory: no gap, no duplicate.
+order, and then continues from memory: no gap, no duplicate. When the log
+no longer holds them either (retention pruned them), the reader gets a
+``reset`` event (:func:`workers.push.events.reset_event`) in their place,
+whose ``id`` is the log's floor, and goes on from there: never a silent gap.
 """
 
 import bisect
@@ -25,23 +28,30 @@ from typing import Optional
 
 from core.notes import Change
 from core.notes import event_json
+from db.errors import Pruned
 from db.notes.base import NotesStore
+from workers.push.events import AHEAD
+from workers.push.events import PRUNED
+from workers.push.events import RESET
 from workers.push.events import Event
+from workers.push.events import reset_event
 
 
 @dataclasses.dataclass(frozen=True)
 class Resume:
     """Where a client's stream starts (:meth:`EventFeed.resume`).
 
-    ``cursor``: the events after it are sent. ``reset``: the client's last
-    event id is ahead of the stream (its events came from a log that no longer
-    exists, such as a database that was reset), so the stream starts over from
-    the oldest change the log holds; tell the client to drop what it built
-    from the old events before sending them.
+    ``cursor``: the events after it are sent. ``reset``: tell the client
+    to drop what it built from the old events before sending them, because
+    its last event id is ahead of the stream (``why`` = ``ahead``: its
+    events came from a log that no longer exists, such as a database that
+    was reset) or the changes after it were pruned (``pruned``); either way
+    the stream goes on from the oldest change the log holds.
     """
 
     cursor: int
     reset: bool = False
+    why: str = AHEAD
 
 
 class EventFeed:
@@ -93,15 +103,24 @@ class EventFeed:
         Every push channel that lets clients resume (SSE's ``Last-Event-ID``,
         a future WebSocket) asks here, so they all treat an id ahead of the
         stream alike: never a silent wait for ids that will not come again,
-        but a reset and the oldest retained change. An id the feed has not
-        reached yet but the store has (the worker is catching up) is fine.
-        Asking the store can raise :class:`db.errors.Unavailable`.
+        but a reset and the oldest retained change; the same for an id whose
+        next changes were pruned from the log (and are not in memory). An id
+        the feed has not reached yet but the store has (the worker is
+        catching up) is fine. Asking the store can raise
+        :class:`db.errors.Unavailable`.
         """
         if last_id is None:
             return Resume(self.head)
-        if last_id <= self.head or last_id <= self._store.last_seq():
+        with self._changed:
+            if self._base <= last_id <= self._head:
+                return Resume(last_id)  # memory has what follows
+            head = self._head
+        floor = self._store.log_floor()
+        if 0 < last_id < floor:
+            return Resume(floor, reset=True, why=PRUNED)
+        if last_id <= head or last_id <= self._store.last_seq():
             return Resume(last_id)
-        return Resume(0, reset=True)
+        return Resume(floor, reset=True)
 
     def wait_closed(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for :meth:`close`; whether it came."""
@@ -169,7 +188,9 @@ class EventFeed:
                     return self._events[index]
                 return None
         found = self._replay(event_id - 1, event_id, 1, timeout)
-        return found[0] if found and found[0]["id"] == event_id else None
+        if found and found[0]["id"] == event_id and found[0]["type"] != RESET:
+            return found[0]
+        return None
 
     def _after(self, cursor: int, limit: int) -> List[Event]:
         # Under the lock. Ids only grow, so a binary search finds the start.
@@ -180,12 +201,19 @@ class EventFeed:
     def _replay(
         self, cursor: int, target: int, limit: int, timeout: Optional[float]
     ) -> List[Event]:
-        """Events after ``cursor`` from the store's log, up to ``target`` at most."""
+        """Events after ``cursor`` from the store's log, up to ``target`` at most.
+
+        Changes the log no longer holds: a ``reset`` event in their place.
+        """
         found: List[Event] = []
         changes = self._store.changes(since=cursor, stop=self._closed, timeout=timeout)
-        with contextlib.closing(changes):
-            for change in changes:
-                found.append(self._make_event(change))
-                if change.seq >= target or len(found) >= limit:
-                    break
+        try:
+            with contextlib.closing(changes):
+                for change in changes:
+                    found.append(self._make_event(change))
+                    if change.seq >= target or len(found) >= limit:
+                        break
+        except Pruned as ex:
+            if not found:
+                found.append(reset_event(cursor, ex.floor, PRUNED))
         return found

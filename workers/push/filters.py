@@ -17,6 +17,7 @@ from core.notes import EVENT_TYPES
 from core.notes import is_note_id
 from db.subscriptions import WILDCARDS
 from db.subscriptions import matches
+from workers.push.events import RESET
 
 #: What ``subscribe`` may name.
 CHOICES = EVENT_TYPES + WILDCARDS
@@ -31,7 +32,9 @@ class EventFilter:
     note_id: Optional[str] = None
 
     def wants(self, event: Mapping[str, Any]) -> bool:
-        """Whether ``event`` passes."""
+        """Whether ``event`` passes (a ``reset`` always does: it concerns all)."""
+        if event["type"] == RESET:
+            return True
         if self.types is not None and not matches(self.types, event["type"]):
             return False
         if self.note_id is not None:

@@ -7,8 +7,9 @@
   ``?last_event_id=N``, for clients that cannot set headers) it first
   replays every change after N from the store's log, then goes live. A
   browser's ``EventSource`` sends the header by itself when it reconnects.
-  An N ahead of the stream (a database that was reset) gets a ``reset``
-  event, then every change the log holds (``EventFeed.resume``).
+  An N ahead of the stream (a database that was reset), or one whose next
+  changes were pruned, gets a ``reset`` event, then every change the log
+  holds (``EventFeed.resume``).
 - ``GET /ws``: the same events over a WebSocket (RFC 6455), one text frame
   each; ``?last_event_id=N`` resumes as SSE does. This server completes the
   opening handshake and hands the socket to :mod:`workers.push.ws`, whose
@@ -66,7 +67,7 @@ from workers.push.access import Refused
 from workers.push.access import StreamAccess
 from workers.push.events import SSE_KEEPALIVE
 from workers.push.events import parse_last_event_id
-from workers.push.events import reset_data
+from workers.push.events import reset_event
 from workers.push.events import sse_frame
 from workers.push.events import sse_reset_frame
 from workers.push.feed import EventFeed
@@ -349,11 +350,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"retry: 3000\n: stream after %d\n\n" % cursor)
             if resume.reset:
                 log.info(
-                    "SSE client %s: Last-Event-ID %d is ahead of the stream; reset",
+                    "SSE client %s: Last-Event-ID %d: reset (%s)",
                     self.client_address[0],
                     last_id,
+                    resume.why,
                 )
-                self.wfile.write(sse_reset_frame(last_id, cursor))
+                self.wfile.write(sse_reset_frame(last_id, cursor, resume.why))
             self._stream(self.server.feed, cursor, key_id)
         except OSError:  # the client went away (broken pipe, reset, timeout)
             pass
@@ -424,13 +426,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         if resume.reset:
             log.info(
-                "WebSocket client %s: last_event_id %d is ahead of the stream; reset",
+                "WebSocket client %s: last_event_id %d: reset (%s)",
                 self.client_address[0],
                 last_id,
+                resume.why,
             )
-            greeting += control_frame(
-                {"type": "reset", **reset_data(last_id, resume.cursor)}
-            )
+            greeting += control_frame(reset_event(last_id, resume.cursor, resume.why))
         protocol.send_response(response)
         self.wfile.write(b"".join(protocol.data_to_send()))
         # The hub gets a descriptor of its own; this thread's one is closed

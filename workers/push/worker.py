@@ -15,7 +15,8 @@ its own, so none waits for another. The PUB output's cursor is the
 worker's checkpoint (``push`` in ``push_checkpoints``), saved every half
 second and at exit; a start resumes after it (the first start ever: after
 the store's latest change), so what changed while the worker was down is
-forwarded first, in order, at least once, with the same ids.
+forwarded first, in order, at least once, with the same ids. A thread of
+its own prunes what the retention settings say (:mod:`workers.push.retention`).
 
 SIGTERM or SIGINT stops it cleanly: the store is no longer read, what was
 read is published, the checkpoint is saved. While the store (or the SQL
@@ -47,6 +48,7 @@ from core.notes import Change
 from core.notes import note_json
 from core.settings import Settings
 from core.wakeup import Listener
+from db.errors import Pruned
 from db.errors import Unavailable
 from db.keys import KeyCache
 from db.notes.base import NotesStore
@@ -56,9 +58,14 @@ from db.stores import open_stores
 from workers.push import metrics
 from workers.push.access import StreamAccess
 from workers.push.checkpointer import Checkpointer
+from workers.push.events import PRUNED
+from workers.push.events import reset_event
 from workers.push.feed import EventFeed
 from workers.push.pub import Publisher
 from workers.push.pub import pub_keys
+from workers.push.retention import Pruner
+from workers.push.retention import check as check_retention
+from workers.push.retention import tasks as retention_tasks
 from workers.push.sse import SseServer
 from workers.push.subscribers import make_fanout as webhook_fanout
 from workers.push.tracing import event_maker
@@ -180,6 +187,7 @@ class PushWorker:
             raise ValueError(
                 f"STREAM_TICKET_TTL must be 1 or more, got {settings.stream_ticket_ttl}"
             )
+        check_retention(settings)
         return {
             "hosts": AllowedHosts(settings.allowed_hosts, [settings.public_base_url]),
             "origins": AllowedOrigins(settings.push_allowed_origins),
@@ -250,7 +258,13 @@ class PushWorker:
         self._sse = sse
         if self._make_fanout is not None:
             self._fanout = self._make_fanout(self.settings, stores, feed, start)
+        pruner = Pruner(
+            retention_tasks(self.settings, stores),
+            self.settings.retention_interval,
+            self.settings.retention_batch,
+        )
         checkpointer.start()
+        pruner.start()
         publisher.start(feed, checkpointer)
         sse.start(feed)
         if self._fanout is not None:
@@ -269,6 +283,7 @@ class PushWorker:
         try:
             self._follow(store, feed, start, make_event)
         finally:
+            pruner.stop()
             log.info("stopping: publishing what was read (up to %d)", feed.head)
             publisher.finish()
             feed.close()
@@ -295,6 +310,16 @@ class PushWorker:
                     metrics.EVENTS.inc()
                     position = change.seq
                     backoff.success()
+            except Pruned as ex:
+                # Down longer than the log is kept: every reader is told.
+                log.warning(
+                    "the changes after %d were pruned from the log; "
+                    "going on after %d with a reset event",
+                    position,
+                    ex.floor,
+                )
+                feed.publish(reset_event(position, ex.floor, PRUNED))
+                position = ex.floor
             except Exception as ex:  # the store, or a bug: never give up, never spin
                 if time.monotonic() - began > backoff.cap:
                     backoff.success()  # it worked for a while: start over small
