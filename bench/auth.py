@@ -1,10 +1,6 @@
 """Benchmark: what checking an API key costs on ``GET /notes/{id}``, under PyPy.
 
-Two stacks as ``make serve`` runs them, one with ``AUTH=off`` and one with
-``AUTH=on`` whose requests carry a ``read`` key; each warmed up to its
-plateau, then wrk drives them in turns. The cost is the median over the
-turns of ``1 - with_key / without`` (a turn's pair shares the machine's
-moment). The target is a cost under 5%.
+docs/performance/index.md says how it measures.
 """
 
 import statistics

@@ -1,15 +1,7 @@
 """Benchmark: note changes pushed end to end, on the embedded store.
 
-``python -m bench.push [--quick]`` prints JSON. Under each interpreter,
-gunicorn and the push worker on a temp SQLite file; from this process:
-
-- ``latency``: one ``POST /notes`` at a time; its answer to its event on a
-  SUB socket (the API nudges the worker after each commit);
-- ``live``: wrk POSTs at 4 connections; events per second reaching SUB;
-- ``under_load``: ``POST /notes`` open loop at 500/s (k6, after a warm-up
-  at that rate); each note's answer to its event on SUB and on SSE;
-- ``catch_up``: changes written while the worker is stopped, then sent by
-  the restarted, cold worker; events per second.
+``python -m bench.push [--quick]`` prints JSON; docs/performance/index.md
+says how it measures.
 """
 
 import json

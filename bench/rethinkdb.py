@@ -1,17 +1,7 @@
 """Benchmark: notes on a real RethinkDB server, under PyPy and CPython.
 
-``python -m bench.rethinkdb [--quick]`` prints JSON. One RethinkDB 2.4.4
-server (tests/support/rethinkdb_servers.py: ``../shared/rethinkdb/start``
-or ``RETHINKDB_START``), and under each interpreter gunicorn and the push
-worker on it:
-
-- ``get`` and ``post``: ``GET /notes/{id}`` and ``POST /notes`` with wrk at
-  16 connections, after the warm-up to the plateau (``warmup``: its slices);
-- ``push``: ``POST /notes`` open loop at 100/s, then 500/s (k6); each note's
-  answer to its event on SSE;
-- ``catch_up``: ``store.changes(since=0)`` over 10,000 changes in a fresh
-  process: on RethinkDB with one number in ten taken by a writer that died
-  before committing (gaps), and on the embedded store (SQLite).
+``python -m bench.rethinkdb [--quick]`` prints JSON; docs/performance/index.md
+says how it measures.
 """
 
 import json

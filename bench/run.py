@@ -1,11 +1,7 @@
 """``make bench``: every hot path under PyPy and CPython in one run, then the figures.
 
-Each interpreter's API runs as ``make serve`` runs it (with the collatz
-processes), beside a bare Falcon app (the ceiling); each path is warmed up
-to its plateau, then driven by wrk. Then the gunicorn worker classes under
-PyPy, and the figure modules (``FIGURES``). It prints the tables and the
-targets, and writes ``bench/results/<name>.json``, ``.md`` and ``.png``.
-docs/performance/index.md says how it measures.
+It prints the tables and the targets, and writes ``bench/results/<name>.json``,
+``.md`` and ``.png``; docs/performance/index.md says how it measures.
 """
 
 import argparse
