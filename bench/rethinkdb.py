@@ -113,9 +113,8 @@ def _rates(measured: dict) -> dict:
     }
 
 
-def measure(python: str, url: str, folder: Path, size: dict) -> dict:
-    """Every figure for the server side under ``python``."""
-    impl = common.implementation(python)
+def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
+    """Every figure for the server side under ``python`` (``impl``: its name)."""
     workers = common.workers(python)
     env = {"RETHINKDB_URL": url, "RETHINKDB_TABLE": f"notes_{impl}"}
     measurer = common.Measurer(
@@ -146,15 +145,14 @@ def measure(python: str, url: str, folder: Path, size: dict) -> dict:
         for rate in size["push_rates"]:
             sse = common.Arrivals(stack, "sse")
             try:
-                load = common.post_notes(stack.url, rate, size["push_seconds"], folder)
-                answered = load.pop("answered")
-                try:
-                    sse.wait_for(answered, 30)
-                except TimeoutError:
-                    pass  # the missing ones are counted
+                seconds = size["push_seconds"]
+                timed = common.timed_writes(
+                    stack, folder, rate, seconds, {"sse": sse}, 30
+                )
             finally:
                 sse.close()
-            result["push"].append({**load, **common.push_delays(answered, sse)})
+            delays = timed.pop("sse")
+            result["push"].append({**timed, **delays})
     result["workers"] = workers
     return result
 
@@ -176,7 +174,7 @@ def run(quick: bool, sizes=None, pythons=None) -> dict:
             make_backlogs(server.url, "backlog", sqlite_url, size["changes"])
             for impl, python in (pythons or common.interpreters()).items():
                 (folder / impl).mkdir()
-                measured = measure(python, server.url, folder / impl, size)
+                measured = measure(impl, python, server.url, folder / impl, size)
                 results[impl] = {"python": python, **measured}
                 copy_tables(server.url, "backlog", f"backlog_{impl}")
                 results[impl]["catch_up"] = {
