@@ -1,10 +1,6 @@
 """Benchmark: what checking an API key costs on ``GET /notes/{id}``, under PyPy.
 
-Two stacks as ``make serve`` runs them, one with ``AUTH=off`` and one with
-``AUTH=on`` whose requests carry a ``read`` key; each warmed up to its
-plateau, then wrk drives them in turns. The cost is the median over the
-turns of ``1 - with_key / without`` (a turn's pair shares the machine's
-moment). The target is a cost under 5%.
+docs/performance/index.md says how it measures.
 """
 
 import statistics
@@ -42,7 +38,8 @@ def _last_line(stack: common.Stack, *args: str) -> str:
 
 def run(quick: bool) -> dict:
     pythons = common.interpreters()
-    python = pythons.get("pypy") or next(iter(pythons.values()))
+    impl = "pypy" if "pypy" in pythons else next(iter(pythons))
+    python = pythons[impl]
     workers = common.workers(python)
     measurer = common.Measurer(
         Path(tempfile.gettempdir()),
@@ -60,16 +57,7 @@ def run(quick: bool) -> dict:
         try:
             for stack in stacks.values():
                 stack.start()
-            read = (
-                "-m",
-                "api",
-                "keys",
-                "create",
-                "--name",
-                "bench",
-                "--scopes",
-                "read",
-            )
+            read = "-m api keys create --name bench --scopes read".split()
             key = _last_line(stacks["with_key"], *read).split()[-1]
             headers["with_key"] = {"Authorization": f"Bearer {key}"}
             targets = {}
@@ -101,7 +89,7 @@ def run(quick: bool) -> dict:
     return {
         "benchmark": "auth",
         "path": "GET /notes/{id}",
-        "interpreter": common.implementation(python),
+        "interpreter": impl,
         "workers": workers,
         "rps": rates,
         "median_rps": {name: statistics.median(v) for name, v in rates.items()},

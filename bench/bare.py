@@ -1,9 +1,4 @@
-"""The ceiling: a bare Falcon app that returns a constant JSON document.
-
-Served by the same gunicorn settings as the API (``bench.bare:app``), it shows
-what this server, interpreter and framework cost before any of the project's
-own code runs; each path's req/s is reported as a share of it.
-"""
+"""The ceiling: a bare Falcon app that returns a constant JSON document."""
 
 import falcon
 

@@ -1,7 +1,6 @@
-"""Draw a run's results as a PNG bar chart (CPython with matplotlib).
+"""``python -m bench.chart RESULTS.json OUT.png``: a run's results as a bar chart.
 
-``python -m bench.chart RESULTS.json OUT.png``; bench/run.py calls it with the
-CPython virtualenv, since matplotlib is not installed under PyPy.
+Run with CPython: matplotlib is not installed under PyPy.
 """
 
 import json

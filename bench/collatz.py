@@ -1,12 +1,7 @@
 """Collatz timings: the longest chain in 1..n under PyPy, CPython and C; 1 vs 2 workers.
 
-``python -m bench.collatz [--quick]`` prints JSON, all measured in this run:
-``core.collatz.longest_upto(n)`` in a fresh process of each interpreter
-(best of the repeats, start-up excluded, JIT warm-up included);
-bench/collatz.c built with ``gcc -O2``; and one request for n through a
-broker with 1, then 2, fresh PyPy workers (``workers_large_n``: n = 10**8,
-not quick). The workers' memos are not shared: 2 do more work than 1,
-which their CPU seconds show.
+``python -m bench.collatz [--quick]`` prints JSON; docs/performance/index.md
+says how it measures.
 """
 
 import json
@@ -19,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Dict
 from typing import List
-from typing import Optional
-
-import zmq
 
 from bench import common
+from db.errors import Unavailable
+from gateways.collatz import CollatzClient
 from tests.support.processes import Process
 from tests.support.processes import free_port
+from tests.support.processes import wait_until
 
 C_SOURCE = Path(__file__).resolve().parent / "collatz.c"
 
@@ -70,58 +65,40 @@ def time_c(n: int, repeats: int, folder: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def _request(
-    context: zmq.Context, endpoint: str, frames: List[bytes], timeout: float
-) -> Optional[List[bytes]]:
-    sock = context.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(endpoint)
-        sock.send_multipart(frames)
-        if sock.poll(timeout * 1000):
-            return sock.recv_multipart()
-        return None
-    finally:
-        sock.close()
-
-
 def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
     """Seconds for one request for n through a fresh broker with ``workers`` workers."""
-    frontend = f"tcp://127.0.0.1:{free_port()}"
+    client = CollatzClient(f"tcp://127.0.0.1:{free_port()}", timeout=600)
     env = dict(
         os.environ,
         PYTHONPATH=str(common.ROOT),
-        COLLATZ_FRONTEND=frontend,
+        COLLATZ_FRONTEND=client.endpoint,
         COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
         COLLATZ_TIMEOUT="600",
         LOG_LEVEL="warning",
     )
     modules = ["workers.collatz.broker"] + ["workers.collatz.worker"] * workers
-    processes = []
-    context = zmq.Context()
+    processes = [
+        Process([python, "-m", module], env, folder / f"{module}-{workers}-{i}.log")
+        for i, module in enumerate(modules)
+    ]
+
+    def joined() -> bool:
+        try:
+            return client.stats().get("workers") == workers
+        except Unavailable:
+            return False  # the broker is not up yet
+
     try:
-        for number, module in enumerate(modules):
-            log = folder / f"{module}-{workers}-{number}.log"
-            processes.append(Process([python, "-m", module], env, log))
-            processes[-1].start()
-        deadline = time.monotonic() + 60
-        while True:
-            pong = _request(context, frontend, [b"CZ1", b"PING"], 1.0)
-            if pong is not None and json.loads(pong[2])["workers"] == workers:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{workers} worker(s) did not join within 60 s")
-        # Warm the JIT of every worker on a smaller n first.
-        _request(context, frontend, [str(max(n // 10, 1000) + 1).encode()], 600)
-        worker_pids = [process.proc.pid for process in processes[1:]]
-        cpu_before = common.cpu_seconds(set(worker_pids))
+        for process in processes:
+            process.start()
+        wait_until(joined, 60, what=f"{workers} worker(s) joining")
+        client.longest(max(n // 10, 1000) + 1)  # every worker's JIT, on less
+        worker_pids = {process.proc.pid for process in processes[1:]}
+        cpu_before = common.cpu_seconds(worker_pids)
         started = time.perf_counter()
-        reply = _request(context, frontend, [str(n).encode()], 600)
+        number, length = client.longest(n)
         seconds = time.perf_counter() - started
-        cpu_after = common.cpu_seconds(set(worker_pids))
-        if reply is None or reply[0].startswith(b"error"):
-            raise RuntimeError(f"the broker did not answer n={n}: {reply}")
-        number, length = (int(part) for part in reply[0].split())
+        cpu_after = common.cpu_seconds(worker_pids)
         cpu = None if None in (cpu_before, cpu_after) else cpu_after - cpu_before
         return {
             "workers": workers,
@@ -132,9 +109,9 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
             "worker_cpu_seconds": cpu,
         }
     finally:
+        client.close()
         for process in processes:
             process.stop()
-        context.destroy(linger=0)
 
 
 def compare_workers(

@@ -1,13 +1,11 @@
-"""What every figure of the bench shares: interpreters, percentiles, stacks, wrk, k6.
-
-The design of the measurements is in docs/performance/index.md.
-"""
+"""What every figure of the bench shares: interpreters, percentiles, stacks, wrk, k6."""
 
 import argparse
 import dataclasses
 import datetime
 import json
 import os
+import platform
 import shutil
 import socket
 import sqlite3
@@ -34,8 +32,6 @@ from tests.support.processes import free_udp_port
 from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The project's virtualenvs, by implementation (``make bench`` creates both).
-VENVS = {"pypy": "pypy3", "cpython": "python3"}
 WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 WRITES_SCRIPT = Path(__file__).with_name("writes.js")
 _WRK_MARKER = "BENCH_JSON "
@@ -57,9 +53,9 @@ def interpreter(name: str) -> Optional[str]:
 
 def interpreters() -> Dict[str, str]:
     """``{"pypy": path, "cpython": path}`` for those found (else this one)."""
-    found = {impl: interpreter(name) for impl, name in VENVS.items()}
-    found = {impl: path for impl, path in found.items() if path}
-    return found or {implementation(sys.executable): sys.executable}
+    found = {"pypy": interpreter("pypy3"), "cpython": interpreter("python3")}
+    this = {platform.python_implementation().lower(): sys.executable}
+    return {impl: path for impl, path in found.items() if path} or this
 
 
 def version(python: str) -> str:
@@ -72,22 +68,13 @@ def version(python: str) -> str:
     return out.stdout.strip()
 
 
-def implementation(python: str) -> str:
-    """``pypy`` or ``cpython``."""
-    return version(python).split()[0].lower()
-
-
 def workers(python: str) -> int:
     """Gunicorn's default worker count for ``python`` on this machine."""
-    impl = "PyPy" if implementation(python) == "pypy" else "CPython"
-    return default_workers(impl, os.cpu_count() or 1)
+    return default_workers(version(python).split()[0], os.cpu_count() or 1)
 
 
 def percentile(values: List[float], p: float) -> Optional[float]:
-    """The nearest-rank ``p``-th percentile (0 < p <= 100): a measured value, or None.
-
-    The smallest value with at least ``p`` percent of the values at or below it.
-    """
+    """The nearest-rank ``p``-th percentile (0 < p <= 100): a value, or None."""
     if not 0 < p <= 100:
         raise ValueError("p must be in (0, 100]")
     ordered = sorted(values)
@@ -671,6 +658,21 @@ def post_notes(url: str, rate: float, seconds: float, folder: Path) -> dict:
         },
         "answered": answered,
     }
+
+
+def timed_writes(stack, folder, rate, seconds, channels, patience=10.0) -> dict:
+    """k6's figures of :func:`post_notes`, and each channel's :func:`push_delays`.
+
+    ``channels``: Arrivals by name, following the stack's events already.
+    """
+    load = post_notes(stack.url, rate, seconds, folder)
+    answered = load.pop("answered")
+    for arrivals in channels.values():
+        try:
+            arrivals.wait_for(answered, patience)
+        except TimeoutError:
+            pass  # the missing ones are counted
+    return {**load, **{k: push_delays(answered, a) for k, a in channels.items()}}
 
 
 def push_delays(answered: Dict[str, float], arrivals: Arrivals) -> dict:

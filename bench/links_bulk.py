@@ -1,10 +1,7 @@
 """Benchmark: ``POST /links/bulk`` with 1,000 links, end to end.
 
-``python -m bench.links_bulk [--quick]``: gunicorn as ``make serve`` runs it
-under PyPy and CPython, each on a fresh SQLite file; requests of 1,000 new
-links each, timed one after another after a warm-up. Per interpreter: the
-cold first request, then best, median, p90 and worst seconds per request.
-The target (1,000 links in under 1 s) holds when the worst is under 1 s.
+``python -m bench.links_bulk [--quick]`` prints JSON; docs/performance/index.md
+says how it measures.
 """
 
 import sys

@@ -1,10 +1,7 @@
 """Benchmark: this project against the FastAPI peer on the same three paths.
 
-``python -m bench.peer [--quick]``: ours under PyPy as ``make serve`` runs
-it, and bench/peer_app.py under CPython on uvicorn (uvloop, httptools, 2
-workers, no access log); each path warmed up to its plateau in 10 s
-windows, then wrk -t2 -c16. The target: at least twice the peer's
-requests/s on each path, with a p99 no worse than the peer's.
+``python -m bench.peer [--quick]`` prints JSON; docs/performance/index.md
+says how it measures.
 """
 
 import os

@@ -1,12 +1,6 @@
 """The FastAPI peer: our three hot paths, as a user of that stack would write them.
 
-Served by bench/peer.py: uvicorn with uvloop and httptools, 2 workers, no
-access log, CPython. Raw sqlite3 in WAL mode (``synchronous=NORMAL``, as
-ours), orjson both ways, no pydantic model on the hot paths. The same
-answers as ours: a note is ``{id, title, body, created_at, updated_at}``
-with its version as ETag; ``GET /{code}`` answers 302, 404 or 410 (expired,
-or ``max_visits`` reached) and counts the visit: in the request for a
-link with ``max_visits``, otherwise in a batch written every second.
+Same answers as ours; docs/performance/index.md describes it.
 """
 
 import asyncio

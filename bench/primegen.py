@@ -1,8 +1,7 @@
 """Unique prime batches for ``POST /primes`` load: a segmented sieve, no I/O.
 
-The API stores a batch only if none of its numbers is stored yet, so a load
-test needs a fresh batch for every request; these come from consecutive
-windows above a start number, so two runs with different starts never overlap.
+The API stores a batch only if none of its numbers is stored yet: every
+request of a load test needs a batch of its own.
 """
 
 import itertools

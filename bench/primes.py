@@ -1,12 +1,7 @@
 """Benchmark: validate and store a batch of 10,000 64-bit primes.
 
-``python -m bench.primes [--quick]`` prints JSON: under PyPy and CPython
-(each in a fresh process; ``--here``: this interpreter only) the best and
-median of several runs after a warm-up, of ``validate`` (the request schema
-and every number's primality, as ``POST /primes`` does before the
-database), ``store`` (:meth:`PrimeStore.insert` into an empty SQLite file)
-and ``validate_store`` (both). The primes are consecutive, from a seeded
-random start in [2**63, 2**64).
+``python -m bench.primes [--quick]`` prints JSON; docs/performance/index.md
+says how it measures.
 """
 
 import json

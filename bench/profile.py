@@ -1,15 +1,7 @@
 """Profile one path in one process under PyPy with vmprof (py-spy cannot attach).
 
-``.venv/pypy3/bin/python -m bench.profile /notes/{note} [--warmup 30000]
-[--requests 20000] [--method GET] [--salaries]``
-
-Builds the app on a temporary SQLite database (with the salary file when
-``--salaries``), creates a note and a link (``{note}`` and ``{code}`` in the
-path stand for them), calls the WSGI app directly for ``--warmup`` requests
-(the JIT's warm-up, printed every tenth), then samples ``--requests`` more
-with vmprof and prints the functions with the most samples, by their own
-time and with their callees. ``make bench`` installs vmprof under PyPy
-(requirements-bench.txt).
+``.venv/pypy3/bin/python -m bench.profile '/notes/{note}'``; ``--help`` for
+the options, docs/performance/index.md for what it does.
 """
 
 import argparse

@@ -1,17 +1,7 @@
 """Benchmark: notes on a real RethinkDB server, under PyPy and CPython.
 
-``python -m bench.rethinkdb [--quick]`` prints JSON. One RethinkDB 2.4.4
-server (tests/support/rethinkdb_servers.py: ``../shared/rethinkdb/start``
-or ``RETHINKDB_START``), and under each interpreter gunicorn and the push
-worker on it:
-
-- ``get`` and ``post``: ``GET /notes/{id}`` and ``POST /notes`` with wrk at
-  16 connections, after the warm-up to the plateau (``warmup``: its slices);
-- ``push``: ``POST /notes`` open loop at 100/s, then 500/s (k6); each note's
-  answer to its event on SSE;
-- ``catch_up``: ``store.changes(since=0)`` over 10,000 changes in a fresh
-  process: on RethinkDB with one number in ten taken by a writer that died
-  before committing (gaps), and on the embedded store (SQLite).
+``python -m bench.rethinkdb [--quick]`` prints JSON; docs/performance/index.md
+says how it measures.
 """
 
 import json
@@ -123,9 +113,8 @@ def _rates(measured: dict) -> dict:
     }
 
 
-def measure(python: str, url: str, folder: Path, size: dict) -> dict:
-    """Every figure for the server side under ``python``."""
-    impl = common.implementation(python)
+def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
+    """Every figure for the server side under ``python`` (``impl``: its name)."""
     workers = common.workers(python)
     env = {"RETHINKDB_URL": url, "RETHINKDB_TABLE": f"notes_{impl}"}
     measurer = common.Measurer(
@@ -156,15 +145,14 @@ def measure(python: str, url: str, folder: Path, size: dict) -> dict:
         for rate in size["push_rates"]:
             sse = common.Arrivals(stack, "sse")
             try:
-                load = common.post_notes(stack.url, rate, size["push_seconds"], folder)
-                answered = load.pop("answered")
-                try:
-                    sse.wait_for(answered, 30)
-                except TimeoutError:
-                    pass  # the missing ones are counted
+                seconds = size["push_seconds"]
+                timed = common.timed_writes(
+                    stack, folder, rate, seconds, {"sse": sse}, 30
+                )
             finally:
                 sse.close()
-            result["push"].append({**load, **common.push_delays(answered, sse)})
+            delays = timed.pop("sse")
+            result["push"].append({**timed, **delays})
     result["workers"] = workers
     return result
 
@@ -186,7 +174,7 @@ def run(quick: bool, sizes=None, pythons=None) -> dict:
             make_backlogs(server.url, "backlog", sqlite_url, size["changes"])
             for impl, python in (pythons or common.interpreters()).items():
                 (folder / impl).mkdir()
-                measured = measure(python, server.url, folder / impl, size)
+                measured = measure(impl, python, server.url, folder / impl, size)
                 results[impl] = {"python": python, **measured}
                 copy_tables(server.url, "backlog", f"backlog_{impl}")
                 results[impl]["catch_up"] = {

@@ -1,11 +1,7 @@
 """``make bench``: every hot path under PyPy and CPython in one run, then the figures.
 
-Each interpreter's API runs as ``make serve`` runs it (with the collatz
-processes), beside a bare Falcon app (the ceiling); each path is warmed up
-to its plateau, then driven by wrk. Then the gunicorn worker classes under
-PyPy, and the figure modules (``FIGURES``). It prints the tables and the
-targets, and writes ``bench/results/<name>.json``, ``.md`` and ``.png``.
-docs/performance/index.md says how it measures.
+It prints the tables and the targets, and writes ``bench/results/<name>.json``,
+``.md`` and ``.png``; docs/performance/index.md says how it measures.
 """
 
 import argparse
@@ -115,24 +111,16 @@ def run_figure(name: str, quick: bool) -> dict:
 
 
 def describe_machine() -> dict:
-    cpu = None
     try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(
-                (
-                    ln.split(":", 1)[1].strip()
-                    for ln in cpuinfo
-                    if ln[:10] == "model name"
-                ),
-                None,
-            )
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
+        cpuinfo = []
+    models = [ln.split(":", 1)[1].strip() for ln in cpuinfo if ln[:10] == "model name"]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
     return {
         "cores": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": (models or [None])[0],
         "memory_gib": round(memory, 1),
         "os": platform.platform(),
         "wrk": (wrk.splitlines() or [None])[0],
@@ -245,29 +233,17 @@ class Run:
         """The started stack (None if it did not start), and what it lacks."""
         env = {"WORKERS": str(workers)}
         if app:
-            stack = common.Stack(
-                python, self.workdir / f"{name}-bare", env=env, app=app, ready_path="/"
-            )
-            attempts = [(stack, "")]
+            tries = [{"app": app, "ready_path": "/"}]
         else:
-            needs_collatz = any(target.needs == "collatz" for target in targets)
-            attempts = [
-                (
-                    common.Stack(
-                        python,
-                        self.workdir / f"{name}-{collatz}",
-                        env=env,
-                        database=self.database,
-                        collatz=collatz,
-                    ),
-                    "the collatz processes were not asked for",
-                )
-                for collatz in ((os.cpu_count() or 2), 0)[not needs_collatz :]
-            ]
+            tries = [{"database": self.database, "collatz": 0}]
+            if any(target.needs == "collatz" for target in targets):
+                cores = os.cpu_count() or 2
+                tries.insert(0, {"database": self.database, "collatz": cores})
         reason = ""
-        for stack, lacks in attempts:
+        for number, options in enumerate(tries):
+            folder = self.workdir / f"{name}-{'bare' if app else number}"
             try:
-                return stack.start(), reason or lacks
+                return common.Stack(python, folder, env=env, **options).start(), reason
             except common.StartError as ex:
                 reason = f"did not start: {str(ex)[-500:]}"
                 print(f"  {name}: {reason}", flush=True)

@@ -1,10 +1,8 @@
 """What the gevent worker class costs and buys against sync, with slow clients.
 
-``python -m bench.slow_clients [--python .venv/pypy3/bin/python] [--quick]``:
-per class, the worker-class rows (bench/worker_classes.py), then ``SLOW``
-stalled connections (half send 4 bytes of a 100-byte body, half trickle
-their headers) and the latency of ``GET /health`` while they are held.
-Writes ``bench/results/slow_clients.json``.
+``python -m bench.slow_clients [--python .venv/pypy3/bin/python] [--quick]``
+writes ``bench/results/slow_clients.json``; decision 2 (docs/decisions) says
+what it measures.
 """
 
 import argparse

@@ -1,8 +1,7 @@
 """Gunicorn worker classes under PyPy, with and without keep-alive.
 
-The sync worker answers every request with ``Connection: close``; gthread
-and gevent keep connections open. "close" sends ``Connection: close`` to
-every class, as many load balancers and short-lived clients do.
+The sync worker closes every connection; "close" sends ``Connection: close``
+to every class, as many load balancers and short-lived clients do.
 """
 
 import subprocess

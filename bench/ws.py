@@ -1,32 +1,24 @@
 """Benchmark: WebSocket fan-out of the push worker (``GET /ws``).
 
-``python -m bench.ws [--quick]`` prints JSON. Under each interpreter, a
-server process runs the push worker's HTTP server and WebSocket hub on an
-``EventFeed`` fed at a fixed rate by a thread of its own (the fan-out, not
-the API's write rate). Per level ``(clients, events/s)``: load clients
-(one process) read every 100 ms and count bytes; ``PROBES`` probe clients
-(another process) time each event from its publication (the server writes
-``time.perf_counter()`` into it) to its arrival. The probes give p50, p99
-and max; the load clients' bytes, the share delivered. Clients and server
-share the 2 cores. Pings are off here (the load clients do not answer).
-Quick: 100 clients at 50 events/s; full: up to the target, 1,000 clients
-at 200 events/s with p99 <= 50 ms.
+``python -m bench.ws [--quick]`` prints JSON; docs/performance/index.md says
+how it measures.
 """
 
-import base64
 import json
 import os
 import selectors
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
+
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.uri import parse_uri
 
 from bench import common
 
@@ -86,14 +78,15 @@ def serve() -> None:
     server = SseServer("127.0.0.1:0", lambda: {"status": "ok"}, hub=hub)
     server.start(feed)
     number = 0
+
+    def counts() -> dict:
+        return {"clients": hub.clients, "dropped": hub.dropped}
+
     print(json.dumps({"port": server.address[1]}), flush=True)
     for line in sys.stdin:
         words = line.split()
-        if not words:
-            continue
-        if words[0] == "counts":
-            print(json.dumps({"clients": hub.clients, "dropped": hub.dropped}))
-            sys.stdout.flush()
+        if words == ["counts"]:
+            print(json.dumps(counts()), flush=True)
             continue
         rate, seconds = float(words[1]), float(words[2])
         sent_bytes = 0
@@ -112,20 +105,14 @@ def serve() -> None:
             sent_bytes += len(text_frame(wire.encode(event)))
             feed.publish(event)
         elapsed = time.perf_counter() - start
-        print(
-            json.dumps(
-                {
-                    "events": count,
-                    "last_id": number,
-                    "frame_bytes": sent_bytes,
-                    "rate": round(count / elapsed, 1),
-                    "publisher_late_ms": round(late * 1000, 1),
-                    "clients": hub.clients,
-                    "dropped": hub.dropped,
-                }
-            ),
-            flush=True,
-        )
+        answer = {
+            "events": count,
+            "last_id": number,
+            "frame_bytes": sent_bytes,
+            "rate": round(count / elapsed, 1),
+            "publisher_late_ms": round(late * 1000, 1),
+        }
+        print(json.dumps(dict(answer, **counts())), flush=True)
     feed.close()
     server.stop()
 
@@ -133,148 +120,80 @@ def serve() -> None:
 # The client processes ------------------------------------------------------
 
 
-def _handshake(port: int) -> Tuple[socket.socket, bytes]:
-    """A connected, upgraded socket and what came after the 101's head."""
+def _connect(port: int) -> Tuple[socket.socket, ClientProtocol]:
+    """A client of ``/ws`` that has read the hub's first frame (``stream``).
+
+    Nothing is published while clients connect: no event follows it yet.
+    """
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head.decode(errors="replace"))
-    return sock, rest
-
-
-def _frames(buffer: bytearray):
-    """Yield ``(opcode, payload)`` of each complete frame; leave the rest."""
-    offset = 0
-    while len(buffer) - offset >= 2:
-        opcode, length = buffer[offset] & 0x0F, buffer[offset + 1] & 0x7F
-        start = offset + 2
-        if length == 126:
-            if len(buffer) - start < 2:
-                break
-            (length,) = struct.unpack_from("!H", buffer, start)
-            start += 2
-        elif length == 127:
-            if len(buffer) - start < 8:
-                break
-            (length,) = struct.unpack_from("!Q", buffer, start)
-            start += 8
-        if len(buffer) - start < length:
-            break
-        yield opcode, bytes(buffer[start : start + length])
-        offset = start + length
-    del buffer[:offset]
-
-
-def _greeting_size(sock: socket.socket, rest: bytes) -> int:
-    """Read the hub's first frame (``stream``); the bytes after it."""
-    buffer = bytearray(rest)
-    while True:
-        for _opcode, _payload in _frames(buffer):
-            return len(buffer)
-        buffer += sock.recv(4096)
-
-
-def load_clients(port: int, count: int) -> None:
-    """``count`` clients that read every 100 ms; reports bytes on command."""
-    socks = []
+    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"))
+    protocol.send_request(protocol.connect())
+    sock.sendall(b"".join(protocol.data_to_send()))
     received = []
-    for _ in range(count):
-        sock, rest = _handshake(port)
-        received.append(_greeting_size(sock, rest))
-        sock.setblocking(False)
-        socks.append(sock)
-    print(json.dumps({"connected": count}), flush=True)
-    stop = threading.Event()
-
-    def drain() -> None:
-        while not stop.is_set():
-            for index, sock in enumerate(socks):
-                while True:
-                    try:
-                        data = sock.recv(1 << 20)
-                    except BlockingIOError:
-                        break
-                    except OSError:
-                        data = b""
-                    if not data:
-                        break
-                    received[index] += len(data)
-            stop.wait(0.1)
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
-    for line in sys.stdin:
-        if line.strip() == "bytes":
-            print(json.dumps({"bytes": received}), flush=True)
-    stop.set()
-    thread.join()
+    while len(received) < 2:  # the handshake's response, then the first frame
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed during the handshake")
+        protocol.receive_data(data)
+        if protocol.handshake_exc is not None:
+            raise protocol.handshake_exc
+        received += protocol.events_received()
+    return sock, protocol
 
 
-def probe_clients(port: int, count: int) -> None:
-    """``count`` clients that time each event; ``mark N``: the measured run is
-    the events after id N; ``report``: their latencies (ms)."""
+def clients(port: int, count: int, timed: bool) -> None:
+    """``count`` clients, driven by commands on stdin, answering JSON lines.
+
+    Timed clients read as events come and time each from its publication:
+    ``mark N`` starts with the event after id N, ``report`` gives the
+    latencies (ms). The others read every 100 ms; ``bytes``: what each read.
+    """
     selector = selectors.DefaultSelector()
-    buffers: Dict[socket.socket, bytearray] = {}
-    for _ in range(count):
-        sock, rest = _handshake(port)
-        buffer = bytearray(rest)
-        list(_frames(buffer))  # the greeting
+    for number in range(count):
+        sock, protocol = _connect(port)
         sock.setblocking(False)
-        buffers[sock] = buffer
-        selector.register(sock, selectors.EVENT_READ)
+        selector.register(sock, selectors.EVENT_READ, (number, protocol))
     print(json.dumps({"connected": count}), flush=True)
+    received = [0] * count
     latencies: List[float] = []
-    received = [0]
-    after = [0]  # the measured run's events come after this id
-    measuring = threading.Event()
+    after = [None]  # timing the events after this id; None: not timing
     stop = threading.Event()
 
     def read() -> None:
-        while not stop.is_set():
-            for key, _ in selector.select(0.2):
+        while not stop.wait(0 if timed else 0.1):
+            for key, _ in selector.select(0.2 if timed else 0):
                 try:
                     data = key.fileobj.recv(1 << 20)
                 except BlockingIOError:
                     continue
                 now = time.perf_counter()
-                buffer = buffers[key.fileobj]
-                buffer += data
-                for opcode, payload in _frames(buffer):
-                    if opcode != 1:
-                        continue
-                    event = json.loads(payload)
-                    if measuring.is_set() and event["id"] > after[0]:
-                        published = float(event["new_val"]["body"])
-                        latencies.append((now - published) * 1000)
-                        received[0] += 1
+                number, protocol = key.data
+                received[number] += len(data)
+                if not data:
+                    selector.unregister(key.fileobj)
+                elif timed:
+                    protocol.receive_data(data)
+                    for frame in protocol.events_received():
+                        if frame.opcode is not Opcode.TEXT:
+                            continue
+                        event = json.loads(frame.data)
+                        if after[0] is not None and event["id"] > after[0]:
+                            published = float(event["new_val"]["body"])
+                            latencies.append((now - published) * 1000)
 
     thread = threading.Thread(target=read, daemon=True)
     thread.start()
     for line in sys.stdin:
-        command, *rest = line.split()
+        command, *args = line.split()
         if command == "mark":
-            after[0] = int(rest[0])
             latencies.clear()
-            received[0] = 0
-            measuring.set()
+            after[0] = int(args[0])
         elif command == "report":
-            measuring.clear()
-            print(json.dumps({"latencies": latencies, "events": received[0]}))
-            sys.stdout.flush()
+            after[0] = None
+            answer = {"latencies": latencies, "events": len(latencies)}
+            print(json.dumps(answer), flush=True)
+        elif command == "bytes":
+            print(json.dumps({"bytes": received}), flush=True)
     stop.set()
     thread.join()
 
@@ -295,18 +214,18 @@ class _Child:
             text=True,
         )
 
+    def tell(self, command: str) -> None:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
     def ask(self, command: Optional[str] = None) -> dict:
+        """Its next line (after ``command``, if any), as JSON."""
         if command is not None:
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
+            self.tell(command)
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.proc.args} exited ({self.proc.wait()})")
         return json.loads(line)
-
-    def tell(self, command: str) -> None:
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -326,7 +245,7 @@ def level(server: _Child, port: int, clients: int, rate: float, quick: bool) -> 
     while server.ask("counts")["clients"] and time.monotonic() < deadline:
         time.sleep(0.1)  # the previous level's clients are going
     loaders = _Child(sys.executable, "--load", str(port), str(clients - probes))
-    prober = _Child(sys.executable, "--probe", str(port), str(probes))
+    prober = _Child(sys.executable, "--time", str(port), str(probes))
     try:
         loaders.ask()
         prober.ask()
@@ -352,7 +271,6 @@ def level(server: _Child, port: int, clients: int, rate: float, quick: bool) -> 
     finally:
         loaders.close()
         prober.close()
-    latencies = probed["latencies"]
     result = {
         "clients": clients,
         "events_per_s_asked": rate,
@@ -365,17 +283,13 @@ def level(server: _Child, port: int, clients: int, rate: float, quick: bool) -> 
         "load_delivered_share": round(got / expected, 4) if expected else None,
         "connected": before["clients"],
         "dropped": after["dropped"] - before["dropped"],
+        **common.spread(probed["latencies"]),
     }
-    if latencies:
-        result.update(
-            p50_ms=round(common.percentile(latencies, 50), 2),
-            p99_ms=round(common.percentile(latencies, 99), 2),
-            max_ms=round(max(latencies), 2),
-        )
     result["meets_target"] = bool(
         clients >= TARGET["clients"]
         and published["rate"] >= 0.98 * TARGET["events_per_s"]
-        and result.get("p99_ms", float("inf")) <= TARGET["p99_ms"]
+        and result["p99_ms"] is not None
+        and result["p99_ms"] <= TARGET["p99_ms"]
         and result["probe_events"] == result["probe_events_expected"]
         and result["dropped"] == 0
     )
@@ -405,9 +319,7 @@ if __name__ == "__main__":
     role = sys.argv[1:2]
     if role == ["--serve"]:
         serve()
-    elif role == ["--load"]:
-        load_clients(int(sys.argv[2]), int(sys.argv[3]))
-    elif role == ["--probe"]:
-        probe_clients(int(sys.argv[2]), int(sys.argv[3]))
+    elif role in (["--load"], ["--time"]):
+        clients(int(sys.argv[2]), int(sys.argv[3]), timed=role == ["--time"])
     else:
         sys.exit(common.figure_main(__doc__, run))
