@@ -2,9 +2,8 @@
 
 Each subscription's thread hands the events it wants to
 ``workers.webhooks.sender`` (signed POSTs, retries) and saves its cursor as
-``webhook:<id>`` in ``push_checkpoints``, so a slow endpoint delays only itself
-and a restart resumes each from its own cursor; replays are delivered between
-two reads of the feed.
+``webhook:<id>`` in ``push_checkpoints``: a slow endpoint delays only itself,
+a restart resumes each from its own cursor, replays go between two reads.
 
 Design: docs/design/push.md#fan-out
 """
