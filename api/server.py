@@ -1,24 +1,10 @@
 """Gunicorn worker classes of this API: gunicorn's own, with three changes.
 
-- Requests gunicorn refuses before the app sees them (a request line or
-  headers too large, a malformed header, Content-Length beside chunked, a
-  negative length, an unsupported transfer coding) are answered as RFC 9457
-  problems, ``application/problem+json`` like every other error, instead of
-  gunicorn's HTML page. Statuses and logging stay gunicorn's.
-- An answer the app sends with ``Connection: close`` (a 413 whose body was
-  left unread, a 400 for a body that could not be read) closes the
-  connection. Gunicorn drops that hop-by-hop header from apps and, on a
-  keep-alive worker, would read and discard the rest of the body to get to
-  the next request.
-- ``GeventWorker`` (the default, see ``gunicorn.conf.py``) bounds the
-  time a client may take to send a body: every read from its socket waits at
-  most gunicorn's ``timeout`` seconds (a slow client then gets a 400 and the
-  connection closes); gunicorn itself drops one that takes longer than
-  ``keepalive`` seconds to send its headers.
+Refused requests are answered as problem+json, an app's ``Connection: close``
+closes the connection, and the gevent worker (:mod:`api.server_gevent`) bounds
+every read from a client; ``gunicorn.conf.py`` picks one by ``WORKER_CLASS``.
 
-``gunicorn.conf.py`` picks the class from ``WORKER_CLASS``:
-``api.server.SyncWorker``, ``api.server.ThreadWorker`` or
-``api.server_gevent.GeventWorker`` (a module of its own: it imports gevent).
+Design: docs/design/serving.md
 """
 
 import datetime

@@ -1,23 +1,11 @@
 """The gevent worker of :mod:`api.server` (imported only when it is used).
 
-One greenlet per connection: a client that sends slowly, or stalls, holds a
-greenlet (a few kilobytes) instead of a worker, so the other requests of the
-worker go on. Each read from a client waits at most gunicorn's ``timeout``.
+A greenlet per connection, each read bounded by gunicorn's ``timeout``; a
+shorter request path (:meth:`GeventWorker.handle_request`,
+:class:`OneSendResponse`); and a microsecond's turn after each request, so a
+busy keep-alive connection lets the others be polled.
 
-A request is served by :meth:`GeventWorker.handle_request` rather than
-gunicorn's: the same hooks, limits and answers, with less work per request
-on the hot path. The head of an answer leaves with the first bytes of its
-body in one ``send`` (:class:`OneSendResponse`), the ``Date`` header is
-formatted once a second, and the clock is read only when an access log
-wants the request's duration (gunicorn read ``datetime.now()`` twice per
-request, which is pure Python under PyPy).
-
-Turns. A greenlet runs until it waits, and a keep-alive connection whose
-next request is already there never waits: it would be served request after
-request while the worker's other connections, ready too, waited for the loop
-to poll. So after each request the greenlet sleeps a microsecond: a timer,
-which runs it again only after the loop has polled every socket
-(``sleep(0)`` may run it again first).
+Design: docs/design/serving.md#the-gevent-worker
 """
 
 import datetime

@@ -2,21 +2,9 @@
 
     python clients/generate.py SPEC [--python DIR] [--typescript DIR]
 
-``--python DIR``: openapi-python-client writes the package
-``falcon_pypy_api_client`` (project ``falcon-pypy-api-client``) with the
-``fpa`` command (``clients/python/cli.py``), then pip builds its wheel in
-``DIR/dist``. Run it with the interpreter whose environment has the
-generator and pdm-backend (the CPython virtualenv: the generator does not
-install under PyPy, and the wheel is built without a download).
-
-``--typescript DIR``: openapi-typescript writes the types, ``tsc`` compiles
-them with ``clients/typescript/index.ts`` (openapi-fetch), and ``npm pack``
-makes ``DIR/falcon-pypy-api-client-VERSION.tgz``. The tools are the
-project's Node tools (package.json): DIR must be where Node finds them, in a
-``node_modules`` of DIR or of a folder above it.
-
-Both packages take the document's ``info.version``, which is the API's.
-Each DIR is emptied first. The generators' output is printed.
+Run it with the CPython virtualenv (the generator does not install under PyPy);
+the TypeScript DIR must lie where Node finds the project's ``node_modules``.
+Each DIR is emptied first. Usage: docs/user/clients.md
 """
 
 import argparse

@@ -1,23 +1,11 @@
 """The Postman collection: openapi2postmanv2's conversion of the spec, made runnable.
 
-``make postman`` converts ``/openapi.json`` with openapi-to-postmanv2 (npm)
-and hands the result to :func:`finish`, which adds what a converter cannot
-know, so that the collection runs top to bottom against a fresh server
-(``make newman``) and every request gets the answer it is meant to get:
+:func:`finish` adds what a converter cannot know, so that the collection runs
+top to bottom against a fresh server (``make newman``): status tests, ids
+chained through variables, the ``x-get-alias`` requests, creates first and
+deletes last, a signed inbound webhook, and examples JavaScript would round.
 
-- a test per request on its status code: the success status the document
-  declares for the operation (201 for a create, 204 for a delete, ...),
-  and that the status is one the document lists at all;
-- chaining: the create requests store the new note's id, link's code and
-  subscription's id in collection variables, and the requests on one item
-  use them (``{{note_id}}``), so nothing depends on ids of another database;
-- a request for each seed alias the spec describes beside an operation
-  (``x-get-alias``: ``GET /notes?id=``), which the converter does not see;
-- order: in each folder creates run first and deletes last;
-- a signed inbound webhook: a pre-request script signs the body with the
-  ``webhook_secret`` variable (GitHub's scheme) for the ``github`` source;
-- the spec's examples restored where JavaScript loses digits (64-bit primes),
-  and the query parameters with examples switched on.
+Usage: docs/user/clients.md
 """
 
 import argparse

@@ -1,18 +1,9 @@
 """Short codes: base62 over a reversible permutation of row ids; alias rules.
 
-A generated code is the row id, mixed by a fixed 40-bit Feistel permutation,
-written in base62 over ``[0-9a-zA-Z]`` and left-padded with ``0`` to exactly
-:data:`CODE_LENGTH` characters. Decoding runs the same steps backwards, so a
-code leads straight to its row id: there is no table of codes.
-
-The permutation only stops consecutive links from getting consecutive codes;
-its keys are in this file, so it hides nothing from someone who reads it. A
-short code is a name, not a secret.
-
-Codes and aliases share one namespace (``GET /{code}``), kept apart by shape:
-every generated code is exactly seven letters and digits (62**7 > 2**40), and
-no alias may have that shape. Neither may equal a reserved word (a top-level
-route); a generated code that would is never handed out (see db/links.py).
+A code is the row id through a 40-bit Feistel permutation, in base62, padded to
+:data:`CODE_LENGTH`; decoding reverses it, so there is no table of codes. It
+is a name, not a secret. Aliases never have a generated code's shape, and
+neither may be a reserved word. Usage: docs/user/links.md
 """
 
 import re

@@ -1,15 +1,7 @@
 """Collatz chains: lengths, the longest chain in a range, range splitting (no I/O).
 
-The length of a chain counts its terms, both ends included: 13 -> 40 -> 20 ->
-10 -> 5 -> 16 -> 8 -> 4 -> 2 -> 1 has length 10, and length(1) = 1. Among
-starts with the same length the smallest start wins.
-
-Speed (this runs in the workers, under PyPy): lengths of numbers below the
-memo size are kept in an ``array('H')`` (two bytes a number, no boxed ints),
-filled on the way back from each walk; an odd step is taken with the
-following halving as one step, ``(3x + 1) / 2``, counted as two terms; and a
-start ``k`` with ``2k`` in the same range is never walked, since ``2k`` is one
-term longer: the best start of 1..n always lies in (n // 2, n].
+A chain's length counts its terms, both ends included (length(1) = 1); among
+starts of one length the smallest wins. Design: docs/design/collatz.md#the-maths
 """
 
 from array import array

@@ -1,19 +1,10 @@
 """Which ``Host`` and ``Origin`` headers a server answers (no I/O).
 
-**Host** (``ALLOWED_HOSTS``): a page of another site can make a browser
-send requests to a server on this machine or network by pointing its own
-DNS name at the server's address (DNS rebinding); those requests carry the
-attacker's name in ``Host``. So a server answers only the names it is known
-by: the loopback names (``localhost``, ``127.0.0.1``, ``[::1]``...), which no
-DNS answer can bring a foreign page to, the host of ``PUBLIC_BASE_URL``, and
-the names the setting adds (``api.example.com``; ``.example.com`` for the
-domain and its subdomains; ``*`` for any), on any port. A request without
-``Host`` (HTTP/1.0) comes from no browser and passes.
+``Host``: the loopback names, ``PUBLIC_BASE_URL``'s host and ``ALLOWED_HOSTS``
+(against DNS rebinding); ``Origin`` (the push worker's streams): the worker's
+own or one of ``PUSH_ALLOWED_ORIGINS``. A request without the header passes.
 
-**Origin** (the push worker's streams): a page may open a stream only if it
-was served by the worker itself (its origin's host and port are the
-request's ``Host``) or its origin is listed (``PUSH_ALLOWED_ORIGINS``).
-Requests without ``Origin`` come from programs, not pages, and pass.
+Design: docs/design/security.md#the-push-workers-port-streams-origin-host-slow-clients
 """
 
 import re

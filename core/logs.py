@@ -1,14 +1,8 @@
 """Logging for every process: one format, the current request id on every line.
 
-The request id lives in a context variable that the HTTP middleware sets
-(``web.middleware.RequestId``); daemons never set it and log ``-``.
-
-Two formats (``LOG_FORMAT``): ``text`` (the default), one readable line per
-record; ``json``, one JSON object per line with ``time``, ``level``,
-``logger``, ``message`` and ``request_id``, plus ``route``, ``status`` and
-the rest on gunicorn's access lines (web/accesslog.py), and ``exception``
-with the traceback when there is one. ``auto`` is text on a terminal and
-JSON otherwise (a log collector).
+The request id is a context variable that ``web.middleware.RequestId`` sets
+(daemons log ``-``). ``LOG_FORMAT``: ``text``, ``json`` (one object per line),
+or ``auto`` (text on a terminal). Usage: docs/operations/logs.md
 """
 
 import contextvars

@@ -1,12 +1,9 @@
 """Notes, the domain the stores, the API and the push worker share.
 
-The values a notes store hands out (:class:`Note`, :class:`Change`), the
-rules every store enforces (id shape, lengths), and the one JSON shape of a
-note and of a change event. The API answers with :func:`note_json`; the push
-worker sends :func:`event_json` on every channel (ZeroMQ, SSE, webhooks), so
-a subscriber sees a note exactly as ``GET /notes/{id}`` shows it. Stores keep
-domain values, never this JSON, so the wire format can change without
-touching stored rows.
+The values a store hands out (:class:`Note`, :class:`Change`), the rules every
+store enforces, and the one JSON of a note (:func:`note_json`) and of a change
+event (:func:`event_json`, on every push channel). Stores keep domain values,
+never this JSON, so the wire format can change without touching stored rows.
 """
 
 import dataclasses

@@ -1,19 +1,9 @@
 """Deterministic primality for 0 <= n < 2**64: trial division, then Miller-Rabin.
 
-Miller-Rabin with a fixed base set is a proof, not a guess, below a known
-bound: every composite below it fails for at least one of the bases.
-
-- n < 4,759,123,141: bases 2, 7, 61 (Jaeschke, 1993).
-- n < 2**64: Jim Sinclair's seven bases 2, 325, 9375, 28178, 450775, 9780504,
-  1795265022 (2011, checked against the Feitsma-Galway list of base-2
-  pseudoprimes below 2**64); seven modular powers instead of the twelve the
-  first twelve primes need.
-
-Sinclair's bases are not primes, so a base can be a multiple of n. That base
-then says nothing and is skipped; it is sound here because the composites that
-divide a base all have a factor below 100 (the bases factor into 2, 3, 5, 13,
-19, 23, 37, 73, 479, 14089 and 299210837, the last three each only once), and
-trial division has already settled those.
+With a fixed base set Miller-Rabin is a proof below a known bound: bases 2,
+7, 61 below 4,759,123,141 (Jaeschke); Jim Sinclair's seven bases below 2**64
+(checked against the Feitsma-Galway list of base-2 pseudoprimes), seven
+modular powers instead of the twelve the first twelve primes need.
 """
 
 from collections.abc import Sequence
@@ -82,9 +72,12 @@ def passes_miller_rabin(n: int, bases: Optional[Sequence[int]] = None) -> bool:
     """Whether odd ``n`` (3 <= n < 2**64) is a strong probable prime to every base.
 
     With the default bases (chosen by the size of ``n``) that means prime,
-    provided ``n`` has no factor below 100 (see the module docstring);
-    :func:`is_prime` checks that first. Bases that are multiples of ``n``
-    are skipped.
+    provided ``n`` has no factor below 100; :func:`is_prime` checks that
+    first. Bases that are multiples of ``n`` are skipped: such a base says
+    nothing, and skipping it is sound here because every composite that
+    divides one of Sinclair's bases has a factor below 100 (the bases factor
+    into 2, 3, 5, 13, 19, 23, 37, 73, 479, 14089 and 299210837, the last
+    three each only once).
     """
     d = n - 1
     s = 0

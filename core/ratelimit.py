@@ -1,19 +1,10 @@
 """Rate limits: the ``RATE_LIMIT`` setting, the token bucket's arithmetic, the headers.
 
-A limit such as ``100/minute`` is a token bucket per client: it holds at most
-100 tokens (the burst), a request takes one, and tokens come back at 100 per
-60 seconds, continuously. A request that finds less than one token is
-refused (429) until one has come back.
+``100/minute`` is a bucket of 100 tokens per client refilled continuously at
+100 per 60 s; the headers are draft-ietf-httpapi-ratelimit-headers' (revision
+10). No I/O: the buckets live in the database (:mod:`db.ratelimit`).
 
-The headers follow draft-ietf-httpapi-ratelimit-headers (revision 10,
-structured fields): ``RateLimit-Policy: "links";q=100;w=60`` names the
-policy, its quota and its window; ``RateLimit: "links";r=42;t=35`` says how
-many requests remain now (``r``) and in how many seconds the bucket is full
-again (``t``; on a refusal, when the next request is allowed). A 429 also has
-``Retry-After`` (seconds).
-
-No I/O here: the buckets live in the database (db/ratelimit.py), so that
-every gunicorn worker takes from the same ones.
+Usage: docs/user/links.md#rate-limits
 """
 
 import dataclasses

@@ -1,15 +1,9 @@
 """Secrets kept out of what the project prints: settings and access logs.
 
-- :data:`SECRET_QUERY_PARAMS`: the query parameters whose values are
-  credentials. Their values are masked wherever a URL or request target is
-  printed (the access log, URL settings).
-- :func:`mask_target`: a request target (``/path?query``) with those values
-  masked; :func:`mask_url`: a URL with its password masked too;
-  :func:`mask_webhook_sources`: ``WEBHOOK_SOURCES`` with each source's
-  secret and verify token masked.
-
-Masking keeps the shape (names, hosts, paths, which parameters were sent),
-so a log line or a settings listing still says what it needs to say.
+:data:`SECRET_QUERY_PARAMS` names the credentials among query parameters;
+:func:`mask_target`, :func:`mask_url` and :func:`mask_webhook_sources` mask
+them, keeping the shape (names, hosts, paths). Usage:
+docs/operations/security.md#secrets-in-settings-and-logs
 """
 
 import json

@@ -1,14 +1,9 @@
 """Webhook signatures: sign and verify, for inbound checks and outbound deliveries.
 
-Two schemes, pure functions, no I/O:
-
-- GitHub: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>``.
-- Standard Webhooks (https://www.standardwebhooks.com): ``webhook-signature:
-  v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">``,
-  several space-separated signatures allowed (secret rotation), and the
-  timestamp must be within :data:`TOLERANCE_SECONDS` of now, either way.
-
-Every comparison goes through :func:`hmac.compare_digest`.
+Two schemes, pure functions: GitHub's (hex HMAC-SHA256 of the body) and
+Standard Webhooks' (base64 HMAC-SHA256 of ``id.timestamp.body``, several
+signatures allowed, timestamp within :data:`TOLERANCE_SECONDS`). Every
+comparison goes through :func:`hmac.compare_digest`. Usage: docs/user/webhooks.md
 """
 
 import base64

@@ -1,25 +1,11 @@
 """Where outbound URLs may point: public hosts only, unless allowed by name.
 
-Links (a browser follows them) and webhook subscriptions (the push worker
-POSTs to them) must not reach the machine that runs the API or its private
-network: that would turn the service into a proxy or a port scanner for
-whoever can create one. :class:`Targets` is the one rule both use.
+:class:`Targets` is the one rule for links and webhook subscriptions: refused
+networks (:data:`REFUSED_NETWORKS`) and local names (:data:`LOCAL_SUFFIXES`),
+other names checked at each connect (:meth:`Targets.address_allowed`), and the
+exceptions of ``ALLOWED_PRIVATE_TARGETS``.
 
-- A URL whose host is an IP address (``normalize_url`` has already turned
-  ``2130706433``, ``0177.0.0.1``, ``127.1`` and ``[0:0::1]`` into their
-  canonical forms) is refused when the address is in :data:`REFUSED_NETWORKS`:
-  unspecified, loopback, private (RFC 1918), CGNAT, link-local, unique-local,
-  multicast, reserved and documentation ranges, and every IPv6 form that
-  embeds an IPv4 address (IPv4-mapped ``::ffff:0:0/96``, NAT64, 6to4, Teredo).
-- A host name is refused when it is a special-use local name
-  (:data:`LOCAL_SUFFIXES`: ``localhost``, ``*.localhost``, ``*.local``,
-  ``*.internal``, ``*.home.arpa``). Other names are resolved only when a
-  request is made: the webhook sender checks every address it connects to
-  (:meth:`Targets.address_allowed`), so a name that resolves, or later
-  re-resolves (DNS rebinding), to a refused address is refused too.
-- ``ALLOWED_PRIVATE_TARGETS`` names the exceptions: host names (any address
-  they resolve to is then accepted) and networks (``127.0.0.0/8``,
-  ``::1``), for local development and tests; ``*`` turns the rule off.
+Design: docs/design/security.md#outbound-targets-no-ssrf
 """
 
 import ipaddress

@@ -1,13 +1,9 @@
 """The one rule for text the API stores or looks up.
 
-Every string a client sends (JSON body members, query and path values,
-the headers that are stored) must be text that every store holds and every
-encoder writes: Unicode scalar values without NUL. PostgreSQL refuses
-U+0000 in text, and a lone surrogate (U+D800-U+DFFF, from a ``"\\ud800"``
-escape) cannot be encoded as UTF-8 by any store or by the JSON encoder.
-``web.validation`` applies :func:`text_error` to every value a responder
-gets; stored observations (a visit's Referer, User-Agent) go through
-:func:`clean_text` instead.
+Unicode scalar values without NUL: PostgreSQL refuses U+0000, and no store or
+encoder can write a lone surrogate. ``web.validation`` applies
+:func:`text_error` to every value a responder gets; stored observations (a
+visit's Referer, User-Agent) go through :func:`clean_text`.
 """
 
 import re

@@ -1,19 +1,9 @@
 """Stream tickets: short-lived, signed stand-ins for an API key (no I/O).
 
-Browsers cannot send ``Authorization`` with an ``EventSource`` or a
-``WebSocket``, and a key in a URL would end up in logs and histories. So a
-client that holds a key asks for a ticket (``POST /stream-tickets``, on the
-API or on the push worker) and puts that in the stream's URL instead:
-``/events?ticket=...``.
-
-A ticket is ``st1.<key id>.<expiry>.<signature>``: the id of the key it was
-issued for, its expiry (Unix seconds) and an HMAC-SHA256 of both under a
-secret that every process of one deployment reads from the SQL database
-(``db.server_secrets``). Nothing is stored per ticket: the push worker checks
-the signature and the expiry, then that the key is still active, so
-revoking a key ends its tickets too. A ticket opens streams until it
-expires; it is never the key, and it names no scope of its own (the key's
-scopes at the time of use count).
+``st1.<key id>.<expiry>.<signature>``, an HMAC-SHA256 under the deployment's
+secret (``db.server_secrets``), for the stream URLs that browsers cannot send
+``Authorization`` with; nothing is stored per ticket, and the key's scopes at
+the time of use count. Usage: docs/user/push.md#keys-and-tickets
 """
 
 import base64

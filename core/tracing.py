@@ -1,20 +1,9 @@
 """OpenTelemetry traces, off unless ``TRACING`` names an exporter.
 
-Each process that traces (the API's gunicorn workers, the push worker) calls
-:func:`start` once; it builds a tracer provider with a batching exporter
-(``otlp``: OTLP over HTTP, ``console``: one JSON line per span on standard
-output) and keeps it here. Until then :func:`tracer` is None and
-:func:`traceparent` None, so callers skip every span: tracing that is off
-costs one check of a module variable, never a tracer call, and OpenTelemetry
-is not even imported.
-
-The SDK reads its own ``OTEL_*`` variables: ``OTEL_EXPORTER_OTLP_ENDPOINT``
-(or ``..._TRACES_ENDPOINT``) and ``..._HEADERS``, ``OTEL_SERVICE_NAME``,
-``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``.
-
-A trace crosses processes as a W3C ``traceparent`` string: the notes stores
-write the current one with each change (:func:`traceparent`), and the push
-worker starts its spans under it (:func:`parent`).
+A process calls :func:`start` once; until then :func:`tracer` and
+:func:`traceparent` are None, so tracing that is off costs one check and never
+imports OpenTelemetry. A trace crosses processes as the ``traceparent`` each
+change stores (:func:`parent`). Usage: docs/operations/tracing.md
 """
 
 import sys

@@ -1,24 +1,10 @@
 """Safe outbound URLs: validation and normalisation of http(s) links.
 
-:func:`normalize_url` accepts only what a browser (or an HTTP client) would
-open as an http or https URL with a host, and returns it in one canonical,
-pure-ASCII form that can go into a ``Location`` header as it is:
+:func:`normalize_url` accepts only what a browser would open as an http(s)
+URL with a host and returns it in one canonical, pure-ASCII form; request
+schemas use it through ``web.fields.SafeUrl``.
 
-- no scheme: ``https://`` is put in front (``example.com/x``, ``//example.com``);
-- scheme ``http`` or ``https`` only (``javascript:``, ``data:``, ``file:``,
-  ``ftp:`` ... are refused), with a host; no credentials (``user:pass@``);
-- no control, format or whitespace characters anywhere (surrounding ASCII
-  whitespace is trimmed), at most :data:`MAX_LENGTH` characters before and
-  after normalisation;
-- the host is lower-cased; international names become IDNA 2008 punycode
-  (``bücher.example`` -> ``xn--bcher-kva.example``), IPv4 addresses in any
-  form a browser accepts (``2130706433``, ``0x7f.1``) become dotted quads,
-  IPv6 addresses their compressed form; default ports are dropped;
-- path, query and fragment are percent-encoded as UTF-8 where needed (an
-  existing ``%XX`` stays), an empty path becomes ``/``.
-
-Whoever wants "an http(s) URL" (link targets, webhook subscriptions) uses it,
-through the ``web.fields.SafeUrl`` marshmallow field in request schemas.
+Design: docs/design/security.md#how-a-url-is-normalised
 """
 
 import ipaddress

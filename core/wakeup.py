@@ -1,13 +1,9 @@
 """Commit notifications: a writer nudges a follower so it reads at once.
 
-The API process sends one empty UDP datagram to ``PUSH_WAKE_ADDRESS`` after
-each committed note write; the push worker waits on that address between
-reads of the change log, so it reads a change as soon as it is committed
-instead of at its next poll. A datagram carries no data, only "look now":
-one that is lost (nobody listening, a full buffer) costs a delay up to the
-follower's fallback poll, never a change, since the follower always reads
-the log itself. Standard library only: a send is one non-blocking
-``sendto`` system call, safe from any thread and across ``fork``.
+One empty UDP datagram to ``PUSH_WAKE_ADDRESS`` per committed note write says
+"look now"; a lost one costs a delay up to the follower's poll, never a
+change. A send is one non-blocking ``sendto``, safe from any thread and across
+``fork``. Design: docs/design/change-stream.md
 """
 
 import logging

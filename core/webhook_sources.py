@@ -1,13 +1,8 @@
 """The inbound webhook sources, parsed once from the ``WEBHOOK_SOURCES`` setting.
 
-The setting is a JSON object, source name -> its configuration::
-
-    {"github": {"scheme": "github", "secret": "s3cret", "verify_token": "tok"},
-     "acme": {"scheme": "standard", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}
-
-``scheme`` is ``github`` or ``standard``; ``secret`` is required;
-``verify_token`` (optional) answers the ``GET`` hub verification. A bad value
-raises ValueError naming what is wrong, so the app refuses to start.
+A JSON object, source name -> ``{"scheme": "github" | "standard", "secret":
+..., "verify_token": ...}``; a bad value raises ValueError naming what is
+wrong, so the app refuses to start. Usage: docs/user/webhooks.md
 """
 
 import dataclasses

@@ -1,19 +1,11 @@
 """JSON on the wire: the one encoder and decoder of every body the project sends.
 
-HTTP responses (through Falcon's media handlers), push events on ZeroMQ, SSE
-and webhooks all go through :func:`dumps`: compact, UTF-8, non-ASCII kept
-as it is.
+:func:`dumps` (compact UTF-8) serves responses, push events and webhooks;
+:func:`loads` reads every JSON body within limits (I-JSON: UTF-8, no lone
+surrogate, finite numbers of at most :data:`MAX_INT_DIGITS` digits, nesting at
+most :data:`MAX_DEPTH`, checked before parsing).
 
-Every JSON body the API reads goes through :func:`loads` (Falcon's JSON
-handler, the webhook receiver), which accepts I-JSON (RFC 7493) within
-limits, so that no document a client sends can make the server fail later:
-
-- UTF-8 only; no lone surrogate (``"\\ud800"``) in any string: no store and
-  no encoder can take one;
-- numbers finite (no ``NaN``, ``Infinity``, ``1e999``), integers of at most
-  :data:`MAX_INT_DIGITS` digits;
-- arrays and objects nested at most :data:`MAX_DEPTH` deep, checked before
-  parsing, so a deep document never reaches the recursive parser.
+Design: docs/design/security.md#input-a-4xx-problem-never-a-500
 """
 
 import json

@@ -1,17 +1,10 @@
 """Backups of the stores with each store's own tool, and their restores.
 
-- SQLite: the online backup API (``sqlite3.Connection.backup``), one step,
-  so the copy is the database as of one moment while the API keeps writing.
-- PostgreSQL: ``pg_dump --format=custom`` (one snapshot) and ``pg_restore``,
-  the password in ``PGPASSWORD``, never in an argument.
-- RethinkDB (the notes store): the driver package's ``dump`` and ``restore``
-  of the three notes tables (the password in a file of mode 0600).
-
-A backup is written beside its destination and renamed when complete: a
-file at the destination is always a whole backup. A restore refuses a
-target that holds data unless ``force``, and then replaces it. Every
-failure an operator can cause or fix raises :class:`BackupError` with what
-to do.
+SQLite's online backup API, ``pg_dump``/``pg_restore`` (the password in
+``PGPASSWORD``), and the RethinkDB driver's ``dump``/``restore`` of the notes
+tables. A backup is renamed into place when complete; a restore refuses a
+target holding data unless ``force``; what an operator can fix raises
+:class:`BackupError`. Usage: docs/operations/backup.md
 """
 
 import contextlib

@@ -1,22 +1,8 @@
 """The visit rollup: per link and UTC hour, visits, referrer hosts, agent families.
 
-Statistics over time read these counts, never the visit rows:
-
-- ``link_visit_hours``: (link, hour) -> visits; one row per hour with visits.
-- ``link_visit_sources``: (link, kind, period, start, name) -> visits, where
-  kind is ``referrer`` (name: the referrer's host, "" for none) or ``agent``
-  (name: the user-agent family of :mod:`core.linkstats`, "" for none), and
-  period is ``hour`` or ``day``: each visit counts in both, so a range reads
-  its whole UTC days from day rows and only its partial days (at most two)
-  from hour rows.
-
-They are written in the transaction that writes the visit rows (the batch of
-the visit recorder, or the counted visit of a link with ``max_visits``), so
-they always agree with the visits stored: two upserts per batch, of one row
-per distinct (link, hour) and per distinct (link, period, start, host or
-family). Rows stay at most one per hour (or day) and name, however many
-visits there are. A range reads one row per hour with visits, and one per
-name and day (plus per name and hour of its partial days).
+Tables ``link_visit_hours`` and ``link_visit_sources`` (per hour and per day),
+written in the transaction that writes the visit rows; statistics over time
+read these counts, never the visits. Design: docs/design/links.md#the-hourly-rollup
 """
 
 import collections

@@ -1,30 +1,11 @@
 """The links store (the shortener): links, their visits, the exact visit counter.
 
-The tables and the rule for which row a code names are in
-:mod:`db.link_tables`. A redirect reads the link (one primary-key or alias
-lookup, no write):
+A link with ``max_visits`` counts each visit in the request with a conditional
+``UPDATE``, so the counter is exact; other visits go to the process's
+:class:`db.visit_recorder.VisitRecorder`. Every visit written also goes into
+the rollup of :mod:`db.link_stats`, in the same transaction.
 
-- A link with ``max_visits`` counts its visit in the request, in one
-  transaction: a conditional ``UPDATE ... SET visits = visits + 1`` that
-  matches only a live link under its ``max_visits``, then the visit row.
-  The database serialises the updates of one row (SQLite locks the file,
-  PostgreSQL the row and re-checks the condition), so the counter is exact
-  and ``max_visits`` is never passed, whatever the number of workers.
-- Any other link's visit goes to the process's
-  :class:`db.visit_recorder.VisitRecorder`, off the request path; reads of
-  a link's statistics write this process's pending visits first.
-
-Every visit written also goes into the hourly rollup of
-:mod:`db.link_stats`, in the same transaction, so statistics over time never
-read the visit rows and always agree with them.
-
-A link's ``version`` (its ETag) is raised by each edit of its url, expiry or
-visit limit; edits and deletes may require a version (If-Match), checked in
-the UPDATE itself.
-
-A visit keeps the ``Referer``'s scheme, host and path only
-(``core.urls.referrer_of``): its query string and fragment often carry
-tokens, and a link's visits are readable with any ``read`` key.
+Design: docs/design/links.md
 """
 
 import dataclasses

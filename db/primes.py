@@ -1,13 +1,9 @@
 """The primes table and its store: all-or-nothing batch inserts, ascending reads.
 
-Numbers go up to 2**64 - 1, but SQLite's INTEGER and PostgreSQL's BIGINT are
-signed 64-bit. The column holds ``n - 2**63`` instead: that maps
-0..2**64-1 one to one, in order, onto -2**63..2**63-1, so the primary key
-still guards uniqueness and ``ORDER BY`` is still ascending, in 8 bytes (a
-NUMERIC would be lossy on SQLite, which stores big numerics as REAL; a
-zero-padded string would be 20 bytes and slower to compare).
-:class:`UnsignedInt64` does the shift on the way in and out, so code above
-the column only ever sees the real numbers, in values and in comparisons.
+Numbers reach 2**64 - 1 but SQL integers are signed 64-bit, so the column holds
+``n - 2**63``: one to one and in order, so the primary key and ``ORDER BY`` stay
+right in 8 bytes (a NUMERIC is lossy on SQLite, a padded string bigger and
+slower). :class:`UnsignedInt64` shifts on the way in and out.
 """
 
 import logging

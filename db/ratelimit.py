@@ -1,18 +1,9 @@
 """Token buckets of the rate limits, shared by every process through the SQL database.
 
-One row per bucket (``rate_limits``): the tokens it held at ``updated`` (Unix
-seconds). Taking a token is one conditional ``UPDATE`` that computes the
-refill in SQL and matches only when a whole token is there; the database
-serialises the updates of a row (SQLite takes the write lock at ``BEGIN
-IMMEDIATE``; PostgreSQL locks the row and evaluates the condition again on
-its latest version), so concurrent requests through any number of workers
-never take more than the bucket held. A client seen for the first time gets
-a row (an ``INSERT``; of two concurrent ones, the loser's transaction is
-done again and updates the winner's row).
-
-A bucket untouched for a whole window is full, the same as no row: such
-rows are deleted now and then, so the table holds only the clients of the
-last window.
+One row per bucket (``rate_limits``); taking a token is one conditional
+``UPDATE`` that refills in SQL, so concurrent workers never take more than
+the bucket held. A client's first request inserts its row; rows untouched for
+a whole window (full buckets) are deleted now and then.
 """
 
 import hashlib

@@ -1,17 +1,7 @@
 """RethinkDB plumbing: the URL, connecting to a cluster, bounded waits, schema.
 
-Used by the RethinkDB notes store (``db.notes.rethink``), by ``python -m api
-init-db`` and by the tests. Nothing here knows about notes.
-
-- :func:`parse_url` reads ``rethinkdb://[user[:password]@]h1[:port][,h2...]/db``
-  and ``?ca=FILE``: TLS to every server, verified against the CA in FILE.
-- :class:`Connector` connects to the first server of the list that answers
-  and, after a failure, starts with the next one: every process of a
-  cluster deployment stays up while one server is down.
-- :class:`BoundedConnection` puts a deadline on every answer, so a server
-  that accepts a connection and then stalls cannot hang a worker.
-- :func:`ensure_tables` creates a database, tables and indexes once (the
-  init-db step), safe against a second process doing the same at once.
+Used by the RethinkDB notes store, ``python -m api init-db`` and the tests;
+nothing here knows about notes. Design: docs/design/stores.md#rethinkdb
 """
 
 import contextlib

@@ -1,13 +1,9 @@
 """The SQL schema: every table module, and the migrations that build them.
 
-Table modules import ``db.sql`` for :class:`db.sql.Base`; this module
-imports them (and nothing imports it but the places that create tables), so
-there is no import circle. The tables are built by Alembic's migrations
-(``db/migrations/versions``), never by ``create_all``: every process that
-prepares the database (``python -m api init-db``, gunicorn's start, the
-push worker, the tests) calls :func:`create_schema`, which upgrades it to
-the newest revision. A test checks that the migrations and these models
-agree.
+Table modules import :class:`db.sql.Base`; this module imports them, and only
+what creates tables imports it, so there is no import circle. Tables are built
+by the Alembic migrations, never ``create_all``: :func:`create_schema` upgrades
+to the newest revision, and a test checks that migrations and models agree.
 """
 
 import logging

@@ -1,12 +1,8 @@
 """Secrets that every process of a deployment shares, made once, in the SQL database.
 
-The API and every push worker sign and check stream tickets
-(:mod:`core.tickets`) with one secret. Rather than a setting to copy to
-each process, the first process that needs it draws 32 random bytes and
-stores them in ``server_secrets``; the others read the same row. Whoever
-can read that table can read the notes anyway. Deleting the row rotates
-the secret: processes draw a new one at their next start (tickets signed
-with the old one stop working there).
+The first process that needs the stream tickets' secret draws 32 random bytes
+into ``server_secrets``; the others read the row. Deleting it rotates the
+secret at each process's next start. Usage: docs/user/push.md#keys-and-tickets
 """
 
 import datetime

@@ -1,14 +1,10 @@
 """The SQL store's plumbing: engine, declarative base, sessions.
 
-Tables live in the modules of the parts that own them (``db/link_tables.py``, ...);
-they all hang off :class:`Base`, and ``db.schema`` gathers them. SQLite's
-particulars (transactions that begin IMMEDIATE, the writers' queue, open
-statements closed at check-in) are in :mod:`db.sqlite`.
-
-The read-only handles, :attr:`Database.read_engine` (an engine of its own
-on SQLite) and ``Database.session(write=False)``, begin no transaction on
-SQLite: writing through them is a bug (the write would commit at once);
-anything not marked read-only is a write.
+Tables live in the modules of the parts that own them and hang off
+:class:`Base`; ``db.schema`` gathers them, and SQLite's particulars are in
+:mod:`db.sqlite`. The read-only handles (:attr:`Database.read_engine`,
+``Database.session(write=False)``) must not write: on SQLite they begin no
+transaction, so a write through them would commit at once.
 """
 
 import collections

@@ -1,30 +1,11 @@
 """SQLite under the SQL store: its dialect, connections, pragmas and writers' queue.
 
-Transactions. The driver's own transaction handling is switched off (it
-began a transaction only before the first INSERT/UPDATE/DELETE) and every
-transaction of a write engine begins where SQLAlchemy begins it, with
-``BEGIN IMMEDIATE`` (:class:`ImmediateSQLiteDialect`): it takes the
-database's write lock at once, waiting up to the busy timeout for it. In
-WAL mode a deferred transaction that has read and then writes cannot wait
-for the lock: if another writer holds it, or committed since the read,
-SQLite fails at once with "database is locked". Read-only engines begin
-no transaction: each statement reads the latest committed data on its own
-and never queues for the write lock. (A dialect rather than a ``begin``
-event listener: any engine event makes SQLAlchemy dispatch events around
-every statement, a cost the hot paths notice.)
+Write transactions begin ``IMMEDIATE`` (:class:`ImmediateSQLiteDialect`),
+read-only engines begin none, a connection closes its open statements at
+check-in (:class:`SQLiteConnection`), and writers take turns through a
+process lock and ``flock`` (:class:`WriterQueue`).
 
-Open statements. A connection closes, when it returns to the pool, every
-statement its user left open (:class:`SQLiteConnection`): one would pin
-the connection to an old snapshot.
-
-Writers queue in turn (:class:`WriterQueue`). SQLite's own wait for the
-write lock (the busy timeout) sleeps 1, 2, 5, ... up to 100 ms between
-tries, and under the gevent worker that sleep stops every request of the
-process; a writer that lost a few tries could wait 100 ms while the other
-process took the lock again and again. So every write on a SQLite file
-first takes a lock of its process, then ``flock`` on a file beside the
-database, which the kernel hands on as soon as the holder lets go.
-SQLite's lock still guards the data; the queue only decides who asks next.
+Design: docs/design/stores.md#sqlite
 """
 
 import contextlib

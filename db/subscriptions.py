@@ -1,19 +1,10 @@
 """Outbound webhook subscriptions and the record of every delivery attempt.
 
-A subscription names a URL, the event types it wants and the secret its
-deliveries are signed with. ``failure_count`` counts consecutive failed
-deliveries; :meth:`SubscriptionStore.record_delivery` disables the
-subscription when it reaches the configured maximum, and a success resets it.
+``failure_count`` counts consecutive failed deliveries and disables the
+subscription at the maximum; :meth:`SubscriptionStore.queue_replay` queues the
+deliveries of a time range in ``webhook_replays`` for the push worker.
 
-Replays. A delivery is the attempts at one event for one subscription
-(``webhook_attempts`` rows with the same ``event_id``); its time is its
-first attempt's. :meth:`SubscriptionStore.queue_replay` queues, in one
-transaction, a new delivery of every delivery in a time range (the failed
-ones only, if asked) in ``webhook_replays``, in the order they were first
-made; the push worker takes them from there, delivers each with the same
-event id, records the attempts marked ``replay`` and deletes the row. A row
-is deleted only after its delivery, so a worker that dies mid-replay
-delivers the rest, and at worst that one again, when it starts again.
+Design: docs/design/push.md#fan-out
 """
 
 import dataclasses

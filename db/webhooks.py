@@ -1,12 +1,8 @@
 """Inbound webhook deliveries: stored before they are answered, handled later.
 
-A delivery moves through ``pending`` -> ``processing`` -> ``processed`` or
-``failed``; one whose event has no handler is stored as ``ignored``. The
-handler runner claims due deliveries with a conditional UPDATE (so several
-runners never handle the same one) and holds a lease: a runner that dies
-mid-way leaves a ``processing`` row whose lease expires and is claimed again.
-``due_at`` holds when a pending delivery may be tried, or when a claim's lease
-runs out.
+``pending`` -> ``processing`` -> ``processed`` or ``failed`` (``ignored``
+without a handler); runners claim due deliveries with a conditional UPDATE and
+a lease, and ``due_at`` holds when a pending one may be tried or a lease ends.
 """
 
 import dataclasses

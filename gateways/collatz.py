@@ -1,15 +1,9 @@
 """The API's client of the collatz broker: one request, one deadline.
 
-Gunicorn forks its workers after importing the app, and a ZeroMQ context must
-not cross a fork: the context is made lazily, in the process (``os.getpid()``)
-that uses it. A REQ socket serves one request at a time: each request takes
-one from a pool (or makes one) and gives it back after the answer, so
-threads and greenlets never share one. A request that gets no answer within
-the deadline closes its socket (LINGER 0, so nothing lingers) and the next
-request makes a new one: the lazy pirate pattern. Under gunicorn's gevent
-worker the context is ``zmq.green``'s, so a request waiting for the broker
-lets the worker's other requests run. With CURVE keys (``ZMQ_KEYS_DIR``,
-gateways/curve.py) every socket is a CURVE client of the broker.
+A ZeroMQ context per process (made after gunicorn's fork), a pool of REQ
+sockets (one per request at a time), and a socket that misses its deadline is
+closed and replaced: the lazy pirate pattern. Under gevent the context is
+``zmq.green``'s. Design: docs/design/collatz.md#the-apis-client
 """
 
 import json

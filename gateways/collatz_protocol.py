@@ -1,24 +1,11 @@
 """The frames the collatz broker, its workers and its clients exchange.
 
-Every frame is ASCII: commands are words, numbers are decimal digits. Nothing
-is pickled.
+ASCII only (commands are words, numbers decimal digits; nothing is pickled):
+clients send ``b"<n>"`` (the seed's text protocol) or ``CZ1 LONGEST <n>
+[<timeout ms>]`` and ``CZ1 PING`` to the frontend; workers send ``READY``,
+``HEARTBEAT``, ``RESULT`` and ``FAILED`` and get ``TASK <task> <lo> <hi>``.
 
-Clients, on the broker's frontend (ROUTER; a REQ socket adds the empty
-delimiter frame, the broker routes the reply back along the same envelope):
-
-- Text protocol (the seed's): one frame, the number: ``b"1000"``. Reply: one
-  frame ``b"871 179"`` (the start with the longest chain in 1..n, a space, its
-  length in terms), or ``b"error: <reason>"``.
-- API protocol: ``CZ1 LONGEST <n> [<timeout ms>]`` answered by
-  ``CZ1 OK <start> <length>`` or ``CZ1 ERR <code> <reason>`` (codes below);
-  ``CZ1 PING`` answered by ``CZ1 PONG <JSON stats>``.
-
-Workers, on the backend (worker DEALER -> broker ROUTER):
-
-- worker -> broker: ``READY``, ``HEARTBEAT``, ``RESULT <task> <start> <length>``,
-  ``FAILED <task> <reason>``.
-- broker -> worker: ``TASK <task> <lo> <hi>`` (inclusive range of starts),
-  ``HEARTBEAT``.
+Design: docs/design/collatz.md#frames
 """
 
 from typing import List

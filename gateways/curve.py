@@ -1,18 +1,10 @@
 """CurveZMQ for the ZeroMQ sockets: the key files, and who may connect.
 
-Two servers bind: the collatz broker (frontend for API clients, backend for
-workers) and the push worker's PUB socket. Each has a key pair; each client
-has its own and the server's public key. A server admits only the clients
-whose public keys are in a folder of its own (``collatz-clients/``,
-``collatz-workers/``, ``push-subscribers/``); pyzmq's ZAP handler
-(``zmq.auth``) asks :class:`Admitted` about every handshake. A client
-without an admitted key gets no connection, hence nothing at all.
-
-``python -m api zmq-keys DIR`` makes the files (:func:`make_keys`);
-``ZMQ_KEYS_DIR=DIR`` is where every process reads its own (:data:`FILES`
-says which). ``ZMQ_AUTH=off`` turns CURVE off (a trusted network only);
-with ``ZMQ_AUTH=on`` (the default) a server bound beyond loopback without
-keys refuses to start (:func:`server_keys`).
+A server (the collatz broker, the push worker's PUB socket) admits only the
+client keys in a folder of its own, asked through pyzmq's ZAP handler
+(:class:`Admitted`); ``python -m api zmq-keys DIR`` makes the files
+(:func:`make_keys`), :data:`FILES` says who reads which, and :func:`server_keys`
+refuses a server bound beyond loopback without keys under ``ZMQ_AUTH=on``.
 """
 
 import logging

@@ -3,14 +3,8 @@
     export API_KEY=$(cat var/api-key)
     locust -f loadtest/locustfile.py --host http://127.0.0.1:8000
 
-Four kinds of users (docs/user/load-testing.md): ``NoteWriter`` (weight 4),
-``LinkUser`` (3), ``SalaryReader`` (3) and ``ChangeStreamSubscriber``
-(``--subscribers``, 1 by default, whatever the user count). Name some of
-them after the file to run only those.
-
-Every answer is checked: a status other than the one the API documents
-for the call is a failure, and so is a body without what the next call
-needs.
+Every answer is checked against the status the API documents for the call.
+Users and options: docs/user/load-testing.md
 """
 
 import collections

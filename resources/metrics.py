@@ -1,16 +1,10 @@
 """``GET /metrics``: Prometheus metrics of the API and of what it depends on.
 
-The HTTP metrics come from every gunicorn worker (web.metrics). The state of
-the push worker and of the collatz broker is read at scrape time, from the
-source, so it is right even when that daemon is down:
+The HTTP metrics of every gunicorn worker (:mod:`web.metrics`), and the push
+worker's lag and the collatz broker's workers, queue and jobs, read from the
+source at scrape time so they are right while that daemon is down.
 
-- push worker lag: the newest ``seq`` of the notes change stream minus the
-  push worker's checkpoint (the events it has not published yet);
-- collatz: the broker's connected and busy workers, its queue of ranges
-  waiting for a worker, and its jobs in progress.
-
-The push worker serves its own ``/metrics`` too (events, SSE clients,
-webhook delivery outcomes; see workers/push/metrics.py).
+Usage: docs/operations/metrics.md
 """
 
 import falcon

@@ -1,17 +1,9 @@
 """Gunicorn's loggers: secrets masked in access lines; JSON lines (``LOG_FORMAT=json``).
 
-gunicorn.conf.py selects one as ``logger_class``: :class:`Logger` for text,
-:class:`JsonLogger` when the log format is JSON. Both mask the values of
-the secret query parameters (``core.redact.SECRET_QUERY_PARAMS``:
-``hub.verify_token``, stream tickets, ...) in the request target, and
-leave out the credential headers, whatever ``access_log_format`` asks for.
-
-With JSON, gunicorn's own lines (``Booting worker ...``) become JSON objects
-like the app's; an access line carries ``method``, ``path``, ``route`` (the
-route template the app matched, which the metrics middleware leaves in the
-WSGI environ), ``status``, ``duration_ms``, ``bytes`` and the ``request_id``
-the app answered with. Whether there are access lines at all is still
-gunicorn's ``accesslog`` setting.
+:class:`Logger` (text) and :class:`JsonLogger`, picked by gunicorn.conf.py, mask
+the secret query parameters (``core.redact``) and leave out credential headers;
+with JSON, gunicorn's own lines become JSON too, and an access line carries the
+matched ``route`` and the ``request_id``. Usage: docs/operations/logs.md
 """
 
 from gunicorn import glogging

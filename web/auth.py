@@ -1,15 +1,9 @@
 """Who may call what: each responder's scope, checked against the request's API key.
 
-A responder says what it needs with ``@requires(READ)`` (or ``WRITE``,
-``ADMIN``) or ``@public``; one that says nothing needs ``admin``, so an
-endpoint added without a thought is closed, not open. :class:`Auth` checks
-the ``Authorization: Bearer`` key of each request against the scope of
-the operation it reached (recorded by :meth:`web.openapi.Routes.add`):
-
-- no key, or one that is unknown or revoked: 401 with ``WWW-Authenticate``;
-- a key without the scope: 403;
-- a public operation takes no key; a valid one sent to it names the client
-  for the rate limits, anything else is ignored.
+``@requires(READ)`` (``WRITE``, ``ADMIN``) or ``@public``; a responder that
+says nothing needs ``admin``, so a new endpoint is closed, not open. No key or
+an unknown or revoked one: 401; a key without the scope: 403. A valid key sent
+to a public operation names the client for the rate limits.
 """
 
 from typing import Any

@@ -1,15 +1,9 @@
 """Prometheus metrics of the HTTP API: counts, latencies and requests in flight.
 
-Under gunicorn every worker is a process of its own, so the metrics use
-prometheus_client's multiprocess mode: gunicorn.conf.py points
-``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start,
-each worker writes its values to files there, and ``GET /metrics``, served
-by whichever worker gets it, adds up the files of every worker (and of the
-workers that died: counters never go back). Without the variable (tests,
-one process) the process's own registry is served.
-
-Labels are the route *template* (``/notes/{note_id}``), never the path, so
-the number of series stays bounded whatever clients ask for.
+Under gunicorn, prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``,
+set by gunicorn.conf.py) adds up the files of every worker, dead ones too;
+without it the process's own registry is served. Labels are route templates,
+never paths, so the number of series stays bounded.
 """
 
 import time

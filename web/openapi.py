@@ -1,17 +1,11 @@
 """The OpenAPI 3 document, generated from the routes and their marshmallow schemas.
 
-Besides the schemas, each responder's ``@validate`` gives the document what
-tools need: an operationId, an example of every request and response,
-the headers it reads and sends (conditional requests, ``Location``), and
-limits only the settings know (``document=``). ``servers`` is
-``PUBLIC_BASE_URL``. Every error status gets a problem+json example.
-
-Response schemas derive from :class:`ResponseSchema`: every field they name
-is ``required`` in the document unless declared optional, so a generated
-client types what is always there as always there. A seed alias that shares
-a path and method with another operation (:func:`query_alias`) is described
-as its own operation under the path's ``x-{method}-alias``: OpenAPI 3.0 has
-one operation per path and method.
+Each responder's ``@validate`` adds an operationId, examples, the headers it
+reads and sends and the limits only settings know; every field of a
+:class:`ResponseSchema` is ``required`` unless declared optional, and a seed
+alias sharing a path and method (:func:`query_alias`) is described under the
+path's ``x-{method}-alias``, since OpenAPI 3.0 has one operation per path and
+method.
 """
 
 import functools

@@ -1,18 +1,11 @@
 """Per-client rate limits: a token bucket per client, shared by every worker.
 
-:class:`RateLimit` is middleware. For the requests it limits (link
-creation or every write, ``RATE_LIMIT``; ``GET /collatz``,
-``COLLATZ_RATE_LIMIT``) it takes a token from the client's bucket in the
-database (:class:`db.ratelimit.RateLimitStore`) before the responder runs:
+:class:`RateLimit` is middleware that takes a token before the responder runs
+(a 429 problem when none is left). The client is its checked API key, else its
+address, stored only as a hash; when the database is down requests go through
+unlimited, since a limit protects the service and is no reason to refuse all.
 
-- allowed: the answer carries ``RateLimit-Policy`` and ``RateLimit``;
-- refused: a 429 problem with the same two headers and ``Retry-After``.
-
-The client is its API key once checked, else the connection's address.
-Nothing of it is stored but a hash. When the database cannot be reached
-the request goes through unlimited (and the store it needs will answer for
-itself): a limit protects the service, it is not a reason to refuse
-everything.
+Usage: docs/user/links.md#rate-limits
 """
 
 import logging

@@ -1,12 +1,8 @@
 """Traces of HTTP requests: Falcon's OpenTelemetry instrumentation, request ids.
 
-``opentelemetry-instrumentation-falcon`` makes one server span per request
-(named by method and route, with the HTTP attributes, joining the caller's
-trace when the request carries a ``traceparent``). It instruments by
-replacing ``falcon.App``, so :func:`instrument` runs before the app is
-built, and only when tracing is on: an app built without it has no tracing
-middleware at all. The response hook adds the request id (``X-Request-ID``,
-the one in the logs) as the span's ``request.id``.
+The instrumentation replaces ``falcon.App``, so :func:`instrument` runs before
+the app is built, and only when tracing is on; the response hook records the
+request id as the span's ``request.id``. Usage: docs/operations/tracing.md
 """
 
 from typing import TYPE_CHECKING

@@ -1,15 +1,9 @@
 """Request validation with marshmallow, applied by one decorator.
 
-``@validate(body=NoteIn(), query=ListQuery())`` on a responder loads the JSON
-body and the query string through the schemas before the responder runs and
-puts the results on ``req.context.body`` and ``req.context.query``. A
-``marshmallow.ValidationError`` becomes a 422 problem in web.errors. The same
-schemas, with ``response`` and ``status``, feed the OpenAPI document.
-
-Before any schema, every string the responder would get (path values, query
-values, body members and keys at any depth) must keep the text rule of
-:mod:`core.text`: a path value that breaks it names nothing (404), a query or
-body value is a 422 naming the field.
+``@validate(body=NoteIn(), query=ListQuery())`` loads the body and query into
+``req.context.body`` and ``req.context.query`` before the responder runs (a
+422 problem otherwise), after every string has passed :mod:`core.text` (404 for
+a path value); the same schemas, with ``response``, feed the OpenAPI document.
 """
 
 import functools

@@ -1,30 +1,9 @@
 """The notes store's interface: what the notes resource and the push worker need.
 
-Implementations: :class:`db.notes.sql.SqlNotesStore` (embedded, SQLAlchemy on
-the shared ``DATABASE_URL``; the default) and
-:class:`db.notes.rethink.RethinkNotesStore` (RethinkDB, chosen by
-``RETHINKDB_URL``); ``db.stores.open_stores`` picks one. The values they hand
-out (:class:`core.notes.Note`, :class:`core.notes.Change`) are in ``core``.
+Implementations: :class:`db.notes.sql.SqlNotesStore` (the default) and
+:class:`db.notes.rethink.RethinkNotesStore`; ``db.stores.open_stores`` picks one.
 
-Positions and sequences. Every write gets the next number of one
-store-wide, strictly increasing sequence (``seq``). A note keeps the
-``seq`` of its creation as its ``position``: lists are ordered by it, newest
-first, and a page cursor is the position of the last note on the page, so
-paging is stable while notes are added (no duplicates, no gaps).
-
-The change stream. Every successful write is recorded as a
-:class:`core.notes.Change` (``created``/``updated``/``deleted``, the note
-before and after, a timestamp) under its ``seq``. ``changes(since)`` yields
-them in ``seq`` order, then keeps following new ones until the caller stops
-it; a consumer that remembers the last ``seq`` it handled resumes with
-``since=that seq`` and gets every later change exactly once more from there,
-in order, with the same ``seq`` (the event's stable id).
-
-Retention. :meth:`NotesStore.prune_log` removes the oldest entries of the
-log, a small batch at a time (the push worker calls it, see
-:mod:`workers.push.retention`); :meth:`NotesStore.log_floor` says up to where.
-A consumer whose ``since`` is below the floor gets
-:class:`db.errors.Pruned` from ``changes``, never a silent gap.
+Design: docs/design/stores.md, docs/design/change-stream.md
 """
 
 import abc

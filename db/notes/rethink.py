@@ -1,51 +1,11 @@
 """The RethinkDB notes store (``RETHINKDB_URL=rethinkdb://host:28015/todo``).
 
-Tables, in the URL's database, created by ``python -m api init-db``
-(:meth:`RethinkNotesStore.create_schema`; requests never create tables):
+Tables ``notes`` (with outboxes and tombstones), ``notes_changes`` (the log) and
+``notes_seq`` (the counter), created by ``python -m api init-db``; a small pool
+of connections per process, every wait bounded by ``timeout``, failures raised
+as ``Unavailable`` (503). The change log is :mod:`db.notes.rethink_log`.
 
-- ``notes`` (the name is configurable): one document per note, primary key
-  ``id``; its ``seq`` (the number of its last change) and an ``outbox``,
-  the changes of this note that may not be in the change log yet. Indexes:
-  ``position`` (lists) and ``outbox`` (multi: the ``seq`` of each entry).
-  A deleted note stays as a tombstone (``deleted: true``, no ``position``)
-  until its delete is in the log.
-- ``notes_changes``: the change log, one document per ``seq`` (primary key
-  ``id`` = seq) with ``type``, ``note_id``, ``old_val``, ``new_val``,
-  ``ts``, ``taken_at`` (and ``traceparent``, the write's trace context,
-  when TRACING is on); or ``type: void`` for a number that carries no change.
-- ``notes_seq``: one counter document that hands out ``seq``.
-
-A write, and why no crash loses it. RethinkDB writes one document
-atomically, never two, so the note document is the commit point:
-
-1. take the next ``seq`` from the counter (an atomic increment, which also
-   records the server's time, ``taken_at``);
-2. replace the note with a function that checks, on the server and
-   atomically with the write: the note exists (or not, for a create); its
-   ``seq`` is below ours (else a later writer got there first: take a new
-   number and try again); its version is one of the If-Match ones; and the
-   server's clock is within ``lease`` seconds of ``taken_at``. The new
-   document carries the change itself in its ``outbox``. This write is the
-   commit: once it is acknowledged, the change is durable (both writes use
-   hard durability);
-3. copy the entry into the log (soft and unanswered: the outbox still
-   holds the change); a refused write (404, 412, retry) logs a ``void``
-   entry for its number instead.
-
-The change stream (:meth:`RethinkNotesStore.changes`) follows the log,
-repairs it from the outboxes and voids numbers that were never committed:
-see :mod:`db.notes.rethink_log`, which also prunes it
-(:meth:`RethinkNotesStore.prune_log`, called by :mod:`workers.push.retention`).
-
-Connections: a small pool per process (at most ``POOL_SIZE``), opened
-lazily (and again after a fork or a failure) to the first server of the URL
-that answers (the next one after a failure). Each call holds one connection
-for its duration, so a worker's concurrent requests (gevent greenlets or
-threads) wait for the server's disk together, not one after another; the
-change feed gets its own.
-Every connect and every answer is bounded by ``timeout``; driver and
-availability errors become ``Unavailable("notes store unavailable")`` (503),
-and the next call reconnects, so the API recovers when a server returns.
+Design: docs/design/stores.md#rethinkdb
 """
 
 import datetime

@@ -1,43 +1,11 @@
 """The RethinkDB notes store's change log: numbers, outboxes, the log and its readers.
 
-A note write (``db.notes.rethink``) goes:
+A write takes a ``seq`` (:meth:`ChangeLog.take_seq`), commits the note with the
+change in its outbox, then logs it (:meth:`ChangeLog.log_soon`, or
+:meth:`ChangeLog.void`); :meth:`ChangeLog.follow` is the change stream, which
+repairs the log from the outboxes and voids numbers never committed.
 
-1. :meth:`ChangeLog.take_seq`: the next ``seq`` from the counter document
-   (an atomic increment that also records the server's time, ``taken_at``);
-2. the note's own document is replaced atomically, with the change itself
-   in its ``outbox`` (:func:`entry`): the commit, durable once answered,
-   allowed by the server only within ``lease`` seconds of ``taken_at``;
-3. :meth:`ChangeLog.log_soon`: the entry into the log table (primary key
-   ``seq``), soft and unanswered, since the outbox still holds it; or
-   :meth:`ChangeLog.void` for a number under which nothing was written.
-
-:meth:`ChangeLog.follow` is the change stream. It opens a changefeed on
-the log first, then reads the log after ``since`` in chunks, then follows
-the feed, releasing entries strictly in ``seq`` order
-(:mod:`db.notes.seq_order`). When a number is missing (its writer is
-between steps 2 and 3, or died there, or died before step 2, or a server
-crash lost the soft log write) the reader looks in the outboxes (the
-``outbox`` index): an entry there is committed, so the reader writes it to
-the log itself (:meth:`ChangeLog.ship`) and releases it. A number in
-neither place was never committed; once its lease (plus a clock margin) is
-over it can no longer be, so the reader logs a ``void`` for it and moves
-on: a gap costs one look, not a timeout, and a live stream waits at most
-``lease + clock_margin`` seconds for a writer that died mid-write.
-
-The outboxes are emptied by a reader following the stream: about once a
-second it makes sure the entries up to where it has read are in the log
-on disk (it syncs the log, and writes what a crash lost), then drops them
-from the outboxes, and the tombstones whose delete is then in the log.
-When no reader runs, a writer whose note's outbox has grown long ships it
-itself. Every acknowledged write therefore reaches the log, and every
-reader, whichever process dies when.
-
-Retention (:meth:`ChangeLog.prune`) removes the oldest run of log entries,
-never the newest, after moving what the outboxes hold of that run into the
-log (so no outbox entry brings a pruned one back). It raises
-the floor document (``pruned`` in the counter table) before it deletes, so
-a reader that finds the number it needs missing reads the floor and knows
-it was pruned (:class:`db.errors.Pruned`) rather than void it.
+Design: docs/design/change-stream.md#how-rethinkdb-keeps-it
 """
 
 import contextlib

@@ -1,21 +1,10 @@
 """Put change entries back in sequence order, and tell dead numbers (no I/O).
 
-The RethinkDB store numbers its writes from a counter document and commits
-each note in a second, separate document write, so entries reach a reader
-slightly out of ``seq`` order, and a number can stay unused: a write that
-was refused (404, 412) or whose process died after taking its number. The
-store marks the refused ones with a ``void`` entry at once; the others it
-proves dead. A writer may commit its note only within ``lease`` seconds
-of taking its number (the server checks that, atomically with the write),
-and numbers are taken in order, so once the entry just after a missing
-number was taken more than ``lease`` plus a clock margin ago, the missing
-number can no longer appear: :meth:`SeqReorderBuffer.dead_gaps` names
-those, the store voids them for every reader, and the stream goes on
-without waiting for a timeout per gap.
-
 :class:`SeqReorderBuffer` holds entries back until every lower number is
-accounted for, so a consumer that checkpoints the last number it handled
-never skips one still in flight.
+accounted for; :meth:`SeqReorderBuffer.dead_gaps` names the missing numbers
+whose lease (plus a clock margin) is over, which can no longer appear.
+
+Design: docs/design/change-stream.md#how-rethinkdb-keeps-it
 """
 
 import datetime

@@ -1,47 +1,11 @@
 """The embedded notes store: SQLAlchemy on the shared database (SQLite by default).
 
-Tables: ``notes``; ``note_changes``, the change log, one row per write with
-its ``seq``, ``type``, ``old_val``/``new_val`` (the note's stored fields as
-JSON, not its API shape), ``ts`` and ``traceparent`` (the write's trace
-context when TRACING is on); and
-``note_sequence``, one counter row that hands out ``seq``.
+Tables ``notes``, ``note_changes`` (the change log) and ``note_sequence`` (the
+counter). Each write is one transaction that takes the counter row first, so
+writes commit in ``seq`` order and the log has no holes; notes created together
+share a transaction (group commit, docs/decisions/0003-group-commit.md).
 
-Every write is one transaction (several creates may share one, see below)
-that first increments the counter row, then writes the note and appends its
-change. Taking the counter row first locks it until commit (SQLite: the
-database write lock; PostgreSQL: the row lock), so writes commit in ``seq``
-order: once a reader sees ``seq`` N, every lower ``seq`` is visible too, and
-the log can be tailed with ``WHERE seq > last``. A rolled-back write gives
-its number back, so the log has no holes. The If-Match check is part of the
-same transaction and the update itself is conditional (``WHERE version = ?``).
-
-:meth:`SqlNotesStore.changes` reads the log (a cheap primary-key range
-query) as soon as a commit is announced (``wakeups``: the API sends a
-datagram after each commit, :mod:`core.wakeup`), and otherwise every
-``poll_interval`` seconds, so a consumer in another process (the push
-worker) sees a change at once, or at the latest one poll later when an
-announcement is lost.
-
-Group commit. Notes created at the same moment in one process share a
-transaction (:meth:`SqlNotesStore.create`): the first of them pauses one
-turn (the gevent worker's microsecond sleep, :func:`set_group_pause`), so
-the requests ready then reach their creates and join it, takes the turn to
-write, takes as many ``seq`` as the group holds and inserts every note and
-change with one statement each; the others wait for its commit. A group
-shares the commit, the writers' turn and the push nudge. Each note still
-answers only once it is committed; a database error fails the whole group
-and keeps nothing; any other error (an id taken twice) makes each note of
-the group try again alone, so it fails only the note that caused it. Why,
-and what it bought: docs/decisions/0003-group-commit.md.
-
-Retention. The log has no holes, so its lowest ``seq`` says how far it was
-pruned (:meth:`SqlNotesStore.log_floor`), and a read that finds a first
-entry above the one it asked for met a pruning (:class:`db.errors.Pruned`),
-in the same read as the entries themselves.
-
-The hot paths are SQLAlchemy Core statements built once (no ORM session),
-and a write's transaction holds only its statements: ids, times and JSON
-are made before it begins.
+Design: docs/design/stores.md#the-embedded-store
 """
 
 import contextlib

@@ -122,3 +122,88 @@ def test_history_is_found(source):
 )
 def test_values_and_generated_headers_pass(source):
     assert list(offences(source)) == []
+
+
+#: A module docstring says what the module is in one line to a short
+#: paragraph; the design behind it lives in docs/design/, linked from there.
+MODULE_DOCSTRING_LINES = 8
+#: What Alembic writes into every revision's docstring is not prose.
+ALEMBIC_HEADER = re.compile(r"^(Revision ID|Revises|Create Date): ")
+#: Their docstrings are not cut down yet (19 modules over the limit).
+NOT_HELD = ("bench/", "tests/")
+
+
+def module_docstring_lines(source):
+    """How many lines the module docstring has, Alembic's header left out."""
+    text = ast.get_docstring(ast.parse(source), clean=False) or ""
+    lines = text.strip().splitlines()
+    return sum(1 for line in lines if not ALEMBIC_HEADER.match(line))
+
+
+def test_module_docstrings_are_short():
+    long = [
+        f"{name}: {count} lines"
+        for path in python_files()
+        for name in [path.relative_to(ROOT).as_posix()]
+        if not name.startswith(NOT_HELD)
+        for count in [module_docstring_lines(path.read_text(encoding="utf-8"))]
+        if count > MODULE_DOCSTRING_LINES
+    ]
+    assert long == []
+
+
+@pytest.mark.parametrize(
+    ("source", "count"),
+    [
+        ("x = 1\n", 0),
+        ('"""One line."""\n', 1),
+        ('"""First.\n\nSecond,\nthird.\n"""\n', 4),
+        ('"""step\n\nRevision ID: 0007\nRevises: 0006\nCreate Date: 2026\n"""\n', 2),
+    ],
+)
+def test_module_docstring_lines_are_counted(source, count):
+    assert module_docstring_lines(source) == count
+
+
+#: A docs page named in a module docstring, with an optional anchor.
+DOCS_LINK = re.compile(r"\bdocs/[\w./-]+\.md(?:#[\w-]+)?")
+
+
+def anchors(page):
+    """The anchors of a page's headings, as mkdocs' toc extension makes them."""
+    prose = re.sub(r"^```.*?^```", "", page, flags=re.MULTILINE | re.DOTALL)
+    headings = re.findall(r"^#{1,6} +(.+?) *$", prose, re.MULTILINE)
+    plain = (re.sub(r"[`*]|\]\([^)]*\)|\[", "", text) for text in headings)
+    words = (re.sub(r"[^\w\s-]", "", text).strip().lower() for text in plain)
+    return {re.sub(r"[\s-]+", "-", text) for text in words}
+
+
+def broken_links(docstring):
+    """The ``docs/...md#anchor`` links of a docstring that lead nowhere."""
+    for link in DOCS_LINK.findall(docstring):
+        name, _, anchor = link.partition("#")
+        page = ROOT / name
+        if not page.is_file():
+            yield link
+        elif anchor and anchor not in anchors(page.read_text(encoding="utf-8")):
+            yield link
+
+
+def test_module_docstrings_link_to_pages_and_headings_that_exist():
+    broken = [
+        f"{path.relative_to(ROOT)}: {link}"
+        for path in python_files()
+        for docstring in [ast.get_docstring(ast.parse(path.read_text("utf-8")))]
+        if docstring
+        for link in broken_links(docstring)
+    ]
+    assert broken == []
+
+
+def test_a_link_to_a_missing_heading_is_found():
+    assert list(broken_links("Design: docs/design/push.md#fan-out")) == []
+    assert list(broken_links("Design: docs/design/push.md#no-such-part")) != []
+    assert list(broken_links("Design: docs/design/no-such-page.md")) != []
+    assert "the-push-workers-port-streams-origin-host-slow-clients" in anchors(
+        "## The push worker's port: streams, Origin, Host, slow clients\n"
+    )

@@ -1,29 +1,11 @@
 """The collatz broker: clients on a ROUTER frontend, workers on a ROUTER backend.
 
-``python -m workers.collatz.broker`` binds ``COLLATZ_FRONTEND`` (clients) and
-``COLLATZ_BACKEND`` (workers). A request for n becomes a job: the starts that
-can win, (n // 2, n], are split into ranges that idle workers take one at a
-time (least recently used first); the broker merges their results, answers
-every client waiting for that n and caches the answer. Frames are described in
-gateways/collatz_protocol.py.
+``python -m workers.collatz.broker`` splits a request for n into ranges of
+(n // 2, n] that idle workers take one at a time, checks and merges their
+results, answers every client waiting for n and caches the answer; silent
+workers are dropped, and a range whose holders stay silent goes to more.
 
-Workers and broker exchange heartbeats (zguide's paranoid pirate pattern): a
-worker silent for ``liveness`` heartbeats is dropped and its range goes back
-to the front of the queue for another worker. A request that no worker
-finishes within its deadline is answered with an error; none waits forever.
-
-Workers are not trusted with the answer. A RESULT counts only from a worker
-that holds that range, and only once it passes
-:func:`core.collatz.check_longest` (start in the range, chain length right,
-no random start of the range longer); a bad one is logged, never cached, its
-range goes to another worker and its sender is dropped and ignored from then
-on (a real worker reconnects as a new one). A range whose holders stay
-silent past its timeout (a few times what the slowest recent range took at
-its size, at least ``liveness`` heartbeats) goes to more workers, 2, then 4,
-...: the first answer that passes wins, so workers that take ranges and
-never answer cannot starve a request while one real worker is up. With
-CURVE keys (``ZMQ_KEYS_DIR``, gateways/curve.py) only admitted clients and
-workers connect at all.
+Design: docs/design/collatz.md#the-broker
 """
 
 import argparse

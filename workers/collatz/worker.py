@@ -1,15 +1,8 @@
 """A collatz worker: takes ranges of starts from the broker, answers the longest chain.
 
 ``python -m workers.collatz.worker`` connects a DEALER socket to
-``COLLATZ_BACKEND`` (the broker binds it, so workers on other hosts join by
-pointing there) and announces itself with ``READY``. It heartbeats every
-``--heartbeat`` seconds, also while computing: a range is computed in slices
-sized to a fraction of the heartbeat. When the broker stays silent for
-``--liveness`` heartbeats the worker drops its socket and reconnects with
-exponential back-off (zguide's paranoid pirate worker). Its memo of chain
-lengths lives as long as the process, so later requests reuse it. With
-CURVE keys (``ZMQ_KEYS_DIR``, gateways/curve.py) it connects as a CURVE
-client: a broker that does not admit its key never sends it a task.
+``COLLATZ_BACKEND``, heartbeats while it computes, and reconnects with back-off
+when the broker goes silent. Design: docs/design/collatz.md#the-worker
 """
 
 import argparse

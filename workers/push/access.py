@@ -1,15 +1,9 @@
 """Who may use the push worker: an API key, or a stream ticket of one.
 
-The same keys as the API's (``db.keys``, one SQL database): programs send
-``Authorization: Bearer KEY``; browsers, which cannot set headers on an
-``EventSource`` or a ``WebSocket``, send ``?ticket=`` (:mod:`core.tickets`),
-which they get from ``POST /stream-tickets`` with their key. The streams
-(``/events``, ``/ws``, ``/snapshot``) need ``read``; ``/metrics`` needs
-``admin``, as on the API, and takes no ticket. A key revoked while its
-stream is open ends that stream (:meth:`StreamAccess.active`).
-
-Refusals are the API's: no credential, or an unknown key or bad ticket,
-401 with ``WWW-Authenticate: Bearer``; a key without the scope, 403.
+The API's keys (``db.keys``): ``Authorization: Bearer KEY``, or ``?ticket=``
+(:mod:`core.tickets`) for browsers; the streams need ``read``, ``/metrics``
+``admin``; refusals are the API's 401 and 403. A key revoked while its stream
+is open ends it (:meth:`StreamAccess.active`). Usage: docs/user/push.md
 """
 
 import time

@@ -1,50 +1,11 @@
 """Deliver the feed's events to webhook subscriptions: one thread each, own cursor.
 
-How a note change reaches a webhook: the notes store records the change in
-its change stream; the push worker (``worker.py``) follows that stream and
-publishes each change as an event (``core.notes.event_json``) to the
-in-memory feed (``feed.py``); here, each subscription's thread reads the
-feed and hands the events it wants to ``workers.webhooks.sender``, which
-signs them and POSTs them with retries, recording every attempt.
+Each subscription's thread hands the events it wants to
+``workers.webhooks.sender`` (signed POSTs, retries) and saves its cursor as
+``webhook:<id>`` in ``push_checkpoints``: a slow endpoint delays only itself,
+a restart resumes each from its own cursor, replays go between two reads.
 
-Every active subscription gets a thread of its own that reads the feed
-from the subscription's cursor, hands each event it wants to the sender
-(which blocks through its retries) and then moves its cursor on. So each
-subscription gets its events in order, one at a time, and a slow or dead
-endpoint only ever delays itself; the ZeroMQ and SSE outputs never wait
-for any of them.
-
-Nothing lost. Each subscription's cursor (the last event it has handled,
-delivered or given up on by the sender's retry policy) is saved in
-``push_checkpoints`` as ``webhook:<id>`` after every delivery. After a
-restart or a crash every subscription resumes from its own cursor, even
-far behind the worker's (the feed replays from the store's log), at least
-once: an event whose delivery was under way may be sent again, with the
-same ``webhook-id``.
-
-Replays (``POST /subscriptions/{id}/replay``). The deliveries to make again
-wait in the database (``webhook_replays``). The refresher reads which
-subscriptions have some at every refresh and tells their threads, which
-deliver them, oldest first, between two reads of the feed: each event is
-taken from the feed (or the store's log) by its id, sent with the same
-``webhook-id``, its attempts recorded as replays, and only then is its row
-deleted, so a worker that dies mid-replay delivers the rest (and at worst
-that one again) when it starts again. An event the log no longer holds is
-recorded as a failed replay attempt.
-
-Retention. A subscription whose cursor is older than the change log keeps
-(the worker was down, or the endpoint kept failing, for longer than
-``NOTES_LOG_RETENTION_DAYS``) is delivered the feed's ``reset`` event
-(``webhook-id`` = the log's floor, type ``reset``) whatever events it asked
-for, then the events after the floor.
-
-Which events a subscription gets. A refresher re-reads the active
-subscriptions every ``refresh_interval`` seconds. One it sees for the
-first time starts after the feed's head as it was just before the previous
-read (which did not list it yet), so it gets every change committed after
-it was created (and possibly a few from just before). A subscription that
-is deleted or disabled (by the API, or by the sender after too many
-failures) loses its thread and its cursor; enabled again, it counts as new.
+Design: docs/design/push.md#fan-out
 """
 
 import logging

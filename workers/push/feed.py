@@ -1,18 +1,9 @@
 """The events the push worker has read, for readers that each keep a cursor.
 
-The worker reads the store's change stream once and publishes every event
-here. Each output (the ZeroMQ publisher, every SSE client, every webhook
-subscription) reads from the feed at its own pace with its own cursor (the
-last ``id`` it handled), so a slow reader never holds up the others.
+The latest ``capacity`` events stay in memory; a reader whose cursor is older
+gets the missing ones from the store's change log, then continues from memory.
 
-The feed keeps the latest ``capacity`` events in memory. A reader whose
-cursor is older than that (a slow reader, an SSE client resuming with an
-old ``Last-Event-ID``, a subscription resuming from its checkpoint after a
-restart) gets the missing events from the store's change log instead, in
-order, and then continues from memory: no gap, no duplicate. When the log
-no longer holds them either (retention pruned them), the reader gets a
-``reset`` event (:func:`workers.push.events.reset_event`) in their place,
-whose ``id`` is the log's floor, and goes on from there: never a silent gap.
+Design: docs/design/push.md#the-feed
 """
 
 import bisect

@@ -1,21 +1,11 @@
 """The push worker's front door: every request head is read on one thread.
 
-``http.server`` gives a connection a thread from the moment it is accepted,
-so a client that connects and then sends nothing (or a byte a minute) holds
-a thread for as long as it likes, and a thousand such clients hold a
-thousand. Here one thread, on a selector, accepts every connection and
-reads its request head (request line and headers) without blocking:
+One selector thread accepts every connection and reads its head, with a
+deadline (``header_timeout``), a size cap (:data:`MAX_HEAD`, else 431) and a
+cap per client address (``max_per_client``, else 429), then passes it to
+``hand_over``; a connection counts until :meth:`Gate.release` closes it.
 
-- a head not complete within ``header_timeout`` seconds of the connect:
-  the connection is closed (as gunicorn does on the API's port);
-- a head over :data:`MAX_HEAD` bytes: 431, closed;
-- a client address that already holds ``max_per_client`` connections
-  (heads being read, requests being answered, open streams): 429, closed.
-
-A complete head is passed to ``hand_over(sock, address, head)`` (the
-socket blocking again): the HTTP server answers it on a thread of its own
-or gives it to the WebSocket hub. The connection counts for its address
-until :meth:`Gate.release` is called for it, when it is closed.
+Design: docs/design/security.md#the-push-workers-port-streams-origin-host-slow-clients
 """
 
 import collections

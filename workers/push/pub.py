@@ -1,21 +1,8 @@
 """Publish the feed's events on a ZeroMQ PUB socket, in order; checkpoint them.
 
-The socket is an XPUB: to a SUB client it is a PUB like any other
-(messages ``[topic, JSON]``, the topic being the event type, so
-``subscribe(b"note.")`` gets every note event and ``subscribe(b"note.deleted")``
-one type), and it also tells the worker which topics are subscribed. The
-worker uses that once, at start: ZeroMQ drops what a PUB sends before a SUB
-has (re)connected, so after a restart the publisher waits up to ``grace``
-seconds for a first subscriber before sending the catch-up; SUB sockets
-reconnect by themselves every 100 ms, so the ones that were connected before
-the restart get it.
-
-The publisher's cursor is the worker's checkpoint: what has been sent on
-the socket is what the next start does not send again.
-
-With CURVE keys (``ZMQ_KEYS_DIR``, gateways/curve.py) the socket is a CURVE
-server: a SUB socket whose key is not admitted never connects, so it
-receives nothing, and its subscriptions never reach the worker.
+An XPUB socket, so that after a restart the publisher can wait up to ``grace``
+seconds for a first subscriber before the catch-up; its cursor is the
+worker's checkpoint. Design: docs/design/push.md#the-pub-socket
 """
 
 import logging

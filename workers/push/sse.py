@@ -1,40 +1,11 @@
 """The push worker's own small HTTP server: note events as SSE and WebSocket.
 
-- ``GET /events``: ``text/event-stream``, one event per change (``id:`` the
-  seq, ``event:`` the type, ``data:`` the event as JSON), a keep-alive
-  comment when nothing happened for ``keepalive`` seconds. Without
-  ``Last-Event-ID`` the stream starts with the next change; with it (or
-  ``?last_event_id=N``, for clients that cannot set headers) it first
-  replays every change after N from the store's log, then goes live. A
-  browser's ``EventSource`` sends the header by itself when it reconnects.
-  An N ahead of the stream (a database that was reset), or one whose next
-  changes were pruned, gets a ``reset`` event, then every change the log
-  holds (``EventFeed.resume``).
-- ``GET /ws``: the same events over a WebSocket (RFC 6455), one text frame
-  each; ``?last_event_id=N`` resumes as SSE does. This server completes the
-  opening handshake and hands the socket to :mod:`workers.push.ws`, whose
-  one event loop serves every WebSocket client.
-- ``GET /``: the live page (``live.html``, with ``/live.js`` and
-  ``/live.css``: no inline script or style, for its CSP): the current
-  notes, each change applied as it comes, and the connection's state; same
-  origin, so no CORS.
-- ``GET /snapshot``: what the page starts from, ``{"seq", "notes"}``: the
-  newest notes and the seq of the stream they were read after.
-- ``POST /stream-tickets``: a ticket for ``?ticket=`` (the live page's way
-  in; :mod:`workers.push.access`).
-- ``GET /health``: the worker's state as JSON.
-- ``GET /metrics``: the worker's Prometheus metrics (workers/push/metrics.py).
+``GET /events`` (SSE), ``GET /ws`` (handed to :mod:`workers.push.ws`), the live
+page (``/``, ``/snapshot``), ``POST /stream-tickets``, ``/health`` and
+``/metrics``; a thread per request, once :class:`workers.push.gate.Gate` has
+read its head. Usage: docs/user/push.md; who may: docs/design/security.md.
 
-Who may: the streams need a ``read`` key (``Authorization: Bearer`` or
-``?ticket=``), ``/metrics`` an ``admin`` one; a page of another origin may
-not open a stream (``Origin``), and a request to a name the worker is not
-known by gets 400 (``Host``, DNS rebinding; :mod:`core.hosts`).
-
-Request heads are read by :class:`workers.push.gate.Gate` on one thread,
-with a deadline and a cap per client address; a complete one is answered
-by ``http.server``'s handler on a thread of its own (one request per
-connection): SSE clients are few (dashboards, tools), and each one mostly
-waits on the feed. WebSocket clients are handed to the hub.
+Design: docs/design/push.md#the-http-server-and-the-websocket-hub
 """
 
 import http.server

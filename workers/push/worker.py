@@ -1,26 +1,10 @@
 """The push worker: every note change pushed to subscribers, in order, nothing lost.
 
-``python -m workers.push`` (``make serve`` runs it too) follows the notes
-store's change stream and forwards every change as an event (see
-:mod:`workers.push.events`):
+``python -m workers.push`` follows the notes store's change stream into an
+in-memory feed, read by the ZeroMQ PUB socket, the webhook subscriptions and
+the SSE and WebSocket clients, each with a cursor of its own.
 
-1. on a ZeroMQ PUB socket (``PUSH_PUB_ENDPOINT``), topic = event type;
-2. to the webhook subscriptions that want it (:mod:`workers.push.fanout`);
-3. as Server-Sent Events on ``GET /events`` and over a WebSocket on
-   ``GET /ws`` (both on ``PUSH_SSE_BIND``).
-
-One thread follows the store and publishes each event to an in-memory feed
-(:mod:`workers.push.feed`); every output reads the feed with a cursor of
-its own, so none waits for another. The PUB output's cursor is the
-worker's checkpoint (``push`` in ``push_checkpoints``), saved every half
-second and at exit; a start resumes after it (the first start ever: after
-the store's latest change), so what changed while the worker was down is
-forwarded first, in order, at least once, with the same ids. A thread of
-its own prunes what the retention settings say (:mod:`workers.push.retention`).
-
-SIGTERM or SIGINT stops it cleanly: the store is no longer read, what was
-read is published, the checkpoint is saved. While the store (or the SQL
-database) is unavailable it retries with a capped exponential back-off.
+Design: docs/design/push.md
 """
 
 import argparse

@@ -1,43 +1,10 @@
 """The push worker's WebSocket clients, all served by one asyncio loop.
 
-``GET /ws`` on ``PUSH_SSE_BIND`` is a standard RFC 6455 WebSocket. The HTTP
-server (``sse.py``, a thread per connection) reads the upgrade request,
-decides where the stream starts (``last_event_id``, ``EventFeed.resume``,
-the same answers as SSE) and completes the opening handshake with the
-sans-I/O protocol of the ``websockets`` library; then it hands the socket
-over to the :class:`WebSocketHub`. SSE clients are few (dashboards, tools),
-WebSocket clients may be thousands: a thread each would not do, so they
-share one event loop, in a thread of its own.
+``sse.py`` completes the opening handshake and hands the socket to the
+:class:`WebSocketHub`; a pump thread passes the feed's events to the loop in
+batches, each frame built once and written to every client that wants it.
 
-- **Events.** One pump thread reads the feed and passes each batch to the
-  loop, which sends every event as one text frame (its JSON, the same as
-  SSE's ``data:``) to every live client whose filter wants it. Server frames
-  are not masked, so a frame's bytes are built once per event and written
-  to each client as they are: one ``write`` per client per batch. The pump
-  hands over the next batch only when the loop has sent the previous one:
-  when the loop falls behind, the batches grow (the cost per event falls)
-  instead of a queue of small ones growing without bound.
-- **Resume.** A client whose cursor is behind (``?last_event_id=N``) first
-  gets the events after it from the feed (memory, or the store's log),
-  batch by batch, waiting for its socket to drain between batches; it joins
-  the live clients, on the loop's thread, once its cursor has reached what
-  the loop has sent: no gap and no duplicate (an event at or below a
-  client's cursor is never sent to it).
-- **Filters.** A client may send ``{"subscribe": [...], "note_id": "..."}``
-  (:mod:`workers.push.filters`); it is answered ``{"type": "subscribed",
-  ...}``, or ``{"type": "error", "detail": ...}`` for a bad message.
-- **Slow readers.** Writes never wait. When more than ``max_buffer`` bytes
-  are queued for a client, it is dropped (the connection is aborted): it can
-  come back with ``last_event_id`` and resume. So a slow reader never holds
-  up the others or grows the worker's memory without bound.
-- **Revoked keys.** Every ``recheck_interval`` seconds the keys of the
-  clients are looked up again (off the loop, in the reader threads); the
-  clients of a key that was revoked (or lost ``read``) get a close frame,
-  1008.
-- **Pings.** Every ``ping_interval`` seconds each client is pinged; one that
-  has not answered the previous ping within ``ping_timeout`` seconds (a
-  pong comes after everything sent before the ping, so a client that stops
-  reading is caught too) is dropped.
+Design: docs/design/push.md#the-http-server-and-the-websocket-hub
 """
 
 import asyncio

@@ -1,20 +1,11 @@
-"""What inbound webhook events do: event name -> handler, through a decorator.
-
-Add a handler by decorating a function in this module::
+"""What inbound webhook events do: event name -> handler, through a decorator::
 
     @on("push")
     def push(delivery, context):
         return {"commits": len(delivery.payload.get("commits", []))}
 
-A handler gets the stored :class:`db.webhooks.Delivery` (``source``,
-``event``, ``delivery_id``, ``payload``) and a :class:`HandlerContext` with
-the stores it may use. What it returns (JSON-able, or None) is recorded as the
-delivery's outcome. Raising :class:`PermanentError` fails the delivery at
-once; any other exception is retried later by the runner (a store that is
-down comes back). Deliveries are handled at least once, so a handler should
-tolerate seeing one twice after a crash.
-
-Events with no handler are stored as ``ignored`` and never handled.
+What a handler returns is the delivery's outcome; :class:`PermanentError` fails
+it at once, any other exception is retried. Handling is at least once.
 """
 
 import dataclasses

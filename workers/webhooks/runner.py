@@ -1,18 +1,10 @@
 """The webhook handler runner: ``python -m workers.webhooks.runner`` (supervisord.conf).
 
-The receiver (``POST /webhooks/{source}``) only stores a delivery as pending
-and answers 202; this process claims pending deliveries from the SQL store,
-runs their handler and records the outcome. A separate process rather than a
-thread inside gunicorn because gunicorn forks, restarts and kills its
-workers (timeouts, max requests): work held in one of them would be lost or
-run several times, while here the database is the queue. Nothing is lost:
+It claims the deliveries the receiver stored as pending, runs their handler and
+records the outcome: the database is the queue, claims are conditional
+UPDATEs with a lease, and handling is at least once.
 
-- a delivery is committed before the sender gets its 202;
-- a handler that raises is retried with backoff, up to
-  ``WEBHOOK_HANDLER_ATTEMPTS`` attempts, then marked failed with the reason;
-- a runner that dies mid-handling leaves a claim whose lease expires, and the
-  delivery is claimed again (so handling is at least once);
-- several runners may run at once: a claim is a conditional UPDATE.
+Design: docs/user/webhooks.md#handling-the-runner
 """
 
 import datetime

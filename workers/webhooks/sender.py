@@ -1,24 +1,10 @@
 """Deliver one event to one subscription: signed, with timeouts and retries.
 
-The policy (:class:`RetryPolicy`, values from settings):
+:meth:`WebhookSender.deliver` blocks through the retries of its
+:class:`RetryPolicy` and records every attempt, so each subscription needs a
+thread of its own; a sender holds a ``requests.Session``, so one per thread.
 
-- Every attempt is a POST of the event as JSON with the Standard Webhooks
-  headers (``webhook-id`` = the event id, the same on every attempt, so the
-  receiver can deduplicate; ``webhook-timestamp`` and ``webhook-signature``
-  fresh per attempt), a connect and read timeout, and no redirects followed.
-- A 2xx answer is a success. Network errors (refused, reset, timeout), 5xx
-  and 429 are retried, up to ``max_attempts`` attempts in all, after an
-  exponential backoff with jitter; a 429 or 503 ``Retry-After`` is honoured
-  instead, unless it asks for more than ``max_retry_after`` seconds (then
-  the delivery fails at once). Any other answer (3xx, 4xx) fails at once.
-- Every attempt is recorded (status code, latency, error). A delivery that
-  ends in failure adds one to the subscription's consecutive failures; after
-  ``max_failures`` of them in a row it is disabled. A success resets the count.
-
-The push worker calls :meth:`WebhookSender.deliver` once per (subscription,
-event); the call blocks through the retries, so give each subscription its
-own thread or queue so that one slow endpoint never delays the others. A
-sender holds a ``requests.Session``: use one sender per thread.
+Policy: docs/user/webhooks.md#subscriptions-and-outbound-deliveries
 """
 
 import dataclasses

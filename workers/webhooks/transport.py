@@ -1,12 +1,9 @@
 """An HTTP session that connects only to the addresses :mod:`core.targets` allows.
 
-The check is made when the connection is opened, on the very address the
-socket connects to: the host is resolved once, every address is checked,
-and the socket goes to an allowed one. A name that resolved to a public
-address when the subscription was made and resolves to 127.0.0.1 now (DNS
-rebinding) is refused, and there is no second lookup between the check and
-the connect for it to slip through. TLS still verifies the certificate
-against the host name.
+The host is resolved once per connection and the socket goes to a checked
+address, so DNS rebinding finds no second lookup to slip through; TLS still
+verifies the certificate against the host name.
+Design: docs/design/security.md#outbound-targets-no-ssrf
 """
 
 import socket

@@ -7,9 +7,8 @@ Create Date: 2026-12-06 17:30:00.000000
 - ``webhook_deliveries``: the index on (source, body_sha256) becomes unique.
   Bodies stored more than once (replays after the window, or copies that
   raced the old check) keep their hash on the newest delivery only.
-- ``visits.referrer``: what is stored already loses its query string,
-  fragment and ``user:password@``, as new visits do. This cannot be undone:
-  the downgrade leaves the referrers as they are.
+- ``visits.referrer``: stored ones lose their query string, fragment and
+  ``user:password@``, as new visits do; the downgrade leaves them so.
 """
 
 from urllib.parse import urlsplit
