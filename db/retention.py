@@ -1,22 +1,10 @@
 """Retention of the SQL tables that grow with use: visits and webhook deliveries.
 
 Each function removes one small batch of the oldest rows written before
-``before`` (naive or aware UTC) and returns how many went, so a caller
-(:mod:`workers.push.retention`) calls it again until a batch comes back
-short. The rows to remove are chosen by a read first, in primary-key
-order; the write that removes them is one ``DELETE`` of at most ``limit``
-rows by key, so it holds the database's write lock (SQLite) or its row
-locks (PostgreSQL) only that long.
-
-- Visits: statistics read the hourly and daily rollup
-  (:mod:`db.link_stats`), written with the visit rows and kept, and a
-  link's total is its own counter; only the raw rows (``GET
-  /links/{code}/visits``) go.
-- Inbound webhook deliveries: only finished ones (processed, ignored,
-  failed for good), never one pending or being handled.
-- Outbound attempts: an attempt older than the retention belongs to a
-  finished delivery (the sender gives up within minutes); attempts of a
-  delivery queued for a replay stay until the replay is made.
+``before`` (UTC) with one ``DELETE`` by primary key, and returns how many
+went; the caller (:mod:`workers.push.retention`) calls it again until a
+batch comes back short. What each table keeps, and why:
+docs/operations/retention.md#how-it-prunes
 """
 
 import datetime

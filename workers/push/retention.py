@@ -1,22 +1,10 @@
 """Retention: the push worker prunes the tables that grow with use, in a thread.
 
-Every ``RETENTION_INTERVAL`` seconds a round removes, oldest first and
-``RETENTION_BATCH`` rows per transaction, with a short pause between two
-batches so writers get the lock in between:
-
-- the notes change log entries older than ``NOTES_LOG_RETENTION_DAYS``
-  (:meth:`db.notes.base.NotesStore.prune_log`; a reader further behind gets
-  a ``reset`` event, see :mod:`workers.push.feed`);
-- the finished webhook deliveries older than ``WEBHOOK_RETENTION_DAYS``:
-  inbound ones (kept at least ``WEBHOOK_REPLAY_WINDOW``, whose check needs
-  them) and outbound attempts (:mod:`db.retention`);
-- the raw visits older than ``VISIT_RETENTION_DAYS`` (statistics come from
-  the rollup, which stays).
-
-A retention of 0 keeps that table forever. Why the push worker: it is the
-one long-running process per database that has both the SQL database and
-the notes store open and already reads the log; pruning is idempotent, so
-two workers on one database (or a restart mid-round) do no harm.
+Every ``RETENTION_INTERVAL`` seconds a round removes the change log, the
+finished webhook deliveries and the raw visits older than their settings,
+oldest first, ``RETENTION_BATCH`` rows per transaction with a pause
+between batches. Why this process, and the reset a reader behind the log
+gets: docs/operations/retention.md
 """
 
 import dataclasses
