@@ -48,8 +48,8 @@ HOST_SUFFIXES = {"com", "net", "org"}
 #: Dotted names that are deliberately no module, each for the reason given.
 NOT_MODULES = {
     "api.route": "the WSGI environ key of the matched route (web/metrics.py)",
-    "api.test": "a logger name in tests/unit/test_logs.py",
-    "db.local": "a RethinkDB host in tests/unit/test_notes_rethink.py",
+    "api.test": "a logger name in tests/unit/core/test_logs.py",
+    "db.local": "a RethinkDB host in tests/unit/db/notes/test_rethink.py",
     "bench.broken_figure": "a figure module tests/unit/test_bench.py makes up",
     "bench.no_such_figure": "a missing figure module in tests/unit/test_bench.py",
     "api.key_secret": "the API's CURVE secret key file (python -m api zmq-keys)",

@@ -1,4 +1,4 @@
-"""The RethinkDB store beyond the shared contract (tests/unit/test_notes_store.py).
+"""The RethinkDB store beyond the shared contract (tests/unit/db/notes/test_base.py).
 
 Without a server: its URL and settings, a server that is down or silent.
 With one (RETHINKDB_URL): the schema that init-db creates, several hosts,
