@@ -1,6 +1,5 @@
 """Safe http(s) URLs: what is refused, and the canonical form of what is not."""
 
-import marshmallow
 import pytest
 
 from core.urls import MAX_LENGTH
@@ -10,7 +9,6 @@ from core.urls import normalize_url
 from core.urls import referrer_of
 from core.urls import same_host
 from tests.support.unsafe_urls import UNSAFE
-from web.fields import SafeUrl
 
 
 @pytest.mark.parametrize(
@@ -79,25 +77,6 @@ def test_host_of_is_canonical_for_comparison():
     assert host_of("2130706433") == "127.0.0.1"
     assert same_host("HTTPS://Bücher.example:8443/", {"xn--bcher-kva.example"})
     assert not same_host("https://example.com/", {"example.org"})
-
-
-class Target(marshmallow.Schema):
-    url = SafeUrl(required=True)
-
-
-def test_safe_url_field_loads_the_normalised_url():
-    assert Target().load({"url": "Example.com"}) == {"url": "https://example.com/"}
-
-
-def test_safe_url_field_refuses_with_a_field_error():
-    with pytest.raises(marshmallow.ValidationError) as info:
-        Target().load({"url": "javascript:alert(1)"})
-    assert "Only http and https" in info.value.messages["url"][0]
-
-
-def test_safe_url_field_refuses_non_strings():
-    with pytest.raises(marshmallow.ValidationError):
-        Target().load({"url": 42})
 
 
 @pytest.mark.parametrize(

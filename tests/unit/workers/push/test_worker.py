@@ -1,14 +1,12 @@
-"""The push worker in process: back-off while the store is down, start-up failures."""
+"""The push worker in process: retries while the store is down, start-up failures."""
 
 import dataclasses
 import socket
 import threading
 import time
 
-import pytest
 import requests
 
-from core.backoff import Backoff
 from db.errors import Unavailable
 from db.notes.sql import SqlNotesStore
 from db.schema import create_schema
@@ -16,27 +14,6 @@ from db.stores import open_stores
 from tests.support.processes import wait_until
 from tests.support.push_clients import take_sse_events
 from workers.push.worker import PushWorker
-
-
-def test_backoff_doubles_up_to_the_cap_and_starts_over_after_a_success():
-    backoff = Backoff(base=0.5, cap=4.0, jitter=0.0)
-    assert [backoff.failure() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    backoff.success()
-    assert backoff.failure() == 0.5
-
-
-def test_backoff_jitter_only_shortens_a_little():
-    low = Backoff(base=1.0, cap=8.0, jitter=0.25, rand=lambda: 0.999)
-    high = Backoff(base=1.0, cap=8.0, jitter=0.25, rand=lambda: 0.0)
-    assert 0.75 <= low.failure() < 1.0 and high.failure() == 1.0
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"base": 0}, {"base": 2, "cap": 1}, {"jitter": 1.0}]
-)
-def test_backoff_refuses_nonsense(kwargs):
-    with pytest.raises(ValueError):
-        Backoff(**kwargs)
 
 
 def answers(url):
