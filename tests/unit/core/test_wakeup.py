@@ -11,8 +11,6 @@ from core.wakeup import Listener
 from core.wakeup import Notifier
 from core.wakeup import parse_address
 from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.processes import free_udp_port
 
 
@@ -46,14 +44,6 @@ def test_nudging_nobody_neither_fails_nor_blocks():
         notifier.notify()
     assert time.monotonic() - started < 1
     Notifier("").notify()  # no address: nothing to do
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 def test_the_change_stream_reads_a_commit_when_it_is_announced(database):

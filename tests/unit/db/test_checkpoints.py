@@ -3,16 +3,7 @@
 import pytest
 
 from db.checkpoints import CheckpointStore
-from db.schema import create_schema
 from db.sql import Database
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

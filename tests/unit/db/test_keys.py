@@ -17,16 +17,11 @@ from db.keys import KeyCache
 from db.keys import KeyRow
 from db.keys import KeyStore
 from db.keys import open_without_keys
-from db.schema import create_schema
-from db.sql import Database
 
 
 @pytest.fixture
-def store(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield KeyStore(database)
-    database.dispose()
+def store(database):
+    return KeyStore(database)
 
 
 def test_only_the_digest_is_stored_and_the_key_is_found_by_it(store):

@@ -19,7 +19,6 @@ from db.link_tables import Visit
 from db.links import LinkStore
 from db.schema import alembic_config
 from db.schema import create_schema
-from db.sql import Database
 from db.sql import make_engine
 from tests.support.problems import assert_problem
 
@@ -50,14 +49,6 @@ class Clock:
 
     def __call__(self) -> datetime.datetime:
         return self.now
-
-
-@pytest.fixture
-def database(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 def iso(moment: datetime.datetime) -> str:

@@ -11,7 +11,6 @@ from db.errors import NotFound
 from db.link_tables import Link
 from db.link_tables import Visit
 from db.links import LinkStore
-from db.schema import create_schema
 from db.sql import Database
 
 T0 = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
@@ -33,13 +32,10 @@ def clock():
 
 
 @pytest.fixture
-def store(settings, clock):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
+def store(database, clock):
     store = LinkStore(database, "salt", clock=clock)
     yield store
     store.close()
-    database.dispose()
 
 
 def test_a_link_expires_at_its_expiry_time(store, clock):

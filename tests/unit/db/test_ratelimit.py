@@ -9,8 +9,6 @@ from core.ratelimit import Rate
 from db.ratelimit import RateLimitRow
 from db.ratelimit import RateLimitStore
 from db.ratelimit import bucket_key
-from db.schema import create_schema
-from db.sql import Database
 
 
 class Clock:
@@ -19,14 +17,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def database(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 def test_a_bucket_allows_its_quota_then_refills(database):

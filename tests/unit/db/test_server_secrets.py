@@ -2,20 +2,8 @@
 
 import threading
 
-import pytest
-
 from core import tickets
-from db.schema import create_schema
 from db.server_secrets import ServerSecrets
-from db.sql import Database
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 def test_the_secret_is_made_once_and_shared_by_every_process(database):

@@ -18,6 +18,7 @@ from web.metrics import backend_of
 
 @pytest.fixture
 def database(tmp_path):
+    """A SQLite file whatever TEST_DATABASE_URL says: its locks are under test."""
     database = Database(f"sqlite:///{tmp_path / 'tx.db'}")
     with database.engine.begin() as connection:
         connection.execute(sa.text("CREATE TABLE counter (n INTEGER)"))

@@ -5,8 +5,6 @@ import datetime
 import pytest
 import sqlalchemy as sa
 
-from db.schema import create_schema
-from db.sql import Database
 from db.subscriptions import AttemptRow
 from db.subscriptions import SubscriptionStore
 from tests.support.problems import assert_problem
@@ -20,11 +18,8 @@ def iso(moment: datetime.datetime) -> str:
 
 
 @pytest.fixture
-def store(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield SubscriptionStore(database)
-    database.dispose()
+def store(database):
+    return SubscriptionStore(database)
 
 
 def attempt(store, sub_id, event_id, at, delivered, number=1):

@@ -9,16 +9,6 @@ from db.errors import Unavailable
 from db.link_tables import Link
 from db.link_tables import Visit
 from db.links import LinkStore
-from db.schema import create_schema
-from db.sql import Database
-
-
-@pytest.fixture
-def database(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 def stored(database, link_code_store, code):

@@ -6,7 +6,6 @@ from urllib.parse import quote
 import pytest
 
 from db.links import LinkStore
-from db.sql import Database
 from tests.support.problems import assert_problem
 
 
@@ -25,13 +24,6 @@ def listed(client, query="") -> list:
         codes += [link["code"] for link in page.json["items"]]
         path = page.json["next"]
     return codes
-
-
-@pytest.fixture
-def database(settings):
-    database = Database(settings.database_url)
-    yield database
-    database.dispose()
 
 
 def test_links_are_listed_newest_first_as_get_shows_them(client):

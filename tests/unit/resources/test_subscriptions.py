@@ -4,7 +4,6 @@ import pytest
 from openapi_spec_validator import validate as validate_spec
 
 from core.signatures import decode_secret
-from db.sql import Database
 from db.subscriptions import SubscriptionStore
 from tests.support.problems import assert_problem
 
@@ -12,11 +11,9 @@ URL = "https://hooks.example.com/notes"
 
 
 @pytest.fixture
-def store(client, settings):  # noqa: ARG001 (the client makes the schema)
+def store(database):
     """The subscription store of the client's database, beside the API."""
-    database = Database(settings.database_url)
-    yield SubscriptionStore(database)
-    database.dispose()
+    return SubscriptionStore(database)
 
 
 def create(client, url=URL, events=("note.created",)):

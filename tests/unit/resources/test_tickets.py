@@ -6,18 +6,8 @@ import pytest
 
 from core import tickets
 from db.keys import KeyStore
-from db.schema import create_schema
 from db.server_secrets import ServerSecrets
-from db.sql import Database
 from tests.support.problems import assert_problem
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 def test_the_api_issues_a_ticket_for_the_callers_key(make_client, database):

@@ -15,8 +15,6 @@ from db.errors import NotFound
 from db.errors import PreconditionFailed
 from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.processes import wait_until
 
 MALFORMED_IDS = [
@@ -32,13 +30,10 @@ MALFORMED_IDS = [
 
 
 @pytest.fixture
-def store(notes_backend, database_url):
+def store(notes_backend, request):
     """A fresh, empty store of each kind."""
     if notes_backend.name == "sql":
-        database = Database(database_url)
-        create_schema(database.engine)
-        yield SqlNotesStore(database, poll_interval=0.02)
-        database.dispose()
+        yield SqlNotesStore(request.getfixturevalue("database"), poll_interval=0.02)
         return
     rethink = RethinkNotesStore.from_url(
         notes_backend.rethinkdb_url,

@@ -12,8 +12,6 @@ from core.notes import CREATED
 from core.notes import new_note_id
 from db.errors import Unavailable
 from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.processes import wait_until
 
 
@@ -29,14 +27,6 @@ class Counted:
         with self._lock:  # so the n-th id is made by the n-th call
             self.calls += 1
             return self._make_id()
-
-
-@pytest.fixture
-def database(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'notes.db'}")
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

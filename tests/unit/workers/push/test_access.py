@@ -16,9 +16,7 @@ from core import tickets
 from db.keys import KeyCache
 from db.keys import KeyStore
 from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
 from db.server_secrets import ServerSecrets
-from db.sql import Database
 from tests.support.processes import wait_until
 from tests.support.push_clients import sse_events
 from workers.push.access import StreamAccess
@@ -83,14 +81,6 @@ class Port:
     def close(self):
         self.feed.close()
         self.server.stop()
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -4,18 +4,13 @@ import pytest
 
 from db.checkpoints import CheckpointStore
 from db.errors import Unavailable
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.processes import wait_until
 from workers.push.checkpointer import Checkpointer
 
 
 @pytest.fixture
-def checkpoints(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield CheckpointStore(database)
-    database.dispose()
+def checkpoints(database):
+    return CheckpointStore(database)
 
 
 def test_checkpointer_saves_the_start_then_in_the_background_and_at_close(checkpoints):

@@ -6,19 +6,8 @@ import threading
 import pytest
 
 from core.notes import event_json
-from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.processes import wait_until
 from workers.push.feed import EventFeed
-
-
-@pytest.fixture
-def store(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield SqlNotesStore(database, poll_interval=0.02)
-    database.dispose()
 
 
 def logged_events(store, count):

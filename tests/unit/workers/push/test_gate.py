@@ -10,23 +10,12 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.processes import wait_until
 from workers.push.feed import EventFeed
 from workers.push.gate import MAX_HEAD
 from workers.push.sse import SseServer
 
 PARTIAL = b"GET /snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Wait"
-
-
-@pytest.fixture
-def store(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield SqlNotesStore(database, poll_interval=0.02)
-    database.dispose()
 
 
 @pytest.fixture

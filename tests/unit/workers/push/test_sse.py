@@ -7,22 +7,11 @@ import pytest
 import requests
 
 from core.notes import event_json
-from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.push_clients import sse_events
 from tests.support.push_clients import take_sse_events
 from workers.push.feed import EventFeed
 from workers.push.sse import SseServer
 from workers.push.sse import parse_bind
-
-
-@pytest.fixture
-def store(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield SqlNotesStore(database, poll_interval=0.02)
-    database.dispose()
 
 
 class Worker:

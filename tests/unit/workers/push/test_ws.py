@@ -19,22 +19,11 @@ from websockets.sync.client import connect
 
 from core import wire
 from core.notes import event_json
-from db.notes.sql import SqlNotesStore
-from db.schema import create_schema
-from db.sql import Database
 from tests.support.processes import wait_until
 from tests.support.push_clients import sse_events
 from workers.push.feed import EventFeed
 from workers.push.sse import SseServer
 from workers.push.ws import WebSocketHub
-
-
-@pytest.fixture
-def store(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield SqlNotesStore(database, poll_interval=0.02)
-    database.dispose()
 
 
 class Worker:

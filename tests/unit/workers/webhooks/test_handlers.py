@@ -2,8 +2,6 @@
 
 import pytest
 
-from db.schema import create_schema
-from db.sql import Database
 from db.webhooks import WebhookStore
 from workers.webhooks import handlers as webhook_handlers
 from workers.webhooks.handlers import HandlerContext
@@ -12,11 +10,8 @@ from workers.webhooks.handlers import Registry
 
 
 @pytest.fixture
-def store(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield WebhookStore(database)
-    database.dispose()
+def store(database):
+    return WebhookStore(database)
 
 
 def test_decorator_registers_the_function_and_returns_it():

@@ -6,8 +6,6 @@ import pytest
 
 from core.clock import utc_now
 from db.errors import Unavailable
-from db.schema import create_schema
-from db.sql import Database
 from db.webhooks import WebhookStore
 from workers.webhooks.handlers import HandlerContext
 from workers.webhooks.handlers import PermanentError
@@ -16,11 +14,8 @@ from workers.webhooks.runner import HandlerRunner
 
 
 @pytest.fixture
-def store(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield WebhookStore(database)
-    database.dispose()
+def store(database):
+    return WebhookStore(database)
 
 
 def make_runner(store, registry, **kwargs):

@@ -11,8 +11,6 @@ import pytest
 
 from core import signatures
 from core.targets import Targets
-from db.schema import create_schema
-from db.sql import Database
 from db.subscriptions import SubscriptionStore
 from tests.support.processes import free_port
 from tests.support.webhook_receiver import Receiver
@@ -33,11 +31,8 @@ EVENT = {
 
 
 @pytest.fixture
-def store(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield SubscriptionStore(database)
-    database.dispose()
+def store(database):
+    return SubscriptionStore(database)
 
 
 @pytest.fixture

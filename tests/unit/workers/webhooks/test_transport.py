@@ -6,8 +6,6 @@ import pytest
 
 from core import signatures
 from core.targets import Targets
-from db.schema import create_schema
-from db.sql import Database
 from db.subscriptions import SubscriptionStore
 from tests.support.webhook_receiver import Receiver
 from workers.webhooks.sender import RetryPolicy
@@ -16,11 +14,8 @@ from workers.webhooks.transport import guarded_session
 
 
 @pytest.fixture
-def store(settings):
-    database = Database(settings.database_url)
-    create_schema(database.engine)
-    yield SubscriptionStore(database)
-    database.dispose()
+def store(database):
+    return SubscriptionStore(database)
 
 
 def rebinding_resolver(port_owner: str):
