@@ -169,7 +169,7 @@ def test_every_test_file_in_a_package_folder_mirrors_a_module():
 
 
 def test_every_listed_module_exists_and_has_no_test_of_its_own():
-    """An entry outlives its module, or a test that makes it needless."""
+    """An entry goes with its module, and once the module has a test of its own."""
     listed = set(TESTED_ELSEWHERE) | set(UNTESTED)
     assert listed - set(modules()) == set()
     assert [module for module in listed if mirrored_tests(module)] == []
