@@ -110,8 +110,11 @@ def test_a_bad_note_fails_alone_and_leaves_no_hole(monkeypatch, store, ids, comm
 def test_a_database_error_fails_the_whole_group_and_keeps_nothing(
     monkeypatch, database, store, ids, commits
 ):
-    with database.engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE note_changes"))
+    @sa.event.listens_for(database.engine, "before_cursor_execute")
+    def fail(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO note_changes"):  # as if the server went
+            cursor.close()
+            raise sa.exc.OperationalError(statement, parameters, OSError("gone"))
 
     outcomes = create_together(monkeypatch, store, ids, 4)
 
