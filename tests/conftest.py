@@ -127,6 +127,15 @@ def database_url(tmp_path) -> str:
 
 
 @pytest.fixture
+def database(database_url) -> Database:
+    """The test's database (:func:`database_url`) at the newest revision."""
+    database = Database(database_url)
+    create_schema(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def settings(database_url, tmp_path) -> Settings:  # noqa: ARG001 (makes the schema)
     """Settings for one test: its own database and free ports, nothing shared.
 

@@ -23,7 +23,7 @@ from tests.support.processes import free_port
 from tests.support.processes import wait_until
 
 # A request that keeps a worker busy for a while under this interpreter, and
-# its answer (the 3 * 10**6 one is checked in tests/unit/test_collatz_maths.py;
+# its answer (the 3 * 10**6 one is checked in tests/unit/core/test_collatz.py;
 # both agree with bench/collatz.c).
 if platform.python_implementation() == "PyPy":
     LONG_N, LONG_ANSWER = 30_000_000, (15733191, 705)

@@ -19,9 +19,9 @@ SKIP = {
 }
 
 
-def project_files() -> Iterator[Path]:
-    """Every file below ROOT outside SKIP, in a stable order."""
-    for folder, folders, names in os.walk(ROOT):
+def project_files(root: Path = ROOT) -> Iterator[Path]:
+    """Every file below ``root`` outside SKIP, in a stable order."""
+    for folder, folders, names in os.walk(root):
         folders[:] = sorted(set(folders) - SKIP)
         for name in sorted(names):
             yield Path(folder, name)

@@ -48,10 +48,10 @@ HOST_SUFFIXES = {"com", "net", "org"}
 #: Dotted names that are deliberately no module, each for the reason given.
 NOT_MODULES = {
     "api.route": "the WSGI environ key of the matched route (web/metrics.py)",
-    "api.test": "a logger name in tests/unit/test_logs.py",
-    "db.local": "a RethinkDB host in tests/unit/test_notes_rethink.py",
-    "bench.broken_figure": "a figure module tests/unit/test_bench.py makes up",
-    "bench.no_such_figure": "a missing figure module in tests/unit/test_bench.py",
+    "api.test": "a logger name in tests/unit/core/test_logs.py",
+    "db.local": "a RethinkDB host in tests/unit/db/notes/test_rethink.py",
+    "bench.broken_figure": "a figure module tests/unit/bench/test_figures.py makes up",
+    "bench.no_such_figure": "a missing module in tests/unit/bench/test_figures.py",
     "api.key_secret": "the API's CURVE secret key file (python -m api zmq-keys)",
     "api.notes": "a package of the client generated in test_generated_client.py",
     "api.links": "a package of the client generated in test_generated_client.py",

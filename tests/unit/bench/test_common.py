@@ -1,0 +1,105 @@
+"""The bench harness's shared helpers: percentiles, wrk and k6 output, the plateau.
+
+Nothing here asserts how fast anything is.
+"""
+
+import pytest
+
+from bench import common
+
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8000/
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.45ms    3.04ms  32.16ms   89.55%
+  9800 requests in 2.00s, 1.2MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   4900.00
+BENCH_JSON {"duration_us": 2000000, "requests": 9800, "bytes": 1200000, \
+"errors": {"connect": 0, "read": 1, "write": 0, "status": 3, "timeout": 2}, \
+"latency_us": {"min": 100, "mean": 1450.5, "max": 32160, "stdev": 3040.0, \
+"p50": 900, "p90": 2500, "p99": 15000, "p99.9": 30000}}
+"""
+
+
+def _result(rps, errors=0):
+    return {
+        "available": True,
+        "rps": rps,
+        "errors": {"total": errors},
+        "latency_ms": {"p50": 1.0, "p99": 2.0},
+    }
+
+
+def _with(results, name, label, pypy, cpython):
+    results["paths"].append(
+        {"name": name, "label": label, "results": {"pypy3": pypy, "python3": cpython}}
+    )
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert common.percentile(values, 50) == 50
+    assert common.percentile(values, 90) == 90
+    assert common.percentile(values, 99) == 99
+    assert common.percentile(values, 99.9) == 100
+    assert common.percentile(values, 100) == 100
+    assert common.percentile([4, 1, 3, 2], 50) == 2  # sorts first
+    assert common.percentile([1, 2, 3, 4], 51) == 3
+    assert common.percentile([7], 99.9) == 7
+    assert common.percentile([], 50) is None
+
+
+@pytest.mark.parametrize("p", [0, -5, 100.1])
+def test_percentile_refuses_out_of_range(p):
+    with pytest.raises(ValueError):
+        common.percentile([1, 2], p)
+
+
+def test_push_delays_count_each_answered_note_once_and_the_missing():
+    arrivals = type("Arrivals", (), {})()
+    arrivals.at = {"a": 10.002, "b": 10.0005, "c": 9.9}  # c came before its answer
+    delays = common.push_delays({"a": 10.0, "b": 10.0, "c": 10.0, "d": 10.0}, arrivals)
+    assert delays["events"] == 3 and delays["missing"] == 1
+    assert delays["p50_ms"] == pytest.approx(0.5)
+    assert delays["max_ms"] == pytest.approx(2.0)
+
+
+def test_k6_sample_times_are_read_to_the_nanosecond():
+    assert common._epoch("1970-01-01T00:00:01.000000250Z") == pytest.approx(
+        1.00000025, abs=1e-9
+    )
+    assert common._epoch("2024-05-01T12:00:00Z") == 1714564800.0
+
+
+def test_wrk_output_is_parsed_from_the_done_hook_line():
+    result = common.parse_wrk(WRK_OUTPUT)
+    assert result["rps"] == pytest.approx(4900.0)
+    assert result["requests"] == 9800
+    assert result["seconds"] == pytest.approx(2.0)
+    assert result["errors"] == {
+        "connect": 0,
+        "read": 1,
+        "write": 0,
+        "status": 3,
+        "timeout": 2,
+        "total": 6,
+    }
+    assert result["latency_ms"]["p50"] == pytest.approx(0.9)
+    assert result["latency_ms"]["p99"] == pytest.approx(15.0)
+    assert result["latency_ms"]["p99.9"] == pytest.approx(30.0)
+
+
+def test_wrk_output_without_result_line_is_an_error():
+    with pytest.raises(common.WrkError, match="BENCH_JSON"):
+        common.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_a_rate_that_still_climbs_has_not_levelled_off():
+    assert not common.levelled_off([100, 200, 400, 800, 1600])
+    assert not common.levelled_off([1000, 1000, 1000])  # too few slices to tell
+    assert not common.levelled_off([500, 900, 1000, 1020, 1100])  # +10 %: climbing
+
+
+def test_a_rate_that_only_jitters_has_levelled_off():
+    assert common.levelled_off([300, 900, 1000, 980, 1030, 990])
+    assert common.levelled_off([1000, 800, 950, 1020])  # noise after the peak

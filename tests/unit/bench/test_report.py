@@ -1,0 +1,127 @@
+"""The bench report: derived ratios, tables and targets.
+
+Nothing here asserts how fast anything is.
+"""
+
+import pytest
+
+from bench import report
+
+
+def _result(rps, errors=0):
+    return {
+        "available": True,
+        "rps": rps,
+        "errors": {"total": errors},
+        "latency_ms": {"p50": 1.0, "p99": 2.0},
+    }
+
+
+def _results():
+    return {
+        "interpreters": ["pypy3", "python3"],
+        "versions": {"pypy3": "PyPy", "python3": "CPython"},
+        "bare": {
+            "name": "bare",
+            "label": "bare",
+            "results": {"pypy3": _result(10000), "python3": _result(4000)},
+        },
+        "paths": [
+            {
+                "name": "health",
+                "label": "GET /health",
+                "results": {"pypy3": _result(5000), "python3": _result(2000, errors=1)},
+            },
+            {
+                "name": "notes-get",
+                "label": "GET /notes/{id}",
+                "results": {
+                    "pypy3": {"available": False, "reason": "POST /notes answers 404"},
+                    "python3": {
+                        "available": False,
+                        "reason": "POST /notes answers 404",
+                    },
+                },
+            },
+        ],
+    }
+
+
+def _with(results, name, label, pypy, cpython):
+    results["paths"].append(
+        {"name": name, "label": label, "results": {"pypy3": pypy, "python3": cpython}}
+    )
+
+
+def test_derived_ratio_and_share_of_the_ceiling():
+    results = _results()
+    report.derive(results)
+    health = results["paths"][0]
+    assert health["ratio"] == pytest.approx(2.5)
+    assert health["ceiling_share"] == {
+        "pypy3": pytest.approx(0.5),
+        "python3": pytest.approx(0.5),
+    }
+    assert results["paths"][1]["ratio"] is None
+    assert results["bare"]["ceiling_share"]["pypy3"] == pytest.approx(1.0)
+
+
+def test_table_lists_measured_rows_and_says_why_others_are_missing():
+    results = _results()
+    report.derive(results)
+    text = report.table(results)
+    health_line = next(line for line in text.splitlines() if "GET /health" in line)
+    assert "5,000" in health_line and "2,000 *" in health_line
+    assert "2.50x" in health_line and "50%" in health_line
+    assert "- GET /notes/{id}: POST /notes answers 404" in text
+    assert "errors" in text
+
+
+def test_targets_report_each_figure_and_whether_it_holds():
+    results = _results()
+    results["settings"] = {"connections": 16}
+    _with(results, "notes-get", "GET /notes/{id}", _result(6000), _result(2000))
+    del results["paths"][1]  # the unavailable notes-get of _results()
+    post = _result(900)
+    post["latency_ms"]["p99"] = 35.0
+    post["errors"] = {"status": 2, "total": 2}
+    _with(results, "notes-post", "POST /notes", post, _result(500))
+    results["seed"] = {"figures": {"redirect": {"rps": 1000}}}
+    _with(results, "redirect", "GET /{code}", _result(1500), _result(1000))
+    goals = {goal["target"]: goal for goal in report.targets(results)}
+    ratio = goals["PyPy/CPython, GET /notes/{id}"]
+    assert ratio["holds"] is True and ratio["figure"].startswith("3.00x")
+    assert goals["PyPy/CPython, POST /notes"]["holds"] is True  # 1.8x
+    assert goals["PyPy/CPython, GET /{code}"]["holds"] is True  # exactly 1.5x
+    share = goals["PyPy, GET /notes/{id} vs the bare app"]
+    assert share["holds"] is True and share["figure"].startswith("60%")
+    assert goals["PyPy, GET /{code} vs the bare app"]["holds"] is False  # 15 %
+    post_goal = next(
+        g for g in goals.values() if g["target"].startswith("POST /notes p99")
+    )
+    assert post_goal["holds"] is False and "35.0 ms, 2 errors" in post_goal["figure"]
+    seed = next(g for g in goals.values() if "Pyster" in g["target"])
+    assert seed["holds"] is False and seed["figure"].startswith("1.50x")
+    table = report.targets_table(report.targets(results))
+    assert "| target" in table and "**no**" in table
+
+
+def test_targets_without_a_figure_say_so():
+    results = _results()
+    results["settings"] = {"connections": 16}
+    results["figures"] = {"push": {"available": False, "reason": "not in checkout"}}
+    goals = report.targets(results)
+    push = [goal for goal in goals if "SSE" in goal["target"]][0]
+    assert push["holds"] is None and "not in checkout" in push["figure"]
+
+
+def test_a_figure_with_rows_is_shown_as_a_table():
+    text = report.figures_table(
+        {
+            "rethinkdb": {
+                "available": True,
+                "result": {"rows": [{"path": "GET /notes/{id}", "rps": 1234.5}]},
+            }
+        }
+    )
+    assert "| path" in text and "1,234.50" in text

@@ -1,0 +1,130 @@
+"""The SQL notes store's group commit: notes created together share one transaction."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+import db.notes.sql
+from core.notes import CREATED
+from core.notes import new_note_id
+from db.errors import Unavailable
+from db.notes.sql import SqlNotesStore
+from tests.support.processes import wait_until
+
+
+class Counted:
+    """``new_note_id`` counting its calls (one per create, before it joins a group)."""
+
+    def __init__(self, make_id):
+        self.calls = 0
+        self._make_id = make_id
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:  # so the n-th id is made by the n-th call
+            self.calls += 1
+            return self._make_id()
+
+
+@pytest.fixture
+def commits():
+    return []
+
+
+@pytest.fixture
+def store(database, commits):
+    return SqlNotesStore(database, on_commit=lambda: commits.append(1))
+
+
+@pytest.fixture
+def ids(monkeypatch):
+    counted = Counted(db.notes.sql.new_note_id)
+    monkeypatch.setattr(db.notes.sql, "new_note_id", counted)
+    return counted
+
+
+def create_together(monkeypatch, store, ids, count):
+    """Create ``count`` notes from as many threads; each group's first waits for all."""
+
+    def pause():
+        wait_until(lambda: ids.calls == count, timeout=10)
+        time.sleep(0.05)  # the last caller joins its group right after its id
+
+    monkeypatch.setattr(db.notes.sql, "_group_pause", pause)
+
+    def create(number):
+        try:
+            return store.create(f"note {number}", "body")
+        except Exception as ex:
+            return ex
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(create, range(count)))
+
+
+def test_notes_created_together_share_one_commit(monkeypatch, store, ids, commits):
+    notes = create_together(monkeypatch, store, ids, 8)
+
+    assert len(commits) == 1
+    assert sorted(note.position for note in notes) == list(range(1, 9))
+    for note in notes:
+        assert store.get(note.id) == note
+    changes = list(store.changes(since=0, timeout=0.2))
+    assert [change.seq for change in changes] == list(range(1, 9))
+    assert all(change.type == CREATED for change in changes)
+    by_seq = {note.position: note for note in notes}
+    assert all(change.new == by_seq[change.seq] for change in changes)
+
+
+def test_groups_are_capped(monkeypatch, store, ids, commits):
+    monkeypatch.setattr(db.notes.sql, "GROUP_MAX", 3)
+    notes = create_together(monkeypatch, store, ids, 7)
+
+    assert len(commits) == 3  # 3 + 3 + 1
+    assert sorted(note.position for note in notes) == list(range(1, 8))
+
+
+def test_a_bad_note_fails_alone_and_leaves_no_hole(monkeypatch, store, ids, commits):
+    taken = store.create("first", "")
+    commits.clear()
+    ids.calls = 0
+
+    def one_duplicate():
+        return taken.id if ids.calls == 3 else new_note_id()
+
+    monkeypatch.setattr(ids, "_make_id", one_duplicate)
+    outcomes = create_together(monkeypatch, store, ids, 5)
+
+    failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    assert len(failed) == 1 and isinstance(failed[0], sa.exc.IntegrityError)
+    created = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
+    assert len(created) == 4
+    assert len(store.list_page(50).notes) == 5
+    seqs = [change.seq for change in store.changes(since=0, timeout=0.2)]
+    assert seqs == list(range(1, 6))  # the failed write gave its seq back
+
+
+def test_a_database_error_fails_the_whole_group_and_keeps_nothing(
+    monkeypatch, database, store, ids, commits
+):
+    @sa.event.listens_for(database.engine, "before_cursor_execute")
+    def fail(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO note_changes"):  # as if the server went
+            cursor.close()
+            raise sa.exc.OperationalError(statement, parameters, OSError("gone"))
+
+    outcomes = create_together(monkeypatch, store, ids, 4)
+
+    assert all(isinstance(outcome, Unavailable) for outcome in outcomes)
+    assert commits == []
+    assert store.list_page(50).notes == []
+
+
+def test_without_a_pause_each_create_commits_on_its_own(store, commits):
+    first = store.create("a", "")
+    second = store.create("b", "")
+    assert len(commits) == 2
+    assert (first.position, second.position) == (1, 2)
