@@ -250,6 +250,14 @@ class Settings:
         "UDP host:port the API nudges the push worker on after each note "
         "commit; empty: the worker polls",
     )
+    push_pg_listen: str = _env_field(
+        "PUSH_PG_LISTEN",
+        "on",
+        "on: with a PostgreSQL DATABASE_URL the push worker LISTENs for the "
+        "NOTIFY of every note commit, made on any machine (it needs a session "
+        "of its own: not through a transaction-pooling PgBouncer); off: it "
+        "waits on PUSH_WAKE_ADDRESS",
+    )
     push_poll_interval: float = _env_field(
         "PUSH_POLL_INTERVAL",
         1.0,

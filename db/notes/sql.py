@@ -17,7 +17,9 @@ same transaction and the update itself is conditional (``WHERE version = ?``).
 
 :meth:`SqlNotesStore.changes` reads the log (a cheap primary-key range
 query) as soon as a commit is announced (``wakeups``: the API sends a
-datagram after each commit, :mod:`core.wakeup`), and otherwise every
+datagram after each commit, :mod:`core.wakeup`; on PostgreSQL each write
+also runs ``NOTIFY`` in its transaction, :mod:`db.pg_wakeups`, which
+reaches followers on any machine), and otherwise every
 ``poll_interval`` seconds, so a consumer in another process (the push
 worker) sees a change at once, or at the latest one poll later when an
 announcement is lost.
@@ -82,6 +84,7 @@ from db.notes.base import Page
 from db.notes.base import not_found
 from db.notes.base import require_id
 from db.notes.base import writable
+from db.pg_wakeups import NOTIFY
 from db.sql import Base
 from db.sql import Database
 from db.sql import Query
@@ -321,6 +324,9 @@ class Wakeups(Protocol):
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds; True as soon as a commit was announced."""
 
+    def close(self) -> None:
+        """Stop listening (its owner calls it, once the log is no longer read)."""
+
 
 class SqlNotesStore(NotesStore):
     """Notes in SQL tables, with the change log in the same transaction.
@@ -335,8 +341,9 @@ class SqlNotesStore(NotesStore):
         on_commit: Called after every committed write (the API announces it
             to the push worker, :class:`core.wakeup.Notifier`); never fails
             the write.
-        wakeups: Announced commits (:class:`core.wakeup.Listener`): the log
-            is read as soon as one arrives.
+        wakeups: Announced commits (:class:`core.wakeup.Listener`, or
+            :class:`db.pg_wakeups.PgWakeups` on PostgreSQL): the log is read
+            as soon as one arrives.
     """
 
     def __init__(
@@ -371,6 +378,8 @@ class SqlNotesStore(NotesStore):
         try:
             with self._db.write() as connection:
                 yield connection
+                if connection.dialect.name == "postgresql":
+                    connection.execute(NOTIFY)  # sent by the commit, if it commits
         except Unavailable as ex:
             raise Unavailable(UNAVAILABLE) from ex
         if self._on_commit is not None:
