@@ -2,6 +2,7 @@
 dropped connection costs a read, never an error. On a real PostgreSQL
 (``TEST_DATABASE_URL``), under whichever driver this interpreter uses."""
 
+import threading
 import time
 import uuid
 
@@ -113,10 +114,13 @@ def test_the_store_follows_the_log_when_notified_not_when_it_polls(
         changes = reader.changes(since=0, timeout=10)
         writer.create("first", "")
         assert next(changes).new.title == "first"
+        # Written once the reader waits (it listens by then), from elsewhere.
+        later = threading.Timer(0.5, writer.create, ("second", ""))
+        later.start()
         started = time.monotonic()
-        writer.create("second", "")
         assert next(changes).new.title == "second"
         assert time.monotonic() - started < 2  # far below the 30 s poll
+        later.join()
     finally:
         wakeups.close()
 
