@@ -6,6 +6,9 @@ rolled-back write, to every listener on the server, whichever machine wrote.
 The push worker waits on a :class:`PgWakeups`: a connection of its own that
 LISTENs on :data:`CHANNEL`, so a commit on any API node wakes it at once.
 
+The webhook store does the same on :data:`DELIVERIES_CHANNEL` for each
+delivery it stores to be handled, and the webhook runners wait on it.
+
 Like the datagram of :mod:`core.wakeup`, a notification only says "look
 now": the follower always reads the log itself, and one that is lost (the
 listening connection dropped) costs a delay up to its fallback poll. The
@@ -36,6 +39,9 @@ CHANNEL = "notes_changes"
 #: Run in a write's transaction: delivered on commit, dropped on rollback.
 #: Several in one transaction reach a listener once.
 NOTIFY = sa.text(f"NOTIFY {CHANNEL}")
+#: The channel new inbound webhook deliveries are announced on (the runners').
+DELIVERIES_CHANNEL = "webhook_deliveries"
+NOTIFY_DELIVERIES = sa.text(f"NOTIFY {DELIVERIES_CHANNEL}")
 
 #: Seconds between two attempts to listen again after the connection failed.
 RETRY_INTERVAL = 1.0
@@ -53,7 +59,7 @@ class _Listening(Protocol):
 
 
 class PgWakeups:
-    """Waits for :data:`NOTIFY` on :data:`CHANNEL`; a ``Wakeups`` of the SQL store.
+    """Waits for a NOTIFY on ``channel``; a ``Wakeups`` of the SQL notes store.
 
     It connects on the first :meth:`wait` (in the thread that follows the
     log), not when it is made. While the server cannot be reached,

@@ -129,13 +129,13 @@ def test_writes_on_either_node_reach_the_worker_through_notify_alone(
 @pytest.mark.skipif(not os.environ.get("WAKEUP_FIGURES"), reason="WAKEUP_FIGURES")
 @pytest.mark.parametrize("listen", ["on", "off"])
 def test_latency_figures(live_server, push_worker, subscribers, listen):
-    env = {"PUSH_PG_LISTEN": listen}
+    env = {"PG_LISTEN": listen}
     if listen == "on":
         env["PUSH_POLL_INTERVAL"] = POLL
     found = latencies(live_server, push_worker, subscribers, env, WRITES, PACE)
     ms = [f * 1000 for f in found]
     print(
-        f"\nPUSH_PG_LISTEN={listen}: {len(ms)} writes, "
+        f"\nPG_LISTEN={listen}: {len(ms)} writes, "
         f"p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
         f"max {ms[-1]:.1f} ms"
     )

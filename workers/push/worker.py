@@ -186,10 +186,8 @@ class PushWorker:
         settings = self.settings
         if settings.auth not in ("on", "off"):
             raise ValueError(f"AUTH must be on or off, got {settings.auth!r}")
-        if settings.push_pg_listen not in ("on", "off"):
-            raise ValueError(
-                f"PUSH_PG_LISTEN must be on or off, got {settings.push_pg_listen!r}"
-            )
+        if settings.pg_listen not in ("on", "off"):
+            raise ValueError(f"PG_LISTEN must be on or off, got {settings.pg_listen!r}")
         if settings.stream_ticket_ttl < 1:
             raise ValueError(
                 f"STREAM_TICKET_TTL must be 1 or more, got {settings.stream_ticket_ttl}"
@@ -216,7 +214,7 @@ class PushWorker:
         settings = self.settings
         if settings.rethinkdb_url:
             return None  # the RethinkDB store follows a changefeed
-        if settings.push_pg_listen == "on" and is_postgresql(settings.database_url):
+        if settings.pg_listen == "on" and is_postgresql(settings.database_url):
             log.info("reading the change log when PostgreSQL notifies a commit")
             return PgWakeups(settings.database_url)
         address = settings.push_wake_address

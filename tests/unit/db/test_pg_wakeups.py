@@ -10,10 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from db.notes.sql import SqlNotesStore
+from db.pg_wakeups import DELIVERIES_CHANNEL
 from db.pg_wakeups import PgWakeups
 from db.pg_wakeups import is_postgresql
 from db.schema import create_schema
 from db.sql import Database
+from db.webhooks import WebhookStore
 from tests.support import live
 from tests.support.processes import free_port
 
@@ -98,6 +100,18 @@ def test_the_notes_store_announces_each_write_on_commit(database, database_url):
         store.patch(note.id, {"title": "changed"})
         assert wakeups.wait(5) is True
         store.delete(note.id)
+        assert wakeups.wait(5) is True
+    finally:
+        wakeups.close()
+
+
+@needs_postgresql
+def test_the_webhook_store_announces_a_delivery_to_handle_on_commit(
+    database, database_url
+):
+    wakeups = listening(database_url, DELIVERIES_CHANNEL)
+    try:
+        WebhookStore(database).receive("gh", "1", "push", {}, handled=True)
         assert wakeups.wait(5) is True
     finally:
         wakeups.close()
