@@ -59,10 +59,10 @@ class _Listening(Protocol):
 
 
 class PgWakeups:
-    """Waits for a NOTIFY on ``channel``; a ``Wakeups`` of the SQL notes store.
+    """Waits for a NOTIFY on ``channel``: the push worker's and runners' ``Wakeups``.
 
-    It connects on the first :meth:`wait` (in the thread that follows the
-    log), not when it is made. While the server cannot be reached,
+    It connects on the first :meth:`wait` (in the thread that waits), not
+    when it is made. While the server cannot be reached,
     :meth:`wait` sleeps its timeout and tries again every ``retry``
     seconds; the first wait after it listens again returns True, since
     commits may have gone unannounced meanwhile.
@@ -109,7 +109,7 @@ class PgWakeups:
         self._down = True
         log.log(
             level,
-            "%s on %s (%s): polling the change log, listening again in %.0f s",
+            "%s on %s (%s): polling only, listening again in %.0f s",
             what,
             self._channel,
             ex,
