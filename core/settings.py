@@ -196,6 +196,15 @@ class Settings:
         "seconds a GitHub-scheme body is remembered: the same body under a new "
         "delivery id within it is refused (409) as a replay; 0: off",
     )
+    pg_listen: str = _env_field(
+        "PG_LISTEN",
+        "on",
+        "on: with a PostgreSQL DATABASE_URL the push worker and the webhook "
+        "runner LISTEN for the NOTIFY of every note commit and stored "
+        "delivery, made on any machine (a session of their own each: not "
+        "through a transaction-pooling PgBouncer); off: they poll (the push "
+        "worker also waits on PUSH_WAKE_ADDRESS)",
+    )
     webhook_poll_interval: float = _env_field(
         "WEBHOOK_POLL_INTERVAL", 0.5, "seconds the webhook runner waits when idle"
     )
@@ -248,7 +257,8 @@ class Settings:
         "PUSH_WAKE_ADDRESS",
         "127.0.0.1:5557",
         "UDP host:port the API nudges the push worker on after each note "
-        "commit; empty: the worker polls",
+        "commit (one machine; on PostgreSQL the worker LISTENs instead, see "
+        "PG_LISTEN); empty: no nudges",
     )
     push_poll_interval: float = _env_field(
         "PUSH_POLL_INTERVAL",

@@ -22,6 +22,7 @@ from core.clock import naive_utc
 from core.clock import utc_now
 from db.errors import Conflict
 from db.errors import NotFound
+from db.pg_wakeups import NOTIFY_DELIVERIES
 from db.sql import Base
 from db.sql import Database
 
@@ -167,6 +168,8 @@ class WebhookStore:
                 session.add(row)
                 session.flush()
                 created = _view(row)
+                if handled and self._db.engine.dialect.name == "postgresql":
+                    session.execute(NOTIFY_DELIVERIES)  # the runners', on commit
         except exc.IntegrityError:
             # Lost the race against the same delivery arriving concurrently,
             # or against the same body under another id (a replay).

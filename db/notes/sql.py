@@ -46,6 +46,7 @@ from db.notes.base import Page
 from db.notes.base import not_found
 from db.notes.base import require_id
 from db.notes.base import writable
+from db.pg_wakeups import NOTIFY
 from db.sql import Base
 from db.sql import Database
 from db.sql import Query
@@ -285,6 +286,9 @@ class Wakeups(Protocol):
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds; True as soon as a commit was announced."""
 
+    def close(self) -> None:
+        """Stop listening (its owner calls it, once the log is no longer read)."""
+
 
 class SqlNotesStore(NotesStore):
     """Notes in SQL tables, with the change log in the same transaction.
@@ -299,8 +303,9 @@ class SqlNotesStore(NotesStore):
         on_commit: Called after every committed write (the API announces it
             to the push worker, :class:`core.wakeup.Notifier`); never fails
             the write.
-        wakeups: Announced commits (:class:`core.wakeup.Listener`): the log
-            is read as soon as one arrives.
+        wakeups: Announced commits (:class:`core.wakeup.Listener`, or
+            :class:`db.pg_wakeups.PgWakeups` on PostgreSQL): the log is read
+            as soon as one arrives.
     """
 
     def __init__(
@@ -335,6 +340,8 @@ class SqlNotesStore(NotesStore):
         try:
             with self._db.write() as connection:
                 yield connection
+                if connection.dialect.name == "postgresql":
+                    connection.execute(NOTIFY)  # sent by the commit, if it commits
         except Unavailable as ex:
             raise Unavailable(UNAVAILABLE) from ex
         if self._on_commit is not None:

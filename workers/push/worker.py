@@ -36,6 +36,9 @@ from db.errors import Pruned
 from db.errors import Unavailable
 from db.keys import KeyCache
 from db.notes.base import NotesStore
+from db.notes.sql import Wakeups
+from db.pg_wakeups import PgWakeups
+from db.pg_wakeups import is_postgresql
 from db.schema import create_schema
 from db.stores import Stores
 from db.stores import open_stores
@@ -167,6 +170,8 @@ class PushWorker:
         settings = self.settings
         if settings.auth not in ("on", "off"):
             raise ValueError(f"AUTH must be on or off, got {settings.auth!r}")
+        if settings.pg_listen not in ("on", "off"):
+            raise ValueError(f"PG_LISTEN must be on or off, got {settings.pg_listen!r}")
         if settings.stream_ticket_ttl < 1:
             raise ValueError(
                 f"STREAM_TICKET_TTL must be 1 or more, got {settings.stream_ticket_ttl}"
@@ -188,9 +193,15 @@ class PushWorker:
             self.settings.stream_ticket_ttl,
         )
 
-    def _listen(self) -> Optional[Listener]:
-        """The listener for the API's commit nudges; None: poll the log often."""
-        address = self.settings.push_wake_address
+    def _listen(self) -> Optional[Wakeups]:
+        """What announces the notes store's commits; None: poll the log often."""
+        settings = self.settings
+        if settings.rethinkdb_url:
+            return None  # the RethinkDB store follows a changefeed
+        if settings.pg_listen == "on" and is_postgresql(settings.database_url):
+            log.info("reading the change log when PostgreSQL notifies a commit")
+            return PgWakeups(settings.database_url)
+        address = settings.push_wake_address
         if not address:
             log.info("PUSH_WAKE_ADDRESS is empty: polling the change log")
             return None

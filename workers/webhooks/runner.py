@@ -14,13 +14,19 @@ import random
 import signal
 import sys
 import threading
+import time
 from typing import Callable
+from typing import Optional
 
 from core.clock import isoformat
 from core.clock import utc_now
 from core.logs import configure_logging
 from core.settings import Settings
 from db.errors import Unavailable
+from db.notes.sql import Wakeups
+from db.pg_wakeups import DELIVERIES_CHANNEL
+from db.pg_wakeups import PgWakeups
+from db.pg_wakeups import is_postgresql
 from db.stores import open_stores
 from db.webhooks import FAILED
 from db.webhooks import PROCESSED
@@ -45,6 +51,8 @@ class HandlerRunner:
         max_attempts: Attempts before a delivery whose handler raises is failed.
         lease_seconds: How long a claim is held before another runner may take it.
         retry_base, retry_max: Backoff between attempts (seconds, doubling, capped).
+        wakeups: Announces stored deliveries (:class:`db.pg_wakeups.PgWakeups`
+            on their channel): an idle runner claims as soon as one comes.
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class HandlerRunner:
         retry_max: float = 300.0,
         batch: int = 10,
         rand: Callable[[], float] = random.random,
+        wakeups: Optional[Wakeups] = None,
     ):
         self.store = store
         self.registry = registry
@@ -71,6 +80,7 @@ class HandlerRunner:
         self.retry_max = retry_max
         self.batch = batch
         self._rand = rand
+        self._wakeups = wakeups
 
     def run_once(self) -> int:
         """Handle the deliveries due now (one batch); returns how many."""
@@ -98,8 +108,20 @@ class HandlerRunner:
                 continue
             down_delay = 1.0
             if not handled:
-                stop.wait(self.poll_interval)
+                self._idle(stop)
         log.info("webhook handler runner stopped")
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait ``poll_interval``, less if a delivery is announced or on stop."""
+        if self._wakeups is None:
+            stop.wait(self.poll_interval)
+            return
+        end = time.monotonic() + self.poll_interval
+        while not stop.is_set():
+            left = end - time.monotonic()
+            # Short slices, so a stop is seen within 0.1 s.
+            if left <= 0 or self._wakeups.wait(min(left, 0.1)):
+                return
 
     def _handle(self, claim: Delivery) -> None:
         if claim.event not in self.registry:
@@ -162,13 +184,20 @@ def main() -> int:
     """Run the runner until SIGTERM or SIGINT."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.pg_listen not in ("on", "off"):
+        log.error("PG_LISTEN must be on or off, got %r", settings.pg_listen)
+        return 1
     stores = open_stores(settings)
+    wakeups = None
+    if settings.pg_listen == "on" and is_postgresql(settings.database_url):
+        wakeups = PgWakeups(settings.database_url, DELIVERIES_CHANNEL)
     runner = HandlerRunner(
         stores.webhooks,
         default_registry,
         HandlerContext(notes=stores.notes),
         poll_interval=settings.webhook_poll_interval,
         max_attempts=settings.webhook_handler_attempts,
+        wakeups=wakeups,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -176,6 +205,8 @@ def main() -> int:
     try:
         runner.run(stop)
     finally:
+        if wakeups is not None:
+            wakeups.close()
         stores.close()
     return 0
 

@@ -1,6 +1,8 @@
 """The webhook handler runner: claims, retries, failures."""
 
 import datetime
+import threading
+import time
 
 import pytest
 
@@ -120,3 +122,40 @@ def test_a_claim_whose_runner_died_is_claimed_again_after_its_lease(store):
 def test_ignored_deliveries_are_never_claimed(store):
     store.receive("gh", "1", "fork", {}, handled=False)
     assert store.claim_due(lease_seconds=60) == []
+
+
+# Waiting when idle
+
+
+class Announcements:
+    """Wakeups the test announces by hand."""
+
+    def __init__(self):
+        self.came = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        came = self.came.wait(timeout)
+        self.came.clear()
+        return came
+
+
+def test_an_idle_runner_claims_at_once_when_a_delivery_is_announced(store):
+    registry = Registry()
+    handled = threading.Event()
+    registry.on("push")(lambda d, c: handled.set() or {})
+    announcements = Announcements()
+    runner = make_runner(store, registry, poll_interval=30.0, wakeups=announcements)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(0.3)  # idle by now: its first claim found nothing
+        store.receive("gh", "1", "push", {}, handled=True)
+        started = time.monotonic()
+        announcements.came.set()
+        assert handled.wait(5)
+        assert time.monotonic() - started < 2  # not the 30 s poll
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()  # the stop is seen while waiting on wakeups
