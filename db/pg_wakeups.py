@@ -1,24 +1,10 @@
 """Commit announcements through PostgreSQL: NOTIFY on write, LISTEN in the follower.
 
-The SQL notes store runs :data:`NOTIFY` in each write's transaction, after
-its change-log insert, so PostgreSQL delivers it on commit and never for a
-rolled-back write, to every listener on the server, whichever machine wrote.
-The push worker waits on a :class:`PgWakeups`: a connection of its own that
-LISTENs on :data:`CHANNEL`, so a commit on any API node wakes it at once.
-
-The webhook store does the same on :data:`DELIVERIES_CHANNEL` for each
-delivery it stores to be handled, and the webhook runners wait on it.
-
-Like the datagram of :mod:`core.wakeup`, a notification only says "look
-now": the follower always reads the log itself, and one that is lost (the
-listening connection dropped) costs a delay up to its fallback poll. The
-channel is one per database, not per schema: listeners of several schemas
-of one database wake each other, which costs a read that finds nothing.
-
-Each interpreter has its own driver (:func:`db.sql.make_engine`):
-psycopg2cffi under PyPy (``poll()`` and the ``notifies`` list) and
-psycopg 3 under CPython (the ``notifies()`` generator); :func:`_listener`
-picks the matching one.
+The stores run ``NOTIFY`` in each write's transaction, so PostgreSQL delivers
+it on commit (never for a rollback) to listeners on any machine; a
+:class:`PgWakeups` LISTENs on a connection of its own. A notification only
+says "look now": the follower reads the log itself, and a lost one costs up
+to its fallback poll. Design: docs/design/change-stream.md
 """
 
 import logging
@@ -133,7 +119,12 @@ class PgWakeups:
 
 
 def _listener(engine: sa.Engine, channel: str) -> _Listening:
-    """A connection of its own, out of the engine's pool, LISTENing on ``channel``."""
+    """A connection of its own, out of the engine's pool, LISTENing on ``channel``.
+
+    Each interpreter has its own driver (:func:`db.sql.make_engine`): psycopg2cffi
+    under PyPy (``poll()`` and ``notifies``), psycopg 3 under CPython
+    (``notifies()``).
+    """
     raw = engine.raw_connection()
     raw.detach()  # kept for good, in autocommit: never back in the pool
     connection = raw.dbapi_connection
