@@ -60,6 +60,9 @@ class PgWakeups:
     """
 
     def __init__(self, url: str, channel: str = CHANNEL, retry: float = RETRY_INTERVAL):
+        # LISTEN takes a name, not a bind parameter: only a plain identifier.
+        if not channel.isidentifier():
+            raise ValueError(f"not a channel name: {channel!r}")
         self._engine = make_engine(url)
         self._channel = channel
         self._retry = retry

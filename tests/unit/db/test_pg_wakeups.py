@@ -13,7 +13,6 @@ from db.notes.sql import SqlNotesStore
 from db.pg_wakeups import DELIVERIES_CHANNEL
 from db.pg_wakeups import PgWakeups
 from db.pg_wakeups import is_postgresql
-from db.schema import create_schema
 from db.sql import Database
 from db.webhooks import WebhookStore
 from tests.support import live
@@ -28,14 +27,6 @@ needs_postgresql = pytest.mark.skipif(
 def channel() -> str:
     """A channel of this test alone: tests in parallel share the database."""
     return "test_" + uuid.uuid4().hex
-
-
-@pytest.fixture
-def database(database_url):
-    database = Database(database_url)
-    create_schema(database.engine)
-    yield database
-    database.dispose()
 
 
 def notify(database: Database, channel: str, times: int = 1) -> None:
@@ -181,3 +172,8 @@ def test_a_server_out_of_reach_means_waiting_out_the_timeout(caplog):
         wakeups.close()
     # Said once, not at every attempt.
     assert len([r for r in caplog.records if r.name == "db.pg_wakeups"]) == 1
+
+
+def test_a_channel_is_a_plain_name():
+    with pytest.raises(ValueError, match="not a channel name"):
+        PgWakeups("postgresql://db/app", "notes; DROP TABLE notes")
