@@ -6,6 +6,19 @@ from typing import Iterator
 
 from tests.support.processes import ROOT
 
+#: The top-level folders of the project's Python modules (tests/ aside).
+SOURCE_PACKAGES = (
+    "api",
+    "bench",
+    "clients",
+    "core",
+    "db",
+    "gateways",
+    "loadtest",
+    "resources",
+    "web",
+    "workers",
+)
 #: Folders that hold no project text: environments, caches, local state.
 SKIP = {
     ".venv",

@@ -11,21 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 from tests.support.live import ROOT
+from tests.support.tree import SOURCE_PACKAGES
 from tests.support.tree import project_files
 
-#: The top-level source folders whose modules the unit tests mirror.
-PACKAGES = (
-    "api",
-    "bench",
-    "clients",
-    "core",
-    "db",
-    "gateways",
-    "loadtest",
-    "resources",
-    "web",
-    "workers",
-)
 #: Files that are no module to test: package markers, ``python -m`` entry
 #: points (a line that calls a tested ``main``), Alembic's migration scripts
 #: (tests/unit/db/test_schema.py runs every one of them).
@@ -98,7 +86,7 @@ UNTESTED = {
 }
 
 
-def modules(root: Path = ROOT, packages=PACKAGES) -> Iterator[str]:
+def modules(root: Path = ROOT, packages=SOURCE_PACKAGES) -> Iterator[str]:
     """The source modules below ``root``, as paths relative to it."""
     for package in packages:
         for path in project_files(root / package):
@@ -133,7 +121,7 @@ def mirrored_tests(module: str, root: Path = ROOT) -> list:
     return found
 
 
-def untested(root: Path = ROOT, packages=PACKAGES) -> list:
+def untested(root: Path = ROOT, packages=SOURCE_PACKAGES) -> list:
     """Modules without a unit test file that no list names."""
     return [
         module
@@ -144,7 +132,7 @@ def untested(root: Path = ROOT, packages=PACKAGES) -> list:
     ]
 
 
-def stray_tests(root: Path = ROOT, packages=PACKAGES) -> list:
+def stray_tests(root: Path = ROOT, packages=SOURCE_PACKAGES) -> list:
     """Unit test files in a package folder that mirror no module there."""
     claimed = set()
     for module in modules(root, packages):

@@ -20,21 +20,10 @@ from typing import Optional
 import pytest
 
 from tests.support.live import ROOT
+from tests.support.tree import SOURCE_PACKAGES
 from tests.support.tree import project_files
 
-PACKAGES = (
-    "api",
-    "bench",
-    "clients",
-    "core",
-    "db",
-    "gateways",
-    "loadtest",
-    "resources",
-    "tests",
-    "web",
-    "workers",
-)
+PACKAGES = SOURCE_PACKAGES + ("tests",)
 _PACKAGE = "(?:" + "|".join(PACKAGES) + ")"
 #: ``db.notes.sql``, ``core.settings.Settings``; not a part of a longer name
 #: (``gunicorn.workers.sync``), a path (``var/api.db``) or a URL's host.
