@@ -112,6 +112,14 @@ def on_starting(server):
         raise SystemExit(1)
 
 
+def post_fork(server, worker):
+    """Observe the worker's garbage-collector pauses (``/metrics``)."""
+    from core import gc_pauses
+    from web.metrics import GC_PAUSES
+
+    gc_pauses.observe(GC_PAUSES)
+
+
 def child_exit(server, worker):
     """A worker is gone: its live gauges (requests in flight) stop counting."""
     multiprocess.mark_process_dead(worker.pid, _metrics_dir)

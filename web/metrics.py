@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
+from core import gc_pauses
 from core.metrics import BuildInfo
 from core.metrics import Processes
 
@@ -44,6 +45,12 @@ IN_FLIGHT = Gauge(
     "http_requests_in_flight",
     "Requests being handled right now, over every worker.",
     multiprocess_mode="livesum",
+)
+GC_PAUSES = Histogram(
+    "python_gc_pause_seconds",
+    "Garbage-collector pauses of the workers, by kind (minor, major), in seconds.",
+    ["kind"],
+    buckets=gc_pauses.BUCKETS,
 )
 STORE_ERRORS = Counter(
     "store_errors_total",

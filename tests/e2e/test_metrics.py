@@ -72,6 +72,10 @@ def test_counts_add_up_across_workers(live_server, tmp_path):
     assert after[("http_requests_in_flight", ())] == 1
     # The scrape-time state of the push stream: 30 notes, 30 changes.
     assert after[("push_head_seq", ())] == NOTES
+    # Each worker's garbage collector pauses (at least while it loaded the app).
+    minor = (("kind", "minor"),)
+    assert after[("python_gc_pause_seconds_count", minor)] > 0
+    assert after[("python_gc_pause_seconds_sum", minor)] > 0
     # Several workers counted: each writes files of its own (named by pid).
     writers = {path.name for path in metrics_dir.glob("counter_*.db")}
     assert len(writers) >= 2, writers

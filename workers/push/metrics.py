@@ -14,11 +14,13 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
 from prometheus_client import Gauge
+from prometheus_client import Histogram
 from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core import gc_pauses
 from core.metrics import BuildInfo
 
 REGISTRY = CollectorRegistry(auto_describe=False)
@@ -26,6 +28,13 @@ REGISTRY = CollectorRegistry(auto_describe=False)
 ProcessCollector(registry=REGISTRY)
 REGISTRY.register(BuildInfo())
 
+GC_PAUSES = Histogram(
+    "python_gc_pause_seconds",
+    "Garbage-collector pauses of the push worker, by kind (minor, major), in seconds.",
+    ["kind"],
+    buckets=gc_pauses.BUCKETS,
+    registry=REGISTRY,
+)
 EVENTS = Counter(
     "push_events_total",
     "Changes read from the notes change stream and published to the outputs.",

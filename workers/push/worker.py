@@ -22,6 +22,7 @@ from typing import Optional
 import zmq
 from sqlalchemy import exc as sa_exc
 
+from core import gc_pauses
 from core import tickets
 from core import tracing
 from core.backoff import Backoff
@@ -428,6 +429,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as ex:
         log.error("cannot start: %s", ex)
         return 1
+    gc_pauses.observe(metrics.GC_PAUSES)
     worker = PushWorker(settings, since=args.since)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
