@@ -101,7 +101,12 @@ def _title(results: dict) -> str:
     )
 
 
+def draw_file(results: str, out: str) -> None:
+    """The chart of a results file."""
+    draw(json.loads(Path(results).read_text()), Path(out))
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    draw(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))
+    draw_file(*sys.argv[1:])

@@ -57,7 +57,7 @@ def interpreters() -> Dict[str, str]:
     return {impl: path for impl, path in found.items() if path} or this
 
 
-def _output(args: List[str], env: Optional[dict] = None, timeout: float = 1800) -> str:
+def output(args: List[str], env: Optional[dict] = None, timeout: float = 1800) -> str:
     """What a command run in the checkout prints; RuntimeError if it fails."""
     out = subprocess.run(
         args,
@@ -74,12 +74,21 @@ def _output(args: List[str], env: Optional[dict] = None, timeout: float = 1800) 
 
 def version(python: str) -> str:
     """``'PyPy 3.9.16 (PyPy 7.3.11)'`` or ``'CPython 3.11.7'``."""
-    return _output([python, "-c", _VERSION_CODE], timeout=60)
+    return output([python, "-c", _VERSION_CODE], timeout=60)
 
 
 def workers(python: str) -> int:
     """Gunicorn's default worker count for ``python`` on this machine."""
     return default_workers(version(python).split()[0], os.cpu_count() or 1)
+
+
+def import_error(python: str, *modules: str) -> Optional[str]:
+    """Why ``python`` cannot import ``modules`` (its error's last line), or None."""
+    try:
+        output([python, "-c", "import " + ", ".join(modules)], timeout=120)
+    except RuntimeError as ex:
+        return str(ex).strip().splitlines()[-1]
+    return None
 
 
 def run_in(python: str, function: str, *args):
@@ -89,7 +98,7 @@ def run_in(python: str, function: str, *args):
         f"import json, sys; from {module} import {name}; "
         f"print(json.dumps({name}(*json.loads(sys.argv[1]))))"
     )
-    out = _output([python, "-c", code, json.dumps(args)])
+    out = output([python, "-c", code, json.dumps(args)])
     return json.loads(out.splitlines()[-1])
 
 
@@ -118,18 +127,6 @@ def spread(values_ms: List[float]) -> dict:
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     """``a / b`` to two decimals, or None without both."""
     return round(a / b, 2) if a and b else None
-
-
-def ratios(results: dict, over: str, under: str, keys: Dict[str, tuple]) -> dict:
-    """``{key: ratio(results[over][path...], results[under][path...])}`` per key."""
-
-    def pick(impl: str, path: tuple):
-        value = results[impl]
-        for part in path:
-            value = value[part]
-        return value
-
-    return {key: ratio(pick(over, p), pick(under, p)) for key, p in keys.items()}
 
 
 def cpu_seconds(sessions) -> Optional[float]:
@@ -183,7 +180,7 @@ def prepare_database(python: str, database: Path, salaries=False, env=None) -> N
     env = dict(env or os.environ, PYTHONPATH=str(ROOT), LOG_LEVEL="warning")
     env["DATABASE_URL"] = f"sqlite:///{database}"
     for command in ("init-db", "import-salaries")[: 1 + salaries]:
-        _output([python, "-m", "api", command], env, timeout=600)
+        output([python, "-m", "api", command], env, timeout=600)
     connection = sqlite3.connect(database)  # fold the WAL in: a copy has every row
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -241,21 +238,17 @@ class Stack:
         self.env.update(env or {})
         self.processes: Dict[str, Process] = {}
 
-    def _start(self, name: str, ready_url: str = "", *args: str) -> None:
-        """Start ``python ARGS``; with ``ready_url``, return once that answers."""
+    def spawn(self, name: str, *args: str, ready: str = "") -> None:
+        """Start ``python ARGS``; with ``ready`` (a URL), return once it answers."""
         process = Process(
             [self.python, *args], self.env, self.folder / f"{name}.log", self.folder
         )
         process.start()
         self.processes[name] = process
+        if not ready:
+            return
         try:
-            if ready_url:
-                wait_until(
-                    lambda: process.check() or get_json(ready_url),
-                    60,
-                    interval=0.1,
-                    what=ready_url,
-                )
+            wait_until(lambda: process.check() or get_json(ready), 60, 0.1, what=ready)
         except (RuntimeError, TimeoutError) as ex:
             self.stop()
             raise StartError(f"{ex}\n{process.log_tail()}") from None
@@ -268,18 +261,22 @@ class Stack:
             except RuntimeError as ex:
                 raise StartError(f"init-db failed: {ex}") from None
         if self.collatz:
-            self._start("collatz_broker", "", "-m", "workers.collatz.broker")
-            for n in range(self.collatz):
-                self._start(f"collatz_worker{n}", "", "-m", "workers.collatz.worker")
+            self.start_collatz(self.collatz)
         ready = self.url + self.ready_path
-        self._start("gunicorn", ready, "-m", "api", "serve", self.app)
+        self.spawn("gunicorn", "-m", "api", "serve", self.app, ready=ready)
         if self.push:
             self.start_worker()
         return self
 
+    def start_collatz(self, workers: int) -> None:
+        """The collatz broker and ``workers`` workers (not waited for)."""
+        self.spawn("collatz_broker", "-m", "workers.collatz.broker")
+        for n in range(workers):
+            self.spawn(f"collatz_worker{n}", "-m", "workers.collatz.worker")
+
     def start_worker(self) -> None:
         """(Re)start the push worker; return once it answers."""
-        self._start("push", self.sse_url + "/health", "-m", "workers.push")
+        self.spawn("push", "-m", "workers.push", ready=self.sse_url + "/health")
 
     def wait_subscribed(self) -> None:
         """Until a SUB client subscribed to notes reached the push worker."""
@@ -326,10 +323,15 @@ def wrk(
     headers: Optional[Dict[str, str]] = None,
     counter: int = 1,
 ) -> dict:
-    """wrk with bench/wrk.lua on ``url + path`` (whole seconds, at least 1)."""
+    """wrk with bench/wrk.lua on ``url + path`` (whole seconds, at least 1).
+
+    Bodies are JSON unless ``headers`` say otherwise.
+    """
     binary = shutil.which("wrk")
     if binary is None:
         raise WrkError("wrk is not installed. Run: sudo apt-get install -y wrk")
+    if body is not None or body_file:
+        headers = {"Content-Type": "application/json", **(headers or {})}
     env = dict(
         os.environ,
         BENCH_PATH=path,
@@ -447,7 +449,7 @@ class Measurer:
             method=target.method,
             body=target.body,
             body_file=body_file,
-            headers={**target.headers, **(headers or {})},
+            headers=headers,
             counter=start + part * stride,
         )
 
