@@ -1,7 +1,4 @@
-"""Benchmark: what checking an API key costs on ``GET /notes/{id}``, under PyPy.
-
-docs/performance/index.md says how it measures.
-"""
+"""What an API key costs on ``GET /notes/{id}``, under PyPy (docs/performance)."""
 
 import statistics
 import sys

@@ -1,8 +1,4 @@
-"""Collatz timings: the longest chain in 1..n under PyPy, CPython and C; 1 vs 2 workers.
-
-``python -m bench.collatz [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""The longest Collatz chain in 1..n under PyPy, CPython, C; 1 vs 2 workers."""
 
 import json
 import os

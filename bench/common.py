@@ -338,14 +338,22 @@ def wrk(
         BENCH_METHOD=method,
         BENCH_THREADS=str(threads),
         BENCH_COUNTER=str(counter),
-        BENCH_HEADERS="\n".join(f"{k}: {v}" for k, v in (headers or {}).items()),
         BENCH_BODY=body or "",
         BENCH_BODY_FILE=str(body_file or ""),
     )
     seconds = max(1, round(seconds))
+    options = [f"-t{threads}", f"-c{max(connections, threads)}", f"-d{seconds}s"]
+    for name, value in (headers or {}).items():
+        options += ["-H", f"{name}: {value}"]
     done = subprocess.run(
-        [binary, f"-t{threads}", f"-c{max(connections, threads)}", f"-d{seconds}s"]
-        + ["--timeout=10s", "-s", str(HERE / "wrk.lua"), url.rstrip("/") + "/"],
+        [
+            binary,
+            *options,
+            "--timeout=10s",
+            "-s",
+            str(HERE / "wrk.lua"),
+            url.rstrip("/") + "/",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

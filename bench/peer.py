@@ -1,8 +1,4 @@
-"""Benchmark: this project against the FastAPI peer on the same three paths.
-
-``python -m bench.peer [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""This project against the FastAPI peer on the same three paths (docs/performance)."""
 
 import sys
 import tempfile

@@ -1,8 +1,4 @@
-"""Benchmark: validate and store a batch of 10,000 64-bit primes.
-
-``python -m bench.primes [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""Validating and storing a batch of 10,000 64-bit primes (docs/performance)."""
 
 import platform
 import random

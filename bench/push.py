@@ -1,8 +1,4 @@
-"""Benchmark: note changes pushed end to end, on the embedded store.
-
-``python -m bench.push [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""Note changes pushed end to end, on the embedded store (docs/performance)."""
 
 import json
 import sys

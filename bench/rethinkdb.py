@@ -1,8 +1,4 @@
-"""Benchmark: notes on a real RethinkDB server, under PyPy and CPython.
-
-``python -m bench.rethinkdb [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""Notes on a real RethinkDB server, under PyPy and CPython (docs/performance)."""
 
 import sys
 import tempfile

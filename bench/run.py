@@ -34,6 +34,7 @@ FULL.update(warmup_slice=3.0, min_requests=120_000)
 QUICK = {"warmup": 0.0, "duration": 1.0, "server_warmup": 0.0}
 QUICK.update(warmup_slice=0.5, min_requests=0)
 #: The figure modules, ``bench.<name>.run(quick) -> dict``; quick runs a few.
+#: Each also runs alone: ``python -m bench.<name> [--quick] [--json PATH]``.
 FIGURES = ("peer", "primes", "collatz", "push", "rethinkdb", "links_bulk", "ws")
 FIGURES += ("auth",)
 QUICK_FIGURES = ("peer", "push")

@@ -1,8 +1,4 @@
-"""Benchmark: WebSocket fan-out of the push worker (``GET /ws``).
-
-``python -m bench.ws [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""WebSocket fan-out of the push worker, ``GET /ws`` (docs/performance)."""
 
 import json
 import os
