@@ -26,9 +26,9 @@ import zmq
 from core.settings import default_workers
 from loadtest.run import k6_binary
 from loadtest.run import run_k6
+from tests.support.live import addresses
+from tests.support.live import child_env
 from tests.support.processes import Process
-from tests.support.processes import free_port
-from tests.support.processes import free_udp_port
 from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,33 +209,28 @@ class Stack:
     ):
         self.python, self.folder, self.app = python, folder, app
         self.collatz, self.push, self.ready_path = collatz, push, ready_path
-        self.port = free_port()
+        ports = addresses(folder)
+        self.port = int(ports["PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.sse_url = f"http://127.0.0.1:{free_port()}"
-        self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.sse_url = "http://" + ports["PUSH_SSE_BIND"]
+        self.pub_endpoint = ports["PUSH_PUB_ENDPOINT"]
         (folder / "var").mkdir(parents=True, exist_ok=True)
         self.database = folder / "var" / "api.db"
         if database is not None:
             shutil.copyfile(database, self.database)
-        self.env = dict(
-            os.environ,
-            PYTHONPATH=str(ROOT),
-            HOST="127.0.0.1",
-            PORT=str(self.port),
-            # Trusted clients, no limits: the figures are of the paths.
-            AUTH="off",
-            COLLATZ_RATE_LIMIT="",
-            DATABASE_URL=f"sqlite:///{self.database}",
-            RETHINKDB_URL="",
-            LOG_LEVEL="warning",
-            PUBLIC_BASE_URL=self.url,
-            COLLATZ_FRONTEND=f"tcp://127.0.0.1:{free_port()}",
-            COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
-            PUSH_WAKE_ADDRESS=f"127.0.0.1:{free_udp_port()}",
-            PUSH_PUB_ENDPOINT=self.pub_endpoint,
-            PUSH_SSE_BIND=self.sse_url[len("http://") :],
+        self.env = child_env(
+            folder,
+            {
+                "HOST": "127.0.0.1",
+                # Trusted clients, no limits: the figures are of the paths.
+                "AUTH": "off",
+                "COLLATZ_RATE_LIMIT": "",
+                "DATABASE_URL": f"sqlite:///{self.database}",
+                "LOG_LEVEL": "warning",
+                "PUBLIC_BASE_URL": self.url,
+                **(env or {}),
+            },
         )
-        self.env.update(env or {})
         self.processes: Dict[str, Process] = {}
 
     def spawn(self, name: str, *args: str, ready: str = "") -> None:
