@@ -24,16 +24,6 @@ LEVELS = {True: ((100, 50),), False: ((100, 200), (1000, 50), (1000, 200))}
 STAMP = "2030-01-01T00:00:00.000Z"
 
 
-class _NoLog:
-    """The store side of the bench feed: no log (clients never resume)."""
-
-    def last_seq(self) -> int:
-        return 0
-
-    def changes(self, **_kwargs):
-        raise RuntimeError("the bench feed keeps every event in memory")
-
-
 def serve(clients: int, rate: float, warmup: float, seconds: float) -> None:
     """The server: prints its port; once ``clients`` are in, publishes.
 
@@ -47,9 +37,10 @@ def serve(clients: int, rate: float, warmup: float, seconds: float) -> None:
     from workers.push.ws import WebSocketHub
     from workers.push.ws import text_frame
 
-    # A feed that remembers a run's worth of events; pings off (the load
+    # A feed that remembers a run's worth of events, with no store: the
+    # clients are new readers, which never replay. Pings off (the load
     # clients do not answer them).
-    feed = EventFeed(_NoLog(), 0, capacity=100000)
+    feed = EventFeed(None, 0, capacity=100000)
     hub = WebSocketHub(ping_interval=3600, ping_timeout=3600)
     server = SseServer("127.0.0.1:0", lambda: {"status": "ok"}, hub=hub)
     server.start(feed)
