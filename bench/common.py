@@ -92,7 +92,7 @@ def import_error(python: str, *modules: str) -> Optional[str]:
 
 
 def run_in(python: str, function: str, *args):
-    """``function(*args)`` (``"bench.module:name"``) in a fresh ``python``: its JSON."""
+    """``function(*args)``, say ``"bench.primes:measure"``, in a fresh ``python``."""
     module, name = function.split(":")
     code = (
         f"import json, sys; from {module} import {name}; "
