@@ -1,10 +1,6 @@
-"""Benchmark: what checking an API key costs on ``GET /notes/{id}``, under PyPy.
-
-docs/performance/index.md says how it measures.
-"""
+"""What an API key costs on ``GET /notes/{id}``, under PyPy (docs/performance)."""
 
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,18 +18,9 @@ _NOTE = (
 )
 
 
-def _last_line(stack: common.Stack, *args: str) -> str:
-    """The last line ``python ARGS`` prints in the stack's environment."""
-    out = subprocess.run(
-        [stack.python, *args],
-        cwd=common.ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+def _last_word(stack: common.Stack, *args: str) -> str:
+    """The last word ``python ARGS`` prints in the stack's environment."""
+    return common.output([stack.python, *args], stack.env, timeout=120).split()[-1]
 
 
 def run(quick: bool) -> dict:
@@ -58,11 +45,11 @@ def run(quick: bool) -> dict:
             for stack in stacks.values():
                 stack.start()
             read = "-m api keys create --name bench --scopes read".split()
-            key = _last_line(stacks["with_key"], *read).split()[-1]
+            key = _last_word(stacks["with_key"], *read)
             headers["with_key"] = {"Authorization": f"Bearer {key}"}
             targets = {}
             for name, stack in stacks.items():
-                path = f"/notes/{_last_line(stack, '-c', _NOTE)}"
+                path = f"/notes/{_last_word(stack, '-c', _NOTE)}"
                 targets[name] = paths.Target(name, f"GET {path} ({name})", path)
                 # Warmed up; a 401 (a key that does not work) shows as errors.
                 measurer.measure(stack.url, targets[name], path, headers=headers[name])

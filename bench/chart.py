@@ -15,116 +15,84 @@ matplotlib.use("Agg")  # no display: render straight to the file
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+#: Grey: a target without a verdict (say, push measured below 500 writes/s).
+VERDICT = {True: "tab:green", False: "tab:red", None: "tab:gray"}
+
 
 def _rps(result) -> float:
     return result["rps"] if result and result.get("available") else 0.0
 
 
+def _bars(axis, labels, series, xlabel, texts=None) -> None:
+    """Horizontal bars: ``series`` is ``[(legend, values, colour)]``, side by side."""
+    height = 0.8 / len(series)
+    for index, (legend, values, colour) in enumerate(series):
+        rows = [n + index * height for n in range(len(labels))]
+        bars = axis.barh(rows, values, height=height, label=legend, color=colour)
+        shown = texts or [f"{v:,.0f}" if v else "n/a" for v in values]
+        axis.bar_label(bars, labels=shown, fontsize=7, padding=2)
+    axis.set_yticks([n + height * (len(series) - 1) / 2 for n in range(len(labels))])
+    axis.set_yticklabels(labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.margins(x=0.15)  # room for the value labels
+    axis.set_xlabel(xlabel)
+    axis.grid(axis="x", alpha=0.3)
+
+
 def draw(results: dict, out: Path) -> None:
-    """Req/s per path per interpreter; worker classes in a second panel if measured."""
-    names = results["interpreters"]
+    """Req/s per path per interpreter; the targets; the worker classes if measured."""
+    names, versions = results["interpreters"], results.get("versions", {})
     rows = [
         row
         for row in [results["bare"]] + results["paths"]
         if any(r.get("available") for r in row["results"].values())
     ]
-    comparison = results.get("worker_classes") or {}
-    class_rows = comparison.get("rows", [])
     goals = [goal for goal in report.targets(results) if goal["score"] is not None]
-    sizes = [len(rows) * len(names) + 1]
-    if goals:
-        sizes.append(0.6 * len(goals) + 1)
-    if class_rows:
-        sizes.append(0.6 * len(class_rows) + 1)
-    height = 0.45 * sum(sizes) + 2
-    figure, axes = plt.subplots(
-        len(sizes),
+    classes = (results.get("worker_classes") or {}).get("rows", [])
+    panels = [len(rows) * len(names) + 1]
+    panels += [0.6 * len(goals) + 1] if goals else []
+    panels += [0.6 * len(classes) + 1] if classes else []
+    figure, grid = plt.subplots(
+        len(panels),
         1,
-        figsize=(13, height),
+        figsize=(13, 0.45 * sum(panels) + 2),
         squeeze=False,
-        gridspec_kw={"height_ratios": sizes},
+        gridspec_kw={"height_ratios": panels},
     )
-    panel = 1
+    axes = iter(grid[:, 0])
+    axis = next(axes)
+    series = [
+        (versions.get(name, name), [_rps(r["results"].get(name)) for r in rows], None)
+        for name in names
+    ]
+    _bars(axis, [row["label"] for row in rows], series, "requests/second")
+    axis.set_title(_title(results))
+    axis.legend(fontsize=8, loc="lower right")
     if goals:
-        _targets(axes[panel][0], goals)
-        panel += 1
-
-    paths_axis = axes[0][0]
-    bar = 0.8 / max(len(names), 1)
-    for index, name in enumerate(names):
-        positions = [row_number + index * bar for row_number in range(len(rows))]
-        values = [_rps(row["results"].get(name)) for row in rows]
-        label = results.get("versions", {}).get(name, name)
-        bars = paths_axis.barh(positions, values, height=bar, label=label)
-        paths_axis.bar_label(
-            bars,
-            labels=[f"{v:,.0f}" if v else "n/a" for v in values],
-            fontsize=7,
-            padding=2,
-        )
-    paths_axis.set_yticks([n + bar * (len(names) - 1) / 2 for n in range(len(rows))])
-    paths_axis.set_yticklabels([row["label"] for row in rows], fontsize=8)
-    paths_axis.invert_yaxis()
-    paths_axis.set_xlabel("requests/second (higher is better)")
-    paths_axis.set_title(_title(results))
-    paths_axis.legend(fontsize=8, loc="lower right")
-    paths_axis.margins(x=0.12)  # room for the value labels
-    paths_axis.grid(axis="x", alpha=0.3)
-
-    if class_rows:
-        classes_axis = axes[panel][0]
+        axis = next(axes)
+        scores = [goal["score"] for goal in goals]
+        colours = [VERDICT[goal["holds"]] for goal in goals]
+        labels = [f"{goal['target']} ({goal['threshold']})" for goal in goals]
+        texts = [goal["figure"].split(" (")[0] for goal in goals]
+        xlabel = "targets: figure / wanted (1 or more: holds)"
+        _bars(axis, labels, [(None, scores, colours)], xlabel, texts)
+        axis.axvline(1.0, color="black", linewidth=1)
+    if classes:
         labels = [
-            f"{r['worker_class']} / {r['connection']} / {r['label']}"
-            for r in class_rows
+            f"{r['worker_class']} / {r['connection']} / {r['label']}" for r in classes
         ]
-        values = [_rps(r) for r in class_rows]
-        bars = classes_axis.barh(range(len(class_rows)), values, color="tab:green")
-        classes_axis.bar_label(
-            bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, padding=2
-        )
-        classes_axis.set_yticks(range(len(class_rows)))
-        classes_axis.set_yticklabels(labels, fontsize=7)
-        classes_axis.invert_yaxis()
-        classes_axis.margins(x=0.12)
-        classes_axis.set_xlabel("requests/second, gunicorn worker classes under PyPy")
-        classes_axis.grid(axis="x", alpha=0.3)
-
+        series = [(None, [_rps(r) for r in classes], "tab:green")]
+        xlabel = "requests/second, gunicorn worker classes under PyPy"
+        _bars(next(axes), labels, series, xlabel)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
     plt.close(figure)
 
 
-def _targets(axis, goals) -> None:
-    """Each target's figure over what it wants: 1 or more holds (green; red: not)."""
-    scores = [goal["score"] for goal in goals]
-    # Grey: a figure without a verdict (say, push measured below 500 writes/s).
-    palette = {True: "tab:green", False: "tab:red", None: "tab:gray"}
-    colours = [palette[goal["holds"]] for goal in goals]
-    bars = axis.barh(range(len(goals)), scores, color=colours)
-    axis.bar_label(
-        bars,
-        labels=[f"{goal['figure'].split(' (')[0]}" for goal in goals],
-        fontsize=7,
-        padding=2,
-    )
-    axis.axvline(1.0, color="black", linewidth=1)
-    axis.set_yticks(range(len(goals)))
-    axis.set_yticklabels(
-        [f"{goal['target']} ({goal['threshold']})" for goal in goals], fontsize=7
-    )
-    axis.invert_yaxis()
-    axis.margins(x=0.15)
-    axis.set_xlabel("targets: figure / wanted (1 or more: holds)")
-    axis.grid(axis="x", alpha=0.3)
-
-
 def _title(results: dict) -> str:
-    machine = results.get("machine", {})
-    settings = results.get("settings", {})
-    workers = settings.get("workers")
-    if isinstance(workers, dict):
-        workers = "/".join(str(n) for n in workers.values())
+    machine, settings = results.get("machine", {}), results.get("settings", {})
+    workers = "/".join(str(n) for n in settings.get("workers", {}).values())
     return (
         f"{machine.get('cores')} cores, {workers} gunicorn workers, "
         f"{settings.get('connections')} connections, "
@@ -133,15 +101,12 @@ def _title(results: dict) -> str:
     )
 
 
-def main(argv=None) -> int:
-    """``python -m bench.chart RESULTS.json OUT.png``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    draw(json.loads(Path(argv[0]).read_text()), Path(argv[1]))
-    return 0
+def draw_file(results: str, out: str) -> None:
+    """The chart of a results file."""
+    draw(json.loads(Path(results).read_text()), Path(out))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    draw_file(*sys.argv[1:])

@@ -1,46 +1,30 @@
-"""Collatz timings: the longest chain in 1..n under PyPy, CPython and C; 1 vs 2 workers.
-
-``python -m bench.collatz [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""The longest Collatz chain in 1..n under PyPy, CPython, C; 1 vs 2 workers."""
 
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict
-from typing import List
 
 from bench import common
 from db.errors import Unavailable
 from gateways.collatz import CollatzClient
-from tests.support.processes import Process
-from tests.support.processes import free_port
 from tests.support.processes import wait_until
 
-C_SOURCE = Path(__file__).resolve().parent / "collatz.c"
 
-_TIME_MODULE = """
-import json, sys, time
-from core.collatz import longest_upto
-n, repeats = int(sys.argv[1]), int(sys.argv[2])
-best = None
-for _ in range(repeats):
-    started = time.perf_counter()
-    number, length = longest_upto(n)
-    seconds = time.perf_counter() - started
-    best = seconds if best is None else min(best, seconds)
-print(json.dumps({"n": n, "number": number, "length": length, "seconds": best}))
-"""
+def time_module(n: int, repeats: int) -> dict:
+    """The best of ``repeats`` timings of the pure module (run in a fresh process)."""
+    from core.collatz import longest_upto
 
-
-def time_module(python: str, n: int, repeats: int) -> dict:
-    """Time the pure module in a fresh ``python`` process."""
-    return common.run_json([python, "-c", _TIME_MODULE, str(n), str(repeats)])
+    best = None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        number, length = longest_upto(n)
+        seconds = time.perf_counter() - started
+        best = seconds if best is None else min(best, seconds)
+    return {"n": n, "number": number, "length": length, "seconds": best}
 
 
 def time_c(n: int, repeats: int, folder: Path) -> dict:
@@ -49,38 +33,16 @@ def time_c(n: int, repeats: int, folder: Path) -> dict:
     if gcc is None:
         return {"error": "gcc not found"}
     binary = folder / "collatz"
-    subprocess.run(
-        [gcc, "-O2", "-o", str(binary), str(C_SOURCE)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    out = subprocess.run(
-        [str(binary), str(n), str(repeats)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=1800,
-    )
-    return json.loads(out.stdout)
+    source = str(common.HERE / "collatz.c")
+    common.output([gcc, "-O2", "-o", str(binary), source], timeout=120)
+    return json.loads(common.output([str(binary), str(n), str(repeats)]))
 
 
 def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
     """Seconds for one request for n through a fresh broker with ``workers`` workers."""
-    client = CollatzClient(f"tcp://127.0.0.1:{free_port()}", timeout=600)
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(common.ROOT),
-        COLLATZ_FRONTEND=client.endpoint,
-        COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
-        COLLATZ_TIMEOUT="600",
-        LOG_LEVEL="warning",
-    )
-    modules = ["workers.collatz.broker"] + ["workers.collatz.worker"] * workers
-    processes = [
-        Process([python, "-m", module], env, folder / f"{module}-{workers}-{i}.log")
-        for i, module in enumerate(modules)
-    ]
+    stack = common.Stack(python, folder / f"workers-{time.monotonic_ns()}")
+    stack.env["COLLATZ_TIMEOUT"] = "600"
+    client = CollatzClient(stack.env["COLLATZ_FRONTEND"], timeout=600)
 
     def joined() -> bool:
         try:
@@ -89,16 +51,15 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
             return False  # the broker is not up yet
 
     try:
-        for process in processes:
-            process.start()
+        stack.start_collatz(workers)
         wait_until(joined, 60, what=f"{workers} worker(s) joining")
         client.longest(max(n // 10, 1000) + 1)  # every worker's JIT, on less
-        worker_pids = {process.proc.pid for process in processes[1:]}
-        cpu_before = common.cpu_seconds(worker_pids)
+        pids = {p.proc.pid for name, p in stack.processes.items() if "worker" in name}
+        cpu_before = common.cpu_seconds(pids)
         started = time.perf_counter()
         number, length = client.longest(n)
         seconds = time.perf_counter() - started
-        cpu_after = common.cpu_seconds(worker_pids)
+        cpu_after = common.cpu_seconds(pids)
         cpu = None if None in (cpu_before, cpu_after) else cpu_after - cpu_before
         return {
             "workers": workers,
@@ -110,13 +71,10 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
         }
     finally:
         client.close()
-        for process in processes:
-            process.stop()
+        stack.stop()
 
 
-def compare_workers(
-    python: str, n: int, repeats: int, folder: Path, runs: List[dict]
-) -> dict:
+def compare_workers(python: str, n: int, repeats: int, folder: Path, runs) -> dict:
     """1 against 2 workers for n; every run is appended to ``runs``."""
     # Alternated, fresh processes each time: a load that comes and goes on
     # the machine falls on both counts alike; the best of each is kept.
@@ -144,22 +102,21 @@ def compare_workers(
     }
 
 
-def run(quick: bool = False) -> Dict[str, object]:
+def run(quick: bool = False) -> dict:
     """Every figure in one dict (``quick``: n = 10**6 and one repeat)."""
     n = 10**6 if quick else 10**7
     repeats = 1 if quick else 3
-    result: Dict[str, object] = {"n": n, "repeats": repeats, "cpus": os.cpu_count()}
-    pypy = common.interpreter("pypy3")
-    cpython = common.interpreter("python3")
+    result = {"n": n, "repeats": repeats, "cpus": os.cpu_count()}
+    pythons = {"pypy": common.interpreter("pypy3")}
+    pythons["cpython"] = common.interpreter("python3")
     with tempfile.TemporaryDirectory(prefix="bench-collatz-") as tmp:
         folder = Path(tmp)
-        timings = {}
-        for name, python in (("pypy", pypy), ("cpython", cpython)):
-            timings[name] = (
-                time_module(python, n, repeats)
-                if python
-                else {"error": "interpreter not found"}
-            )
+        timings = {
+            name: common.run_in(python, "bench.collatz:time_module", n, repeats)
+            if python
+            else {"error": "interpreter not found"}
+            for name, python in pythons.items()
+        }
         timings["c"] = time_c(n, repeats, folder)
         result["interpreters"] = timings
         seconds = {name: t.get("seconds") for name, t in timings.items()}
@@ -167,7 +124,7 @@ def run(quick: bool = False) -> Dict[str, object]:
             result["cpython_over_pypy"] = round(seconds["cpython"] / seconds["pypy"], 2)
         if seconds["pypy"] and seconds["c"]:
             result["pypy_over_c"] = round(seconds["pypy"] / seconds["c"], 2)
-        worker_python = pypy or sys.executable
+        worker_python = pythons["pypy"] or sys.executable
         runs = []
         result["workers"] = compare_workers(worker_python, n, repeats, folder, runs)
         if not quick:

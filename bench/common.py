@@ -26,14 +26,13 @@ import zmq
 from core.settings import default_workers
 from loadtest.run import k6_binary
 from loadtest.run import run_k6
+from tests.support.live import addresses
+from tests.support.live import child_env
 from tests.support.processes import Process
-from tests.support.processes import free_port
-from tests.support.processes import free_udp_port
 from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
-WRITES_SCRIPT = Path(__file__).with_name("writes.js")
+HERE = Path(__file__).resolve().parent
 _WRK_MARKER = "BENCH_JSON "
 _VERSION_CODE = (
     "import platform, sys; pypy = getattr(sys, 'pypy_version_info', None); "
@@ -58,19 +57,49 @@ def interpreters() -> Dict[str, str]:
     return {impl: path for impl, path in found.items() if path} or this
 
 
-def version(python: str) -> str:
-    """``'PyPy 3.9.16 (PyPy 7.3.11)'`` or ``'CPython 3.11.7'``."""
+def output(args: List[str], env: Optional[dict] = None, timeout: float = 1800) -> str:
+    """What a command run in the checkout prints; RuntimeError if it fails."""
     out = subprocess.run(
-        [python, "-c", _VERSION_CODE], capture_output=True, text=True, timeout=60
+        args,
+        cwd=ROOT,
+        env=env or dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if out.returncode:
-        raise RuntimeError(f"{python} does not run: {out.stderr.strip()}")
+        raise RuntimeError(f"{' '.join(args[:4])} failed:\n{out.stderr[-2000:]}")
     return out.stdout.strip()
+
+
+def version(python: str) -> str:
+    """``'PyPy 3.9.16 (PyPy 7.3.11)'`` or ``'CPython 3.11.7'``."""
+    return output([python, "-c", _VERSION_CODE], timeout=60)
 
 
 def workers(python: str) -> int:
     """Gunicorn's default worker count for ``python`` on this machine."""
     return default_workers(version(python).split()[0], os.cpu_count() or 1)
+
+
+def import_error(python: str, *modules: str) -> Optional[str]:
+    """Why ``python`` cannot import ``modules`` (its error's last line), or None."""
+    try:
+        output([python, "-c", "import " + ", ".join(modules)], timeout=120)
+    except RuntimeError as ex:
+        return str(ex).strip().splitlines()[-1]
+    return None
+
+
+def run_in(python: str, function: str, *args):
+    """``function(*args)``, say ``"bench.primes:measure"``, in a fresh ``python``."""
+    module, name = function.split(":")
+    code = (
+        f"import json, sys; from {module} import {name}; "
+        f"print(json.dumps({name}(*json.loads(sys.argv[1]))))"
+    )
+    out = output([python, "-c", code, json.dumps(args)])
+    return json.loads(out.splitlines()[-1])
 
 
 def percentile(values: List[float], p: float) -> Optional[float]:
@@ -100,21 +129,6 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return round(a / b, 2) if a and b else None
 
 
-def run_json(args: List[str], env: Optional[dict] = None, timeout: float = 1800):
-    """Run a command in the checkout; the JSON of its last line of output."""
-    out = subprocess.run(
-        args,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if out.returncode:
-        raise RuntimeError(f"{' '.join(args[:4])} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def cpu_seconds(sessions) -> Optional[float]:
     """User + system CPU seconds of the live processes in ``sessions`` (Linux)."""
     proc = Path("/proc")
@@ -133,10 +147,10 @@ def cpu_seconds(sessions) -> Optional[float]:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def get_json(url: str, **kwargs) -> Optional[dict]:
+def get_json(url: str) -> Optional[dict]:
     """The JSON answer of ``GET url``, or None when there is none (yet)."""
     try:
-        return requests.get(url, timeout=2, **kwargs).json()
+        return requests.get(url, timeout=2).json()
     except (requests.RequestException, ValueError):
         return None
 
@@ -166,14 +180,7 @@ def prepare_database(python: str, database: Path, salaries=False, env=None) -> N
     env = dict(env or os.environ, PYTHONPATH=str(ROOT), LOG_LEVEL="warning")
     env["DATABASE_URL"] = f"sqlite:///{database}"
     for command in ("init-db", "import-salaries")[: 1 + salaries]:
-        subprocess.run(
-            [python, "-m", "api", command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
+        output([python, "-m", "api", command], env, timeout=600)
     connection = sqlite3.connect(database)  # fold the WAL in: a copy has every row
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -202,53 +209,41 @@ class Stack:
     ):
         self.python, self.folder, self.app = python, folder, app
         self.collatz, self.push, self.ready_path = collatz, push, ready_path
-        self.port = free_port()
+        ports = addresses(folder)
+        self.port = int(ports["PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.sse_url = f"http://127.0.0.1:{free_port()}"
-        self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.sse_url = "http://" + ports["PUSH_SSE_BIND"]
+        self.pub_endpoint = ports["PUSH_PUB_ENDPOINT"]
         (folder / "var").mkdir(parents=True, exist_ok=True)
         self.database = folder / "var" / "api.db"
         if database is not None:
             shutil.copyfile(database, self.database)
-        self.env = dict(
-            os.environ,
-            PYTHONPATH=str(ROOT),
-            HOST="127.0.0.1",
-            PORT=str(self.port),
-            # Trusted clients, no limits: the figures are of the paths.
-            AUTH="off",
-            COLLATZ_RATE_LIMIT="",
-            DATABASE_URL=f"sqlite:///{self.database}",
-            RETHINKDB_URL="",
-            LOG_LEVEL="warning",
-            PUBLIC_BASE_URL=self.url,
-            COLLATZ_FRONTEND=f"tcp://127.0.0.1:{free_port()}",
-            COLLATZ_BACKEND=f"tcp://127.0.0.1:{free_port()}",
-            PUSH_WAKE_ADDRESS=f"127.0.0.1:{free_udp_port()}",
-            PUSH_PUB_ENDPOINT=self.pub_endpoint,
-            PUSH_SSE_BIND=self.sse_url[len("http://") :],
+        self.env = child_env(
+            folder,
+            {
+                "HOST": "127.0.0.1",
+                # Trusted clients, no limits: the figures are of the paths.
+                "AUTH": "off",
+                "COLLATZ_RATE_LIMIT": "",
+                "DATABASE_URL": f"sqlite:///{self.database}",
+                "LOG_LEVEL": "warning",
+                "PUBLIC_BASE_URL": self.url,
+                **(env or {}),
+            },
         )
-        self.env.update(env or {})
         self.processes: Dict[str, Process] = {}
 
-    def _spawn(self, name: str, *args: str) -> Process:
+    def spawn(self, name: str, *args: str, ready: str = "") -> None:
+        """Start ``python ARGS``; with ``ready`` (a URL), return once it answers."""
         process = Process(
             [self.python, *args], self.env, self.folder / f"{name}.log", self.folder
         )
         process.start()
         self.processes[name] = process
-        return process
-
-    def _wait(self, process: Process, url: str, timeout: float = 60) -> None:
-        def ready():
-            process.check()
-            try:
-                return requests.get(url, timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
+        if not ready:
+            return
         try:
-            wait_until(ready, timeout, interval=0.1, what=url)
+            wait_until(lambda: process.check() or get_json(ready), 60, 0.1, what=ready)
         except (RuntimeError, TimeoutError) as ex:
             self.stop()
             raise StartError(f"{ex}\n{process.log_tail()}") from None
@@ -258,32 +253,34 @@ class Stack:
         if not self.database.exists():
             try:
                 prepare_database(self.python, self.database, env=self.env)
-            except subprocess.CalledProcessError as ex:
-                raise StartError(f"init-db failed: {ex.stderr[-2000:]}") from None
+            except RuntimeError as ex:
+                raise StartError(f"init-db failed: {ex}") from None
         if self.collatz:
-            self._spawn("collatz_broker", "-m", "workers.collatz.broker")
-            for number in range(self.collatz):
-                self._spawn(f"collatz_worker{number}", "-m", "workers.collatz.worker")
-        gunicorn = self._spawn("gunicorn", "-m", "api", "serve", self.app)
-        self._wait(gunicorn, self.url + self.ready_path)
+            self.start_collatz(self.collatz)
+        ready = self.url + self.ready_path
+        self.spawn("gunicorn", "-m", "api", "serve", self.app, ready=ready)
         if self.push:
             self.start_worker()
         return self
 
+    def start_collatz(self, workers: int) -> None:
+        """The collatz broker and ``workers`` workers (not waited for)."""
+        self.spawn("collatz_broker", "-m", "workers.collatz.broker")
+        for n in range(workers):
+            self.spawn(f"collatz_worker{n}", "-m", "workers.collatz.worker")
+
     def start_worker(self) -> None:
         """(Re)start the push worker; return once it answers."""
-        self._wait(self._spawn("push", "-m", "workers.push"), self.sse_url + "/health")
+        self.spawn("push", "-m", "workers.push", ready=self.sse_url + "/health")
 
     def wait_subscribed(self) -> None:
         """Until a SUB client subscribed to notes reached the push worker."""
-        wait_until(
-            lambda: (
-                "note."
-                in (get_json(self.sse_url + "/health") or {}).get("pub_topics", ())
-            ),
-            30,
-            what="a subscriber",
-        )
+        health = self.sse_url + "/health"
+
+        def subscribed() -> bool:
+            return "note." in (get_json(health) or {}).get("pub_topics", ())
+
+        wait_until(subscribed, 30, what="a subscriber")
 
     def cpu_seconds(self) -> Optional[float]:
         """CPU seconds used so far by every process of the stack."""
@@ -320,38 +317,43 @@ def wrk(
     body_file: Optional[Path] = None,
     headers: Optional[Dict[str, str]] = None,
     counter: int = 1,
-    timeout: float = 10.0,
 ) -> dict:
-    """wrk with bench/wrk.lua on ``url + path`` (whole seconds, at least 1)."""
+    """wrk with bench/wrk.lua on ``url + path`` (whole seconds, at least 1).
+
+    Bodies are JSON unless ``headers`` say otherwise.
+    """
     binary = shutil.which("wrk")
     if binary is None:
         raise WrkError("wrk is not installed. Run: sudo apt-get install -y wrk")
+    if body is not None or body_file:
+        headers = {"Content-Type": "application/json", **(headers or {})}
     env = dict(
         os.environ,
         BENCH_PATH=path,
         BENCH_METHOD=method,
         BENCH_THREADS=str(threads),
         BENCH_COUNTER=str(counter),
-        BENCH_HEADERS="\n".join(f"{k}: {v}" for k, v in (headers or {}).items()),
         BENCH_BODY=body or "",
         BENCH_BODY_FILE=str(body_file or ""),
     )
+    seconds = max(1, round(seconds))
+    options = [f"-t{threads}", f"-c{max(connections, threads)}", f"-d{seconds}s"]
+    for name, value in (headers or {}).items():
+        options += ["-H", f"{name}: {value}"]
     done = subprocess.run(
         [
             binary,
-            f"-t{threads}",
-            f"-c{max(connections, threads)}",
-            f"-d{max(1, round(seconds))}s",
-            f"--timeout={max(1, round(timeout))}s",
+            *options,
+            "--timeout=10s",
             "-s",
-            str(WRK_SCRIPT),
+            str(HERE / "wrk.lua"),
             url.rstrip("/") + "/",
         ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=seconds + timeout + 60,
+        timeout=seconds + 70,
     )
     if done.returncode != 0:
         raise WrkError(f"wrk exited with {done.returncode}:\n{done.stdout[-2000:]}")
@@ -389,13 +391,20 @@ _COUNTER = {"warmup": (300_001, 100_000), "measure": (100_001, 0)}
 _BODIES = {"warmup": (2 * 10**9, 10**7), "measure": (10**9, 0)}
 
 
-def levelled_off(rates: List[float], tolerance: float = PLATEAU_TOLERANCE) -> bool:
+def levelled_off(rates: List[float]) -> bool:
     """Whether the rate stopped climbing (noise jitters; it does not climb)."""
     if len(rates) <= PLATEAU_SLICES:
         return False
-    return max(rates[-PLATEAU_SLICES:]) <= max(rates[:-PLATEAU_SLICES]) * (
-        1 + tolerance
-    )
+    before, last = rates[:-PLATEAU_SLICES], rates[-PLATEAU_SLICES:]
+    return max(last) <= max(before) * (1 + PLATEAU_TOLERANCE)
+
+
+def describe_warmup(warmed: Optional[dict]) -> str:
+    """A warm-up as the report and the progress lines show it."""
+    if not warmed:
+        return ""
+    text = f"{warmed['seconds']:.0f} s, {warmed['requests_per_worker']:,}/worker"
+    return text + ("" if warmed["plateau"] else ", no plateau")
 
 
 @dataclasses.dataclass
@@ -443,29 +452,30 @@ class Measurer:
             method=target.method,
             body=target.body,
             body_file=body_file,
-            headers={**target.headers, **(headers or {})},
+            headers=headers,
             counter=start + part * stride,
         )
 
-    def warm_up(self, url, target, path, headers, limit, needed) -> dict:
+    def warm_up(self, url, target, path, headers, limit, needed, workers) -> dict:
         """Slices until the rate levels off and ``needed`` requests were served."""
         rates: List[float] = []
-        requests_done = 0
+        served = 0
         started = time.monotonic()
-        plateau = False
-        while not plateau and limit - (time.monotonic() - started) >= 1:
-            seconds = min(self.warmup_slice, limit - (time.monotonic() - started))
+        while not (served >= needed and levelled_off(rates)):
+            left = limit - (time.monotonic() - started)
+            if left < 1:
+                break
+            seconds = min(self.warmup_slice, left)
             result = self._wrk(
                 url, target, path, headers, "warmup", seconds, len(rates)
             )
             rates.append(round(result["rps"], 1))
-            requests_done += result["requests"]
-            plateau = requests_done >= needed and levelled_off(rates)
+            served += result["requests"]
         return {
             "seconds": round(time.monotonic() - started, 1),
             "slice_rps": rates,
-            "requests": requests_done,
-            "plateau": plateau,
+            "plateau": served >= needed and levelled_off(rates),
+            "requests_per_worker": served // max(workers, 1),
         }
 
     def measure(
@@ -491,17 +501,14 @@ class Measurer:
             per_worker = self.min_requests if jit else 0
             if target.warm_requests is not None:
                 per_worker = min(per_worker, target.warm_requests)
-            warmed = self.warm_up(
-                url, target, path, headers, warmup, per_worker * workers
-            )
-            warmed["requests_per_worker"] = warmed.pop("requests") // max(workers, 1)
+            needed = per_worker * workers
+            warmed = self.warm_up(url, target, path, headers, warmup, needed, workers)
         cpu_before = stack.cpu_seconds() if stack else None
         result = self._wrk(url, target, path, headers, "measure", self.duration)
         cpu_after = stack.cpu_seconds() if stack else None
         if cpu_before is not None and cpu_after is not None and result["requests"]:
-            result["cpu_ms_per_request"] = (
-                (cpu_after - cpu_before) * 1000 / result["requests"]
-            )
+            cpu = (cpu_after - cpu_before) * 1000 / result["requests"]
+            result["cpu_ms_per_request"] = cpu
         latency, errors = result["latency_ms"], result["errors"]["total"]
         cpu = result.get("cpu_ms_per_request")
         print(
@@ -509,14 +516,7 @@ class Measurer:
             f"p99 {latency['p99']:7.2f} ms"
             + (f"  cpu {cpu:.3f} ms/req" if cpu is not None else "")
             + (f"  errors {errors}" if errors else "")
-            + (
-                f"  (warm-up {warmed['seconds']:.0f} s, "
-                f"{warmed['requests_per_worker']:,}/worker"
-                + ("" if warmed["plateau"] else ", no plateau")
-                + ")"
-                if warmed
-                else ""
-            ),
+            + (f"  (warm-up {describe_warmup(warmed)})" if warmed else ""),
             flush=True,
         )
         return {"available": True, "path": path, "warmup": warmed, **result}
@@ -611,9 +611,8 @@ def _epoch(stamp: str) -> float:
     """Seconds since the epoch of k6's ``2024-05-01T12:00:00.123456789Z``."""
     whole, _, fraction = stamp.rstrip("Z").partition(".")
     moment = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
-    return moment.replace(tzinfo=datetime.timezone.utc).timestamp() + float(
-        "0." + (fraction or "0")
-    )
+    moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp() + float("0." + (fraction or "0"))
 
 
 def post_notes(url: str, rate: float, seconds: float, folder: Path) -> dict:
@@ -629,7 +628,7 @@ def post_notes(url: str, rate: float, seconds: float, folder: Path) -> dict:
         summary,
         rate=rate,
         duration=f"{max(1, round(seconds))}s",
-        script=WRITES_SCRIPT,
+        script=HERE / "writes.js",
         k6=k6(),
         args=["--out", f"json={out}"],
         timeout=seconds + 120,

@@ -1,8 +1,4 @@
-"""Benchmark: ``POST /links/bulk`` with 1,000 links, end to end.
-
-``python -m bench.links_bulk [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""``POST /links/bulk`` with 1,000 links, end to end (docs/performance)."""
 
 import sys
 import tempfile

@@ -1,51 +1,26 @@
-"""Benchmark: this project against the FastAPI peer on the same three paths.
+"""This project against the FastAPI peer on the same three paths (docs/performance)."""
 
-``python -m bench.peer [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
-
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from bench import common
 from bench import paths
-from tests.support.processes import Process
-from tests.support.processes import free_port
 
 TARGETS = [paths.BY_NAME[name] for name in ("notes-get", "notes-post", "redirect")]
 PEER_WORKERS = 2
 RATIO = 2.0
+PEER_MODULES = ("fastapi", "uvicorn", "uvloop", "orjson")
+UVICORN = ["-m", "uvicorn", "bench.peer_app:app", "--host", "127.0.0.1"]
+UVICORN += ["--workers", str(PEER_WORKERS), "--loop", "uvloop", "--http", "httptools"]
+UVICORN += ["--no-access-log", "--log-level", "warning"]
 
 
-def start_peer(python: str, folder: Path) -> Process:
-    """uvicorn serving bench/peer_app.py; returns once it answers."""
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(common.ROOT))
-    env["PEER_DATABASE"] = str(folder / "peer.db")
-    peer = Process(
-        [python, "-m", "uvicorn", "bench.peer_app:app", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--workers", str(PEER_WORKERS), "--loop", "uvloop"]
-        + ["--http", "httptools", "--no-access-log", "--log-level", "warning"],
-        env,
-        folder / "peer.log",
-        folder,
-    )
-    peer.start()
-    peer.url = f"http://127.0.0.1:{port}"
-    common.wait_until(
-        lambda: peer.check() or common.get_json(peer.url + "/notes/none"), 60
-    )
-    return peer
-
-
-def measure_all(measurer, url: str, label: str, workers: int, jit: bool, stack=None):
-    api = paths.Api(url)
+def measure_all(measurer, stack, label: str, workers: int, jit: bool) -> dict:
+    api = paths.Api(stack.url)
     return {
         target.name: measurer.measure(
-            url,
+            stack.url,
             target,
             target.prepare(api),
             label=label,
@@ -60,14 +35,10 @@ def measure_all(measurer, url: str, label: str, workers: int, jit: bool, stack=N
 def run(quick: bool) -> dict:
     """Both sides' figures per path, the ratio and the p99s."""
     pypy, cpython = common.interpreter("pypy3"), common.interpreter("python3")
-    missing = subprocess.run(
-        [cpython or "python3", "-c", "import fastapi, uvicorn, uvloop, orjson"],
-        capture_output=True,
-        text=True,
-    )
-    if pypy is None or missing.returncode:
-        reason = missing.stderr.strip().splitlines()[-1:] or ["no PyPy"]
-        return {"available": False, "reason": f"{reason[0]} (make bench installs it)"}
+    missing = common.import_error(cpython or "python3", *PEER_MODULES)
+    if pypy is None or missing:
+        reason = f"{missing or 'no PyPy'} (make bench installs it)"
+        return {"available": False, "reason": reason}
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
         folder = Path(tmp)
         measurer = common.Measurer(
@@ -80,10 +51,14 @@ def run(quick: bool) -> dict:
         )
         workers = common.workers(pypy)
         with common.Stack(pypy, folder / "ours") as stack:
-            ours = measure_all(measurer, stack.url, "ours", workers, True, stack)
-        peer = start_peer(cpython, folder)
+            ours = measure_all(measurer, stack, "ours", workers, True)
+        # The peer's stack: its uvicorn alone, on its own SQLite file.
+        env = {"PEER_DATABASE": str(folder / "peer.db")}
+        peer = common.Stack(cpython, folder / "peer", env=env)
         try:
-            theirs = measure_all(measurer, peer.url, "FastAPI", PEER_WORKERS, False)
+            ready = peer.url + "/notes/none"  # a 404, as JSON
+            peer.spawn("uvicorn", *UVICORN, "--port", str(peer.port), ready=ready)
+            theirs = measure_all(measurer, peer, "FastAPI", PEER_WORKERS, False)
         finally:
             peer.stop()
     rows = []

@@ -1,10 +1,5 @@
-"""Benchmark: validate and store a batch of 10,000 64-bit primes.
+"""Validating and storing a batch of 10,000 64-bit primes (docs/performance)."""
 
-``python -m bench.primes [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
-
-import json
 import platform
 import random
 import statistics
@@ -12,8 +7,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-from typing import Callable
 from typing import List
 
 from bench import common
@@ -46,31 +39,10 @@ def validate(numbers: List[int]) -> List[int]:
     return loaded
 
 
-def _timed(
-    action: Callable[[Any], Any], setup: Callable[[], Any], repeats: int
-) -> dict:
-    """Best and median seconds of ``action(setup())`` over ``repeats`` runs."""
-    times = []
-    for run in range(repeats + 1):  # run 0 warms up
-        prepared = setup()
-        started = time.perf_counter()
-        action(prepared)
-        elapsed = time.perf_counter() - started
-        if run:
-            times.append(elapsed)
-    return {
-        "best_s": round(min(times), 6),
-        "median_s": round(statistics.median(times), 6),
-        "runs": repeats,
-    }
-
-
 def run(quick: bool) -> dict:
     """The figures under PyPy and CPython, and CPython's time over PyPy's."""
     results = {
-        impl: common.run_json(
-            [python, "-m", "bench.primes", "--here"] + ["--quick"] * quick
-        )
+        impl: common.run_in(python, "bench.primes:measure", quick)
         for impl, python in common.interpreters().items()
     }
     if "pypy" in results and "cpython" in results:
@@ -87,28 +59,29 @@ def measure(quick: bool) -> dict:
     """Time validation, storing, and both, for a batch of 10,000 64-bit primes."""
     numbers = batch_of_primes(MAX_BATCH)
     repeats = 1 if quick else 10
-
+    actions = {
+        "validate": lambda store: validate(numbers),
+        "store": lambda store: store.insert(numbers),
+        "validate_store": lambda store: store.insert(validate(numbers)),
+    }
+    results = {}
     with tempfile.TemporaryDirectory(prefix="bench-primes-") as folder:
-        databases = []
-
-        def fresh_store() -> PrimeStore:
-            # Every run stores into an empty file: the same batch twice is a 409.
-            path = Path(folder) / f"primes-{len(databases)}.db"
-            database = Database(f"sqlite:///{path}")
-            create_schema(database.engine)
-            databases.append(database)
-            return PrimeStore(database)
-
-        results = {
-            "validate": _timed(lambda _: validate(numbers), lambda: None, repeats),
-            "store": _timed(lambda store: store.insert(numbers), fresh_store, repeats),
-            "validate_store": _timed(
-                lambda store: store.insert(validate(numbers)), fresh_store, repeats
-            ),
-        }
-        for database in databases:
-            database.dispose()
-
+        for name, action in actions.items():
+            times = []
+            for run in range(repeats + 1):  # run 0 warms up
+                # Every run stores into an empty file: the same batch twice is a 409.
+                database = Database(f"sqlite:///{Path(folder) / f'{name}-{run}.db'}")
+                create_schema(database.engine)
+                store = PrimeStore(database)
+                started = time.perf_counter()
+                action(store)
+                times.append(time.perf_counter() - started)
+                database.dispose()
+            results[name] = {
+                "best_s": round(min(times[1:]), 6),
+                "median_s": round(statistics.median(times[1:]), 6),
+                "runs": repeats,
+            }
     return {
         "benchmark": "primes",
         "interpreter": platform.python_implementation(),
@@ -122,7 +95,4 @@ def measure(quick: bool) -> dict:
 
 
 if __name__ == "__main__":
-    if "--here" in sys.argv:
-        print(json.dumps(measure("--quick" in sys.argv)))
-    else:
-        sys.exit(common.figure_main(__doc__, run))
+    sys.exit(common.figure_main(__doc__, run))

@@ -1,8 +1,4 @@
-"""Benchmark: note changes pushed end to end, on the embedded store.
-
-``python -m bench.push [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
+"""Note changes pushed end to end, on the embedded store (docs/performance)."""
 
 import json
 import sys
@@ -23,6 +19,7 @@ SIZES[True].update(latency_warmup=10, live_warmup_s=0, backlog=500, load_warmup_
 SIZES[False].update(latency_warmup=100, live_warmup_s=3, backlog=10000)
 SIZES[False].update(load_warmup_s=20)
 NOTE = json.dumps({"title": "bench", "body": "pushed"})
+JSON = {"Content-Type": "application/json"}
 
 
 def measure_latency(stack: common.Stack, sub: common.Arrivals, count: int, warmup: int):
@@ -30,9 +27,7 @@ def measure_latency(stack: common.Stack, sub: common.Arrivals, count: int, warmu
     ms = []
     with requests.Session() as session:
         for i in range(warmup + count):
-            answer = session.post(
-                stack.url + "/notes", json=json.loads(NOTE), timeout=30
-            )
+            answer = session.post(stack.url + "/notes", NOTE, headers=JSON, timeout=30)
             returned = time.time()
             note_id = answer.json()["id"]
             sub.wait_for([note_id], 30)
@@ -45,13 +40,7 @@ def measure_live(stack: common.Stack, sub: common.Arrivals, seconds: float) -> d
     """wrk POSTs at 4 connections for ``seconds``; the rate events reach SUB."""
     before, started = sub.count, time.time()
     posted = common.wrk(
-        stack.url,
-        "/notes",
-        seconds=seconds,
-        connections=4,
-        method="POST",
-        body=NOTE,
-        headers={"Content-Type": "application/json"},
+        stack.url, "/notes", seconds=seconds, connections=4, method="POST", body=NOTE
     )
     common.wait_until(lambda: sub.count - before >= posted["requests"], 60)
     last = max(sub.at.values())
@@ -61,20 +50,6 @@ def measure_live(stack: common.Stack, sub: common.Arrivals, seconds: float) -> d
         "posts_per_s": round(posted["rps"], 1),
         "events_per_s": round(posted["requests"] / (last - started), 1),
     }
-
-
-def measure_under_load(stack, sub, folder: Path, rate: float, seconds: float, warmup):
-    """k6 POSTs at ``rate`` for ``seconds`` (after ``warmup``); latency per channel."""
-    if warmup:
-        common.post_notes(stack.url, rate, warmup, folder)  # the JITs of both
-    channels = {"sub": sub, "sse": common.Arrivals(stack, "sse")}
-    try:
-        return {
-            "seconds": seconds,
-            **common.timed_writes(stack, folder, rate, seconds, channels),
-        }
-    finally:
-        channels["sse"].close()
 
 
 def measure_catch_up(stack: common.Stack, sub: common.Arrivals, count: int) -> dict:
@@ -100,26 +75,25 @@ def measure_catch_up(stack: common.Stack, sub: common.Arrivals, count: int) -> d
 def measure(python: str, quick: bool, sizes=None) -> dict:
     """Every figure for the server side under ``python``."""
     size = sizes or SIZES[quick]
-    with tempfile.TemporaryDirectory(prefix="bench-push-") as folder:
-        with common.Stack(python, Path(folder), push=True) as stack:
+    rate, seconds = size["load_rate"], size["load_s"]
+    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
+        folder = Path(tmp)
+        with common.Stack(python, folder, push=True) as stack:
             sub = common.Arrivals(stack, "sub")
             try:
-                result = {
-                    "latency": measure_latency(
-                        stack, sub, size["latency"], size["latency_warmup"]
-                    )
-                }
+                latency = (size["latency"], size["latency_warmup"])
+                result = {"latency": measure_latency(stack, sub, *latency)}
                 if size["live_warmup_s"]:
                     measure_live(stack, sub, size["live_warmup_s"])
                 result["live"] = measure_live(stack, sub, size["live_s"])
-                result["under_load"] = measure_under_load(
-                    stack,
-                    sub,
-                    Path(folder),
-                    size["load_rate"],
-                    size["load_s"],
-                    size["load_warmup_s"],
-                )
+                if size["load_warmup_s"]:  # the JITs of both
+                    common.post_notes(stack.url, rate, size["load_warmup_s"], folder)
+                channels = {"sub": sub, "sse": common.Arrivals(stack, "sse")}
+                try:
+                    load = common.timed_writes(stack, folder, rate, seconds, channels)
+                finally:
+                    channels["sse"].close()
+                result["under_load"] = {"seconds": seconds, **load}
                 # Last: the worker restarts cold, as after a crash.
                 result["catch_up"] = measure_catch_up(stack, sub, size["backlog"])
             finally:

@@ -5,6 +5,7 @@ from typing import Any
 from typing import List
 from typing import Optional
 
+from bench.common import describe_warmup
 from bench.common import ratio
 
 #: Targets that divide a path's figure under PyPy by the same path's under
@@ -27,17 +28,11 @@ SEED_RATIOS = (
     ("GET /{code} req/s vs Pyster's", "redirect", "redirect", "rps", 2.0),
     (
         "one department (GET /dept/TREASURER) req/s vs Salary-API's",
-        "dept-seed",
-        "department",
-        "rps",
-        5.0,
+        *("dept-seed", "department", "rps", 5.0),
     ),
     (
         "POLICE export rows/s vs Salary-API's /dept/POLICE",
-        "export",
-        "export",
-        "rows_per_s",
-        2.0,
+        *("export", "export", "rows_per_s", 2.0),
     ),
 )
 POST_P99_MS = 20.0
@@ -102,6 +97,12 @@ def _shown(value: Optional[float], form: str) -> str:
     return "" if value is None else format(value, form)
 
 
+def _missing(reasons: dict) -> str:
+    """What could not be measured, and why, under the table."""
+    lines = [f"- {name}: {reason}" for name, reason in reasons.items()]
+    return "\n\nNot available in this run:\n" + "\n".join(lines) if lines else ""
+
+
 def table(results: dict) -> str:
     """Req/s, p50, p99 (ms) per path per interpreter, their ratio, share of the ceiling.
 
@@ -114,41 +115,27 @@ def table(results: dict) -> str:
         header += [f"{name} req/s", "p50 ms", "p99 ms"]
     header += [f"{names[0]}/{names[1]}"] if len(names) >= 2 else []
     header += [f"{name} % of bare" for name in names] if with_bare else []
-    rows, missing, errors = [], [], False
+    rows, missing = [], {}
     for row in ([results["bare"]] if with_bare else []) + results["paths"]:
-        measured = row["results"]
-        if not any(result.get("available") for result in measured.values()):
-            reasons = sorted({result.get("reason", "") for result in measured.values()})
-            missing.append(f"- {row['label']}: {'; '.join(reasons)}")
+        measured = row["results"].values()
+        if not any(result.get("available") for result in measured):
+            reasons = sorted({result.get("reason", "") for result in measured})
+            missing[row["label"]] = "; ".join(reasons)
             continue
         cells = [row["label"]]
         for name in names:
-            cells += _measured(measured.get(name))
-        errors = errors or any(
-            result.get("available") and result["errors"]["total"]
-            for result in measured.values()
-        )
+            cells += _measured(row["results"].get(name))
         cells += [_shown(row["ratio"], ".2f") + "x"] if len(names) >= 2 else []
         if with_bare:
             cells += [_shown(row["ceiling_share"][n], ".0%") for n in names]
         rows.append(cells)
     text = _markdown(header, rows)
-    if errors:
+    if any(cell.endswith(" *") for row in rows for cell in row):
         text += "\n\n\\* some responses were errors (counts in the JSON)"
-    if missing:
-        text += "\n\nNot available in this run:\n" + "\n".join(missing)
-    return text
+    return text + _missing(missing)
 
 
-def _named(results: dict, prefix: str) -> Optional[str]:
-    """The run's interpreter whose version starts with ``prefix`` (PyPy, CPython)."""
-    versions = results.get("versions", {})
-    return next((n for n, v in versions.items() if v.startswith(prefix)), None)
-
-
-def _goal(
-    what: str, figure: Any, threshold: str, holds: Optional[bool], score=None
-) -> dict:
+def _goal(what: str, figure: Any, threshold: str, holds=None, score=None) -> dict:
     """One target; ``score`` is the figure over what is wanted (1 or more: holds)."""
     return dict(
         target=what, figure=figure, threshold=threshold, holds=holds, score=score
@@ -159,7 +146,7 @@ def _compare(what: str, ours, theirs, wanted: float, percent: bool = False) -> d
     """The target ``ours / theirs >= wanted``."""
     threshold = f">= {wanted:.0%}" if percent else f">= {wanted:g}x"
     if not (ours and theirs):
-        return _goal(what, "n/a (not measured)", threshold, None)
+        return _goal(what, "n/a (not measured)", threshold)
     value = ours / theirs
     shown = f"{value:.0%}" if percent else f"{value:.2f}x"
     figure = f"{shown} ({ours:,.0f} / {theirs:,.0f})"
@@ -178,20 +165,21 @@ def targets(results: dict) -> List[dict]:
 
     ``holds`` is None when the run has no figure for it; the figure says why.
     """
-    pypy, cpython = _named(results, "PyPy"), _named(results, "CPython")
+    versions = results.get("versions", {})
+    pypy, cpython = (
+        next((n for n, v in versions.items() if v.startswith(prefix)), None)
+        for prefix in ("PyPy", "CPython")
+    )
     rows = {row["name"]: row for row in results["paths"]}
     bare = _rate(results["bare"]["results"].get(pypy))
     out = []
     for what, name, over, wanted in RATIOS:
         if name in rows:
             measured = rows[name]["results"]
+            ours = _rate(measured.get(pypy))
             theirs = _rate(measured.get(cpython)) if over == "cpython" else bare
             what = what.format(label=rows[name]["label"])
-            out.append(
-                _compare(
-                    what, _rate(measured.get(pypy)), theirs, wanted, over == "bare"
-                )
-            )
+            out.append(_compare(what, ours, theirs, wanted, over == "bare"))
     post = rows.get("notes-post", {}).get("results", {}).get(pypy)
     if post is not None and post.get("available"):
         p99 = post["latency_ms"]["p99"]
@@ -208,9 +196,8 @@ def targets(results: dict) -> List[dict]:
             )
         )
     figures = results.get("figures") or {}
-    out += _peer_targets(figures["peer"]) if "peer" in figures else []
-    out += _push_targets(figures["push"]) if "push" in figures else []
-    out += _auth_targets(figures["auth"]) if "auth" in figures else []
+    for name, goals in (("peer", _peer), ("push", _push), ("auth", _auth)):
+        out += goals(figures[name]) if name in figures else []
     seed = (results.get("seed") or {}).get("figures", {})
     for what, name, key, unit, wanted in SEED_RATIOS:
         if name in rows:
@@ -220,29 +207,31 @@ def targets(results: dict) -> List[dict]:
     return out
 
 
-def _peer_targets(figure: dict) -> List[dict]:
+def _peer(figure: dict) -> List[dict]:
     measured = figure.get("result") or {}
     if not measured.get("rows"):
         what = "PyPy against the FastAPI peer"
-        return [_goal(what, _unmeasured(figure), ">= 2x, p99 no worse", None)]
-    out = []
-    for row in measured["rows"]:
-        wanted, value = measured["target_ratio"], row["ratio"] or 0.0
-        p99_ok = row["ours_p99_ms"] <= row["peer_p99_ms"]
-        out.append(
-            _goal(
-                f"PyPy against the FastAPI peer, {row['path']}",
-                f"{value:.2f}x ({row['ours_rps']:,} / {row['peer_rps']:,}); p99 "
-                f"{row['ours_p99_ms']:.1f} / {row['peer_p99_ms']:.1f} ms",
-                f">= {wanted:g}x, p99 no worse",
-                value >= wanted and p99_ok and not row["errors"],
-                min(value / wanted, row["peer_p99_ms"] / max(row["ours_p99_ms"], 1e-3)),
-            )
+        return [_goal(what, _unmeasured(figure), ">= 2x, p99 no worse")]
+    wanted = measured["target_ratio"]
+    return [
+        _goal(
+            f"PyPy against the FastAPI peer, {row['path']}",
+            f"{row['ratio'] or 0.0:.2f}x ({row['ours_rps']:,} / {row['peer_rps']:,});"
+            f" p99 {row['ours_p99_ms']:.1f} / {row['peer_p99_ms']:.1f} ms",
+            f">= {wanted:g}x, p99 no worse",
+            (row["ratio"] or 0.0) >= wanted
+            and row["ours_p99_ms"] <= row["peer_p99_ms"]
+            and not row["errors"],
+            min(
+                (row["ratio"] or 0.0) / wanted,
+                row["peer_p99_ms"] / max(row["ours_p99_ms"], 1e-3),
+            ),
         )
-    return out
+        for row in measured["rows"]
+    ]
 
 
-def _push_targets(figure: dict) -> List[dict]:
+def _push(figure: dict) -> List[dict]:
     under = (figure.get("result") or {}).get("results", {}).get("pypy", {})
     under = under.get("under_load")
     out = []
@@ -250,30 +239,26 @@ def _push_targets(figure: dict) -> List[dict]:
         what = f"POST -> {label} p99 at {PUSH_RATE} writes/s, embedded store, PyPy"
         threshold = f"<= {PUSH_P99_MS:g} ms"
         if under is None:
-            out.append(_goal(what, _unmeasured(figure), threshold, None))
+            out.append(_goal(what, _unmeasured(figure), threshold))
             continue
         measured, p99 = under[channel], under[channel]["p99_ms"]
         holds = None
         if p99 is not None and under["asked_rate"] >= PUSH_RATE:
             holds = p99 <= PUSH_P99_MS and measured["missing"] == 0
-        out.append(
-            _goal(
-                what,
-                f"{p99} ms (asked {under['asked_rate']:g}/s, achieved "
-                f"{under['achieved_rate']:g}/s; {measured['missing']} missing)",
-                threshold,
-                holds,
-                None if p99 is None else PUSH_P99_MS / max(p99, 1e-3),
-            )
+        figure_text = (
+            f"{p99} ms (asked {under['asked_rate']:g}/s, achieved "
+            f"{under['achieved_rate']:g}/s; {measured['missing']} missing)"
         )
+        score = None if p99 is None else PUSH_P99_MS / max(p99, 1e-3)
+        out.append(_goal(what, figure_text, threshold, holds, score))
     return out
 
 
-def _auth_targets(figure: dict) -> List[dict]:
+def _auth(figure: dict) -> List[dict]:
     what = "GET /notes/{id} with a key against without one: the cost"
     measured = figure.get("result")
     if measured is None:
-        return [_goal(what, _unmeasured(figure), "< 5%", None)]
+        return [_goal(what, _unmeasured(figure), "< 5%")]
     rates = measured["median_rps"]
     figure = (
         f"{measured['cost']:.1%} ({rates['with_key']:,.0f} against "
@@ -296,19 +281,12 @@ def targets_table(rows: List[dict]) -> str:
 def warmup_table(results: dict) -> str:
     """Each path's warm-up per interpreter, and whether its rate levelled off."""
     names: List[str] = results["interpreters"]
-    rows = []
-    for row in [results["bare"]] + results["paths"]:
-        cells = [row["label"]]
-        for name in names:
-            warm = (row["results"].get(name) or {}).get("warmup")
-            cells.append(
-                f"{warm['seconds']:.0f} s, {warm['requests_per_worker']:,}/worker"
-                + ("" if warm["plateau"] else ", no plateau")
-                if warm
-                else ""
-            )
-        if any(cells[1:]):
-            rows.append(cells)
+    rows = [
+        [row["label"]]
+        + [describe_warmup((row["results"].get(n) or {}).get("warmup")) for n in names]
+        for row in [results["bare"]] + results["paths"]
+    ]
+    rows = [cells for cells in rows if any(cells[1:])]
     header = ["path"] + [f"{name} warm-up" for name in names]
     return _markdown(header, rows, 3) if rows else ""
 
@@ -328,12 +306,7 @@ def worker_table(comparison: dict) -> str:
     ]
     header = ["worker class", "connection", "path", "req/s", "p50 ms", "p99 ms"]
     text = _markdown(header + ["server CPU ms/req"], rows, 3) if rows else ""
-    missing = comparison.get("not_available", {})
-    if missing:
-        text += "\n\nNot available in this run:\n" + "\n".join(
-            f"- {name}: {reason}" for name, reason in missing.items()
-        )
-    return text.strip()
+    return (text + _missing(comparison.get("not_available", {}))).strip()
 
 
 def _cell(value: Any) -> str:
@@ -379,17 +352,17 @@ def markdown(results: dict) -> str:
         f"off (at most {settings['warmup']:g} s per path, +"
         f"{settings['server_warmup']:g} s before a server's first path), "
         f"then {settings['duration']:g} s measured per path"
-        + (" (QUICK run: noisy)" if settings["quick"] else ""),
+        + (" (QUICK run: noisy)" if settings["quick"] else "")
     ]
-    goal = targets_table(targets(results))
-    parts += ["Targets:\n\n" + goal] if goal else []
-    parts.append(table(results))
-    warm = warmup_table(results)
-    if warm:
-        parts.append("Warm-up per path (slices until the rate levels off):\n\n" + warm)
+    sections = [
+        ("Targets:", targets_table(targets(results))),
+        ("", table(results)),
+        ("Warm-up per path (slices until the rate levels off):", warmup_table(results)),
+    ]
     if "worker_classes" in results:
         classes = worker_table(results["worker_classes"])
-        parts.append("Gunicorn worker classes under PyPy:\n\n" + classes)
+        sections.append(("Gunicorn worker classes under PyPy:", classes))
     if "figures" in results:
-        parts.append("Figures:\n\n" + figures_table(results["figures"]))
+        sections.append(("Figures:", figures_table(results["figures"])))
+    parts += [f"{title}\n\n{text}".strip() for title, text in sections if text]
     return "\n\n".join(parts) + "\n"

@@ -1,10 +1,5 @@
-"""Benchmark: notes on a real RethinkDB server, under PyPy and CPython.
+"""Notes on a real RethinkDB server, under PyPy and CPython (docs/performance)."""
 
-``python -m bench.rethinkdb [--quick]`` prints JSON; docs/performance/index.md
-says how it measures.
-"""
-
-import json
 import sys
 import tempfile
 import threading
@@ -12,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Dict
 
-import requests
 from rethinkdb import r
 
 from bench import common
@@ -35,26 +29,25 @@ SIZES = {
 SIZES[True].update(push_rates=(50, 200), push_seconds=2.0, changes=2000)
 SIZES[False].update(push_rates=(100, 500), push_seconds=10.0, changes=10000)
 
-_CATCH_UP = """
-import json, sys, time
-kind, count, url, table, database_url = sys.argv[1:6]
-if kind == "rethinkdb":
-    from db.notes.rethink import RethinkNotesStore
-    store = RethinkNotesStore.from_url(url, table=table, timeout=30)
-else:
-    from db.notes.sql import SqlNotesStore
-    from db.sql import Database
-    store = SqlNotesStore(Database(database_url))
-started = time.perf_counter()
-seen = 0
-for change in store.changes(since=0, timeout=300):
-    seen += 1
-    if seen == int(count):
-        break
-seconds = time.perf_counter() - started
-print(json.dumps({"changes": seen, "seconds": round(seconds, 3),
-                  "per_s": round(seen / seconds, 1)}))
-"""
+
+def catch_up(kind: str, count: int, url: str, table: str, database_url: str) -> dict:
+    """``count`` changes read from a store (run in a fresh process)."""
+    if kind == "rethinkdb":
+        store = RethinkNotesStore.from_url(url, table=table, timeout=30)
+    else:
+        store = SqlNotesStore(Database(database_url))
+    started = time.perf_counter()
+    seen = 0
+    for _change in store.changes(since=0, timeout=300):
+        seen += 1
+        if seen == count:
+            break
+    seconds = time.perf_counter() - started
+    return {
+        "changes": seen,
+        "seconds": round(seconds, 3),
+        "per_s": round(seen / seconds, 1),
+    }
 
 
 def make_backlogs(rethinkdb_url: str, table: str, database_url: str, count: int):
@@ -125,30 +118,24 @@ def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
         min_requests=size["per_worker"],
     )
     with common.Stack(python, folder, env=env, push=True) as stack:
-        note = requests.post(
-            stack.url + "/notes", json={"title": "bench", "body": "x"}, timeout=30
-        ).json()
-        body = json.dumps({"title": "bench", "body": "written by wrk"})
-        targets = (
-            paths.Target("get", "GET /notes/{id}", f"/notes/{note['id']}"),
-            paths.Target("post", "POST /notes", "/notes", method="POST", body=body),
-        )
+        api = paths.Api(stack.url)
+        note = api.create("/notes", {"title": "bench", "body": "x"})
+        targets = {
+            "get": paths.Target("get", "GET /notes/{id}", f"/notes/{note['id']}"),
+            "post": paths.BY_NAME["notes-post"],
+        }
         result = {
-            target.name: _rates(
-                measurer.measure(
-                    stack.url, target, target.path, label=impl, workers=workers
-                )
+            name: _rates(
+                measurer.measure(stack.url, t, t.path, label=impl, workers=workers)
             )
-            for target in targets
+            for name, t in targets.items()
         }
         result["push"] = []
         for rate in size["push_rates"]:
             sse = common.Arrivals(stack, "sse")
             try:
-                seconds = size["push_seconds"]
-                timed = common.timed_writes(
-                    stack, folder, rate, seconds, {"sse": sse}, 30
-                )
+                seconds, channels = size["push_seconds"], {"sse": sse}
+                timed = common.timed_writes(stack, folder, rate, seconds, channels, 30)
             finally:
                 sse.close()
             delays = timed.pop("sse")
@@ -177,10 +164,10 @@ def run(quick: bool, sizes=None, pythons=None) -> dict:
                 measured = measure(impl, python, server.url, folder / impl, size)
                 results[impl] = {"python": python, **measured}
                 copy_tables(server.url, "backlog", f"backlog_{impl}")
+                backlog = (size["changes"], server.url, f"backlog_{impl}", sqlite_url)
                 results[impl]["catch_up"] = {
-                    kind: common.run_json(
-                        [python, "-c", _CATCH_UP, kind, str(size["changes"])]
-                        + [server.url, f"backlog_{impl}", sqlite_url]
+                    kind: common.run_in(
+                        python, "bench.rethinkdb:catch_up", kind, *backlog
                     )
                     for kind in ("rethinkdb", "sql")
                 }
@@ -194,13 +181,13 @@ def run(quick: bool, sizes=None, pythons=None) -> dict:
     if {"pypy", "cpython"} <= set(results):
         pypy, cpython = results["pypy"], results["cpython"]
         out["pypy_over_cpython"] = {
-            "get_rps": common.ratio(pypy["get"]["rps"], cpython["get"]["rps"]),
-            "post_rps": common.ratio(pypy["post"]["rps"], cpython["post"]["rps"]),
-            "push_p99": [
-                common.ratio(a["p99_ms"], b["p99_ms"])
-                for a, b in zip(pypy["push"], cpython["push"])
-            ],
+            f"{path}_rps": common.ratio(pypy[path]["rps"], cpython[path]["rps"])
+            for path in ("get", "post")
         }
+        out["pypy_over_cpython"]["push_p99"] = [
+            common.ratio(a["p99_ms"], b["p99_ms"])
+            for a, b in zip(pypy["push"], cpython["push"])
+        ]
     return out
 
 

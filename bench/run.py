@@ -34,10 +34,11 @@ FULL.update(warmup_slice=3.0, min_requests=120_000)
 QUICK = {"warmup": 0.0, "duration": 1.0, "server_warmup": 0.0}
 QUICK.update(warmup_slice=0.5, min_requests=0)
 #: The figure modules, ``bench.<name>.run(quick) -> dict``; quick runs a few.
+#: Each also runs alone: ``python -m bench.<name> [--quick] [--json PATH]``.
 FIGURES = ("peer", "primes", "collatz", "push", "rethinkdb", "links_bulk", "ws")
 FIGURES += ("auth",)
 QUICK_FIGURES = ("peer", "push")
-SEED_FIGURES = common.ROOT / "bench" / "results" / "seed.json"
+RESULTS = common.ROOT / "bench" / "results"
 #: How long a path may answer 503 while its backend comes up (collatz workers).
 BACKEND_PATIENCE = 30.0
 
@@ -50,7 +51,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--quick", action="store_true", help="no warm-up, 1 s per path, few figures")
-    add("--out", type=Path, default=common.ROOT / "bench" / "results")
+    add("--out", type=Path, default=RESULTS)
     add("--name", help="file name stem (default: latest, or quick)")
     add(
         "--interpreter",
@@ -64,9 +65,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     add("--duration", type=float, help="measured seconds per path")
     add("--server-warmup", type=float, help="extra warm-up for a server's first path")
     add("--connections", type=int, default=16, help="wrk connections (default 16)")
-    add("--threads", type=int, default=1, help="wrk threads (default 1)")
     add("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
-    add("--seed", type=Path, default=SEED_FIGURES, help="the seed apps' figures")
     add("--no-worker-classes", action="store_true")
     add("--figures", help=f"comma-separated figures (default: {', '.join(FIGURES)})")
     add("--no-figures", action="store_true")
@@ -94,12 +93,10 @@ def run_figure(name: str, quick: bool) -> dict:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as ex:
-        if ex.name != module_name:
-            return {
-                "available": False,
-                "reason": f"{module_name} does not import: {ex}",
-            }
-        return {"available": False, "reason": f"{module_name} is not in this checkout"}
+        reason = f"{module_name} does not import: {ex}"
+        if ex.name == module_name:
+            reason = f"{module_name} is not in this checkout"
+        return {"available": False, "reason": reason}
     started = time.monotonic()
     try:
         value = module.run(quick)
@@ -127,6 +124,14 @@ def describe_machine() -> dict:
     }
 
 
+def _seed_figures() -> Optional[dict]:
+    """The seed apps' figures (measured outside the project), if recorded."""
+    try:
+        return json.loads((RESULTS / "seed.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 class Run:
     """One benchmark run: its settings, its temp folder, its results."""
 
@@ -138,15 +143,14 @@ class Run:
                 raise SystemExit(
                     f"{name}: no interpreter; `make bench` makes the venvs"
                 )
-        timings = dict(QUICK if args.quick else FULL)
+        timings = dict(QUICK if args.quick else FULL, connections=args.connections)
         for knob in ("warmup", "duration", "server_warmup"):
             if getattr(args, knob) is not None:
                 timings[knob] = getattr(args, knob)
-        drive = {"connections": args.connections, "threads": args.threads}
-        self.measurer = common.Measurer(workdir, **timings, **drive)
+        self.measurer = common.Measurer(workdir, **timings)
         classes = dict(timings, warmup=min(timings["warmup"], 60.0))
         classes["duration"] = min(timings["duration"], 10.0)
-        self.class_measurer = common.Measurer(workdir, **classes, **drive)
+        self.class_measurer = common.Measurer(workdir, **classes)
         names = [n.strip() for n in (args.only or "").split(",") if n.strip()]
         names = names or [target.name for target in paths.TARGETS] + ["bare"]
         self.targets = paths.by_name(names)
@@ -169,8 +173,10 @@ class Run:
             "versions": {},
             "paths": [self._row(target) for target in self.targets],
             "bare": self._row(paths.BARE),
-            "seed": _seed_figures(args.seed),
+            "seed": _seed_figures(),
         }
+        self.rows = {row["name"]: row for row in self.results["paths"]}
+        self.rows["bare"] = self.results["bare"]
 
     @staticmethod
     def _row(target: paths.Target) -> dict:
@@ -179,11 +185,10 @@ class Run:
     def execute(self) -> dict:
         """Run everything asked for; returns the results."""
         started = time.monotonic()
+        workers = self.results["settings"]["workers"]
         for name, python in self.interpreters.items():
             self.results["versions"][name] = common.version(python)
-            self.results["settings"]["workers"][name] = (
-                self.args.workers or common.workers(python)
-            )
+            workers[name] = self.args.workers or common.workers(python)
         print("preparing the data set ...", flush=True)
         self.database = self.workdir / "dataset.db"
         first = next(iter(self.interpreters.values()))
@@ -197,57 +202,47 @@ class Run:
         if not (self.args.no_worker_classes or self.args.quick):
             self._worker_classes()
         if not self.args.no_figures:
-            self._figures()
+            names = QUICK_FIGURES if self.args.quick else FIGURES
+            if self.args.figures:
+                names = [name.strip() for name in self.args.figures.split(",")]
+            print("== figures", flush=True)
+            self.results["figures"] = {}
+            for name in names:
+                print(f"  figure {name} ...", flush=True)
+                figure = run_figure(name, self.args.quick)
+                self.results["figures"][name] = figure
+                print(f"    {figure.get('result', figure)}", flush=True)
         self.results["elapsed_s"] = round(time.monotonic() - started, 1)
         return self.results
 
-    def _figures(self) -> None:
-        names = QUICK_FIGURES if self.args.quick else FIGURES
-        if self.args.figures:
-            names = [name.strip() for name in self.args.figures.split(",")]
-        print("== figures", flush=True)
-        self.results["figures"] = {}
-        for name in names:
-            print(f"  figure {name} ...", flush=True)
-            result = self.results["figures"][name] = run_figure(name, self.args.quick)
-            print(f"    {result.get('result', result)}", flush=True)
-
     def _measure(self, name: str, python: str, targets, app: str = "") -> None:
-        rows = {
-            row["name"]: row for row in self.results["paths"] + [self.results["bare"]]
-        }
+        """Each target under ``python`` on a stack of its own (``app``: not ours)."""
         workers = self.results["settings"]["workers"][name]
-        stack, reason = self._start(name, python, app, workers, targets)
+        env = {"WORKERS": str(workers)}
+        tries = [{"app": app, "ready_path": "/"}]
+        if not app:
+            collatz = any(target.needs == "collatz" for target in targets)
+            cores = [os.cpu_count() or 2] if collatz else []
+            tries = [{"database": self.database, "collatz": n} for n in cores + [0]]
+        stack, reason = None, ""
+        for number, options in enumerate(tries):
+            folder = self.workdir / f"{name}-{'bare' if app else number}"
+            try:
+                stack = common.Stack(python, folder, env=env, **options).start()
+                break
+            except common.StartError as ex:
+                reason = f"did not start: {str(ex)[-500:]}"
+                print(f"  {name}: {reason}", flush=True)
         try:
             for target in targets:
                 if stack is None or (target.needs == "collatz" and not stack.collatz):
                     result = common.unavailable(reason, name, target.label)
                 else:
                     result = self._target(stack, target, name, workers)
-                rows[target.name]["results"][name] = result
+                self.rows[target.name]["results"][name] = result
         finally:
             if stack is not None:
                 stack.stop()
-
-    def _start(self, name, python, app, workers, targets):
-        """The started stack (None if it did not start), and what it lacks."""
-        env = {"WORKERS": str(workers)}
-        if app:
-            tries = [{"app": app, "ready_path": "/"}]
-        else:
-            tries = [{"database": self.database, "collatz": 0}]
-            if any(target.needs == "collatz" for target in targets):
-                cores = os.cpu_count() or 2
-                tries.insert(0, {"database": self.database, "collatz": cores})
-        reason = ""
-        for number, options in enumerate(tries):
-            folder = self.workdir / f"{name}-{'bare' if app else number}"
-            try:
-                return common.Stack(python, folder, env=env, **options).start(), reason
-            except common.StartError as ex:
-                reason = f"did not start: {str(ex)[-500:]}"
-                print(f"  {name}: {reason}", flush=True)
-        return None, reason
 
     def _target(self, stack, target: paths.Target, name: str, workers: int) -> dict:
         api = paths.Api(stack.url)
@@ -272,17 +267,15 @@ class Run:
 
     def _worker_classes(self) -> None:
         print("== gunicorn worker classes under PyPy", flush=True)
-        pypy = next(
-            (n for n, v in self.results["versions"].items() if v.startswith("PyPy")),
-            None,
-        )
+        versions = self.results["versions"]
+        pypy = next((n for n, v in versions.items() if v.startswith("PyPy")), None)
         if pypy is None:
             reason = {"all": "no PyPy interpreter in this run"}
             self.results["worker_classes"] = {"rows": [], "not_available": reason}
             return
         workers = self.results["settings"]["workers"][pypy]
         self.results["worker_classes"] = {
-            "interpreter": self.results["versions"][pypy],
+            "interpreter": versions[pypy],
             "workers": workers,
             **worker_classes.compare(
                 self.interpreters[pypy],
@@ -292,14 +285,6 @@ class Run:
                 database=self.database,
             ),
         }
-
-
-def _seed_figures(path: Path) -> Optional[dict]:
-    """The seed apps' figures (measured outside the project), if recorded."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -321,15 +306,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         # The chart needs matplotlib: CPython's venv has it, PyPy's has not.
         python = common.interpreter("python3") or sys.executable
         png = json_path.with_suffix(".png")
-        done = subprocess.run(
-            [python, "-m", "bench.chart", str(json_path), str(png)],
-            cwd=common.ROOT,
-            env=dict(os.environ, PYTHONPATH=str(common.ROOT)),
-            capture_output=True,
-            text=True,
-        )
-        problem = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        print(f"chart:   {png}" if done.returncode == 0 else f"no chart: {problem}")
+        try:
+            common.run_in(python, "bench.chart:draw_file", str(json_path), str(png))
+            print(f"chart:   {png}")
+        except RuntimeError as ex:
+            print(f"no chart: {(str(ex).strip().splitlines() or ['failed'])[-1]}")
     print(f"elapsed: {results['elapsed_s']:.0f} s")
     return 0
 

@@ -1,13 +1,11 @@
 """What the gevent worker class costs and buys against sync, with slow clients.
 
-``python -m bench.slow_clients [--python .venv/pypy3/bin/python] [--quick]``
-writes ``bench/results/slow_clients.json``; decision 2 (docs/decisions) says
-what it measures.
+``python -m bench.slow_clients [--quick] --json bench/results/slow_clients.json``;
+decision 2 (docs/decisions) says what it measures.
 """
 
-import argparse
-import json
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -82,19 +80,13 @@ def probe(name: str, stack: common.Stack) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--python", default=common.interpreter("pypy3"))
-    parser.add_argument("--quick", action="store_true", help="short warm-up and runs")
-    parser.add_argument(
-        "--json", default=str(common.ROOT / "bench/results/slow_clients.json")
-    )
-    args = parser.parse_args()
-    quick = args.quick
+def run(quick: bool) -> dict:
+    """sync against gevent under PyPy, then each with slow clients held."""
+    python = common.interpreter("pypy3")
     with tempfile.TemporaryDirectory(prefix="slow-clients-") as tmp:
         workdir = Path(tmp)
         database = workdir / "dataset.db"
-        common.prepare_database(args.python, database)
+        common.prepare_database(python, database)
         measurer = common.Measurer(
             workdir,
             warmup=2.0 if quick else 10.0,
@@ -103,7 +95,7 @@ def main() -> int:
             server_warmup=2.0 if quick else 20.0,
         )
         results = worker_classes.compare(
-            args.python,
+            python,
             workdir,
             measurer,
             workers=5,
@@ -111,11 +103,8 @@ def main() -> int:
             classes=("sync", "gevent"),
             then=probe,
         )
-    results["python"] = args.python
-    print("with slow clients held:", json.dumps(results["after"]))
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return {**results, "python": python}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(common.figure_main(__doc__, run))

@@ -4,7 +4,6 @@ The sync worker closes every connection; "close" sends ``Connection: close``
 to every class, as many load balancers and short-lived clients do.
 """
 
-import subprocess
 from pathlib import Path
 from typing import Sequence
 
@@ -19,19 +18,6 @@ CLASSES = {
 }
 KEEPALIVE = {"keep-alive": {}, "close": {"Connection": "close"}}
 TARGETS = (paths.BY_NAME["health"], paths.BY_NAME["notes-get"])
-
-
-def missing_reason(python: str, worker_class: str):
-    """Why ``worker_class`` cannot run under ``python``, or None if it can."""
-    if worker_class != "gevent":
-        return None
-    done = subprocess.run(
-        [python, "-c", "import gevent"], capture_output=True, text=True, timeout=120
-    )
-    if done.returncode == 0:
-        return None
-    last = (done.stderr.strip().splitlines() or ["import failed"])[-1]
-    return f"gevent does not import ({last}); make bench installs it"
 
 
 def compare(
@@ -55,12 +41,14 @@ def compare(
         stack = common.Stack(
             python, workdir / f"class-{name}", env=env, database=database
         )
-        reason = missing_reason(python, name)
-        try:
-            if reason is None:
+        reason = common.import_error(python, "gevent") if name == "gevent" else None
+        if reason:
+            reason = f"gevent does not import ({reason}); make bench installs it"
+        else:
+            try:
                 stack.start()
-        except common.StartError as ex:
-            reason = f"gunicorn did not start: {str(ex)[-500:]}"
+            except common.StartError as ex:
+                reason = f"gunicorn did not start: {str(ex)[-500:]}"
         if reason:
             missing[name] = common.unavailable(reason, name)["reason"]
             continue

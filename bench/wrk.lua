@@ -1,15 +1,13 @@
--- The one wrk script of the benchmark harness (bench/common.py runs it).
---
--- Configured through environment variables, so every path is data:
---   BENCH_PATH         request path; "{i}" in it becomes a unique integer per
---                      request (thread k of n sends start+k, start+k+n, ...)
---   BENCH_COUNTER      the start of that integer sequence (default 1)
---   BENCH_METHOD       request method (default GET)
---   BENCH_BODY         one fixed request body (optional)
---   BENCH_BODY_FILE    a file with one body per line; thread k of n sends
---                      lines k, k+n, ... so no body is sent twice (primes)
---   BENCH_HEADERS      extra headers, "Name: value" lines
---   BENCH_THREADS      the -t given to wrk (to stride counters and bodies)
+-- The one wrk script of the benchmark harness (bench/common.py runs it, with
+-- the headers as -H options and the rest as environment variables):
+--   BENCH_PATH       request path; "{i}" in it becomes a unique integer per
+--                    request (thread k of n sends start+k, start+k+n, ...)
+--   BENCH_COUNTER    the start of that integer sequence
+--   BENCH_METHOD     request method
+--   BENCH_BODY       one fixed request body (optional)
+--   BENCH_BODY_FILE  a file with one body per line; thread k of n sends
+--                    lines k, k+n, ... so no body is sent twice (primes)
+--   BENCH_THREADS    the -t given to wrk (to stride counters and bodies)
 -- done() prints one line, "BENCH_JSON {...}", that bench/common.py parses.
 
 local next_id = 0
@@ -19,62 +17,46 @@ function setup(thread)
   next_id = next_id + 1
 end
 
-local requests_ = nil   -- pre-formatted requests, cycled through
-local count = 0
+local requests_ = {}    -- pre-formatted requests, cycled through
 local position = 0
 local template = nil    -- path with "{i}", when requests are built one by one
-local method, headers, body, counter, stride
-
-local function parse_headers(text)
-  local result = {}
-  for line in string.gmatch(text or "", "[^\n]+") do
-    local name, value = string.match(line, "^%s*([^:]+):%s*(.-)%s*$")
-    if name then
-      result[name] = value
-    end
-  end
-  return result
-end
+local method, body, counter, stride
 
 function init(args)
-  local path = os.getenv("BENCH_PATH") or wrk.path
-  method = os.getenv("BENCH_METHOD") or "GET"
-  headers = parse_headers(os.getenv("BENCH_HEADERS"))
+  local path = os.getenv("BENCH_PATH")
+  method = os.getenv("BENCH_METHOD")
   body = os.getenv("BENCH_BODY")
   if body == "" then
     body = nil
   end
-  stride = tonumber(os.getenv("BENCH_THREADS") or "1")
-  local id = thread_id or 0
-  counter = tonumber(os.getenv("BENCH_COUNTER") or "1") + id
+  stride = tonumber(os.getenv("BENCH_THREADS"))
+  counter = tonumber(os.getenv("BENCH_COUNTER")) + thread_id
 
   local body_file = os.getenv("BENCH_BODY_FILE")
-  requests_ = {}
-  if body_file and body_file ~= "" then
+  if body_file ~= "" then
     local line_number = 0
     for line in io.lines(body_file) do
-      if line_number % stride == id then
-        requests_[#requests_ + 1] = wrk.format(method, path, headers, line)
+      if line_number % stride == thread_id then
+        requests_[#requests_ + 1] = wrk.format(method, path, nil, line)
       end
       line_number = line_number + 1
     end
   elseif string.find(path, "{i}", 1, true) then
     template = path
   else
-    requests_[1] = wrk.format(method, path, headers, body)
+    requests_[1] = wrk.format(method, path, nil, body)
   end
-  count = #requests_
 end
 
 function request()
   if template then
     local path = string.gsub(template, "{i}", string.format("%d", counter))
     counter = counter + stride
-    return wrk.format(method, path, headers, body)
+    return wrk.format(method, path, nil, body)
   end
   -- Past the end of a body file the bodies repeat: the server then answers
   -- 409, which shows up as errors rather than as silently cheaper requests.
-  position = position % count + 1
+  position = position % #requests_ + 1
   return requests_[position]
 end
 

@@ -1,8 +1,4 @@
-"""Benchmark: WebSocket fan-out of the push worker (``GET /ws``).
-
-``python -m bench.ws [--quick]`` prints JSON; docs/performance/index.md says
-how it measures.
-"""
+"""WebSocket fan-out of the push worker, ``GET /ws`` (docs/performance)."""
 
 import json
 import os
@@ -12,8 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List
-from typing import Optional
 from typing import Tuple
 
 from websockets.client import ClientProtocol
@@ -25,46 +19,17 @@ from bench import common
 #: Clients that time every event (the rest only read).
 PROBES = 20
 TARGET = {"clients": 1000, "events_per_s": 200, "p99_ms": 50.0}
-QUICK_LEVELS = ((100, 50),)
-FULL_LEVELS = ((100, 200), (1000, 50), (1000, 200))
+#: (clients, events/s) per level: quick, full.
+LEVELS = {True: ((100, 50),), False: ((100, 200), (1000, 50), (1000, 200))}
+STAMP = "2030-01-01T00:00:00.000Z"
 
 
-# The server process --------------------------------------------------------
+def serve(clients: int, rate: float, warmup: float, seconds: float) -> None:
+    """The server: prints its port; once ``clients`` are in, publishes.
 
-
-class _NoLog:
-    """The store side of the bench feed: no log (clients never resume)."""
-
-    def last_seq(self) -> int:
-        return 0
-
-    def changes(self, **_kwargs):
-        raise RuntimeError("the bench feed keeps every event in memory")
-
-
-def _event(number: int) -> dict:
-    """A note.created event like the worker's, its body the publication time."""
-    stamp = "2030-01-01T00:00:00.000Z"
-    return {
-        "id": number,
-        "type": "note.created",
-        "old_val": None,
-        "new_val": {
-            "id": f"{number:032x}",
-            "title": "bench",
-            "body": f"{time.perf_counter():.6f}",
-            "created_at": stamp,
-            "updated_at": stamp,
-        },
-        "ts": stamp,
-    }
-
-
-def serve() -> None:
-    """The server: reads commands on stdin, answers JSON lines on stdout.
-
-    ``publish RATE SECONDS``: publish for that long at that rate, then
-    answer how many events and their frames' bytes, and the hub's counts.
+    At ``rate``, for ``warmup`` seconds, then ``seconds`` of events titled
+    "measured", each with its publication time as its body; then prints what
+    it published, and the clients it dropped for each line on stdin.
     """
     from core import wire
     from workers.push.feed import EventFeed
@@ -72,52 +37,41 @@ def serve() -> None:
     from workers.push.ws import WebSocketHub
     from workers.push.ws import text_frame
 
-    # A feed that remembers a run's worth of events; pings off (see above).
-    feed = EventFeed(_NoLog(), 0, capacity=100000)
+    # A feed that remembers a run's worth of events, with no store: the
+    # clients are new readers, which never replay. Pings off (the load
+    # clients do not answer them).
+    feed = EventFeed(None, 0, capacity=100000)
     hub = WebSocketHub(ping_interval=3600, ping_timeout=3600)
     server = SseServer("127.0.0.1:0", lambda: {"status": "ok"}, hub=hub)
     server.start(feed)
-    number = 0
-
-    def counts() -> dict:
-        return {"clients": hub.clients, "dropped": hub.dropped}
-
     print(json.dumps({"port": server.address[1]}), flush=True)
-    for line in sys.stdin:
-        words = line.split()
-        if words == ["counts"]:
-            print(json.dumps(counts()), flush=True)
-            continue
-        rate, seconds = float(words[1]), float(words[2])
-        sent_bytes = 0
-        count = int(rate * seconds)
-        start = time.perf_counter()
-        late = 0.0
+    deadline = time.monotonic() + 60
+    while hub.clients < clients and time.monotonic() < deadline:
+        time.sleep(0.1)  # the hub adopts each connection on its loop
+    connected, dropped = hub.clients, hub.dropped
+    number = frame_bytes = 0
+    for title, length in (("warm-up", warmup), ("measured", seconds)):
+        count, late, start = int(rate * length), 0.0, time.perf_counter()
         for index in range(count):
-            due = start + index / rate
-            wait = due - time.perf_counter()
+            wait = start + index / rate - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-            else:
-                late = max(late, -wait)
+            late = max(late, -wait)
             number += 1
-            event = _event(number)
-            sent_bytes += len(text_frame(wire.encode(event)))
+            note = {"id": f"{number:032x}", "title": title}
+            note.update(body=f"{time.perf_counter():.6f}", created_at=STAMP)
+            event = {"id": number, "type": "note.created", "old_val": None}
+            event.update(new_val=dict(note, updated_at=STAMP), ts=STAMP)
+            frame_bytes += len(text_frame(wire.encode(event)))
             feed.publish(event)
-        elapsed = time.perf_counter() - start
-        answer = {
-            "events": count,
-            "last_id": number,
-            "frame_bytes": sent_bytes,
-            "rate": round(count / elapsed, 1),
-            "publisher_late_ms": round(late * 1000, 1),
-        }
-        print(json.dumps(dict(answer, **counts())), flush=True)
+    elapsed = time.perf_counter() - start
+    published = {"events": count, "frame_bytes": frame_bytes, "connected": connected}
+    published.update(rate=round(count / elapsed, 1), late_ms=round(late * 1000, 1))
+    print(json.dumps(published), flush=True)
+    for _line in sys.stdin:
+        print(json.dumps({"dropped": hub.dropped - dropped}), flush=True)
     feed.close()
     server.stop()
-
-
-# The client processes ------------------------------------------------------
 
 
 def _connect(port: int) -> Tuple[socket.socket, ClientProtocol]:
@@ -142,24 +96,22 @@ def _connect(port: int) -> Tuple[socket.socket, ClientProtocol]:
 
 
 def clients(port: int, count: int, timed: bool) -> None:
-    """``count`` clients, driven by commands on stdin, answering JSON lines.
+    """``count`` clients; given a number of bytes on stdin, prints what they read.
 
-    Timed clients read as events come and time each from its publication:
-    ``mark N`` starts with the event after id N, ``report`` gives the
-    latencies (ms). The others read every 100 ms; ``bytes``: what each read.
+    Timed clients read as events come and time each measured one from its
+    publication (``latencies``, ms). The others read every 100 ms and count
+    ``bytes``: they stop once they read the number given, or after 5 s.
     """
     selector = selectors.DefaultSelector()
-    for number in range(count):
+    for _ in range(count):
         sock, protocol = _connect(port)
         sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ, (number, protocol))
+        selector.register(sock, selectors.EVENT_READ, protocol)
     print(json.dumps({"connected": count}), flush=True)
-    received = [0] * count
-    latencies: List[float] = []
-    after = [None]  # timing the events after this id; None: not timing
+    read = {"bytes": 0, "latencies": []}
     stop = threading.Event()
 
-    def read() -> None:
+    def reader() -> None:
         while not stop.wait(0 if timed else 0.1):
             for key, _ in selector.select(0.2 if timed else 0):
                 try:
@@ -167,46 +119,39 @@ def clients(port: int, count: int, timed: bool) -> None:
                 except BlockingIOError:
                     continue
                 now = time.perf_counter()
-                number, protocol = key.data
-                received[number] += len(data)
+                read["bytes"] += len(data)
                 if not data:
                     selector.unregister(key.fileobj)
                 elif timed:
-                    protocol.receive_data(data)
-                    for frame in protocol.events_received():
-                        if frame.opcode is not Opcode.TEXT:
-                            continue
-                        event = json.loads(frame.data)
-                        if after[0] is not None and event["id"] > after[0]:
-                            published = float(event["new_val"]["body"])
-                            latencies.append((now - published) * 1000)
+                    key.data.receive_data(data)
+                    notes = [
+                        json.loads(frame.data)["new_val"]
+                        for frame in key.data.events_received()
+                        if frame.opcode is Opcode.TEXT
+                    ]
+                    read["latencies"] += [
+                        (now - float(note["body"])) * 1000
+                        for note in notes
+                        if note["title"] == "measured"
+                    ]
 
-    thread = threading.Thread(target=read, daemon=True)
+    thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    for line in sys.stdin:
-        command, *args = line.split()
-        if command == "mark":
-            latencies.clear()
-            after[0] = int(args[0])
-        elif command == "report":
-            after[0] = None
-            answer = {"latencies": latencies, "events": len(latencies)}
-            print(json.dumps(answer), flush=True)
-        elif command == "bytes":
-            print(json.dumps({"bytes": received}), flush=True)
+    expected = int(sys.stdin.readline() or 0)
+    deadline = time.monotonic() + 5
+    while read["bytes"] < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
     stop.set()
     thread.join()
-
-
-# The driver ----------------------------------------------------------------
+    print(json.dumps(read), flush=True)
 
 
 class _Child:
     """A process of this module speaking JSON lines over stdin/stdout."""
 
-    def __init__(self, python: str, *args: str):
+    def __init__(self, python: str, *args):
         self.proc = subprocess.Popen(
-            [python, "-m", "bench.ws", *args],
+            [python, "-m", "bench.ws", *map(str, args)],
             cwd=common.ROOT,
             env=dict(os.environ, PYTHONPATH=str(common.ROOT), LOG_LEVEL="warning"),
             stdin=subprocess.PIPE,
@@ -214,18 +159,15 @@ class _Child:
             text=True,
         )
 
-    def tell(self, command: str) -> None:
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-
-    def ask(self, command: Optional[str] = None) -> dict:
-        """Its next line (after ``command``, if any), as JSON."""
-        if command is not None:
-            self.tell(command)
-        line = self.proc.stdout.readline()
-        if not line:
+    def ask(self, line: str = "") -> dict:
+        """Its next line (after sending ``line``, if any), as JSON."""
+        if line:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
             raise RuntimeError(f"{self.proc.args} exited ({self.proc.wait()})")
-        return json.loads(line)
+        return json.loads(answer)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -237,52 +179,39 @@ class _Child:
                 self.proc.wait()
 
 
-def level(server: _Child, port: int, clients: int, rate: float, quick: bool) -> dict:
-    """One ``(clients, rate)`` level against a running server."""
+def level(python: str, clients: int, rate: float, quick: bool) -> dict:
+    """One ``(clients, rate)`` level: a server under ``python``, and its clients."""
     warmup, seconds = (2.0, 3.0) if quick else (5.0, 10.0)
     probes = min(PROBES, clients)
-    deadline = time.monotonic() + 10
-    while server.ask("counts")["clients"] and time.monotonic() < deadline:
-        time.sleep(0.1)  # the previous level's clients are going
-    loaders = _Child(sys.executable, "--load", str(port), str(clients - probes))
-    prober = _Child(sys.executable, "--time", str(port), str(probes))
+    children = [_Child(python, "--serve", clients, rate, warmup, seconds)]
     try:
-        loaders.ask()
-        prober.ask()
-        deadline = time.monotonic() + 30
-        before = server.ask("counts")
-        while before["clients"] < clients and time.monotonic() < deadline:
-            time.sleep(0.1)  # the hub adopts each connection on its loop
-            before = server.ask("counts")
-        warm = server.ask(f"publish {rate} {warmup}")
-        prober.tell(f"mark {warm['last_id']}")
-        published = server.ask(f"publish {rate} {seconds}")
+        port = children[0].ask()["port"]
+        for role, count in (("--load", clients - probes), ("--time", probes)):
+            children.append(_Child(sys.executable, role, port, count))
+            children[-1].ask()
+        server, loaders, prober = children
+        published = server.ask()
         time.sleep(1.0)  # the last events' way to the clients
-        probed = prober.ask("report")
+        probed = prober.ask("0")
         # Every byte of both runs, per load client (they read lazily).
-        expected = (warm["frame_bytes"] + published["frame_bytes"]) * (clients - probes)
-        deadline = time.monotonic() + 5
-        while True:  # the load clients read every 100 ms: give them time
-            got = sum(loaders.ask("bytes")["bytes"])
-            if got >= expected or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        after = server.ask("counts")
+        expected = published["frame_bytes"] * (clients - probes)
+        got = loaders.ask(str(expected))["bytes"]
+        dropped = server.ask("dropped")["dropped"]
     finally:
-        loaders.close()
-        prober.close()
+        for child in children:
+            child.close()
     result = {
         "clients": clients,
         "events_per_s_asked": rate,
         "events_per_s_published": published["rate"],
-        "publisher_late_ms": published["publisher_late_ms"],
+        "publisher_late_ms": published["late_ms"],
         "seconds": seconds,
         "frames_per_s": round(published["rate"] * clients),
-        "probe_events": probed["events"],
+        "probe_events": len(probed["latencies"]),
         "probe_events_expected": published["events"] * probes,
         "load_delivered_share": round(got / expected, 4) if expected else None,
-        "connected": before["clients"],
-        "dropped": after["dropped"] - before["dropped"],
+        "connected": published["connected"],
+        "dropped": dropped,
         **common.spread(probed["latencies"]),
     }
     result["meets_target"] = bool(
@@ -305,21 +234,15 @@ def run(quick: bool) -> dict:
         "cpus": os.cpu_count(),
     }
     for impl, python in common.interpreters().items():
-        server = _Child(python, "--serve")
-        try:
-            port = server.ask()["port"]
-            levels = QUICK_LEVELS if quick else FULL_LEVELS
-            results[impl] = [level(server, port, c, r, quick) for c, r in levels]
-        finally:
-            server.close()
+        results[impl] = [level(python, c, r, quick) for c, r in LEVELS[quick]]
     return results
 
 
 if __name__ == "__main__":
-    role = sys.argv[1:2]
+    role, args = sys.argv[1:2], sys.argv[2:]
     if role == ["--serve"]:
-        serve()
+        serve(int(args[0]), *map(float, args[1:]))
     elif role in (["--load"], ["--time"]):
-        clients(int(sys.argv[2]), int(sys.argv[3]), timed=role == ["--time"])
+        clients(int(args[0]), int(args[1]), timed=role == ["--time"])
     else:
         sys.exit(common.figure_main(__doc__, run))

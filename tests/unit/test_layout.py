@@ -79,7 +79,6 @@ UNTESTED = {
         "bench/peer.py",
         "bench/peer_app.py",
         "bench/primes.py",
-        "bench/profile.py",
         "bench/worker_classes.py",
         "bench/ws.py",
     )

@@ -3,6 +3,8 @@
 Nothing here asserts how fast anything is.
 """
 
+import sys
+
 import pytest
 
 from bench import common
@@ -19,21 +21,6 @@ BENCH_JSON {"duration_us": 2000000, "requests": 9800, "bytes": 1200000, \
 "latency_us": {"min": 100, "mean": 1450.5, "max": 32160, "stdev": 3040.0, \
 "p50": 900, "p90": 2500, "p99": 15000, "p99.9": 30000}}
 """
-
-
-def _result(rps, errors=0):
-    return {
-        "available": True,
-        "rps": rps,
-        "errors": {"total": errors},
-        "latency_ms": {"p50": 1.0, "p99": 2.0},
-    }
-
-
-def _with(results, name, label, pypy, cpython):
-    results["paths"].append(
-        {"name": name, "label": label, "results": {"pypy3": pypy, "python3": cpython}}
-    )
 
 
 def test_percentile_is_nearest_rank():
@@ -103,3 +90,15 @@ def test_a_rate_that_still_climbs_has_not_levelled_off():
 def test_a_rate_that_only_jitters_has_levelled_off():
     assert common.levelled_off([300, 900, 1000, 980, 1030, 990])
     assert common.levelled_off([1000, 800, 950, 1020])  # noise after the peak
+
+
+def test_a_function_runs_in_a_fresh_interpreter_and_answers_json():
+    assert common.run_in(sys.executable, "bench.common:ratio", 3, 2) == 1.5
+    with pytest.raises(RuntimeError, match="p must be in"):
+        common.run_in(sys.executable, "bench.common:percentile", [1], 0)
+
+
+def test_an_import_error_says_what_is_missing():
+    assert common.import_error(sys.executable, "json", "sqlite3") is None
+    missing = common.import_error(sys.executable, "json", "no_such_module_here")
+    assert "no_such_module_here" in missing

@@ -10,12 +10,6 @@ import pytest
 from bench import paths
 
 
-def _with(results, name, label, pypy, cpython):
-    results["paths"].append(
-        {"name": name, "label": label, "results": {"pypy3": pypy, "python3": cpython}}
-    )
-
-
 def test_primes_target_makes_distinct_json_bodies():
     target = paths.BY_NAME["primes"]
     bodies = [json.loads(body)["primes"] for body in target.bodies(5, 10**9)]

@@ -13,12 +13,6 @@ def _is_prime(n):
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
-def _with(results, name, label, pypy, cpython):
-    results["paths"].append(
-        {"name": name, "label": label, "results": {"pypy3": pypy, "python3": cpython}}
-    )
-
-
 def test_small_primes():
     assert primegen.small_primes(30) == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
     assert primegen.small_primes(1) == []

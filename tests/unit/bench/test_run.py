@@ -8,12 +8,6 @@ import sys
 from bench.run import run_figure
 
 
-def _with(results, name, label, pypy, cpython):
-    results["paths"].append(
-        {"name": name, "label": label, "results": {"pypy3": pypy, "python3": cpython}}
-    )
-
-
 def test_missing_figure_module_is_reported_not_available():
     result = run_figure("no_such_figure", quick=True)
     assert result == {
