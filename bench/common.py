@@ -22,6 +22,7 @@ from typing import Optional
 
 import requests
 import zmq
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import default_workers
 from loadtest.run import k6_binary
@@ -153,6 +154,69 @@ def get_json(url: str) -> Optional[dict]:
         return requests.get(url, timeout=2).json()
     except (requests.RequestException, ValueError):
         return None
+
+
+#: The servers' histogram of garbage-collector pauses (core/gc_pauses.py).
+GC_PAUSES = "python_gc_pause_seconds"
+
+
+def gc_samples(url: str) -> Optional[Dict[tuple, float]]:
+    """The server's GC pause samples, ``(suffix, kind, le) -> value``, if readable."""
+    try:
+        answer = requests.get(url + "/metrics", timeout=10)
+    except requests.RequestException:
+        return None
+    if answer.status_code != 200:
+        return None
+    return {
+        (s.name[len(GC_PAUSES) :], s.labels["kind"], s.labels.get("le")): s.value
+        for family in text_string_to_metric_families(answer.text)
+        if family.name == GC_PAUSES
+        for s in family.samples
+    } or None
+
+
+def gc_between(before: Optional[dict], after: Optional[dict]) -> Optional[dict]:
+    """Per kind, the pauses between two scrapes: count, ms, the longest's bucket.
+
+    ``longest_ms`` is the upper bound of the smallest bucket holding every
+    pause (None: longer than the last bucket).
+    """
+    if not (before and after):
+        return None
+
+    def grew(suffix: str, kind: str, le: Optional[str] = None) -> float:
+        key = (suffix, kind, le)
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    summary = {}
+    for kind in ("minor", "major"):
+        count = grew("_count", kind)
+        bounds = sorted(
+            (le for (suffix, k, le) in after if suffix == "_bucket" and k == kind),
+            key=float,
+        )
+        longest = next((b for b in bounds if grew("_bucket", kind, b) >= count), None)
+        summary[kind] = {
+            "pauses": int(count),
+            "ms": round(grew("_sum", kind) * 1000, 1),
+            "longest_ms": None if longest in (None, "+Inf") else float(longest) * 1000,
+        }
+    return summary
+
+
+def describe_gc(gc: Optional[dict]) -> str:
+    """``minor 12 (340 ms, <= 50), major 0`` for the printed line and the report."""
+    if not gc:
+        return ""
+    parts = []
+    for kind, seen in gc.items():
+        part = f"{kind} {seen['pauses']}"
+        if seen["pauses"]:
+            top = seen["longest_ms"]
+            part += f" ({seen['ms']:g} ms, {'> 100' if top is None else f'<= {top:g}'})"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def figure_main(doc: str, run: Callable[[bool], dict]) -> int:
@@ -504,17 +568,22 @@ class Measurer:
             needed = per_worker * workers
             warmed = self.warm_up(url, target, path, headers, warmup, needed, workers)
         cpu_before = stack.cpu_seconds() if stack else None
+        gc_before = gc_samples(stack.url) if stack else None
         result = self._wrk(url, target, path, headers, "measure", self.duration)
         cpu_after = stack.cpu_seconds() if stack else None
         if cpu_before is not None and cpu_after is not None and result["requests"]:
             cpu = (cpu_after - cpu_before) * 1000 / result["requests"]
             result["cpu_ms_per_request"] = cpu
+        if stack:
+            result["gc"] = gc_between(gc_before, gc_samples(stack.url))
         latency, errors = result["latency_ms"], result["errors"]["total"]
         cpu = result.get("cpu_ms_per_request")
+        gc = describe_gc(result.get("gc"))
         print(
             f"{result['rps']:>10,.0f} req/s  p50 {latency['p50']:7.2f} ms  "
             f"p99 {latency['p99']:7.2f} ms"
             + (f"  cpu {cpu:.3f} ms/req" if cpu is not None else "")
+            + (f"  gc {gc}" if gc else "")
             + (f"  errors {errors}" if errors else "")
             + (f"  (warm-up {describe_warmup(warmed)})" if warmed else ""),
             flush=True,

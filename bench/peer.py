@@ -73,6 +73,8 @@ def run(quick: bool) -> dict:
                 "ours_p99_ms": round(a["latency_ms"]["p99"], 2),
                 "peer_p99_ms": round(b["latency_ms"]["p99"], 2),
                 "errors": a["errors"]["total"] + b["errors"]["total"],
+                "ours_p50_ms": round(a["latency_ms"]["p50"], 2),
+                "ours_gc": common.describe_gc(a.get("gc")),
             }
         )
     return {

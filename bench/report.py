@@ -5,6 +5,7 @@ from typing import Any
 from typing import List
 from typing import Optional
 
+from bench.common import describe_gc
 from bench.common import describe_warmup
 from bench.common import ratio
 
@@ -36,6 +37,9 @@ SEED_RATIOS = (
     ),
 )
 POST_P99_MS = 20.0
+#: Tails under PyPy: a path's p99 at most this many times its p50, and at
+#: most this many times the bare app's p99.
+TAIL_OVER_P50, TAIL_OVER_BARE = 5.0, 10.0
 PUSH_RATE = 500
 PUSH_P99_MS = 10.0
 
@@ -195,6 +199,7 @@ def targets(results: dict) -> List[dict]:
                 POST_P99_MS / max(p99, 1e-3) if busy == 0 else 0.0,
             )
         )
+    out += _tails(results, pypy)
     figures = results.get("figures") or {}
     for name, goals in (("peer", _peer), ("push", _push), ("auth", _auth)):
         out += goals(figures[name]) if name in figures else []
@@ -204,6 +209,27 @@ def targets(results: dict) -> List[dict]:
             ours = _rate(rows[name]["results"].get(pypy), unit)
             theirs = (seed.get(key) or {}).get(unit)
             out.append(_compare(what + " (seed measured apart)", ours, theirs, wanted))
+    return out
+
+
+def _tails(results: dict, pypy: Optional[str]) -> List[dict]:
+    """Per path under PyPy: p99 <= 5x its p50 and <= 10x the bare app's p99."""
+    bare = results["bare"]["results"].get(pypy) or {}
+    bare_p99 = (
+        (bare.get("latency_ms") or {}).get("p99") if bare.get("available") else None
+    )
+    wanted = f"<= {TAIL_OVER_P50:g}x p50, <= {TAIL_OVER_BARE:g}x bare p99"
+    out = []
+    for row in results["paths"]:
+        measured = row["results"].get(pypy) or {}
+        what = f"PyPy, {row['label']}: p99 against p50 and the bare app's p99"
+        if not (measured.get("available") and bare_p99):
+            out.append(_goal(what, "n/a (not measured)", wanted))
+            continue
+        p50, p99 = measured["latency_ms"]["p50"], measured["latency_ms"]["p99"]
+        score = min(TAIL_OVER_P50 * p50, TAIL_OVER_BARE * bare_p99) / max(p99, 1e-3)
+        figure = f"{p99:.1f} ms ({p99 / p50:.1f}x p50, {p99 / bare_p99:.1f}x bare)"
+        out.append(_goal(what, figure, wanted, score >= 1, score))
     return out
 
 
@@ -291,6 +317,19 @@ def warmup_table(results: dict) -> str:
     return _markdown(header, rows, 3) if rows else ""
 
 
+def gc_table(results: dict) -> str:
+    """Each path's garbage-collector pauses in its measured window, per interpreter."""
+    names: List[str] = results["interpreters"]
+    rows = [
+        [row["label"]]
+        + [describe_gc((row["results"].get(n) or {}).get("gc")) for n in names]
+        for row in [results["bare"]] + results["paths"]
+    ]
+    rows = [cells for cells in rows if any(cells[1:])]
+    header = ["path"] + [f"{name}: pauses (ms paused, longest ms)" for name in names]
+    return _markdown(header, rows, 3) if rows else ""
+
+
 def worker_table(comparison: dict) -> str:
     """Worker classes x connection mode x path: req/s, p50, p99, server CPU."""
     rows = [
@@ -358,6 +397,7 @@ def markdown(results: dict) -> str:
         ("Targets:", targets_table(targets(results))),
         ("", table(results)),
         ("Warm-up per path (slices until the rate levels off):", warmup_table(results)),
+        ("Garbage-collector pauses while each path was measured:", gc_table(results)),
     ]
     if "worker_classes" in results:
         classes = worker_table(results["worker_classes"])

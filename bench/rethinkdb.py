@@ -103,6 +103,7 @@ def _rates(measured: dict) -> dict:
         "errors": measured["errors"]["total"],
         "warmup": (measured["warmup"] or {}).get("slice_rps", []),
         "leveled_off": bool((measured["warmup"] or {}).get("plateau")),
+        "gc": common.describe_gc(measured.get("gc")),
     }
 
 
@@ -126,7 +127,9 @@ def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
         }
         result = {
             name: _rates(
-                measurer.measure(stack.url, t, t.path, label=impl, workers=workers)
+                measurer.measure(
+                    stack.url, t, t.path, label=impl, stack=stack, workers=workers
+                )
             )
             for name, t in targets.items()
         }

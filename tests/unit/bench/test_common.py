@@ -102,3 +102,32 @@ def test_an_import_error_says_what_is_missing():
     assert common.import_error(sys.executable, "json", "sqlite3") is None
     missing = common.import_error(sys.executable, "json", "no_such_module_here")
     assert "no_such_module_here" in missing
+
+
+def _gc(minor_count, minor_sum, buckets):
+    samples = {
+        ("_count", "minor", None): minor_count,
+        ("_sum", "minor", None): minor_sum,
+    }
+    samples.update({("_bucket", "minor", le): n for le, n in buckets.items()})
+    samples.update({("_count", "major", None): 1.0, ("_sum", "major", None): 0.2})
+    samples[("_bucket", "major", "+Inf")] = 1.0
+    return samples
+
+
+def test_gc_pauses_between_two_scrapes():
+    before = _gc(10, 0.05, {"0.005": 10, "0.05": 10, "+Inf": 10})
+    after = _gc(13, 0.11, {"0.005": 11, "0.05": 13, "+Inf": 13})
+    gc = common.gc_between(before, after)
+    assert gc["minor"] == {"pauses": 3, "ms": 60.0, "longest_ms": 50.0}
+    assert gc["major"] == {"pauses": 0, "ms": 0.0, "longest_ms": None}
+    assert common.describe_gc(gc) == "minor 3 (60 ms, <= 50), major 0"
+    assert common.gc_between(None, after) is None
+
+
+def test_a_pause_past_the_last_bucket_is_longer_than_it():
+    before = _gc(0, 0.0, {"0.1": 0, "+Inf": 0})
+    after = _gc(1, 0.3, {"0.1": 0, "+Inf": 1})
+    gc = common.gc_between(before, after)
+    assert gc["minor"]["longest_ms"] is None
+    assert common.describe_gc(gc).startswith("minor 1 (300 ms, > 100)")

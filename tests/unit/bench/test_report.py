@@ -106,6 +106,37 @@ def test_targets_report_each_figure_and_whether_it_holds():
     assert "| target" in table and "**no**" in table
 
 
+def test_tails_are_held_to_the_path_p50_and_the_bare_app_p99():
+    results = _results()  # bare p99 2 ms; health p50 1 ms and p99 2 ms
+    slow = _result(3000)
+    slow["latency_ms"] = {"p50": 2.0, "p99": 12.0}  # 6x its p50
+    _with(results, "redirect", "GET /{code}", slow, _result(1000))
+    tails = {
+        goal["target"]: goal
+        for goal in report.targets(dict(results, settings={"connections": 16}))
+        if "p99 against p50" in goal["target"]
+    }
+    health = tails["PyPy, GET /health: p99 against p50 and the bare app's p99"]
+    assert health["holds"] is True and health["figure"].startswith("2.0 ms (2.0x")
+    redirect = tails["PyPy, GET /{code}: p99 against p50 and the bare app's p99"]
+    assert redirect["holds"] is False
+    assert redirect["score"] == pytest.approx(10.0 / 12.0)
+    unmeasured = tails["PyPy, GET /notes/{id}: p99 against p50 and the bare app's p99"]
+    assert unmeasured["holds"] is None
+
+
+def test_gc_pauses_are_listed_per_path_and_interpreter():
+    results = _results()
+    results["paths"][0]["results"]["pypy3"]["gc"] = {
+        "minor": {"pauses": 12, "ms": 340.0, "longest_ms": 50.0},
+        "major": {"pauses": 0, "ms": 0.0, "longest_ms": None},
+    }
+    text = report.gc_table(results)
+    line = next(line for line in text.splitlines() if "GET /health" in line)
+    assert "minor 12 (340 ms, <= 50), major 0" in line
+    assert "GET /notes/{id}" not in text  # nothing was measured there
+
+
 def test_targets_without_a_figure_say_so():
     results = _results()
     results["settings"] = {"connections": 16}
