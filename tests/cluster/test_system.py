@@ -306,7 +306,7 @@ def run(system: System, report: Report) -> Outcome:
             load.start()
             for helper in helpers:
                 helper.start()
-            time.sleep(3)  # steady first
+            time.sleep(WINDOW)  # steady first
             primary = system.rethinkdb.primary_of("test", "notes")
             events = [
                 ("kill -9 API node api3", lambda: system.kill("api3"), "api3"),
@@ -382,11 +382,13 @@ def _hooks(receiver: Receiver) -> List[Tuple[str, dict]]:
 def _report_kills(outcome: Outcome, report: Report) -> None:
     load = outcome.load
     assert load is not None
+    seconds = load.timings[-1][0] - load.timings[0][0]
     report.add(
         "writes (notes POST + PATCH, 3 nodes in turn)",
-        f"{len(load.timings)} sent, {len(load.acked)} acknowledged",
+        f"{len(load.timings)} sent in {seconds:.0f} s, {len(load.acked)} acknowledged",
     )
-    for what, at in outcome.kills:
+    steady = [("no kill (the first seconds)", load.timings[0][0])]
+    for what, at in steady + outcome.kills:
         during = sorted(
             seconds * 1000
             for start, seconds, _ in load.timings
@@ -404,7 +406,7 @@ def _report_kills(outcome: Outcome, report: Report) -> None:
         ]
         span = (unavailable[-1] - unavailable[0]) if unavailable else 0.0
         report.add(
-            f"{what}: writes in the {WINDOW:.0f} s after",
+            f"{what}: the writes of the next {WINDOW:.0f} s",
             f"{len(during)} writes, p99 {percentile(during or [0.0], 99):.0f} ms; "
             f"{len(unavailable)} × 503 over {span:.1f} s; {len(cut)} cut "
             "(no answer)",
