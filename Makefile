@@ -1,6 +1,8 @@
 # make serve   run the API and its workers in the foreground (Ctrl-C stops all)
 # make test    run the test suite under PyPy; make test PY=python3 for CPython;
 #              a file per process, one per core (TEST_JOBS=0: one process)
+# make test-cluster  the whole system as many machines (network namespaces, as
+#              root), one of each part killed with -9; figures in var/cluster-report.md
 # make bench   PyPy vs CPython benchmarks (docs/performance); QUICK=1: under 2 minutes
 # make lint    ruff, the import floors (import-linter), hadolint and the compose schema, under CPython
 # make docs    the docs site (mkdocs, strict), in var/site
@@ -23,7 +25,7 @@ QUICK ?=
 BENCH_ARGS ?=
 KEY_FILE ?= var/api-key
 
-.PHONY: serve test lint docs bench bench-venv wrk interpreter clean revision check-migrations \
+.PHONY: serve test test-cluster lint docs bench bench-venv wrk interpreter clean revision check-migrations \
 	node postman newman clients chromium promtool lock image image-test
 
 # Its commands are not echoed: under LOG_FORMAT=json every line it prints is
@@ -52,6 +54,11 @@ test: $(STAMP)
 	@$(MAKE) --no-print-directory .venv/python3/.installed PY=python3
 	@$(MAKE) --no-print-directory $(NPM_STAMP) || echo "npm is missing: the TypeScript client tests will fail"
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+
+# docs/operations/cluster.md: TEST_CLUSTER=1 runs tests/cluster, and makes a
+# missing prerequisite (root, ip, the RethinkDB server) a failure, not a skip.
+test-cluster: $(STAMP)
+	TEST_CLUSTER=1 $(BIN)/python -m pytest tests/cluster -p no:xdist -s $(PYTEST_ARGS)
 
 # The layer check's graph library has no PyPy build: lint runs under CPython.
 lint:

@@ -211,6 +211,12 @@ class Settings:
     webhook_handler_attempts: int = _env_field(
         "WEBHOOK_HANDLER_ATTEMPTS", 5, "attempts of a failing webhook handler"
     )
+    webhook_lease: float = _env_field(
+        "WEBHOOK_LEASE",
+        120.0,
+        "seconds a runner holds a claimed delivery: one whose runner died is "
+        "handled again after it (longer than the slowest handler)",
+    )
     subscription_timeout: float = _env_field(
         "SUBSCRIPTION_TIMEOUT", 10.0, "seconds an outbound webhook attempt may take"
     )

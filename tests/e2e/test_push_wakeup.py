@@ -21,6 +21,7 @@ import zmq
 
 from tests.support import live
 from tests.support.processes import free_udp_port
+from tests.support.write_load import percentile
 
 pytestmark = pytest.mark.skipif(
     not live.TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL (PostgreSQL)"
@@ -108,10 +109,6 @@ def latencies(
     assert "Traceback" not in worker.log()
     # Negative when the event beat the HTTP answer to the client.
     return sorted(max(arrivals.at[i] - t, 0.0) for i, t in returned.items())
-
-
-def percentile(ordered: List[float], p: float) -> float:
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 def test_writes_on_either_node_reach_the_worker_through_notify_alone(

@@ -4,6 +4,7 @@ and the notes writes (over HTTP) whose events they check."""
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Callable
 from typing import Dict
@@ -163,7 +164,8 @@ class SseCollector:
 
     Connection errors (a push worker killed and restarted) are retried after
     ``retry`` seconds with ``Last-Event-ID`` = the last event received, as an
-    ``EventSource`` does. ``events`` holds the decoded events in arrival order.
+    ``EventSource`` does. ``events`` holds the decoded events in arrival order,
+    ``arrivals`` when each came (``time.monotonic()``).
     """
 
     def __init__(
@@ -178,6 +180,7 @@ class SseCollector:
         self.last_id = last_event_id
         self.retry = retry
         self.events: List[dict] = []
+        self.arrivals: List[float] = []
         self.connects = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -195,6 +198,7 @@ class SseCollector:
                             return
                         if "data" in frame:
                             event = json.loads(frame["data"])
+                            self.arrivals.append(time.monotonic())
                             self.events.append(event)
                             self.last_id = event["id"]
             except (requests.RequestException, OSError):

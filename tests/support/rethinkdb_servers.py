@@ -109,9 +109,12 @@ class Server:
 class Cluster:
     """``size`` servers on free ports, joined into one cluster, under ``folder``."""
 
-    def __init__(self, folder: Path, size: int = 3):
+    def __init__(self, folder: Path, size: int = 3, bind: Optional[str] = None):
         self.folder = folder
         self.size = size
+        #: An address the servers listen on besides loopback (and :attr:`url`
+        #: names), for clients in other network namespaces.
+        self.bind = bind
         self.servers: List[Server] = []
 
     def start(self) -> "Cluster":
@@ -122,20 +125,8 @@ class Cluster:
             joins = (
                 [f"127.0.0.1:{self.servers[0].cluster_port}"] if self.servers else []
             )
-            out = subprocess.run(
-                [
-                    str(script),
-                    str(self.folder / f"rdb{number}"),
-                    str(driver),
-                    str(cluster),
-                ]
-                + joins,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=True,
-            )
-            self.servers.append(Server(int(out.stdout.split()[-1]), driver, cluster))
+            pid = self._launch(number, driver, cluster, joins)
+            self.servers.append(Server(pid, driver, cluster))
         wait_until(
             lambda: self._count_servers() == self.size,
             timeout=60,
@@ -146,13 +137,15 @@ class Cluster:
     @property
     def url(self) -> str:
         """``rethinkdb://`` with every server, database ``test``."""
-        hosts = ",".join(f"127.0.0.1:{s.driver_port}" for s in self.servers)
+        host = self.bind or "127.0.0.1"
+        hosts = ",".join(f"{host}:{s.driver_port}" for s in self.servers)
         return f"rethinkdb://{hosts}/test"
 
     def url_with_first(self, first: Server) -> str:
         """:attr:`url` with ``first`` first (the host every process tries first)."""
         order = [first] + [s for s in self.servers if s is not first]
-        hosts = ",".join(f"127.0.0.1:{s.driver_port}" for s in order)
+        host = self.bind or "127.0.0.1"
+        hosts = ",".join(f"{host}:{s.driver_port}" for s in order)
         return f"rethinkdb://{hosts}/test"
 
     @contextlib.contextmanager
@@ -186,20 +179,69 @@ class Cluster:
         joins = [
             f"127.0.0.1:{s.cluster_port}" for s in self.servers if s is not server
         ][:1]
+        server.pid = self._launch(
+            number, server.driver_port, server.cluster_port, joins
+        )
+
+    def _launch(self, number: int, driver: int, cluster: int, joins: List[str]) -> int:
+        """Start server ``number`` in the background; its pid once it listens."""
+        folder = self.folder / f"rdb{number}"
+        if self.bind is None:
+            out = subprocess.run(
+                [str(start_script()), str(folder), str(driver), str(cluster)] + joins,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            return int(out.stdout.split()[-1])
+        # The start script binds loopback only: the binary beside it, with
+        # the script's options and the extra address. Started by a shell that
+        # exits at once, as the script does, so that a killed server is
+        # nobody's zombie (alive() tells a dead one by its pid).
+        binary = server_binary()
+        assert binary is not None, f"no RethinkDB server beside {START}"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(binary),
+            "--directory",
+            str(folder),
+            "--bind",
+            "127.0.0.1",
+            "--bind",
+            self.bind,
+            "--driver-port",
+            str(driver),
+            "--cluster-port",
+            str(cluster),
+            "--no-http-admin",
+            "--no-update-check",
+            "--server-name",
+            f"n{driver}",
+        ]
+        for join in joins:
+            args += ["--join", join]
         out = subprocess.run(
-            [
-                str(start_script()),
-                str(self.folder / f"rdb{number}"),
-                str(server.driver_port),
-                str(server.cluster_port),
-            ]
-            + joins,
+            ["sh", "-c", '"$@" >"$LOG" 2>&1 </dev/null & echo $!', "sh", *args],
+            env={**os.environ, "LOG": f"{folder}.log"},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=30,
             check=True,
         )
-        server.pid = int(out.stdout.split()[-1])
+        pid = int(out.stdout.split()[-1])
+        server = Server(pid, driver, cluster)
+
+        def listening() -> bool:
+            assert server.alive(), f"rethinkdb exited: see {folder}.log"
+            try:
+                socket.create_connection(("127.0.0.1", driver), 1).close()
+            except OSError:
+                return False
+            return True
+
+        wait_until(listening, timeout=60, what="the RethinkDB server listening")
+        return pid
 
     def stop(self) -> None:
         """SIGTERM every server still running, then wait for them."""

@@ -1,5 +1,7 @@
 """A real local HTTP endpoint for webhook tests: http.server in a thread, free port.
 
+On 127.0.0.1, or on ``host`` (an address of this machine).
+
 ``Receiver(script)`` answers each POST with the next entry of ``script`` (the
 last one repeats): a status code, ``(status, headers)``, or ``"hang"`` to
 hold the request until the receiver is stopped (for timeouts). Every request
@@ -21,7 +23,7 @@ class Received(NamedTuple):
 class Receiver:
     """An HTTP server on 127.0.0.1:<free port> that plays a script of answers."""
 
-    def __init__(self, script):
+    def __init__(self, script, host: str = "127.0.0.1"):
         self.script = list(script)
         self.requests: List[Received] = []
         self.release = threading.Event()
@@ -57,9 +59,9 @@ class Receiver:
                 pass  # keep test output clean
 
         # Port 0: the OS picks a free port, no race with other test runs.
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.url = f"http://{host}:{self.server.server_address[1]}/hook"
         # A short poll interval: shutdown() waits for the loop to notice.
         self._thread = threading.Thread(
             target=self.server.serve_forever, args=(0.02,), daemon=True

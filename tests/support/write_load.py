@@ -96,3 +96,8 @@ def in_order(events: List[dict]) -> bool:
             seen.add(event["id"])
             ids.append(event["id"])
     return ids == sorted(ids)
+
+
+def percentile(ordered: List[float], p: float) -> float:
+    """The ``p``-th percentile of the sorted values ``ordered`` (nearest rank)."""
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]

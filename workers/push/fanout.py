@@ -274,6 +274,11 @@ class Fanout:
         replays: Where replays wait (``replays_waiting()``,
             ``pending_replays(id, limit)``, ``replay_done(id)``,
             ``record_attempt(...)``: a SubscriptionStore); None: no replays.
+        claims: Which subscriptions this worker delivers, when several
+            share the database (``acquire(id)``, ``release(id)``, ``valid()``,
+            ``close()``: a :class:`db.pg_claims.PgClaims`); a subscription
+            another worker holds is left to it, and one taken over starts
+            from its saved cursor. None: every subscription (one worker).
     """
 
     def __init__(
@@ -285,10 +290,12 @@ class Fanout:
         start: int,
         refresh_interval: float = 1.0,
         replays: Any = None,
+        claims: Any = None,
     ):
         self._feed = feed
         self._source = source
         self._replays = replays
+        self._claims = claims
         self._make_sender = make_sender
         self._cursors = cursors
         self._refresh_interval = refresh_interval
@@ -321,6 +328,8 @@ class Fanout:
                     "%s still delivering at exit; its event will be sent again",
                     cursor_name(worker.subscription.id),
                 )
+        if self._claims is not None:
+            self._claims.close()
 
     def status(self) -> Dict[str, int]:
         """Each delivering subscription's cursor, by id."""
@@ -352,10 +361,23 @@ class Fanout:
                     )
             self._stop.wait(wait)
 
+    def _stop_all(self) -> None:
+        """Stop every worker, cursors kept: the claims they ran under are lost."""
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.join(5)
+        log.warning("subscription claims lost: %d deliveries stopped", len(workers))
+
     def refresh(self) -> None:
         """Start workers for new subscriptions, retire those no longer active."""
         head = self._feed.head  # before the read: see the module docstring
         read_at = time.monotonic()
+        if self._claims is not None and not self._claims.valid():
+            self._stop_all()
         subscriptions: List[Any] = list(self._source.active())
         saved = self._cursors.load_prefix(PREFIX) if self._first else {}
         active = set()
@@ -367,8 +389,17 @@ class Fanout:
                 continue
             if worker is not None and (worker.ended_at or 0) > read_at:
                 continue  # it just ended itself (disabled); this list predates that
-            cursor = saved.get(cursor_name(subscription.id), self._previous_head)
-            self._cursors.save(cursor_name(subscription.id), cursor)
+            name = cursor_name(subscription.id)
+            cursor = saved.get(name)
+            if self._claims is not None:
+                if not self._claims.acquire(subscription.id):
+                    continue  # another push worker delivers it
+                if not self._first:
+                    # Taken over from a worker that stopped: on from its cursor.
+                    cursor = self._cursors.load(name)
+            if cursor is None:
+                cursor = self._previous_head
+            self._cursors.save(name, cursor)
             worker = SubscriptionWorker(
                 subscription,
                 cursor,
@@ -392,6 +423,8 @@ class Fanout:
             with self._lock:
                 worker = self._workers.pop(key)
             worker.stop(retire=True)
+            if self._claims is not None:
+                self._claims.release(key)
             log.info("%s no longer active: stopped", cursor_name(key))
         kept = {cursor_name(key) for key in active}
         for name in saved:

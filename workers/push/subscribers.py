@@ -10,6 +10,8 @@ from typing import List
 
 from core.settings import Settings
 from core.targets import Targets
+from db.pg_claims import PgClaims
+from db.pg_wakeups import is_postgresql
 from db.stores import Stores
 from db.subscriptions import Subscription
 from db.subscriptions import SubscriptionStore
@@ -50,6 +52,13 @@ def make_fanout(
         # sleeps end early when the worker stops.
         return WebhookSender(store, policy, targets, sleep=sleep)
 
+    # Several push workers on one PostgreSQL database: each subscription is
+    # delivered by the one that claimed it.
+    claims = (
+        PgClaims(settings.database_url)
+        if is_postgresql(settings.database_url)
+        else None
+    )
     return Fanout(
         feed,
         ActiveSubscriptions(store),
@@ -57,4 +66,5 @@ def make_fanout(
         stores.checkpoints,
         start,
         replays=store,
+        claims=claims,
     )

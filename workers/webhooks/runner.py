@@ -197,6 +197,7 @@ def main() -> int:
         HandlerContext(notes=stores.notes),
         poll_interval=settings.webhook_poll_interval,
         max_attempts=settings.webhook_handler_attempts,
+        lease_seconds=settings.webhook_lease,
         wakeups=wakeups,
     )
     stop = threading.Event()

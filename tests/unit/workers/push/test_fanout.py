@@ -96,13 +96,13 @@ class Setup:
         self.feed = None
         self.fanout = None
 
-    def start(self, position=0, replays=False):
+    def start(self, position=0, replays=False, claims=None):
         self.feed = EventFeed(self.store, position)
-        self.fanout = self.make_fanout(self.world, position, replays)
+        self.fanout = self.make_fanout(self.world, position, replays, claims)
         self.fanout.start()
         return self.fanout
 
-    def make_fanout(self, world, position=0, replays=False):
+    def make_fanout(self, world, position=0, replays=False, claims=None):
         return Fanout(
             self.feed,
             world,
@@ -111,6 +111,7 @@ class Setup:
             position,
             refresh_interval=0.05,
             replays=self.subscriptions if replays else None,
+            claims=claims,
         )
 
     def write(self, count=1):
@@ -144,6 +145,39 @@ class Setup:
             self.feed.close()
             self.fanout.stop()
         self.database.dispose()
+
+
+class Claims:
+    """Claims as db.pg_claims keeps them; ``others`` are held by other workers."""
+
+    def __init__(self, others=()):
+        self.others = set(others)
+        self.held = set()
+        self.lost = False
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def valid(self):
+        with self.lock:
+            if self.lost:
+                self.held.clear()
+                self.lost = False
+                return False
+            return True
+
+    def acquire(self, key):
+        with self.lock:
+            if key in self.others:
+                return False
+            self.held.add(key)
+            return True
+
+    def release(self, key):
+        with self.lock:
+            self.held.discard(key)
+
+    def close(self):
+        self.closed = True
 
 
 @pytest.fixture
@@ -338,3 +372,50 @@ def test_a_replay_cut_short_by_a_stop_is_made_again(setup):
         )
     finally:
         fanout.stop()
+
+
+def test_a_subscription_another_worker_claimed_is_left_to_it(setup):
+    claims = Claims(others={2})
+    setup.world.subscriptions = [Sub(1), Sub(2)]
+    setup.start(claims=claims)
+    setup.wait_refreshed()
+    setup.write(2)
+    setup.mirror()
+    wait_until(lambda: setup.world.got(1) == [1, 2], timeout=10, what="sub 1")
+    setup.wait_refreshed()
+    assert setup.world.got(2) == []
+    assert set(setup.fanout.status()) == {"1"} and claims.held == {1}
+
+
+def test_a_subscription_taken_over_goes_on_from_its_saved_cursor(setup):
+    claims = Claims(others={1})
+    setup.world.subscriptions = [Sub(1)]
+    setup.start(claims=claims)
+    setup.wait_refreshed()
+    setup.write(3)
+    setup.mirror()
+    # The worker that held it delivered 1..2, saved its cursor, and died.
+    setup.cursors.save("webhook:1", 2)
+    with claims.lock:
+        claims.others.clear()
+    wait_until(lambda: setup.world.got(1) == [3], timeout=10, what="3 alone")
+    setup.write(1)
+    setup.mirror()
+    wait_until(lambda: setup.world.got(1) == [3, 4], timeout=10, what="then 4")
+
+
+def test_deliveries_stop_when_their_claims_are_lost(setup):
+    claims = Claims()
+    setup.world.subscriptions = [Sub(1)]
+    setup.start(claims=claims)
+    wait_until(lambda: "1" in setup.fanout.status(), timeout=10, what="delivering")
+    with claims.lock:
+        claims.lost = True  # the session ended; another worker took it
+        claims.others.add(1)
+    wait_until(lambda: not setup.fanout.status(), timeout=10, what="stopped")
+    setup.write(1)
+    setup.mirror()
+    setup.wait_refreshed()
+    assert setup.world.got(1) == []
+    setup.fanout.stop()
+    assert claims.closed
