@@ -304,30 +304,27 @@ def targets_table(rows: List[dict]) -> str:
     return _markdown(header, body, text_columns=4) if rows else ""
 
 
-def warmup_table(results: dict) -> str:
-    """Each path's warm-up per interpreter, and whether its rate levelled off."""
+def _per_path(results: dict, key: str, describe, heading: str) -> str:
+    """One column per interpreter: ``describe`` of each path's ``key``."""
     names: List[str] = results["interpreters"]
     rows = [
         [row["label"]]
-        + [describe_warmup((row["results"].get(n) or {}).get("warmup")) for n in names]
+        + [describe((row["results"].get(n) or {}).get(key)) for n in names]
         for row in [results["bare"]] + results["paths"]
     ]
     rows = [cells for cells in rows if any(cells[1:])]
-    header = ["path"] + [f"{name} warm-up" for name in names]
+    header = ["path"] + [f"{name} {heading}" for name in names]
     return _markdown(header, rows, 3) if rows else ""
+
+
+def warmup_table(results: dict) -> str:
+    """Each path's warm-up per interpreter, and whether its rate levelled off."""
+    return _per_path(results, "warmup", describe_warmup, "warm-up")
 
 
 def gc_table(results: dict) -> str:
     """Each path's garbage-collector pauses in its measured window, per interpreter."""
-    names: List[str] = results["interpreters"]
-    rows = [
-        [row["label"]]
-        + [describe_gc((row["results"].get(n) or {}).get("gc")) for n in names]
-        for row in [results["bare"]] + results["paths"]
-    ]
-    rows = [cells for cells in rows if any(cells[1:])]
-    header = ["path"] + [f"{name}: pauses (ms paused, longest ms)" for name in names]
-    return _markdown(header, rows, 3) if rows else ""
+    return _per_path(results, "gc", describe_gc, "pauses (ms paused, longest ms)")
 
 
 def worker_table(comparison: dict) -> str:
