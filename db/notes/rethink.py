@@ -178,6 +178,9 @@ class RethinkNotesStore(NotesStore):
         self._pid = os.getpid()
         self._idle: List[Any] = []  # connections not in use, newest last
         self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        # One group of creates writes at a time in a process; the next one
+        # gathers the creates that arrive meanwhile.
+        self._create_turn = threading.Lock()
         self._retry_at = 0.0
         self._groups = CreateGroups(self._insert_group)
 
@@ -216,6 +219,14 @@ class RethinkNotesStore(NotesStore):
 
     # Connections
 
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            # A forked child shares the parent's sockets: forget them, never
+            # close them. Its locks start free.
+            self._pid, self._idle = os.getpid(), []
+            self._slots = threading.BoundedSemaphore(POOL_SIZE)
+            self._create_turn = threading.Lock()
+
     def _run(self, work: Callable[[Any], Any]) -> Any:
         """``work(connection)`` on a connection of the pool that no one else uses.
 
@@ -223,11 +234,7 @@ class RethinkNotesStore(NotesStore):
         connection is dropped (the next call connects again, to the next
         server first).
         """
-        if os.getpid() != self._pid:
-            # A forked child shares the parent's sockets: forget them, never
-            # close them.
-            self._pid, self._idle = os.getpid(), []
-            self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        self._check_fork()
         with self._slots:
             conn = self._idle.pop() if self._idle else self._open()
             try:
@@ -403,7 +410,7 @@ class RethinkNotesStore(NotesStore):
         """
 
         def work(conn) -> None:
-            self._groups.close(group)  # it holds a connection: it is counted now
+            self._groups.close(group)  # it holds its turn: it is counted now
             for _ in range(_WRITE_ATTEMPTS):
                 if self._insert_once(conn, group):
                     return
@@ -414,7 +421,9 @@ class RethinkNotesStore(NotesStore):
             )
             raise Unavailable(UNAVAILABLE)
 
-        self._run(work)
+        self._check_fork()
+        with self._create_turn:
+            self._run(work)
 
     def _insert_once(self, conn, group: List[NewNote]) -> bool:
         """One try at :meth:`_insert_group`; False if the lease was over first."""

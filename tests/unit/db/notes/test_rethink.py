@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
@@ -633,6 +634,43 @@ def test_notes_created_together_take_one_range_and_one_insert(
     assert [c.seq for c in changes] == list(range(1, 9))
     assert all(c.type == "created" and c.new == by_seq[c.seq] for c in changes)
     assert log_entries(url, store) == {seq: "created" for seq in range(1, 9)}
+
+
+def test_creates_arriving_while_a_group_writes_form_the_next_group(
+    monkeypatch, store_on, url
+):
+    store = store_on(url)
+    taken = []
+    take_seq = store.changelog.take_seq
+    monkeypatch.setattr(
+        store.changelog,
+        "take_seq",
+        lambda conn, count=1: taken.append(count) or take_seq(conn, count),
+    )
+    insert, writing, release = store._insert_docs, threading.Event(), threading.Event()
+
+    def held(conn, docs, deadline):
+        if len(taken) == 1:  # the first group holds the turn until released
+            writing.set()
+            release.wait(10)
+        return insert(conn, docs, deadline)
+
+    monkeypatch.setattr(store, "_insert_docs", held)
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(store.create, "first", "")
+        assert writing.wait(10)
+        rest = [pool.submit(store.create, f"next {i}", "") for i in range(5)]
+        wait_until(
+            lambda: len(store._groups._group or ()) == 5,
+            timeout=10,
+            what="the next group gathering the five",
+        )
+        release.set()
+        notes = [first.result(10)] + [future.result(10) for future in rest]
+
+    assert taken == [1, 5]
+    assert sorted(note.position for note in notes) == list(range(1, 7))
+    assert [c.seq for c in read(store, 6)] == list(range(1, 7))
 
 
 def test_an_id_drawn_twice_fails_alone_and_leaves_no_hole(
