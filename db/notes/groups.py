@@ -112,6 +112,7 @@ class CreateGroups:
         except Unavailable as ex:
             self._fail_open(group, ex)
         except Exception as ex:
+            self.close(group)  # if it failed before its turn
             if len(group) == 1:
                 self._fail_open(group, ex)
             else:
@@ -122,7 +123,8 @@ class CreateGroups:
                         self._fail_open([member], alone)
         finally:
             self.close(group)  # if its write never began
-            self._fail_open(group, Unavailable(UNAVAILABLE))  # a write that lost one
+            # A note the write left open is not known to be committed.
+            self._fail_open(group, Unavailable(UNAVAILABLE))
             for member in group[1:]:
                 member.written.set()
         return new.result()
