@@ -115,11 +115,11 @@ class GeventWorker(ProblemErrors, _GeventWorker):
 
         The first write of a group sleeps one turn, so the requests ready at
         the same moment reach their writes and share its transaction
-        (group commit: :meth:`db.notes.sql.SqlNotesStore.create`).
+        (group commit: :mod:`db.notes.groups`).
         """
         super().patch()
         # Imported here, once patched: SQLAlchemy's locks must be gevent's.
-        from db.notes.sql import set_group_pause
+        from db.notes.groups import set_group_pause
 
         set_group_pause(_take_turn)
 

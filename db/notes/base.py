@@ -23,6 +23,8 @@ from core.notes import Note
 from core.notes import is_note_id
 from db.errors import NotFound
 
+#: The detail of every Unavailable a store raises.
+UNAVAILABLE = "notes store unavailable"
 #: Fields a write may set (PATCH gives a subset, PUT both).
 WRITABLE_FIELDS = ("title", "body")
 

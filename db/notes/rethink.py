@@ -38,12 +38,15 @@ from core.notes import new_note_id
 from core.tracing import traceparent
 from db.errors import PreconditionFailed
 from db.errors import Unavailable
+from db.notes.base import UNAVAILABLE
 from db.notes.base import Clock
 from db.notes.base import NotesStore
 from db.notes.base import Page
 from db.notes.base import not_found
 from db.notes.base import require_id
 from db.notes.base import writable
+from db.notes.groups import CreateGroups
+from db.notes.groups import NewNote
 from db.notes.rethink_log import COUNTER_ID
 from db.notes.rethink_log import ChangeLog
 from db.notes.rethink_log import entry
@@ -60,7 +63,6 @@ from db.rethink import parse_url
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "notes store unavailable"
 NOTE_FIELDS = ("id", "title", "body", "created_at", "updated_at", "version", "position")
 _WRITE_ATTEMPTS = 10
 #: Connections a process opens at most; more concurrent calls wait for one.
@@ -68,10 +70,11 @@ POOL_SIZE = 8
 # Failed checks inside a write function come back in the result's
 # first_error; these markers say which check failed.
 _MISSING = "NOTE_MISSING"
-_EXISTS = "NOTE_EXISTS"
 _STALE = "NOTE_STALE_SEQ"
 _LATE = "NOTE_LEASE_OVER"
 _MISMATCH = "NOTE_VERSION_MISMATCH"
+#: How the server words an insert refused for an id that exists.
+_DUPLICATE = "Duplicate primary key"
 
 
 def _time(value) -> datetime.datetime:
@@ -175,7 +178,11 @@ class RethinkNotesStore(NotesStore):
         self._pid = os.getpid()
         self._idle: List[Any] = []  # connections not in use, newest last
         self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        # One group of creates writes at a time in a process; the next one
+        # gathers the creates that arrive meanwhile.
+        self._create_turn = threading.Lock()
         self._retry_at = 0.0
+        self._groups = CreateGroups(self._insert_group)
 
     @staticmethod
     def table_names_for(table: str) -> Tuple[str, str, str]:
@@ -212,6 +219,14 @@ class RethinkNotesStore(NotesStore):
 
     # Connections
 
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            # A forked child shares the parent's sockets: forget them, never
+            # close them. Its locks start free.
+            self._pid, self._idle = os.getpid(), []
+            self._slots = threading.BoundedSemaphore(POOL_SIZE)
+            self._create_turn = threading.Lock()
+
     def _run(self, work: Callable[[Any], Any]) -> Any:
         """``work(connection)`` on a connection of the pool that no one else uses.
 
@@ -219,11 +234,7 @@ class RethinkNotesStore(NotesStore):
         connection is dropped (the next call connects again, to the next
         server first).
         """
-        if os.getpid() != self._pid:
-            # A forked child shares the parent's sockets: forget them, never
-            # close them.
-            self._pid, self._idle = os.getpid(), []
-            self._slots = threading.BoundedSemaphore(POOL_SIZE)
+        self._check_fork()
         with self._slots:
             conn = self._idle.pop() if self._idle else self._open()
             try:
@@ -349,7 +360,7 @@ class RethinkNotesStore(NotesStore):
                         .run(conn)
                     )
                 except ReqlOpFailedError:  # not written (no primary replica, ...)
-                    self.changelog.void(conn, seq, taken_at)
+                    self.changelog.void(conn, [seq], taken_at)
                     raise
                 if not result["errors"]:
                     doc = result["changes"][0]["new_val"]
@@ -360,9 +371,9 @@ class RethinkNotesStore(NotesStore):
                         if self.changelog.ship(conn, [(note_id, outbox)]):
                             conn.broken = True  # dropped after this call
                     else:
-                        self.changelog.log_soon(conn, outbox[-1])
+                        self.changelog.log_soon(conn, [outbox[-1]])
                     return doc
-                self.changelog.void(conn, seq, taken_at)
+                self.changelog.void(conn, [seq], taken_at)
                 error = result.get("first_error", "")
                 if _MISSING in error:
                     raise not_found()
@@ -381,31 +392,111 @@ class RethinkNotesStore(NotesStore):
         return self._run(work)
 
     def create(self, title: str, body: str) -> Note:
-        now, trace = self._clock(), traceparent()
-        note_id = new_note_id()
+        now = self._clock()
+        # In milliseconds, as the server keeps times: the note answered is
+        # the note stored.
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        return self._groups.create(NewNote(new_note_id(), title, body, now))
 
-        def guarded(seq: int, taken_at: datetime.datetime):
+    def _insert_group(self, group: List[NewNote]) -> None:
+        """Steps 1 to 3 for the notes of ``group``, each step one query for all.
+
+        Sets ``note`` on each member committed. Raises Unavailable when the
+        notes left could not be written or their outcome is unknown (their
+        numbers are then left to the readers, who copy them from an outbox or
+        void them once their lease is over); raises RuntimeError when the
+        notes left were refused for an id taken already (each tries again
+        alone, see :class:`db.notes.groups.CreateGroups`).
+        """
+
+        def work(conn) -> None:
+            self._groups.close(group)  # it holds its turn: it is counted now
+            for _ in range(_WRITE_ATTEMPTS):
+                if self._insert_once(conn, group):
+                    return
+            log.warning(
+                "%d new notes: no write slot after %d attempts",
+                len(group),
+                _WRITE_ATTEMPTS,
+            )
+            raise Unavailable(UNAVAILABLE)
+
+        self._check_fork()
+        with self._create_turn:
+            self._run(work)
+
+    def _insert_once(self, conn, group: List[NewNote]) -> bool:
+        """One try at :meth:`_insert_group`; False if the lease was over first."""
+        first, taken_at = self.changelog.take_seq(conn, len(group))
+        seqs = range(first, first + len(group))
+        notes, docs = [], []
+        for seq, new in zip(seqs, group):
             note = {
-                "id": note_id,
-                "title": title,
-                "body": body,
-                "created_at": now,
-                "updated_at": now,
+                "id": new.note_id,
+                "title": new.title,
+                "body": new.body,
+                "created_at": new.now,
+                "updated_at": new.now,
                 "version": 1,
                 "position": seq,
             }
-            change = entry(seq, CREATED, note_id, None, note, now, taken_at, trace)
-            doc = {**note, "seq": seq, "outbox": [change]}
-            deadline = taken_at + datetime.timedelta(seconds=self.changelog.lease)
-            return lambda row: r.branch(
-                row.ne(None),
-                r.error(_EXISTS),
-                r.now().gt(deadline),
-                r.error(_LATE),
-                doc,
+            change = entry(
+                seq, CREATED, note["id"], None, note, new.now, taken_at, new.traceparent
             )
+            notes.append(note)
+            docs.append({**note, "seq": seq, "outbox": [change]})
+        deadline = taken_at + datetime.timedelta(seconds=self.changelog.lease)
+        try:
+            result = self._insert_docs(conn, docs, deadline)
+        except ReqlOpFailedError:  # not written (no primary replica, ...)
+            if len(docs) == 1:
+                # Certain for one document; of a batch, a part may have been
+                # written: its numbers are left to the readers.
+                self.changelog.void(conn, seqs, taken_at)
+            raise
+        if result == _LATE:
+            self.changelog.void(conn, seqs, taken_at)
+            return False
+        committed = set(result["committed"])
+        for seq, new, note in zip(seqs, group, notes):
+            if seq in committed:
+                new.note = _note(note)
+        if committed:
+            self.changelog.log_soon(
+                conn, [doc["outbox"][0] for doc in docs if doc["seq"] in committed]
+            )
+        if len(committed) == len(group):
+            return True
+        errors = result["errors"]
+        refused = [seq for seq in seqs if seq not in committed]
+        if len(errors) == len(refused) and all(_DUPLICATE in e for e in errors):
+            self.changelog.void(conn, refused, taken_at)
+            raise RuntimeError(f"RethinkDB refused new notes: {errors[0]}")
+        # The outcome of the others is not known for sure: readers settle it.
+        self._report(RuntimeError(errors[0] if errors else "no answer"), "note insert")
+        raise Unavailable(UNAVAILABLE)
 
-        return _note(self._write(note_id, guarded))
+    def _insert_docs(self, conn, docs: List[dict], deadline: datetime.datetime):
+        """Step 2 for new notes: insert ``docs`` unless the lease is over.
+
+        ``_LATE`` if it was (nothing written), else the ``seq`` of each
+        document inserted (``committed``) and the errors of the others.
+        The server's clock is read once per query, so every document of
+        the batch is checked against the same time.
+        """
+        inserted = self._notes.insert(
+            docs, conflict="error", return_changes="always"
+        ).do(
+            lambda result: {
+                "committed": result["changes"]
+                .filter(lambda change: change.has_fields("error").not_())
+                .map(lambda change: change["new_val"]["seq"]),
+                "errors": result["changes"]
+                .filter(lambda change: change.has_fields("error"))
+                .map(lambda change: change["error"]),
+            }
+        )
+        return r.branch(r.now().gt(deadline), _LATE, inserted).run(conn)
 
     def _change_guard(
         self,

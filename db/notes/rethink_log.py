@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Callable
 from typing import Dict
+from typing import Iterable
 from typing import List
 from typing import Optional
 from typing import Tuple
@@ -149,14 +150,18 @@ class ChangeLog:
         )
         return result["deleted"]
 
-    def take_seq(self, conn) -> Tuple[int, datetime.datetime]:
-        """Step 1: the next number, and the server's time when it was taken."""
+    def take_seq(self, conn, count: int = 1) -> Tuple[int, datetime.datetime]:
+        """Step 1: the next ``count`` numbers in one increment.
+
+        Returns the first of them and the server's time when they were taken
+        (every number of the range has that lease).
+        """
         result = (
             self._counter.get(COUNTER_ID)
             .replace(
                 lambda doc: {
                     "id": COUNTER_ID,
-                    "value": r.branch(doc.eq(None), 0, doc["value"]) + 1,
+                    "value": r.branch(doc.eq(None), 0, doc["value"]) + count,
                     "taken_at": r.now(),
                 },
                 return_changes=True,
@@ -165,28 +170,28 @@ class ChangeLog:
         )
         check_write(result)
         head = result["changes"][0]["new_val"]
-        return head["value"], head["taken_at"]
+        return head["value"] - count + 1, head["taken_at"]
 
-    def void(self, conn, seq: int, taken_at: datetime.datetime) -> None:
-        """Log that nothing was written under ``seq``, so no reader waits for it.
+    def void(self, conn, seqs: Iterable[int], taken_at: datetime.datetime) -> None:
+        """Log that nothing was written under ``seqs``, so no reader waits for them.
 
-        Sent unanswered: if it is lost, readers void the number themselves
-        once its lease is over.
+        Only for numbers that certainly were not committed (their write was
+        refused). Sent unanswered: if it is lost, readers void the numbers
+        themselves once their lease is over.
+        """
+        voids = [{"id": seq, "type": VOID, "taken_at": taken_at} for seq in seqs]
+        with contextlib.suppress(*DRIVER_ERRORS):
+            self._log.insert(voids, durability="soft").run(conn, noreply=True)
+
+    def log_soon(self, conn, entries: List[Dict[str, Any]]) -> None:
+        """Step 3: log committed changes, soft and unanswered, in one write.
+
+        The outboxes keep the changes durably until a reader has made the
+        log durable (:meth:`empty_outboxes`), so losing this write (a crash
+        of the process or the server) only means a reader copies them later.
         """
         with contextlib.suppress(*DRIVER_ERRORS):
-            self._log.insert(
-                {"id": seq, "type": VOID, "taken_at": taken_at}, durability="soft"
-            ).run(conn, noreply=True)
-
-    def log_soon(self, conn, entry: Dict[str, Any]) -> None:
-        """Step 3: log a committed change, soft and unanswered.
-
-        The outbox keeps the change durably until a reader has made the log
-        durable (:meth:`_empty_outboxes`), so losing this write (a crash of
-        the process or the server) only means a reader copies it later.
-        """
-        with contextlib.suppress(*DRIVER_ERRORS):
-            self._log.insert(entry, durability="soft").run(conn, noreply=True)
+            self._log.insert(entries, durability="soft").run(conn, noreply=True)
 
     def ship(
         self, conn, outboxes: List[Tuple[str, List[dict]]], wait: bool = False

@@ -40,12 +40,15 @@ from core.tracing import traceparent
 from db.errors import PreconditionFailed
 from db.errors import Pruned
 from db.errors import Unavailable
+from db.notes.base import UNAVAILABLE
 from db.notes.base import Clock
 from db.notes.base import NotesStore
 from db.notes.base import Page
 from db.notes.base import not_found
 from db.notes.base import require_id
 from db.notes.base import writable
+from db.notes.groups import CreateGroups
+from db.notes.groups import NewNote
 from db.pg_wakeups import NOTIFY
 from db.sql import Base
 from db.sql import Database
@@ -53,10 +56,7 @@ from db.sql import Query
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "notes store unavailable"
 _SEQUENCE_NAME = "changes"  # the row the DDL below creates
-#: Most notes created in one transaction (see :meth:`SqlNotesStore.create`).
-GROUP_MAX = 100
 
 
 class NoteRow(Base):
@@ -241,45 +241,6 @@ def _change(row) -> Change:
     )
 
 
-def _no_pause() -> None:
-    pass
-
-
-_group_pause: Callable[[], None] = _no_pause
-
-
-def set_group_pause(pause: Callable[[], None]) -> None:
-    """Set what the first note of a group runs before it writes, so others join it.
-
-    The gevent worker sets a one-turn sleep (:mod:`api.server_gevent`), so
-    the requests ready at the same moment reach their creates; elsewhere
-    there is no pause (see :meth:`SqlNotesStore.create`).
-    """
-    global _group_pause
-    _group_pause = pause
-
-
-class _NewNote:
-    """A note to create, waiting in its group; ``written`` is set once it is done."""
-
-    def __init__(self, note_id: str, title: str, body: str, now: datetime.datetime):
-        self.note_id = note_id
-        self.title = title
-        self.body = body
-        self.now = now
-        # Taken here, in the request's own context: the group's writer may
-        # be another request.
-        self.traceparent = traceparent()
-        self.note: Optional[Note] = None
-        self.error: Optional[BaseException] = None
-        self.written = threading.Event()
-
-    def result(self) -> Note:
-        if self.note is None:  # not committed
-            raise self.error or Unavailable(UNAVAILABLE)
-        return self.note
-
-
 class Wakeups(Protocol):
     """What :meth:`SqlNotesStore.changes` waits on between reads of the log."""
 
@@ -324,8 +285,7 @@ class SqlNotesStore(NotesStore):
         self._batch_size = batch_size
         self._on_commit = on_commit
         self._wakeups = wakeups
-        self._group_lock = threading.Lock()
-        self._group: Optional[List[_NewNote]] = None  # creates waiting to be written
+        self._groups = CreateGroups(self._insert)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -361,49 +321,13 @@ class SqlNotesStore(NotesStore):
         return value
 
     def create(self, title: str, body: str) -> Note:
-        new = _NewNote(new_note_id(), title, body, self._clock())
-        with self._group_lock:
-            group = self._group
-            if group is None or len(group) >= GROUP_MAX:
-                group = self._group = []
-            group.append(new)
-        if group[0] is new:  # the first of its group writes them all
-            self._write_group(group)
-        else:
-            new.written.wait()
-        return new.result()
+        new = NewNote(new_note_id(), title, body, self._clock())
+        return self._groups.create(new)
 
-    def _write_group(self, group: List[_NewNote]) -> None:
-        try:
-            _group_pause()
-            self._insert(group)
-        except Unavailable as ex:
-            for new in group:
-                new.error = ex
-        except Exception as ex:
-            if len(group) == 1:
-                group[0].error = ex
-            else:  # one bad note (an id taken twice) fails only itself
-                for new in group:
-                    try:
-                        self._insert([new])
-                    except Exception as alone:
-                        new.error = alone
-        finally:
-            self._close(group)  # if its transaction never began
-            for new in group[1:]:
-                new.written.set()
-
-    def _close(self, group: List[_NewNote]) -> None:
-        """No note joins ``group`` from now on."""
-        with self._group_lock:
-            if self._group is group:
-                self._group = None
-
-    def _insert(self, group: List[_NewNote]) -> None:
+    def _insert(self, group: List[NewNote]) -> None:
         """Insert the notes of ``group`` and their changes in one transaction."""
         with self._write() as connection:
-            self._close(group)  # it holds the turn to write
+            self._groups.close(group)  # it holds the turn to write
             seq = self._next_seq(connection, len(group)) - len(group)
             notes, rows, changes = [], [], []
             for new in group:

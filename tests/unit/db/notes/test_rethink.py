@@ -5,25 +5,33 @@ With one (RETHINKDB_URL): the schema that init-db creates, several hosts,
 a server that dies and returns, and the crash windows of a write: a
 process that dies after committing a note but before logging its change,
 or after taking a number but before committing, loses nothing and holds
-no reader up.
+no reader up. Notes created together: one range of numbers and one insert,
+and a group refused, cut off or partly written acknowledges exactly the
+notes committed, loses none of them, and leaves no number for a reader to
+wait on for ever.
 """
 
 import contextlib
 import dataclasses
+import datetime
 import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 import pytest
 from rethinkdb import r
+from rethinkdb.errors import ReqlDriverError
 
+import db.notes.rethink
 from api.app import create_app
 from api.cli import init_rethinkdb
 from api.cli import main as cli_main
+from core.notes import new_note_id
 from db.errors import Unavailable
 from db.notes.rethink import RethinkNotesStore
 from db.rethink import Connector
@@ -32,6 +40,8 @@ from db.rethink import close_quietly
 from db.rethink import parse_url
 from db.stores import open_stores
 from tests.support.live import settings_for
+from tests.support.note_groups import count_ids
+from tests.support.note_groups import create_together
 from tests.support.notes_backends import drop_tables
 from tests.support.notes_backends import require_rethinkdb
 from tests.support.processes import free_port
@@ -39,6 +49,8 @@ from tests.support.processes import wait_until
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.tls import make_certificates
 from tests.support.tls import openssl
+
+LONG_AGO = datetime.timedelta(hours=1)
 
 # The URL
 
@@ -573,3 +585,232 @@ def test_without_a_reader_a_writer_empties_a_long_outbox_itself(store_on, url):
         assert len(outboxes(url, writer)[note.id]) <= 5
     with contextlib.closing(writer.changes(since=0, timeout=10)) as stream:
         assert [next(stream).seq for _ in range(12)] == list(range(1, 13))
+
+
+# Group commit: creates of one moment share a range of numbers and one insert
+
+
+@pytest.fixture
+def ids(monkeypatch):
+    return count_ids(monkeypatch, db.notes.rethink)
+
+
+def log_entries(url, store):
+    """The change log's entries by seq: their type."""
+    with connection(url) as conn:
+        table = r.db(parse_url(url).db).table(store.table_names[1])
+        return {e["id"]: e["type"] for e in table.run(conn)}
+
+
+def read(store, count, timeout=10):
+    with contextlib.closing(store.changes(since=0, timeout=timeout)) as stream:
+        return [next(stream) for _ in range(count)]
+
+
+def split(outcomes):
+    notes = [o for o in outcomes if not isinstance(o, Exception)]
+    return notes, [o for o in outcomes if isinstance(o, Exception)]
+
+
+def test_notes_created_together_take_one_range_and_one_insert(
+    monkeypatch, store_on, url, ids
+):
+    store = store_on(url)
+    taken = []
+    take_seq = store.changelog.take_seq
+    monkeypatch.setattr(
+        store.changelog,
+        "take_seq",
+        lambda conn, count=1: taken.append(count) or take_seq(conn, count),
+    )
+    notes = create_together(monkeypatch, store, ids, 8)
+
+    assert taken == [8]
+    assert sorted(note.position for note in notes) == list(range(1, 9))
+    for note in notes:
+        assert store.get(note.id) == note
+    changes = read(store, 8)
+    by_seq = {note.position: note for note in notes}
+    assert [c.seq for c in changes] == list(range(1, 9))
+    assert all(c.type == "created" and c.new == by_seq[c.seq] for c in changes)
+    assert log_entries(url, store) == {seq: "created" for seq in range(1, 9)}
+
+
+def test_creates_arriving_while_a_group_writes_form_the_next_group(
+    monkeypatch, store_on, url
+):
+    store = store_on(url)
+    taken = []
+    take_seq = store.changelog.take_seq
+    monkeypatch.setattr(
+        store.changelog,
+        "take_seq",
+        lambda conn, count=1: taken.append(count) or take_seq(conn, count),
+    )
+    insert, writing, release = store._insert_docs, threading.Event(), threading.Event()
+
+    def held(conn, docs, deadline):
+        if len(taken) == 1:  # the first group holds the turn until released
+            writing.set()
+            release.wait(10)
+        return insert(conn, docs, deadline)
+
+    monkeypatch.setattr(store, "_insert_docs", held)
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(store.create, "first", "")
+        assert writing.wait(10)
+        rest = [pool.submit(store.create, f"next {i}", "") for i in range(5)]
+        wait_until(
+            lambda: len(store._groups._group or ()) == 5,
+            timeout=10,
+            what="the next group gathering the five",
+        )
+        release.set()
+        notes = [first.result(10)] + [future.result(10) for future in rest]
+
+    assert taken == [1, 5]
+    assert sorted(note.position for note in notes) == list(range(1, 7))
+    assert [c.seq for c in read(store, 6)] == list(range(1, 7))
+
+
+def test_an_id_drawn_twice_fails_alone_and_leaves_no_hole(
+    monkeypatch, store_on, url, ids
+):
+    store = store_on(url)
+    first = store.create("first", "")
+    ids.calls = 0
+    monkeypatch.setattr(
+        ids, "_make_id", lambda: first.id if ids.calls == 3 else new_note_id()
+    )
+    notes, failed = split(create_together(monkeypatch, store, ids, 5))
+
+    assert len(notes) == 4 and len(failed) == 1
+    assert isinstance(failed[0], RuntimeError)  # a 500, as on the SQL store
+    assert len(store.list_page(50).notes) == 5
+    # Its number in the group and the one it took alone were voided at once:
+    # a reader with the usual 2 s lease waits for neither.
+    started = time.monotonic()
+    changes = read(store, 5)
+    assert time.monotonic() - started < 1.5
+    assert [c.new.id for c in changes[1:]] == [
+        n.id for n in sorted(notes, key=lambda n: n.position)
+    ]
+    assert sorted(log_entries(url, store).values()).count("void") == 2
+
+
+def test_a_group_refused_past_its_lease_takes_new_numbers(
+    monkeypatch, store_on, url, ids
+):
+    store = store_on(url)
+    insert = store._insert_docs
+    refusals = []
+
+    def late_once(conn, docs, deadline):
+        if not refusals:  # as if the batch reached the server after its lease
+            refusals.append([doc["seq"] for doc in docs])
+            return insert(conn, docs, deadline - LONG_AGO)
+        return insert(conn, docs, deadline)
+
+    monkeypatch.setattr(store, "_insert_docs", late_once)
+    notes = create_together(monkeypatch, store, ids, 4)
+
+    assert refusals == [[1, 2, 3, 4]]
+    assert sorted(note.position for note in notes) == [5, 6, 7, 8]
+    assert log_entries(url, store) == {
+        **{seq: "void" for seq in range(1, 5)},
+        **{seq: "created" for seq in range(5, 9)},
+    }
+    assert [c.seq for c in read(store, 4)] == [5, 6, 7, 8]
+
+
+def test_a_group_always_past_its_lease_is_unavailable_and_voided(
+    monkeypatch, store_on, url, ids
+):
+    store = store_on(url)
+    insert = store._insert_docs
+    monkeypatch.setattr(
+        store,
+        "_insert_docs",
+        lambda conn, docs, deadline: insert(conn, docs, deadline - LONG_AGO),
+    )
+    notes, failed = split(create_together(monkeypatch, store, ids, 3))
+
+    assert notes == [] and len(failed) == 3
+    assert all(isinstance(ex, Unavailable) for ex in failed)
+    assert store.list_page(50).notes == []
+    assert set(log_entries(url, store).values()) == {"void"}  # every number
+    monkeypatch.undo()
+    after = store.create("after", "")
+    assert [c.new for c in read(store, 1)] == [after]
+
+
+def test_a_group_whose_answer_is_lost_acknowledges_none_and_loses_none(
+    monkeypatch, store_on, url, ids
+):
+    # The server commits the batch, then the connection dies before the
+    # answer: no note is acknowledged, yet every one reaches the readers.
+    store = store_on(url)
+    insert = store._insert_docs
+
+    def lost(conn, docs, deadline):
+        insert(conn, docs, deadline)
+        raise ReqlDriverError("Connection is closed.")
+
+    monkeypatch.setattr(store, "_insert_docs", lost)
+    notes, failed = split(create_together(monkeypatch, store, ids, 4))
+    monkeypatch.undo()
+
+    assert notes == [] and all(isinstance(ex, Unavailable) for ex in failed)
+    after = store.create("after", "")
+    changes = read(store_on(url), 5)
+    assert [c.seq for c in changes] == [1, 2, 3, 4, 5]
+    assert sorted(c.new.title for c in changes[:4]) == [f"note {i}" for i in range(4)]
+    assert changes[4].new == after
+
+
+def test_a_group_whose_connection_dies_before_the_insert_is_voided_by_readers(
+    monkeypatch, store_on, url, ids
+):
+    store = store_on(url, lease=0.3, clock_margin=0.1)
+
+    def dies(conn, docs, deadline):
+        raise ReqlDriverError("Connection is closed.")
+
+    monkeypatch.setattr(store, "_insert_docs", dies)
+    notes, failed = split(create_together(monkeypatch, store, ids, 3))
+    monkeypatch.undo()
+
+    assert notes == [] and all(isinstance(ex, Unavailable) for ex in failed)
+    assert log_entries(url, store) == {}  # the writer could not know: no void
+    after = store.create("after", "")
+    reader = store_on(url, lease=0.3, clock_margin=0.1)
+    assert [c.new for c in read(reader, 1)] == [after]
+    assert log_entries(url, store) == {1: "void", 2: "void", 3: "void", 4: "created"}
+
+
+def test_a_group_partly_committed_acknowledges_exactly_what_was(
+    monkeypatch, store_on, url, ids
+):
+    # Per-document errors other than a taken id (a shard without its
+    # primary): the notes committed are acknowledged, the others answer 503
+    # and their numbers are left to the readers.
+    store = store_on(url, lease=0.3, clock_margin=0.1)
+    insert = store._insert_docs
+
+    def half(conn, docs, deadline):
+        result = insert(conn, docs[::2], deadline)
+        lost = "Cannot perform write: primary replica for shard not available"
+        return {**result, "errors": [lost] * len(docs[1::2])}
+
+    monkeypatch.setattr(store, "_insert_docs", half)
+    notes, failed = split(create_together(monkeypatch, store, ids, 4))
+    monkeypatch.undo()
+
+    assert sorted(note.position for note in notes) == [1, 3]
+    assert len(failed) == 2 and all(isinstance(ex, Unavailable) for ex in failed)
+    after = store.create("after", "")
+    reader = store_on(url, lease=0.3, clock_margin=0.1)
+    changes = read(reader, 3)
+    assert [c.seq for c in changes] == [1, 3, 5]
+    assert [c.new for c in changes] == sorted(notes, key=lambda n: n.position) + [after]
+    assert log_entries(url, store)[2] == log_entries(url, store)[4] == "void"

@@ -1,32 +1,16 @@
 """The SQL notes store's group commit: notes created together share one transaction."""
 
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 import sqlalchemy as sa
 
+import db.notes.groups
 import db.notes.sql
 from core.notes import CREATED
 from core.notes import new_note_id
 from db.errors import Unavailable
 from db.notes.sql import SqlNotesStore
-from tests.support.processes import wait_until
-
-
-class Counted:
-    """``new_note_id`` counting its calls (one per create, before it joins a group)."""
-
-    def __init__(self, make_id):
-        self.calls = 0
-        self._make_id = make_id
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str:
-        with self._lock:  # so the n-th id is made by the n-th call
-            self.calls += 1
-            return self._make_id()
+from tests.support.note_groups import count_ids
+from tests.support.note_groups import create_together
 
 
 @pytest.fixture
@@ -41,28 +25,7 @@ def store(database, commits):
 
 @pytest.fixture
 def ids(monkeypatch):
-    counted = Counted(db.notes.sql.new_note_id)
-    monkeypatch.setattr(db.notes.sql, "new_note_id", counted)
-    return counted
-
-
-def create_together(monkeypatch, store, ids, count):
-    """Create ``count`` notes from as many threads; each group's first waits for all."""
-
-    def pause():
-        wait_until(lambda: ids.calls == count, timeout=10)
-        time.sleep(0.05)  # the last caller joins its group right after its id
-
-    monkeypatch.setattr(db.notes.sql, "_group_pause", pause)
-
-    def create(number):
-        try:
-            return store.create(f"note {number}", "body")
-        except Exception as ex:
-            return ex
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(create, range(count)))
+    return count_ids(monkeypatch, db.notes.sql)
 
 
 def test_notes_created_together_share_one_commit(monkeypatch, store, ids, commits):
@@ -80,7 +43,7 @@ def test_notes_created_together_share_one_commit(monkeypatch, store, ids, commit
 
 
 def test_groups_are_capped(monkeypatch, store, ids, commits):
-    monkeypatch.setattr(db.notes.sql, "GROUP_MAX", 3)
+    monkeypatch.setattr(db.notes.groups, "GROUP_MAX", 3)
     notes = create_together(monkeypatch, store, ids, 7)
 
     assert len(commits) == 3  # 3 + 3 + 1
