@@ -42,6 +42,12 @@ POST_P99_MS = 20.0
 TAIL_OVER_P50, TAIL_OVER_BARE = 5.0, 10.0
 PUSH_RATE = 500
 PUSH_P99_MS = 10.0
+#: RethinkDB's rates over the embedded store's, under PyPy, in one run.
+RETHINKDB_OVER_SQLITE = {
+    "get": ("GET /notes/{id}", 0.80),
+    "post": ("POST /notes", 0.30),
+}
+RETHINKDB_POST_P99_MS = 50.0
 
 
 def _rate(result: Optional[dict], key: str = "rps") -> Optional[float]:
@@ -201,7 +207,12 @@ def targets(results: dict) -> List[dict]:
         )
     out += _tails(results, pypy)
     figures = results.get("figures") or {}
-    for name, goals in (("peer", _peer), ("push", _push), ("auth", _auth)):
+    for name, goals in (
+        ("peer", _peer),
+        ("push", _push),
+        ("rethinkdb", _rethinkdb),
+        ("auth", _auth),
+    ):
         out += goals(figures[name]) if name in figures else []
     seed = (results.get("seed") or {}).get("figures", {})
     for what, name, key, unit, wanted in SEED_RATIOS:
@@ -278,6 +289,43 @@ def _push(figure: dict) -> List[dict]:
         score = None if p99 is None else PUSH_P99_MS / max(p99, 1e-3)
         out.append(_goal(what, figure_text, threshold, holds, score))
     return out
+
+
+def _rethinkdb(figure: dict) -> List[dict]:
+    """RethinkDB against SQLite per path, and push at 500 writes/s, under PyPy."""
+    pypy = (figure.get("result") or {}).get("results", {}).get("pypy")
+    out = []
+    for name, (label, wanted) in RETHINKDB_OVER_SQLITE.items():
+        what = f"RethinkDB {label} req/s vs SQLite's, PyPy, one run"
+        if not pypy or f"sqlite_{name}" not in pypy:
+            out.append(_goal(what, _unmeasured(figure), f">= {wanted:.0%}"))
+            continue
+        ours, theirs = pypy[name]["rps"], pypy[f"sqlite_{name}"]["rps"]
+        out.append(_compare(what, ours, theirs, wanted, percent=True))
+    what = f"RethinkDB POST -> SSE p99 at {PUSH_RATE} writes/s, with POST p99, PyPy"
+    threshold = f"<= {PUSH_P99_MS:g} ms, POST <= {RETHINKDB_POST_P99_MS:g} ms"
+    at_rate = [p for p in (pypy or {}).get("push", []) if p["asked_rate"] >= PUSH_RATE]
+    if not at_rate:
+        return out + [_goal(what, _unmeasured(figure), threshold)]
+    push = at_rate[0]
+    p99, post_p99 = push["p99_ms"], push["post_latency_ms"].get("p(99)")
+    holds = None
+    if p99 is not None and post_p99 is not None:
+        holds = (
+            p99 <= PUSH_P99_MS
+            and post_p99 <= RETHINKDB_POST_P99_MS
+            and push["missing"] == 0
+        )
+    figure_text = (
+        f"{p99} ms, POST {post_p99} ms (achieved {push['achieved_rate']:g}/s; "
+        f"{push['missing']} missing)"
+    )
+    score = None
+    if holds is not None:
+        score = min(
+            PUSH_P99_MS / max(p99, 1e-3), RETHINKDB_POST_P99_MS / max(post_p99, 1e-3)
+        )
+    return out + [_goal(what, figure_text, threshold, holds, score)]
 
 
 def _auth(figure: dict) -> List[dict]:

@@ -107,6 +107,15 @@ def _rates(measured: dict) -> dict:
     }
 
 
+def _targets(stack: common.Stack) -> Dict[str, paths.Target]:
+    """``GET /notes/{id}`` of a note made now, and ``POST /notes``."""
+    note = paths.Api(stack.url).create("/notes", {"title": "bench", "body": "x"})
+    return {
+        "get": paths.Target("get", "GET /notes/{id}", f"/notes/{note['id']}"),
+        "post": paths.BY_NAME["notes-post"],
+    }
+
+
 def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
     """Every figure for the server side under ``python`` (``impl``: its name)."""
     workers = common.workers(python)
@@ -118,20 +127,30 @@ def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
         duration=size["duration"],
         min_requests=size["per_worker"],
     )
-    with common.Stack(python, folder, env=env, push=True) as stack:
-        api = paths.Api(stack.url)
-        note = api.create("/notes", {"title": "bench", "body": "x"})
-        targets = {
-            "get": paths.Target("get", "GET /notes/{id}", f"/notes/{note['id']}"),
-            "post": paths.BY_NAME["notes-post"],
-        }
-        result = {
-            name: _rates(
-                measurer.measure(
-                    stack.url, t, t.path, label=impl, stack=stack, workers=workers
-                )
+    result = {}
+    # The embedded store first, measured alike: the targets are RethinkDB's
+    # figures over these, in one run.
+    sqlite = {"RETHINKDB_URL": ""}
+    with common.Stack(python, folder / "sqlite", env=sqlite) as stack:
+        for name, t in _targets(stack).items():
+            measured = measurer.measure(
+                stack.url,
+                t,
+                t.path,
+                label=f"{impl} sqlite",
+                stack=stack,
+                workers=workers,
             )
-            for name, t in targets.items()
+            result[f"sqlite_{name}"] = _rates(measured)
+    with common.Stack(python, folder, env=env, push=True) as stack:
+        for name, t in _targets(stack).items():
+            measured = measurer.measure(
+                stack.url, t, t.path, label=impl, stack=stack, workers=workers
+            )
+            result[name] = _rates(measured)
+        result["over_sqlite"] = {
+            name: common.ratio(result[name]["rps"], result[f"sqlite_{name}"]["rps"])
+            for name in ("get", "post")
         }
         result["push"] = []
         for rate in size["push_rates"]:

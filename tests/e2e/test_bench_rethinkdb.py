@@ -30,9 +30,11 @@ def test_run_returns_every_figure():
         pytest.skip("wrk is not installed (make bench installs it)")
     result = rethinkdb.run(True, sizes=TINY, pythons={"this": sys.executable})
     figures = result["results"]["this"]
-    for path in ("get", "post"):
+    for path in ("get", "post", "sqlite_get", "sqlite_post"):
         assert figures[path]["rps"] > 0 and figures[path]["errors"] == 0
         assert len(figures[path]["warmup"]) >= 1
+    for path in ("get", "post"):
+        assert figures["over_sqlite"][path] > 0
     (push,) = figures["push"]
     # k6 starts one iteration at 0 s and every 1/rate s to the end, inclusive.
     assert push["created"] == push["sent"] >= 20 and push["failed"] == 0

@@ -137,6 +137,42 @@ def test_gc_pauses_are_listed_per_path_and_interpreter():
     assert "GET /notes/{id}" not in text  # nothing was measured there
 
 
+def _rethinkdb_figure(post_rps, push_p99):
+    push = {
+        "asked_rate": 500,
+        "achieved_rate": 498.0,
+        "p99_ms": push_p99,
+        "missing": 0,
+        "post_latency_ms": {"med": 3.0, "p(99)": 40.0},
+    }
+    pypy = {
+        "get": {"rps": 9000.0},
+        "sqlite_get": {"rps": 10000.0},
+        "post": {"rps": post_rps},
+        "sqlite_post": {"rps": 5000.0},
+        "push": [dict(push, asked_rate=100), push],
+    }
+    return {"available": True, "result": {"results": {"pypy": pypy}}}
+
+
+def test_rethinkdb_is_held_to_the_sqlite_figures_of_the_same_run():
+    goals = {g["target"]: g for g in report._rethinkdb(_rethinkdb_figure(1200.0, 8.0))}
+    get = goals["RethinkDB GET /notes/{id} req/s vs SQLite's, PyPy, one run"]
+    assert get["holds"] is True and get["figure"].startswith("90%")
+    post = goals["RethinkDB POST /notes req/s vs SQLite's, PyPy, one run"]
+    assert post["holds"] is False and post["figure"].startswith("24%")
+    push = next(g for g in goals.values() if "SSE p99" in g["target"])
+    assert push["holds"] is True and push["figure"].startswith("8.0 ms, POST 40.0 ms")
+    slow = report._rethinkdb(_rethinkdb_figure(2000.0, 12.0))
+    assert [g["holds"] for g in slow] == [True, True, False]
+
+
+def test_rethinkdb_targets_without_the_figure_say_so():
+    goals = report._rethinkdb({"available": False, "reason": "no RethinkDB server"})
+    assert len(goals) == 3
+    assert all(g["holds"] is None and "no RethinkDB" in g["figure"] for g in goals)
+
+
 def test_targets_without_a_figure_say_so():
     results = _results()
     results["settings"] = {"connections": 16}
