@@ -160,7 +160,7 @@ def _compare(what: str, ours, theirs, wanted: float, percent: bool = False) -> d
 def _unmeasured(figure: dict) -> str:
     """Why a figure module gave no result."""
     result = figure.get("result") or {}
-    reason = figure.get("reason") or figure.get("error") or result.get("reason")
+    reason = figure.get("error") or result.get("reason")
     return f"n/a ({reason or 'not measured'})"
 
 
@@ -362,9 +362,7 @@ def figures_table(figures: dict) -> str:
     parts = []
     for name, figure in figures.items():
         result = figure.get("result")
-        if not figure.get("available"):
-            parts.append(f"- {name}: not available ({figure.get('reason')})")
-        elif "error" in figure:
+        if "error" in figure:
             parts.append(f"- {name}: failed ({figure['error']})")
         elif isinstance(result, dict) and result.get("rows"):
             header = list(dict.fromkeys(key for row in result["rows"] for key in row))

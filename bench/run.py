@@ -64,7 +64,6 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     add("--warmup", type=float, help="most warm-up seconds per path (0: none)")
     add("--duration", type=float, help="measured seconds per path")
     add("--server-warmup", type=float, help="extra warm-up for a server's first path")
-    add("--connections", type=int, default=16, help="wrk connections (default 16)")
     add("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
     add("--no-worker-classes", action="store_true")
     add("--figures", help=f"comma-separated figures (default: {', '.join(FIGURES)})")
@@ -76,35 +75,21 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 def chosen_interpreters(entries: Optional[List[str]]) -> dict:
     if not entries:
         return {name: common.interpreter(name) for name in ("pypy3", "python3")}
-    chosen = {}
-    for entry in entries:
-        name, sep, python = entry.partition("=")
-        if not sep or not name or not python:
-            raise SystemExit(f"--interpreter wants NAME=PYTHON, not {entry!r}")
-        # Absolute but not resolved: a venv's python is a symlink whose path
-        # is what makes it use the venv.
-        chosen[name] = os.path.abspath(python)
-    return chosen
+    # Absolute but not resolved: a venv's python is a symlink whose path is
+    # what makes it use the venv.
+    pairs = (entry.split("=", 1) for entry in entries)
+    return {name: os.path.abspath(python) for name, python in pairs}
 
 
 def run_figure(name: str, quick: bool) -> dict:
     """``bench.<name>.run(quick)``; never raises (one broken figure loses no other)."""
-    module_name = f"bench.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as ex:
-        reason = f"{module_name} does not import: {ex}"
-        if ex.name == module_name:
-            reason = f"{module_name} is not in this checkout"
-        return {"available": False, "reason": reason}
     started = time.monotonic()
     try:
-        value = module.run(quick)
+        value = importlib.import_module(f"bench.{name}").run(quick)
     except Exception as ex:
         traceback.print_exc()
-        return {"available": True, "error": f"{type(ex).__name__}: {ex}"}
-    seconds = round(time.monotonic() - started, 1)
-    return {"available": True, "seconds": seconds, "result": value}
+        return {"error": f"{type(ex).__name__}: {ex}"}
+    return {"seconds": round(time.monotonic() - started, 1), "result": value}
 
 
 def describe_machine() -> dict:
@@ -143,7 +128,7 @@ class Run:
                 raise SystemExit(
                     f"{name}: no interpreter; `make bench` makes the venvs"
                 )
-        timings = dict(QUICK if args.quick else FULL, connections=args.connections)
+        timings = dict(QUICK if args.quick else FULL)
         for knob in ("warmup", "duration", "server_warmup"):
             if getattr(args, knob) is not None:
                 timings[knob] = getattr(args, knob)
@@ -270,9 +255,7 @@ class Run:
         versions = self.results["versions"]
         pypy = next((n for n, v in versions.items() if v.startswith("PyPy")), None)
         if pypy is None:
-            reason = {"all": "no PyPy interpreter in this run"}
-            self.results["worker_classes"] = {"rows": [], "not_available": reason}
-            return
+            return  # the comparison is of PyPy's workers
         workers = self.results["settings"]["workers"][pypy]
         self.results["worker_classes"] = {
             "interpreter": versions[pypy],
