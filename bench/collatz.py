@@ -59,8 +59,7 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
         started = time.perf_counter()
         number, length = client.longest(n)
         seconds = time.perf_counter() - started
-        cpu_after = common.cpu_seconds(pids)
-        cpu = None if None in (cpu_before, cpu_after) else cpu_after - cpu_before
+        cpu = common.cpu_seconds(pids) - cpu_before
         return {
             "workers": workers,
             "n": n,
