@@ -203,31 +203,27 @@ class Run:
     def _measure(self, name: str, python: str, targets, app: str = "") -> None:
         """Each target under ``python`` on a stack of its own (``app``: not ours)."""
         workers = self.results["settings"]["workers"][name]
-        env = {"WORKERS": str(workers)}
-        tries = [{"app": app, "ready_path": "/"}]
+        options = {"app": app, "ready_path": "/"}
         if not app:
             collatz = any(target.needs == "collatz" for target in targets)
-            cores = [os.cpu_count() or 2] if collatz else []
-            tries = [{"database": self.database, "collatz": n} for n in cores + [0]]
-        stack, reason = None, ""
-        for number, options in enumerate(tries):
-            folder = self.workdir / f"{name}-{'bare' if app else number}"
-            try:
-                stack = common.Stack(python, folder, env=env, **options).start()
-                break
-            except common.StartError as ex:
-                reason = f"did not start: {str(ex)[-500:]}"
-                print(f"  {name}: {reason}", flush=True)
+            cores = os.cpu_count() or 2
+            options = {"database": self.database, "collatz": cores if collatz else 0}
+        folder = self.workdir / f"{name}-{'bare' if app else 'app'}"
+        env = {"WORKERS": str(workers)}
+        try:
+            stack = common.Stack(python, folder, env=env, **options).start()
+        except common.StartError as ex:
+            reason = f"did not start: {str(ex)[-500:]}"
+            for target in targets:
+                result = common.unavailable(reason, name, target.label)
+                self.rows[target.name]["results"][name] = result
+            return
         try:
             for target in targets:
-                if stack is None or (target.needs == "collatz" and not stack.collatz):
-                    result = common.unavailable(reason, name, target.label)
-                else:
-                    result = self._target(stack, target, name, workers)
+                result = self._target(stack, target, name, workers)
                 self.rows[target.name]["results"][name] = result
         finally:
-            if stack is not None:
-                stack.stop()
+            stack.stop()
 
     def _target(self, stack, target: paths.Target, name: str, workers: int) -> dict:
         api = paths.Api(stack.url)
