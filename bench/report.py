@@ -44,7 +44,7 @@ PUSH_RATE = 500
 PUSH_P99_MS = 10.0
 
 
-def _rate(result: Optional[dict], key: str = "rps") -> Optional[float]:
+def rate(result: Optional[dict], key: str = "rps") -> Optional[float]:
     """``result[key]`` when the result was measured, else None."""
     if result and result.get("available") and key in result:
         return result[key]
@@ -56,10 +56,10 @@ def derive(results: dict) -> None:
     names = results["interpreters"]
     bare = results["bare"]["results"]
     for row in results["paths"] + [results["bare"]]:
-        rates = {name: _rate(row["results"].get(name)) for name in names}
+        rates = {name: rate(row["results"].get(name)) for name in names}
         row["ratio"] = ratio(rates[names[0]], rates[names[1]]) if names[1:] else None
         row["ceiling_share"] = {
-            name: ratio(rates[name], _rate(bare.get(name))) for name in names
+            name: ratio(rates[name], rate(bare.get(name))) for name in names
         }
 
 
@@ -175,13 +175,13 @@ def targets(results: dict) -> List[dict]:
         for prefix in ("PyPy", "CPython")
     )
     rows = {row["name"]: row for row in results["paths"]}
-    bare = _rate(results["bare"]["results"].get(pypy))
+    bare = rate(results["bare"]["results"].get(pypy))
     out = []
     for what, name, over, wanted in RATIOS:
         if name in rows:
             measured = rows[name]["results"]
-            ours = _rate(measured.get(pypy))
-            theirs = _rate(measured.get(cpython)) if over == "cpython" else bare
+            ours = rate(measured.get(pypy))
+            theirs = rate(measured.get(cpython)) if over == "cpython" else bare
             what = what.format(label=rows[name]["label"])
             out.append(_compare(what, ours, theirs, wanted, over == "bare"))
     post = rows.get("notes-post", {}).get("results", {}).get(pypy)
@@ -206,7 +206,7 @@ def targets(results: dict) -> List[dict]:
     seed = (results.get("seed") or {}).get("figures", {})
     for what, name, key, unit, wanted in SEED_RATIOS:
         if name in rows:
-            ours = _rate(rows[name]["results"].get(pypy), unit)
+            ours = rate(rows[name]["results"].get(pypy), unit)
             theirs = (seed.get(key) or {}).get(unit)
             out.append(_compare(what + " (seed measured apart)", ours, theirs, wanted))
     return out
