@@ -1,6 +1,7 @@
 """What every figure of the bench shares: interpreters, percentiles, stacks, wrk, k6."""
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -239,11 +240,8 @@ def prepare_database(python: str, database: Path, salaries=False, env=None) -> N
     env["DATABASE_URL"] = f"sqlite:///{database}"
     for command in ("init-db", "import-salaries")[: 1 + salaries]:
         output([python, "-m", "api", command], env, timeout=600)
-    connection = sqlite3.connect(database)  # fold the WAL in: a copy has every row
-    try:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a copy has every row
 
 
 class Stack:
