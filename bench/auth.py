@@ -57,11 +57,9 @@ def run(quick: bool) -> dict:
             turns, seconds = TURNS[quick]
             for _ in range(turns):
                 for name, stack in stacks.items():
+                    url, path = stack.url, targets[name].path
                     result = common.wrk(
-                        stack.url,
-                        targets[name].path,
-                        seconds=seconds,
-                        headers=headers[name],
+                        url, path, seconds=seconds, headers=headers[name]
                     )
                     if result["errors"]["total"]:
                         raise RuntimeError(f"{name}: {result['errors']}")

@@ -19,10 +19,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 VERDICT = {True: "tab:green", False: "tab:red", None: "tab:gray"}
 
 
-def _rps(result) -> float:
-    return result["rps"] if result and result.get("available") else 0.0
-
-
 def _bars(axis, labels, series, xlabel, texts=None) -> None:
     """Horizontal bars: ``series`` is ``[(legend, values, colour)]``, side by side."""
     height = 0.8 / len(series)
@@ -61,10 +57,10 @@ def draw(results: dict, out: Path) -> None:
     )
     axes = iter(grid[:, 0])
     axis = next(axes)
-    series = [
-        (versions.get(name, name), [_rps(r["results"].get(name)) for r in rows], None)
-        for name in names
-    ]
+    series = []
+    for name in names:
+        values = [report.rate(r["results"].get(name)) or 0 for r in rows]
+        series.append((versions.get(name, name), values, None))
     _bars(axis, [row["label"] for row in rows], series, "requests/second")
     axis.set_title(_title(results))
     axis.legend(fontsize=8, loc="lower right")
@@ -81,7 +77,7 @@ def draw(results: dict, out: Path) -> None:
         labels = [
             f"{r['worker_class']} / {r['connection']} / {r['label']}" for r in classes
         ]
-        series = [(None, [_rps(r) for r in classes], "tab:green")]
+        series = [(None, [report.rate(r) or 0 for r in classes], "tab:green")]
         xlabel = "requests/second, gunicorn worker classes under PyPy"
         _bars(next(axes), labels, series, xlabel)
     figure.tight_layout()

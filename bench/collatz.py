@@ -59,8 +59,7 @@ def time_workers(python: str, workers: int, n: int, folder: Path) -> dict:
         started = time.perf_counter()
         number, length = client.longest(n)
         seconds = time.perf_counter() - started
-        cpu_after = common.cpu_seconds(pids)
-        cpu = None if None in (cpu_before, cpu_after) else cpu_after - cpu_before
+        cpu = common.cpu_seconds(pids) - cpu_before
         return {
             "workers": workers,
             "n": n,
@@ -107,24 +106,19 @@ def run(quick: bool = False) -> dict:
     n = 10**6 if quick else 10**7
     repeats = 1 if quick else 3
     result = {"n": n, "repeats": repeats, "cpus": os.cpu_count()}
-    pythons = {"pypy": common.interpreter("pypy3")}
-    pythons["cpython"] = common.interpreter("python3")
+    pythons = common.interpreters()
     with tempfile.TemporaryDirectory(prefix="bench-collatz-") as tmp:
         folder = Path(tmp)
         timings = {
             name: common.run_in(python, "bench.collatz:time_module", n, repeats)
-            if python
-            else {"error": "interpreter not found"}
             for name, python in pythons.items()
         }
         timings["c"] = time_c(n, repeats, folder)
         result["interpreters"] = timings
         seconds = {name: t.get("seconds") for name, t in timings.items()}
-        if seconds["pypy"] and seconds["cpython"]:
-            result["cpython_over_pypy"] = round(seconds["cpython"] / seconds["pypy"], 2)
-        if seconds["pypy"] and seconds["c"]:
-            result["pypy_over_c"] = round(seconds["pypy"] / seconds["c"], 2)
-        worker_python = pythons["pypy"] or sys.executable
+        result["cpython_over_pypy"] = common.ratio(seconds["cpython"], seconds["pypy"])
+        result["pypy_over_c"] = common.ratio(seconds["pypy"], seconds.get("c"))
+        worker_python = pythons["pypy"]
         runs = []
         result["workers"] = compare_workers(worker_python, n, repeats, folder, runs)
         if not quick:

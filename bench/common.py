@@ -1,16 +1,15 @@
 """What every figure of the bench shares: interpreters, percentiles, stacks, wrk, k6."""
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
-import platform
 import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -52,10 +51,9 @@ def interpreter(name: str) -> Optional[str]:
 
 
 def interpreters() -> Dict[str, str]:
-    """``{"pypy": path, "cpython": path}`` for those found (else this one)."""
+    """``{"pypy": path, "cpython": path}`` for those found."""
     found = {"pypy": interpreter("pypy3"), "cpython": interpreter("python3")}
-    this = {platform.python_implementation().lower(): sys.executable}
-    return {impl: path for impl, path in found.items() if path} or this
+    return {impl: path for impl, path in found.items() if path}
 
 
 def output(args: List[str], env: Optional[dict] = None, timeout: float = 1800) -> str:
@@ -130,13 +128,10 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return round(a / b, 2) if a and b else None
 
 
-def cpu_seconds(sessions) -> Optional[float]:
+def cpu_seconds(sessions) -> float:
     """User + system CPU seconds of the live processes in ``sessions`` (Linux)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return None
     total = 0
-    for entry in proc.iterdir():
+    for entry in Path("/proc").iterdir():
         try:
             stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
         except OSError:
@@ -245,11 +240,8 @@ def prepare_database(python: str, database: Path, salaries=False, env=None) -> N
     env["DATABASE_URL"] = f"sqlite:///{database}"
     for command in ("init-db", "import-salaries")[: 1 + salaries]:
         output([python, "-m", "api", command], env, timeout=600)
-    connection = sqlite3.connect(database)  # fold the WAL in: a copy has every row
-    try:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a copy has every row
 
 
 class Stack:
@@ -337,16 +329,7 @@ class Stack:
         """(Re)start the push worker; return once it answers."""
         self.spawn("push", "-m", "workers.push", ready=self.sse_url + "/health")
 
-    def wait_subscribed(self) -> None:
-        """Until a SUB client subscribed to notes reached the push worker."""
-        health = self.sse_url + "/health"
-
-        def subscribed() -> bool:
-            return "note." in (get_json(health) or {}).get("pub_topics", ())
-
-        wait_until(subscribed, 30, what="a subscriber")
-
-    def cpu_seconds(self) -> Optional[float]:
+    def cpu_seconds(self) -> float:
         """CPU seconds used so far by every process of the stack."""
         return cpu_seconds({p.proc.pid for p in self.processes.values() if p.proc})
 
@@ -404,15 +387,9 @@ def wrk(
     options = [f"-t{threads}", f"-c{max(connections, threads)}", f"-d{seconds}s"]
     for name, value in (headers or {}).items():
         options += ["-H", f"{name}: {value}"]
+    options += ["--timeout=10s", "-s", str(HERE / "wrk.lua"), url.rstrip("/") + "/"]
     done = subprocess.run(
-        [
-            binary,
-            *options,
-            "--timeout=10s",
-            "-s",
-            str(HERE / "wrk.lua"),
-            url.rstrip("/") + "/",
-        ],
+        [binary, *options],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -473,14 +450,7 @@ def describe_warmup(warmed: Optional[dict]) -> str:
 
 @dataclasses.dataclass
 class Measurer:
-    """Warms a target up to its plateau, then measures it with wrk.
-
-    ``warmup``: the most warm-up seconds per target (0: none), in slices of
-    ``warmup_slice``; under a JIT each worker must also have served
-    ``min_requests`` first. ``server_warmup`` is added for a server's first
-    target, where every worker compiles the shared code. ``target`` is a
-    bench.paths.Target.
-    """
+    """Warms a bench.paths.Target up to its plateau (docs/performance), then wrk."""
 
     workdir: Path
     warmup: float
@@ -570,11 +540,9 @@ class Measurer:
         cpu_before = stack.cpu_seconds() if stack else None
         gc_before = gc_samples(stack.url) if stack else None
         result = self._wrk(url, target, path, headers, "measure", self.duration)
-        cpu_after = stack.cpu_seconds() if stack else None
-        if cpu_before is not None and cpu_after is not None and result["requests"]:
-            cpu = (cpu_after - cpu_before) * 1000 / result["requests"]
-            result["cpu_ms_per_request"] = cpu
         if stack:
+            cpu, served = (stack.cpu_seconds() - cpu_before) * 1000, result["requests"]
+            result["cpu_ms_per_request"] = cpu / served if served else None
             result["gc"] = gc_between(gc_before, gc_samples(stack.url))
         latency, errors = result["latency_ms"], result["errors"]["total"]
         cpu = result.get("cpu_ms_per_request")
@@ -601,11 +569,7 @@ def unavailable(reason: str, label: str = "", what: str = "") -> dict:
 
 
 class Arrivals:
-    """Follows the notes' events on a SUB socket or SSE; each note id's arrival.
-
-    Times are ``time.time()``, the clock k6 stamps its samples with; a
-    thread reads the events and timestamps them as they come.
-    """
+    """Each note id's arrival (``time.time()``, k6's clock) on a SUB socket or SSE."""
 
     def __init__(self, stack: Stack, channel: str):
         self.at: Dict[str, float] = {}
@@ -617,7 +581,12 @@ class Arrivals:
             self._sock.setsockopt(zmq.RCVHWM, 0)
             self._sock.setsockopt(zmq.SUBSCRIBE, b"note.")
             self._sock.connect(stack.pub_endpoint)
-            stack.wait_subscribed()
+            health = stack.sse_url + "/health"
+            wait_until(
+                lambda: "note." in (get_json(health) or {}).get("pub_topics", ()),
+                30,
+                what="a subscriber",
+            )
             target = self._read_sub
         else:
             parts = urllib.parse.urlsplit(stack.sse_url)
@@ -685,11 +654,7 @@ def _epoch(stamp: str) -> float:
 
 
 def post_notes(url: str, rate: float, seconds: float, folder: Path) -> dict:
-    """``POST /notes`` at ``rate`` per second, open loop (k6, bench/writes.js).
-
-    Returns k6's POST latency and rate, and ``answered``: each created
-    note's id and the time its answer arrived.
-    """
+    """k6's figures of ``POST /notes`` at ``rate``/s, and ``answered``: id -> time."""
     out = folder / f"writes-{time.monotonic_ns()}.json"
     summary = out.with_suffix(".summary.json")
     done = run_k6(

@@ -4,14 +4,15 @@ A path whose endpoint answers 404 or 405 is reported as not available.
 """
 
 import dataclasses
+import itertools
 import json
+import math
 from typing import Callable
+from typing import Iterator
 from typing import List
 from typing import Optional
 
 import requests
-
-from bench import primegen
 
 
 class NotAvailable(Exception):
@@ -108,8 +109,36 @@ def _link(api: Api) -> str:
 PRIMES_PER_BATCH = 10
 
 
+def small_primes(limit: int) -> List[int]:
+    """Every prime <= ``limit`` (sieve of Eratosthenes)."""
+    if limit < 2:
+        return []
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[0] = sieve[1] = 0
+    for p in range(2, math.isqrt(limit) + 1):
+        if sieve[p]:
+            sieve[p * p :: p] = bytes(len(range(p * p, limit + 1, p)))
+    return list(itertools.compress(range(limit + 1), sieve))
+
+
+def primes_from(start: int, window: int = 1 << 20) -> Iterator[int]:
+    """The primes >= ``start``, ascending; sieves ``window`` numbers at a time."""
+    low = max(start, 2)
+    while True:
+        high = low + window
+        segment = bytearray([1]) * window
+        for p in small_primes(math.isqrt(high - 1)):
+            first = max(p * p, (low + p - 1) // p * p)
+            if first < high:
+                segment[first - low :: p] = bytes(len(range(first, high, p)))
+        yield from itertools.compress(range(low, high), segment)
+        low = high
+
+
 def _prime_bodies(count: int, start: int) -> List[str]:
-    batches = primegen.batches(start, count, PRIMES_PER_BATCH)
+    """Consecutive primes from ``start``: the API stores no batch twice."""
+    primes = primes_from(start)
+    batches = (list(itertools.islice(primes, PRIMES_PER_BATCH)) for _ in range(count))
     return [json.dumps({"primes": batch}) for batch in batches]
 
 

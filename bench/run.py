@@ -64,7 +64,6 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     add("--warmup", type=float, help="most warm-up seconds per path (0: none)")
     add("--duration", type=float, help="measured seconds per path")
     add("--server-warmup", type=float, help="extra warm-up for a server's first path")
-    add("--connections", type=int, default=16, help="wrk connections (default 16)")
     add("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
     add("--no-worker-classes", action="store_true")
     add("--figures", help=f"comma-separated figures (default: {', '.join(FIGURES)})")
@@ -76,42 +75,25 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 def chosen_interpreters(entries: Optional[List[str]]) -> dict:
     if not entries:
         return {name: common.interpreter(name) for name in ("pypy3", "python3")}
-    chosen = {}
-    for entry in entries:
-        name, sep, python = entry.partition("=")
-        if not sep or not name or not python:
-            raise SystemExit(f"--interpreter wants NAME=PYTHON, not {entry!r}")
-        # Absolute but not resolved: a venv's python is a symlink whose path
-        # is what makes it use the venv.
-        chosen[name] = os.path.abspath(python)
-    return chosen
+    # Absolute but not resolved: a venv's python is a symlink whose path is
+    # what makes it use the venv.
+    pairs = (entry.split("=", 1) for entry in entries)
+    return {name: os.path.abspath(python) for name, python in pairs}
 
 
 def run_figure(name: str, quick: bool) -> dict:
     """``bench.<name>.run(quick)``; never raises (one broken figure loses no other)."""
-    module_name = f"bench.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as ex:
-        reason = f"{module_name} does not import: {ex}"
-        if ex.name == module_name:
-            reason = f"{module_name} is not in this checkout"
-        return {"available": False, "reason": reason}
     started = time.monotonic()
     try:
-        value = module.run(quick)
+        value = importlib.import_module(f"bench.{name}").run(quick)
     except Exception as ex:
         traceback.print_exc()
-        return {"available": True, "error": f"{type(ex).__name__}: {ex}"}
-    seconds = round(time.monotonic() - started, 1)
-    return {"available": True, "seconds": seconds, "result": value}
+        return {"error": f"{type(ex).__name__}: {ex}"}
+    return {"seconds": round(time.monotonic() - started, 1), "result": value}
 
 
 def describe_machine() -> dict:
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        cpuinfo = []
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     models = [ln.split(":", 1)[1].strip() for ln in cpuinfo if ln[:10] == "model name"]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
@@ -124,26 +106,13 @@ def describe_machine() -> dict:
     }
 
 
-def _seed_figures() -> Optional[dict]:
-    """The seed apps' figures (measured outside the project), if recorded."""
-    try:
-        return json.loads((RESULTS / "seed.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 class Run:
     """One benchmark run: its settings, its temp folder, its results."""
 
     def __init__(self, args: argparse.Namespace, workdir: Path):
         self.args, self.workdir = args, workdir
         self.interpreters = chosen_interpreters(args.interpreter)
-        for name, python in self.interpreters.items():
-            if not python or not Path(python).exists():
-                raise SystemExit(
-                    f"{name}: no interpreter; `make bench` makes the venvs"
-                )
-        timings = dict(QUICK if args.quick else FULL, connections=args.connections)
+        timings = dict(QUICK if args.quick else FULL)
         for knob in ("warmup", "duration", "server_warmup"):
             if getattr(args, knob) is not None:
                 timings[knob] = getattr(args, knob)
@@ -173,7 +142,8 @@ class Run:
             "versions": {},
             "paths": [self._row(target) for target in self.targets],
             "bare": self._row(paths.BARE),
-            "seed": _seed_figures(),
+            # The seed apps' figures, measured outside the project.
+            "seed": json.loads((RESULTS / "seed.json").read_text()),
         }
         self.rows = {row["name"]: row for row in self.results["paths"]}
         self.rows["bare"] = self.results["bare"]
@@ -218,31 +188,27 @@ class Run:
     def _measure(self, name: str, python: str, targets, app: str = "") -> None:
         """Each target under ``python`` on a stack of its own (``app``: not ours)."""
         workers = self.results["settings"]["workers"][name]
-        env = {"WORKERS": str(workers)}
-        tries = [{"app": app, "ready_path": "/"}]
+        options = {"app": app, "ready_path": "/"}
         if not app:
             collatz = any(target.needs == "collatz" for target in targets)
-            cores = [os.cpu_count() or 2] if collatz else []
-            tries = [{"database": self.database, "collatz": n} for n in cores + [0]]
-        stack, reason = None, ""
-        for number, options in enumerate(tries):
-            folder = self.workdir / f"{name}-{'bare' if app else number}"
-            try:
-                stack = common.Stack(python, folder, env=env, **options).start()
-                break
-            except common.StartError as ex:
-                reason = f"did not start: {str(ex)[-500:]}"
-                print(f"  {name}: {reason}", flush=True)
+            cores = os.cpu_count() or 2
+            options = {"database": self.database, "collatz": cores if collatz else 0}
+        folder = self.workdir / f"{name}-{'bare' if app else 'app'}"
+        env = {"WORKERS": str(workers)}
+        try:
+            stack = common.Stack(python, folder, env=env, **options).start()
+        except common.StartError as ex:
+            reason = f"did not start: {str(ex)[-500:]}"
+            for target in targets:
+                result = common.unavailable(reason, name, target.label)
+                self.rows[target.name]["results"][name] = result
+            return
         try:
             for target in targets:
-                if stack is None or (target.needs == "collatz" and not stack.collatz):
-                    result = common.unavailable(reason, name, target.label)
-                else:
-                    result = self._target(stack, target, name, workers)
+                result = self._target(stack, target, name, workers)
                 self.rows[target.name]["results"][name] = result
         finally:
-            if stack is not None:
-                stack.stop()
+            stack.stop()
 
     def _target(self, stack, target: paths.Target, name: str, workers: int) -> dict:
         api = paths.Api(stack.url)
@@ -270,9 +236,7 @@ class Run:
         versions = self.results["versions"]
         pypy = next((n for n, v in versions.items() if v.startswith("PyPy")), None)
         if pypy is None:
-            reason = {"all": "no PyPy interpreter in this run"}
-            self.results["worker_classes"] = {"rows": [], "not_available": reason}
-            return
+            return  # the comparison is of PyPy's workers
         workers = self.results["settings"]["workers"][pypy]
         self.results["worker_classes"] = {
             "interpreter": versions[pypy],

@@ -25,12 +25,7 @@ STAMP = "2030-01-01T00:00:00.000Z"
 
 
 def serve(clients: int, rate: float, warmup: float, seconds: float) -> None:
-    """The server: prints its port; once ``clients`` are in, publishes.
-
-    At ``rate``, for ``warmup`` seconds, then ``seconds`` of events titled
-    "measured", each with its publication time as its body; then prints what
-    it published, and the clients it dropped for each line on stdin.
-    """
+    """The server: its port; once ``clients`` are in, the events; then its drops."""
     from core import wire
     from workers.push.feed import EventFeed
     from workers.push.sse import SseServer
@@ -75,10 +70,7 @@ def serve(clients: int, rate: float, warmup: float, seconds: float) -> None:
 
 
 def _connect(port: int) -> Tuple[socket.socket, ClientProtocol]:
-    """A client of ``/ws`` that has read the hub's first frame (``stream``).
-
-    Nothing is published while clients connect: no event follows it yet.
-    """
+    """A client of ``/ws`` that has read the hub's first frame (``stream``)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"))
     protocol.send_request(protocol.connect())
@@ -96,12 +88,7 @@ def _connect(port: int) -> Tuple[socket.socket, ClientProtocol]:
 
 
 def clients(port: int, count: int, timed: bool) -> None:
-    """``count`` clients; given a number of bytes on stdin, prints what they read.
-
-    Timed clients read as events come and time each measured one from its
-    publication (``latencies``, ms). The others read every 100 ms and count
-    ``bytes``: they stop once they read the number given, or after 5 s.
-    """
+    """``count`` clients; what they read once the bytes named on stdin came (<= 5 s)."""
     selector = selectors.DefaultSelector()
     for _ in range(count):
         sock, protocol = _connect(port)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from bench.slow_clients import hold_slow_clients
+from bench.worker_classes import hold_slow_clients
 from tests.support.live import LiveServer
 
 SLOW_CLIENTS = 48

@@ -33,7 +33,7 @@ TESTED_ELSEWHERE = {
     "bench/bare.py": ("tests/e2e/test_bench.py", "the bare target of the smoke run"),
     "bench/push.py": ("tests/e2e/test_bench_push.py", "runs the push figure"),
     "bench/rethinkdb.py": ("tests/e2e/test_bench_rethinkdb.py", "runs the figure"),
-    "bench/slow_clients.py": ("tests/e2e/test_server_reliability.py", "its clients"),
+    "bench/worker_classes.py": ("tests/e2e/test_server_reliability.py", "its clients"),
     "clients/generate.py": ("tests/e2e/test_generated_client.py", "builds the client"),
     "clients/postman.py": ("tests/unit/web/test_openapi.py", "the collection's tests"),
     "clients/python/cli.py": ("tests/e2e/test_client_cli.py", "runs the command"),
@@ -79,7 +79,6 @@ UNTESTED = {
         "bench/peer.py",
         "bench/peer_app.py",
         "bench/primes.py",
-        "bench/worker_classes.py",
         "bench/ws.py",
     )
 }

@@ -40,7 +40,6 @@ NOT_MODULES = {
     "api.test": "a logger name in tests/unit/core/test_logs.py",
     "db.local": "a RethinkDB host in tests/unit/db/notes/test_rethink.py",
     "bench.broken_figure": "a figure module tests/unit/bench/test_figures.py makes up",
-    "bench.no_such_figure": "a missing module in tests/unit/bench/test_figures.py",
     "api.key_secret": "the API's CURVE secret key file (python -m api zmq-keys)",
     "api.notes": "a package of the client generated in test_generated_client.py",
     "api.links": "a package of the client generated in test_generated_client.py",

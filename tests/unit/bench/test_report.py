@@ -176,17 +176,16 @@ def test_rethinkdb_targets_without_the_figure_say_so():
 def test_targets_without_a_figure_say_so():
     results = _results()
     results["settings"] = {"connections": 16}
-    results["figures"] = {"push": {"available": False, "reason": "not in checkout"}}
+    results["figures"] = {"push": {"error": "FileNotFoundError: no k6"}}
     goals = report.targets(results)
     push = [goal for goal in goals if "SSE" in goal["target"]][0]
-    assert push["holds"] is None and "not in checkout" in push["figure"]
+    assert push["holds"] is None and "no k6" in push["figure"]
 
 
 def test_a_figure_with_rows_is_shown_as_a_table():
     text = report.figures_table(
         {
             "rethinkdb": {
-                "available": True,
                 "result": {"rows": [{"path": "GET /notes/{id}", "rps": 1234.5}]},
             }
         }
