@@ -168,7 +168,8 @@ def test_rethinkdb_is_held_to_the_sqlite_figures_of_the_same_run():
 
 
 def test_rethinkdb_targets_without_the_figure_say_so():
-    goals = report._rethinkdb({"available": False, "reason": "no RethinkDB server"})
+    unavailable = {"available": False, "reason": "no RethinkDB server"}
+    goals = report._rethinkdb({"result": unavailable})
     assert len(goals) == 3
     assert all(g["holds"] is None and "no RethinkDB" in g["figure"] for g in goals)
 
