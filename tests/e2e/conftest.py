@@ -30,8 +30,12 @@ def live_server(tmp_path, database_url):  # noqa: ARG001 (creates the schema)
     yield start
     for server in servers:
         server.stop()
-    for server in servers:  # db.sqlite closed them; they are still bugs
-        assert "left open on a pooled" not in server.log()
+    for server in servers:
+        log = server.log()
+        if "Traceback" in log:  # shown with a failed test's report
+            start_at = max(0, log.index("Traceback") - 300)
+            print("gunicorn's log from its first traceback:", log[start_at:][:6000])
+        assert "left open on a pooled" not in log  # db.sqlite closed them; still bugs
 
 
 @pytest.fixture
