@@ -113,11 +113,10 @@ def on_starting(server):
 
 
 def post_fork(server, worker):
-    """Observe the worker's garbage-collector pauses (``/metrics``)."""
+    """Record the worker's garbage-collector pauses (``/metrics`` serves them)."""
     from core import gc_pauses
-    from web.metrics import GC_PAUSES
 
-    gc_pauses.observe(GC_PAUSES)
+    gc_pauses.watch()
 
 
 def child_exit(server, worker):

@@ -108,6 +108,7 @@ class Metrics:
         count, latency = self._of(req.method, route, resp.status_code)
         count.inc()
         latency.observe(time.perf_counter() - started)
+        gc_pauses.flush(GC_PAUSES)
 
 
 def backend_of(error: BaseException) -> str:

@@ -107,6 +107,7 @@ class _State(Collector):
 
 def exposition(state: Callable[[], Dict[str, Any]]) -> bytes:
     """The worker's metrics in the Prometheus text format."""
+    gc_pauses.flush(GC_PAUSES)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Registered())
     registry.register(_State(state))

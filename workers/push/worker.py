@@ -429,7 +429,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as ex:
         log.error("cannot start: %s", ex)
         return 1
-    gc_pauses.observe(metrics.GC_PAUSES)
+    gc_pauses.watch()
     worker = PushWorker(settings, since=args.since)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
