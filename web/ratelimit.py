@@ -2,8 +2,10 @@
 
 :class:`RateLimit` is middleware that takes a token before the responder runs
 (a 429 problem when none is left). The client is its checked API key, else its
-address, stored only as a hash; when the database is down requests go through
-unlimited, since a limit protects the service and is no reason to refuse all.
+address (behind ``TRUSTED_PROXIES``, the one ``X-Forwarded-For`` names:
+web.middleware.ClientAddress), stored only as a hash; when the database is
+down requests go through unlimited, since a limit protects the service and is
+no reason to refuse all.
 
 Usage: docs/user/links.md#rate-limits
 """
@@ -57,10 +59,11 @@ class RateLimit:
 
     @staticmethod
     def client(req: falcon.Request) -> str:
-        """Who the request counts for: its API key, else the connection's address.
+        """Who the request counts for: its API key, else the client's address.
 
         Never a value the client picks: a key counts only once
-        :class:`web.auth.Auth` has checked it.
+        :class:`web.auth.Auth` has checked it, and ``X-Forwarded-For`` only
+        when a trusted proxy sent it (:class:`web.middleware.ClientAddress`).
         """
         key = getattr(req.context, "api_key", None)
         if key is not None:
