@@ -10,6 +10,7 @@ Usage: docs/operations/security.md#client-addresses-behind-a-proxy
 """
 
 import ipaddress
+from typing import Dict
 from typing import Optional
 from typing import Tuple
 from typing import Union
@@ -20,6 +21,8 @@ IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 #: Most entries of ``X-Forwarded-For`` read from the right: more trusted
 #: proxies in a row than any real deployment has give the peer.
 MAX_HOPS = 16
+#: Connection addresses remembered as trusted or not (beyond it, parsed again).
+_PEERS_MAX = 1024
 
 
 def parse_hop(text: str) -> Optional[IPAddress]:
@@ -78,6 +81,9 @@ class TrustedProxies:
                     "network (such as 10.0.0.5 or 172.18.0.0/16)"
                 ) from None
         self._networks: Tuple[IPNetwork, ...] = tuple(networks)
+        # The peers are the few balancers, and the clients that connect
+        # directly: parsing each address costs microseconds per request.
+        self._peers: Dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self._networks)
@@ -96,7 +102,12 @@ class TrustedProxies:
         """
         if not self._networks or not forwarded_for:
             return peer
-        if not self.trusts(parse_hop(peer)):
+        trusted = self._peers.get(peer)
+        if trusted is None:
+            trusted = self.trusts(parse_hop(peer))
+            if len(self._peers) < _PEERS_MAX:
+                self._peers[peer] = trusted
+        if not trusted:
             return peer
         address = None
         # Past MAX_HOPS, the rest of the header is one entry with commas in

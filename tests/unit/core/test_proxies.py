@@ -122,3 +122,12 @@ def test_a_bad_setting_is_refused_with_its_entry(setting):
 def test_a_network_given_with_host_bits_is_the_network():
     trusted = TrustedProxies("10.0.0.7/24")
     assert trusted.client("10.0.0.200", "198.51.100.1") == "198.51.100.1"
+
+
+def test_answers_stay_right_past_the_remembered_peers():
+    trusted = TrustedProxies("10.0.0.0/16")
+    for n in range(1100):  # more peers than are remembered
+        peer = f"10.0.{n // 256}.{n % 256}"
+        assert trusted.client(peer, "198.51.100.1") == "198.51.100.1"
+        outsider = f"192.0.{n // 256}.{n % 256}"
+        assert trusted.client(outsider, "198.51.100.1") == outsider
