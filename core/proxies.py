@@ -1,10 +1,8 @@
 """Who the client is behind trusted proxies (``TRUSTED_PROXIES``, no I/O).
 
-A proxy's ``X-Forwarded-For`` is believed only when the connection comes from
-one of the trusted addresses or networks; the client is then the right-most
-address of the header that is not itself a trusted proxy. Entries left of it
-were written by the client and are never read. Anything malformed gives the
-connection's own address: a bad header never fails a request.
+From a trusted connection, the client is the right-most ``X-Forwarded-For``
+address that is not a trusted proxy; entries left of it, the client's own
+writing, are never read, and anything malformed gives the connection's address.
 
 Usage: docs/operations/security.md#client-addresses-behind-a-proxy
 """

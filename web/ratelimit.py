@@ -2,10 +2,8 @@
 
 :class:`RateLimit` is middleware that takes a token before the responder runs
 (a 429 problem when none is left). The client is its checked API key, else its
-address (behind ``TRUSTED_PROXIES``, the one ``X-Forwarded-For`` names:
-web.middleware.ClientAddress), stored only as a hash; when the database is
-down requests go through unlimited, since a limit protects the service and is
-no reason to refuse all.
+address, stored only as a hash; when the database is down requests go through
+unlimited, since a limit protects the service and is no reason to refuse all.
 
 Usage: docs/user/links.md#rate-limits
 """
