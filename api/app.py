@@ -14,6 +14,7 @@ from core import tracing
 from core import wire
 from core.hosts import AllowedHosts as HostRule
 from core.logs import configure_logging
+from core.proxies import TrustedProxies
 from core.ratelimit import parse_rate
 from core.settings import Settings
 from core.targets import Targets
@@ -45,6 +46,7 @@ from web.metrics import Metrics as MetricsMiddleware
 from web.middleware import JSON_MEDIA_TYPES
 from web.middleware import AllowedHosts
 from web.middleware import BodyLimit
+from web.middleware import ClientAddress
 from web.middleware import RequestId
 from web.middleware import RequireJSON
 from web.openapi import Routes
@@ -64,6 +66,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
     webhook_sources = parse_sources(settings.webhook_sources)
     # Where links and webhook subscriptions may point (docs/design/security.md).
     targets = Targets(settings.allowed_private_targets)
+    # Whose X-Forwarded-For names the client (docs/operations/security.md).
+    trusted_proxies = TrustedProxies(settings.trusted_proxies)
     if settings.auth not in ("on", "off"):
         raise ValueError(f"AUTH must be on or off, got {settings.auth!r}")
     stores = stores or open_stores(settings)
@@ -96,7 +100,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
             )
         )
 
-    # Metrics first: it sees every request, and the final status of each.
+    # Metrics first (after the client's address): it sees every request, and
+    # the final status of each.
     # The key is checked before the rate limits, which count per key.
     hosts = HostRule(settings.allowed_hosts, [settings.public_base_url])
     middleware = [
@@ -105,6 +110,9 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> falcon.Ap
         AllowedHosts(hosts),
         BodyLimit(settings.max_body_bytes),
     ]
+    if trusted_proxies:
+        # First: everything after it sees the client, not the proxy.
+        middleware.insert(0, ClientAddress(trusted_proxies))
     if settings.auth == "on":
         middleware.append(Auth(KeyCache(stores.keys), scopes))
     # TRACING: a span per request (the instrumentation replaces falcon.App,

@@ -60,6 +60,15 @@ class Settings:
         "names and PUBLIC_BASE_URL's host, comma-separated (.example.com: the "
         "domain and its subdomains; *: any); other Host headers get 400",
     )
+    trusted_proxies: str = _env_field(
+        "TRUSTED_PROXIES",
+        "",
+        "addresses and networks of the load balancers and proxies in front of "
+        "the API, comma-separated (10.0.0.5,172.18.0.0/16): from them, the "
+        "client is the right-most X-Forwarded-For address that is not one of "
+        "them; empty: the header is ignored and the connection's address is "
+        "the client (docs/operations/security.md)",
+    )
     max_body_bytes: int = _env_field(
         "MAX_BODY_BYTES", 1024 * 1024, "largest request body accepted (413 above)"
     )

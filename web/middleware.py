@@ -1,5 +1,5 @@
-"""Request-wide middleware: request ids, allowed hosts, the body size limit,
-JSON-only writes."""
+"""Request-wide middleware: the client's address, request ids, allowed hosts,
+the body size limit, JSON-only writes."""
 
 import functools
 import io
@@ -12,6 +12,7 @@ import falcon
 from core.hosts import UNKNOWN_HOST
 from core.hosts import AllowedHosts as HostRule
 from core.logs import request_id_var
+from core.proxies import TrustedProxies
 from web.errors import Problem
 
 _WRITE_METHODS = frozenset(("POST", "PUT", "PATCH"))
@@ -44,6 +45,30 @@ class _IdSource:
 
 
 _ids = _IdSource()
+
+
+#: Where :class:`ClientAddress` keeps the connection's own address.
+PEER_ENVIRON_KEY = "api.peer_addr"
+
+
+class ClientAddress:
+    """``REMOTE_ADDR`` becomes the client's address behind trusted proxies.
+
+    The rule is :meth:`core.proxies.TrustedProxies.client`
+    (``TRUSTED_PROXIES``). Rewriting the WSGI variable makes every reader of
+    the client's address agree: ``req.remote_addr`` (rate limits, visits)
+    and gunicorn's access log, which reads this environ after the response.
+    The connection's own address stays in ``environ["api.peer_addr"]``.
+    """
+
+    def __init__(self, trusted: TrustedProxies):
+        self._trusted = trusted
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        peer = req.env.get("REMOTE_ADDR", "")
+        client = self._trusted.client(peer, req.get_header("X-Forwarded-For"))
+        req.env[PEER_ENVIRON_KEY] = peer
+        req.env["REMOTE_ADDR"] = client
 
 
 class RequestId:

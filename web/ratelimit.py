@@ -57,10 +57,11 @@ class RateLimit:
 
     @staticmethod
     def client(req: falcon.Request) -> str:
-        """Who the request counts for: its API key, else the connection's address.
+        """Who the request counts for: its API key, else the client's address.
 
         Never a value the client picks: a key counts only once
-        :class:`web.auth.Auth` has checked it.
+        :class:`web.auth.Auth` has checked it, and ``X-Forwarded-For`` only
+        when a trusted proxy sent it (:class:`web.middleware.ClientAddress`).
         """
         key = getattr(req.context, "api_key", None)
         if key is not None:

@@ -8,6 +8,7 @@ app services get is one core/settings.py reads.
 """
 
 import dataclasses
+import ipaddress
 import re
 
 import pytest
@@ -108,3 +109,26 @@ def test_the_cluster_settings_reach_every_app_service():
         assert "${RETHINKDB_HOSTS:-rethinkdb:28015}" in env["RETHINKDB_URL"]
         assert env["RETHINKDB_REPLICAS"] == "${RETHINKDB_REPLICAS:-1}"
         assert env["DATABASE_URL"].startswith("postgresql://")
+
+
+def test_the_api_nodes_trust_the_balancers_address_and_no_other():
+    assert re.search(r"^\s*option forwardfor$", HAPROXY, re.MULTILINE)
+    assert "if-none" not in HAPROXY  # would pass a client's header on as is
+    lb_networks = SERVICES["lb"]["networks"]
+    assert list(lb_networks) == ["balancer"]
+    address = lb_networks["balancer"]["ipv4_address"]
+    network = COMPOSE["networks"]["balancer"]["ipam"]["config"][0]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(network["subnet"])
+    # Addresses handed out to the other containers never take the balancer's.
+    assert ipaddress.ip_address(address) not in ipaddress.ip_network(
+        network["ip_range"]
+    )
+    for name in ("api", "api-2", "api-3"):
+        assert SERVICES[name]["environment"]["TRUSTED_PROXIES"] == address
+        assert "balancer" in SERVICES[name]["networks"]
+    others = [
+        name
+        for name, service in SERVICES.items()
+        if "TRUSTED_PROXIES" in service.get("environment", {})
+    ]
+    assert sorted(others) == ["api", "api-2", "api-3"]

@@ -37,6 +37,7 @@ HOST_SUFFIXES = {"com", "net", "org"}
 #: Dotted names that are deliberately no module, each for the reason given.
 NOT_MODULES = {
     "api.route": "the WSGI environ key of the matched route (web/metrics.py)",
+    "api.peer_addr": "the WSGI environ key of the peer's address (web/middleware.py)",
     "api.test": "a logger name in tests/unit/core/test_logs.py",
     "db.local": "a RethinkDB host in tests/unit/db/notes/test_rethink.py",
     "bench.broken_figure": "a figure module tests/unit/bench/test_figures.py makes up",

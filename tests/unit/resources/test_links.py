@@ -368,6 +368,17 @@ def test_visits_record_referrer_agent_and_a_salted_hash(make_client):
     assert result.json["next"] is None
 
 
+def test_behind_a_trusted_proxy_the_visitor_is_the_forwarded_client(make_client):
+    client = make_client(visit_salt="pepper", trusted_proxies="10.0.0.0/24")
+    code = client.simulate_post("/links", json={"url": "example.com"}).json["code"]
+    forwarded = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}
+    client.simulate_get("/" + code, remote_addr="10.0.0.2", headers=forwarded)
+    client.simulate_get("/" + code, remote_addr="192.0.2.4", headers=forwarded)
+    second, first = client.simulate_get(f"/links/{code}/visits").json["items"]
+    assert first["visitor"] == hashlib.sha256(b"pepper203.0.113.9").hexdigest()
+    assert second["visitor"] == hashlib.sha256(b"pepper192.0.2.4").hexdigest()
+
+
 @pytest.mark.parametrize("max_visits", [None, 100])  # batched, counted
 def test_visits_keep_the_referrers_scheme_host_and_path_only(client, max_visits):
     limit = {} if max_visits is None else {"max_visits": max_visits}

@@ -149,3 +149,25 @@ def test_openapi_documents_429_where_it_can_happen(make_client):
     assert "429" not in paths["/links/{code}"]["get"]["responses"]
     unlimited = make_client().simulate_get("/openapi.json").json["paths"]
     assert "429" not in unlimited["/links"]["post"]["responses"]
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_a_bucket(make_client):
+    client = make_client(rate_limit="1/minute", auth="off", trusted_proxies="10.0.0.2")
+
+    def via_balancer(forwarded_for):
+        return shorten(
+            client,
+            remote_addr="10.0.0.2",
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+
+    assert via_balancer("192.0.2.1").status_code == 201
+    assert via_balancer("192.0.2.2").status_code == 201
+    assert_problem(via_balancer("192.0.2.1"), 429)
+    # A client that writes its own header still counts by the address the
+    # balancer saw (the right-most entry), not by the one it invented.
+    assert_problem(via_balancer("198.51.100.9, 192.0.2.2"), 429)
+    # From an untrusted peer the header is ignored: the peer's bucket.
+    spoofed = {"X-Forwarded-For": "198.51.100.10"}
+    assert shorten(client, remote_addr="192.0.2.50", headers=spoofed).status_code == 201
+    assert_problem(shorten(client, remote_addr="192.0.2.50", headers=spoofed), 429)
