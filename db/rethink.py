@@ -27,6 +27,7 @@ from rethinkdb import r
 from rethinkdb.ast import ReQLDecoder
 from rethinkdb.errors import ReqlAvailabilityError
 from rethinkdb.errors import ReqlDriverError
+from rethinkdb.errors import ReqlInternalError
 from rethinkdb.errors import ReqlOpFailedError
 from rethinkdb.errors import ReqlRuntimeError
 
@@ -44,9 +45,11 @@ _NAME = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
 CONNECTION_ERRORS = (ReqlDriverError, OSError)
 
 #: Errors that mean "the server cannot do this right now": the connection
-#: errors, and availability errors (a table without its primary replica
-#: during an election, a write whose outcome is unknown).
-DRIVER_ERRORS = (ReqlDriverError, ReqlAvailabilityError, OSError)
+#: errors, availability errors (a table without its primary replica during
+#: an election, a write whose outcome is unknown), and internal errors, which
+#: a server raises during an election when it cannot read a table's
+#: configuration ("none of the servers were accessible").
+DRIVER_ERRORS = (ReqlDriverError, ReqlAvailabilityError, ReqlInternalError, OSError)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ from urllib.parse import urlunsplit
 import pytest
 from rethinkdb import r
 from rethinkdb.errors import ReqlDriverError
+from rethinkdb.errors import ReqlInternalError
 
 import db.notes.rethink
 from api.app import create_app
@@ -768,13 +769,24 @@ def test_a_group_whose_answer_is_lost_acknowledges_none_and_loses_none(
     assert changes[4].new == after
 
 
-def test_a_group_whose_connection_dies_before_the_insert_is_voided_by_readers(
-    monkeypatch, store_on, url, ids
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReqlDriverError("Connection is closed."),
+        # What a server answers during an election, seen under kill -9.
+        ReqlInternalError(
+            "Unexpected exception: The attempt to read or modify the table's "
+            "configuration failed because none of the servers were accessible."
+        ),
+    ],
+)
+def test_a_group_whose_insert_fails_unanswered_is_voided_by_readers(
+    monkeypatch, store_on, url, ids, error
 ):
     store = store_on(url, lease=0.3, clock_margin=0.1)
 
     def dies(conn, docs, deadline):
-        raise ReqlDriverError("Connection is closed.")
+        raise error
 
     monkeypatch.setattr(store, "_insert_docs", dies)
     notes, failed = split(create_together(monkeypatch, store, ids, 3))
