@@ -280,7 +280,7 @@ class Stack:
                 "HOST": "127.0.0.1",
                 # Trusted clients, no limits: the figures are of the paths.
                 "AUTH": "off",
-                "COLLATZ_RATE_LIMIT": "",
+                "COLLATZ_RATE_LIMIT": "off",
                 "DATABASE_URL": f"sqlite:///{self.database}",
                 "LOG_LEVEL": "warning",
                 "PUBLIC_BASE_URL": self.url,

@@ -41,16 +41,17 @@ class Rate:
 def parse_rate(text: str) -> Optional[Rate]:
     """``100/minute``, ``5/second``, ``1000/hour``, ``10000/day`` (plural too).
 
-    Empty means no limit (None). Raises ValueError with a message naming the
-    setting for anything else.
+    Empty or ``off`` means no limit (None): an empty setting takes its default,
+    so ``off`` is how a limit on by default is turned off. Raises ValueError
+    with a message naming the setting for anything else.
     """
-    if not text or not text.strip():
+    if not text or not text.strip() or text.strip().lower() == "off":
         return None
     match = _RATE.match(text.lower())
     if match is None or match.group(2) not in UNITS or int(match.group(1)) < 1:
         raise ValueError(
             f"RATE_LIMIT must look like 100/minute or 5/second (a count from 1 "
-            f"and one of {', '.join(UNITS)}), got {text!r}"
+            f"and one of {', '.join(UNITS)}) or be off, got {text!r}"
         )
     return Rate(int(match.group(1)), UNITS[match.group(2)])
 

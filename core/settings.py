@@ -148,7 +148,7 @@ class Settings:
         "RATE_LIMIT",
         "",
         "requests per client, such as 100/minute or 5/second (a token bucket "
-        "shared by every worker); empty: no limit",
+        "shared by every worker); empty or off: no limit",
     )
     rate_limit_scope: str = _env_field(
         "RATE_LIMIT_SCOPE",
@@ -160,7 +160,7 @@ class Settings:
         "COLLATZ_RATE_LIMIT",
         "60/minute",
         "GET /collatz requests per client (a new large n costs the workers "
-        "seconds); empty: no limit",
+        "seconds); off: no limit",
     )
 
     # Collatz

@@ -23,8 +23,8 @@ def test_rates_are_parsed(text, quota, window):
     assert parse_rate(text) == Rate(quota, window)
 
 
-@pytest.mark.parametrize("text", ["", "  "])
-def test_an_empty_rate_is_no_limit(text):
+@pytest.mark.parametrize("text", ["", "  ", "off", "OFF"])
+def test_an_empty_or_off_rate_is_no_limit(text):
     assert parse_rate(text) is None
 
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from core.ratelimit import parse_rate
 from core.settings import Settings
 from tests.support.live import ROOT
 
@@ -87,3 +88,10 @@ def test_a_test_shares_no_address_with_make_serve(settings):
     } <= set(names)
     shared = [n for n in names if getattr(settings, n) == getattr(defaults, n)]
     assert shared == []
+
+
+def test_a_limit_on_by_default_is_turned_off_by_off_not_by_empty():
+    empty = Settings.from_env({"COLLATZ_RATE_LIMIT": ""})
+    assert parse_rate(empty.collatz_rate_limit) is not None  # the default
+    off = Settings.from_env({"COLLATZ_RATE_LIMIT": "off"})
+    assert parse_rate(off.collatz_rate_limit) is None
