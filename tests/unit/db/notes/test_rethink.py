@@ -613,10 +613,8 @@ def split(outcomes):
     return notes, [o for o in outcomes if isinstance(o, Exception)]
 
 
-def test_notes_created_together_take_one_range_and_one_insert(
-    monkeypatch, store_on, url, ids
-):
-    store = store_on(url)
+def count_takes(monkeypatch, store) -> list:
+    """The size of each range of numbers ``store`` takes from now on."""
     taken = []
     take_seq = store.changelog.take_seq
     monkeypatch.setattr(
@@ -624,6 +622,14 @@ def test_notes_created_together_take_one_range_and_one_insert(
         "take_seq",
         lambda conn, count=1: taken.append(count) or take_seq(conn, count),
     )
+    return taken
+
+
+def test_notes_created_together_take_one_range_and_one_insert(
+    monkeypatch, store_on, url, ids
+):
+    store = store_on(url)
+    taken = count_takes(monkeypatch, store)
     notes = create_together(monkeypatch, store, ids, 8)
 
     assert taken == [8]
@@ -641,13 +647,7 @@ def test_creates_arriving_while_a_group_writes_form_the_next_group(
     monkeypatch, store_on, url
 ):
     store = store_on(url)
-    taken = []
-    take_seq = store.changelog.take_seq
-    monkeypatch.setattr(
-        store.changelog,
-        "take_seq",
-        lambda conn, count=1: taken.append(count) or take_seq(conn, count),
-    )
+    taken = count_takes(monkeypatch, store)
     insert, writing, release = store._insert_docs, threading.Event(), threading.Event()
 
     def held(conn, docs, deadline):
