@@ -145,11 +145,22 @@ def table(results: dict) -> str:
     return text + _missing(missing)
 
 
-def _goal(what: str, figure: Any, threshold: str, holds=None, score=None) -> dict:
-    """One target; ``score`` is the figure over what is wanted (1 or more: holds)."""
+def _goal(what: str, figure: Any, threshold: str, *scores, ok: bool = True) -> dict:
+    """One target; each score is a figure over what is wanted (1 or more: holds).
+
+    Without every score the run has no verdict (``holds`` None); ``ok``
+    False (errors, events missing) fails a target whatever the scores.
+    """
+    score = min(scores) if scores and None not in scores else None
+    holds = None if score is None else score >= 1 and ok
     return dict(
         target=what, figure=figure, threshold=threshold, holds=holds, score=score
     )
+
+
+def _within(limit: float, value: Optional[float]) -> Optional[float]:
+    """The score of ``value <= limit`` (None without a value)."""
+    return None if value is None else limit / max(value, 1e-3)
 
 
 def _compare(what: str, ours, theirs, wanted: float, percent: bool = False) -> dict:
@@ -160,7 +171,7 @@ def _compare(what: str, ours, theirs, wanted: float, percent: bool = False) -> d
     value = ours / theirs
     shown = f"{value:.0%}" if percent else f"{value:.2f}x"
     figure = f"{shown} ({ours:,.0f} / {theirs:,.0f})"
-    return _goal(what, figure, threshold, value >= wanted, value / wanted)
+    return _goal(what, figure, threshold, value / wanted)
 
 
 def _unmeasured(figure: dict) -> str:
@@ -195,16 +206,11 @@ def targets(results: dict) -> List[dict]:
         p99 = post["latency_ms"]["p99"]
         # wrk counts statuses >= 400 as "status"; every kind is an error here.
         busy = sum(n for kind, n in post["errors"].items() if kind != "total")
-        out.append(
-            _goal(
-                "POST /notes p99 on SQLite, PyPy, "
-                f"{results['settings']['connections']} connections, no error",
-                f"{p99:.1f} ms, {busy} errors",
-                f"<= {POST_P99_MS:g} ms, 0 errors",
-                p99 <= POST_P99_MS and busy == 0,
-                POST_P99_MS / max(p99, 1e-3) if busy == 0 else 0.0,
-            )
-        )
+        what = "POST /notes p99 on SQLite, PyPy, "
+        what += f"{results['settings']['connections']} connections, no error"
+        shown, wanted = f"{p99:.1f} ms, {busy} errors", f"<= {POST_P99_MS:g} ms"
+        score = 0.0 if busy else _within(POST_P99_MS, p99)
+        out.append(_goal(what, shown, wanted + ", 0 errors", score))
     out += _tails(results, pypy)
     figures = results.get("figures") or {}
     for name, goals in (
@@ -225,22 +231,22 @@ def targets(results: dict) -> List[dict]:
 
 def _tails(results: dict, pypy: Optional[str]) -> List[dict]:
     """Per path under PyPy: p99 <= 5x its p50 and <= 10x the bare app's p99."""
-    bare = results["bare"]["results"].get(pypy) or {}
-    bare_p99 = (
-        (bare.get("latency_ms") or {}).get("p99") if bare.get("available") else None
-    )
+    bare = rate(results["bare"]["results"].get(pypy), "latency_ms") or {}
     wanted = f"<= {TAIL_OVER_P50:g}x p50, <= {TAIL_OVER_BARE:g}x bare p99"
     out = []
     for row in results["paths"]:
-        measured = row["results"].get(pypy) or {}
+        measured = rate(row["results"].get(pypy), "latency_ms")
         what = f"PyPy, {row['label']}: p99 against p50 and the bare app's p99"
-        if not (measured.get("available") and bare_p99):
+        if not (measured and bare.get("p99")):
             out.append(_goal(what, "n/a (not measured)", wanted))
             continue
-        p50, p99 = measured["latency_ms"]["p50"], measured["latency_ms"]["p99"]
-        score = min(TAIL_OVER_P50 * p50, TAIL_OVER_BARE * bare_p99) / max(p99, 1e-3)
+        p50, p99, bare_p99 = measured["p50"], measured["p99"], bare["p99"]
         figure = f"{p99:.1f} ms ({p99 / p50:.1f}x p50, {p99 / bare_p99:.1f}x bare)"
-        out.append(_goal(what, figure, wanted, score >= 1, score))
+        scores = (
+            _within(TAIL_OVER_P50 * p50, p99),
+            _within(TAIL_OVER_BARE * bare_p99, p99),
+        )
+        out.append(_goal(what, figure, wanted, *scores))
     return out
 
 
@@ -252,13 +258,16 @@ def _peer(figure: dict) -> List[dict]:
         return [_goal(what, _unmeasured(figure), threshold)]
     out = []
     for row in measured["rows"]:
-        times = row["ratio"] or 0.0
-        ours, theirs = row["ours_p99_ms"], row["peer_p99_ms"]
+        times, ours, theirs = (
+            row["ratio"] or 0.0,
+            row["ours_p99_ms"],
+            row["peer_p99_ms"],
+        )
         shown = f"{times:.2f}x ({row['ours_rps']:,} / {row['peer_rps']:,});"
         shown += f" p99 {ours:.1f} / {theirs:.1f} ms"
-        score = min(times / wanted, theirs / max(ours, 1e-3))
-        holds = times >= wanted and ours <= theirs and not row["errors"]
-        out.append(_goal(f"{what}, {row['path']}", shown, threshold, holds, score))
+        scores = times / wanted, _within(theirs, ours)
+        what_row, clean = f"{what}, {row['path']}", not row["errors"]
+        out.append(_goal(what_row, shown, threshold, *scores, ok=clean))
     return out
 
 
@@ -272,52 +281,36 @@ def _push(figure: dict) -> List[dict]:
             out.append(_goal(what, _unmeasured(figure), threshold))
             continue
         missing, p99 = under[channel]["missing"], under[channel]["p99_ms"]
-        holds = score = None
-        if p99 is not None:
-            score = PUSH_P99_MS / max(p99, 1e-3)
-            if under["asked_rate"] >= PUSH_RATE:
-                holds = p99 <= PUSH_P99_MS and missing == 0
         shown = f"{p99} ms (asked {under['asked_rate']:g}/s, achieved "
         shown += f"{under['achieved_rate']:g}/s; {missing} missing)"
-        out.append(_goal(what, shown, threshold, holds, score))
+        goal = _goal(what, shown, threshold, _within(PUSH_P99_MS, p99), ok=not missing)
+        # Below the target's rate the figure is shown without a verdict.
+        out.append(goal if under["asked_rate"] >= PUSH_RATE else dict(goal, holds=None))
     return out
 
 
 def _rethinkdb(figure: dict) -> List[dict]:
     """RethinkDB against SQLite per path, and push at 500 writes/s, under PyPy."""
-    pypy = (figure.get("result") or {}).get("results", {}).get("pypy")
+    pypy = (figure.get("result") or {}).get("results", {}).get("pypy") or {}
     out = []
     for name, (label, wanted) in RETHINKDB_OVER_SQLITE.items():
         what = f"RethinkDB {label} req/s vs SQLite's, PyPy, one run"
-        if not pypy or f"sqlite_{name}" not in pypy:
+        if f"sqlite_{name}" not in pypy:
             out.append(_goal(what, _unmeasured(figure), f">= {wanted:.0%}"))
             continue
         ours, theirs = pypy[name]["rps"], pypy[f"sqlite_{name}"]["rps"]
         out.append(_compare(what, ours, theirs, wanted, percent=True))
     what = f"RethinkDB POST -> SSE p99 at {PUSH_RATE} writes/s, with POST p99, PyPy"
     threshold = f"<= {PUSH_P99_MS:g} ms, POST <= {RETHINKDB_POST_P99_MS:g} ms"
-    at_rate = [p for p in (pypy or {}).get("push", []) if p["asked_rate"] >= PUSH_RATE]
+    at_rate = [p for p in pypy.get("push", []) if p["asked_rate"] >= PUSH_RATE]
     if not at_rate:
         return out + [_goal(what, _unmeasured(figure), threshold)]
     push = at_rate[0]
     p99, post_p99 = push["p99_ms"], push["post_latency_ms"].get("p(99)")
-    holds = None
-    if p99 is not None and post_p99 is not None:
-        holds = (
-            p99 <= PUSH_P99_MS
-            and post_p99 <= RETHINKDB_POST_P99_MS
-            and push["missing"] == 0
-        )
-    figure_text = (
-        f"{p99} ms, POST {post_p99} ms (achieved {push['achieved_rate']:g}/s; "
-        f"{push['missing']} missing)"
-    )
-    score = None
-    if holds is not None:
-        score = min(
-            PUSH_P99_MS / max(p99, 1e-3), RETHINKDB_POST_P99_MS / max(post_p99, 1e-3)
-        )
-    return out + [_goal(what, figure_text, threshold, holds, score)]
+    shown = f"{p99} ms, POST {post_p99} ms (achieved {push['achieved_rate']:g}/s; "
+    shown += f"{push['missing']} missing)"
+    scores = _within(PUSH_P99_MS, p99), _within(RETHINKDB_POST_P99_MS, post_p99)
+    return out + [_goal(what, shown, threshold, *scores, ok=not push["missing"])]
 
 
 def _auth(figure: dict) -> List[dict]:
@@ -328,7 +321,8 @@ def _auth(figure: dict) -> List[dict]:
     rates = measured["median_rps"]
     shown = f"{measured['cost']:.1%} ({rates['with_key']:,.0f} against "
     shown += f"{rates['without']:,.0f} requests/s, {measured['interpreter']})"
-    return [_goal(what, shown, f"< {measured['target_cost']:.0%}", measured["met"])]
+    goal = _goal(what, shown, f"< {measured['target_cost']:.0%}")
+    return [dict(goal, holds=measured["met"])]
 
 
 def targets_table(rows: List[dict]) -> str:
