@@ -23,6 +23,7 @@ import requests
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import paths
 from core.settings import default_workers
 from loadtest.run import k6_binary
 from loadtest.run import run_k6
@@ -557,6 +558,22 @@ class Measurer:
             flush=True,
         )
         return {"available": True, "path": path, "warmup": warmed, **result}
+
+    def measure_all(self, stack: Stack, targets, label: str, workers: int, jit=True):
+        """:meth:`measure` of each ``{key: paths.Target}`` on ``stack``, by key."""
+        api = paths.Api(stack.url)
+        return {
+            key: self.measure(
+                stack.url,
+                target,
+                target.prepare(api),
+                label=label,
+                stack=stack,
+                workers=workers,
+                jit=jit,
+            )
+            for key, target in targets.items()
+        }
 
 
 def unavailable(reason: str, label: str = "", what: str = "") -> dict:

@@ -7,29 +7,15 @@ from pathlib import Path
 from bench import common
 from bench import paths
 
-TARGETS = [paths.BY_NAME[name] for name in ("notes-get", "notes-post", "redirect")]
+TARGETS = {
+    name: paths.BY_NAME[name] for name in ("notes-get", "notes-post", "redirect")
+}
 PEER_WORKERS = 2
 RATIO = 2.0
 PEER_MODULES = ("fastapi", "uvicorn", "uvloop", "orjson")
 UVICORN = ["-m", "uvicorn", "bench.peer_app:app", "--host", "127.0.0.1"]
 UVICORN += ["--workers", str(PEER_WORKERS), "--loop", "uvloop", "--http", "httptools"]
 UVICORN += ["--no-access-log", "--log-level", "warning"]
-
-
-def measure_all(measurer, stack, label: str, workers: int, jit: bool) -> dict:
-    api = paths.Api(stack.url)
-    return {
-        target.name: measurer.measure(
-            stack.url,
-            target,
-            target.prepare(api),
-            label=label,
-            stack=stack,
-            workers=workers,
-            jit=jit,
-        )
-        for target in TARGETS
-    }
 
 
 def run(quick: bool) -> dict:
@@ -51,19 +37,19 @@ def run(quick: bool) -> dict:
         )
         workers = common.workers(pypy)
         with common.Stack(pypy, folder / "ours") as stack:
-            ours = measure_all(measurer, stack, "ours", workers, True)
+            ours = measurer.measure_all(stack, TARGETS, "ours", workers)
         # The peer's stack: its uvicorn alone, on its own SQLite file.
         env = {"PEER_DATABASE": str(folder / "peer.db")}
         peer = common.Stack(cpython, folder / "peer", env=env)
         try:
             ready = peer.url + "/notes/none"  # a 404, as JSON
             peer.spawn("uvicorn", *UVICORN, "--port", str(peer.port), ready=ready)
-            theirs = measure_all(measurer, peer, "FastAPI", PEER_WORKERS, False)
+            theirs = measurer.measure_all(peer, TARGETS, "FastAPI", PEER_WORKERS, False)
         finally:
             peer.stop()
     rows = []
-    for target in TARGETS:
-        a, b = ours[target.name], theirs[target.name]
+    for name, target in TARGETS.items():
+        a, b = ours[name], theirs[name]
         rows.append(
             {
                 "path": target.label,

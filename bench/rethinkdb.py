@@ -28,6 +28,7 @@ SIZES = {
 }
 SIZES[True].update(push_rates=(50, 200), push_seconds=2.0, changes=2000)
 SIZES[False].update(push_rates=(100, 500), push_seconds=10.0, changes=10000)
+TARGETS = {"get": paths.BY_NAME["notes-get"], "post": paths.BY_NAME["notes-post"]}
 
 
 def catch_up(kind: str, count: int, url: str, table: str, database_url: str) -> dict:
@@ -107,15 +108,6 @@ def _rates(measured: dict) -> dict:
     }
 
 
-def _targets(stack: common.Stack) -> Dict[str, paths.Target]:
-    """``GET /notes/{id}`` of a note made now, and ``POST /notes``."""
-    note = paths.Api(stack.url).create("/notes", {"title": "bench", "body": "x"})
-    return {
-        "get": paths.Target("get", "GET /notes/{id}", f"/notes/{note['id']}"),
-        "post": paths.BY_NAME["notes-post"],
-    }
-
-
 def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
     """Every figure for the server side under ``python`` (``impl``: its name)."""
     workers = common.workers(python)
@@ -132,22 +124,11 @@ def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
     # figures over these, in one run.
     sqlite = {"RETHINKDB_URL": ""}
     with common.Stack(python, folder / "sqlite", env=sqlite) as stack:
-        for name, t in _targets(stack).items():
-            measured = measurer.measure(
-                stack.url,
-                t,
-                t.path,
-                label=f"{impl} sqlite",
-                stack=stack,
-                workers=workers,
-            )
-            result[f"sqlite_{name}"] = _rates(measured)
+        measured = measurer.measure_all(stack, TARGETS, f"{impl} sqlite", workers)
+        result.update({f"sqlite_{k}": _rates(v) for k, v in measured.items()})
     with common.Stack(python, folder, env=env, push=True) as stack:
-        for name, t in _targets(stack).items():
-            measured = measurer.measure(
-                stack.url, t, t.path, label=impl, stack=stack, workers=workers
-            )
-            result[name] = _rates(measured)
+        measured = measurer.measure_all(stack, TARGETS, impl, workers)
+        result.update({key: _rates(value) for key, value in measured.items()})
         result["over_sqlite"] = {
             name: common.ratio(result[name]["rps"], result[f"sqlite_{name}"]["rps"])
             for name in ("get", "post")
