@@ -258,11 +258,8 @@ def _peer(figure: dict) -> List[dict]:
         return [_goal(what, _unmeasured(figure), threshold)]
     out = []
     for row in measured["rows"]:
-        times, ours, theirs = (
-            row["ratio"] or 0.0,
-            row["ours_p99_ms"],
-            row["peer_p99_ms"],
-        )
+        times = row["ratio"] or 0.0
+        ours, theirs = row["ours_p99_ms"], row["peer_p99_ms"]
         shown = f"{times:.2f}x ({row['ours_rps']:,} / {row['peer_rps']:,});"
         shown += f" p99 {ours:.1f} / {theirs:.1f} ms"
         scores = times / wanted, _within(theirs, ours)
