@@ -76,6 +76,13 @@ def longest(lo: int, hi: int, memo: Optional[array] = None) -> Tuple[int, int]:
     path = [0] * 2048
     best, best_length = lo, 0
     for k in range(lo, hi + 1):
+        if k < bound and memo[k]:
+            # Met by an earlier walk (about 2 starts in 5). Under PyPy, entering
+            # and leaving the loops below costs more than a step, so these
+            # starts stay out of them.
+            if memo[k] > best_length:
+                best, best_length = k, memo[k]
+            continue
         x, steps, top = k, 0, 0
         while x >= bound or memo[x] == 0:
             if x < bound:
@@ -84,19 +91,17 @@ def longest(lo: int, hi: int, memo: Optional[array] = None) -> Tuple[int, int]:
                 path[top] = x
                 path[top + 1] = steps
                 top += 2
-            if x & 1:
-                x = (3 * x + 1) >> 1
-                steps += 2
-            else:
-                x >>= 1
-                steps += 1
-        length = steps + memo[x]
-        i = 0
-        while i < top:
-            memo[path[i]] = length - path[i + 1]
-            i += 2
-        if length > best_length:
-            best, best_length = k, length
+            # Even x: x / 2, one term; odd x: (3x + 1) / 2, two terms. Written
+            # without a branch, which PyPy's JIT would leave the loop's trace
+            # for on every other step.
+            steps += 1 + (x & 1)
+            x = (x >> 1) + ((x + 1) & -(x & 1))
+        steps += memo[x]
+        while top:
+            top -= 2
+            memo[path[top]] = steps - path[top + 1]
+        if steps > best_length:
+            best, best_length = k, steps
     return best, best_length
 
 

@@ -100,6 +100,15 @@ def test_any_range_matches_the_naive_search(lo, width, memo_size):
     assert collatz.longest(lo, hi, collatz.new_memo(memo_size)) == expected
 
 
+@pytest.mark.parametrize("lo", [2**63 - 20, 2**64 + 1, 10**30 + 7])
+def test_walks_beyond_machine_ints_stay_exact(lo):
+    # Under PyPy these walks leave 64-bit ints for big ones mid-loop.
+    hi = lo + 40
+    lengths = {k: collatz.chain_length(k) for k in range(lo, hi + 1)}
+    expected = max(lengths.items(), key=lambda r: (r[1], -r[0]))
+    assert collatz.longest(lo, hi, collatz.new_memo(1000)) == expected
+
+
 def test_ties_go_to_the_smallest_start():
     assert NAIVE[12] == NAIVE[13] == 10
     assert collatz.longest(12, 13) == (12, 10)
