@@ -117,16 +117,15 @@ def print_openapi(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-#: PyPy's nursery (young objects) for the server, unless PYPY_GC_NURSERY is
-#: set. PyPy's default is half the last-level cache, 1 MB here, which made a
-#: gunicorn worker under load collect so often that it spent 16% of its time
-#: in the GC and stalled up to 100 ms. Measured with bench.run, 2 gevent
-#: workers, after warm-up, default -> 64MB: GET /notes/{id} 5,954 -> 12,489
-#: req/s, employees page 3,113 -> 4,855, POST /notes p99 47 -> 13 ms, the
-#: bare app's p99 37 -> 2.4 ms. It costs 64 MB of memory per worker.
-#: PyPy reads it only when it starts, so it is set here, before gunicorn's
-#: master starts (its workers are forks of it); CPython ignores it.
-PYPY_GC_NURSERY = "64MB"
+#: PyPy's garbage-collector settings for the server, each unless set in the
+#: environment: a 16 MB nursery (PyPy's default, half the last-level cache, is
+#: 1 MB here: a worker under load spent 16% of its time collecting) and major
+#: collections marked 4 MB per step (the default, twice the nursery, paused a
+#: worker for up to 324 ms per step with a 64 MB nursery). The figures:
+#: docs/decisions/0005-pypy-gc.md. PyPy reads them only when it starts, so
+#: they are set here, before gunicorn's master starts (its workers are forks
+#: of it); CPython ignores them.
+PYPY_GC = {"PYPY_GC_NURSERY": "16MB", "PYPY_GC_INCREMENT_STEP": "4MB"}
 GUNICORN_CONF = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "gunicorn.conf.py"
 )
@@ -135,7 +134,8 @@ GUNICORN_CONF = os.path.join(
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the server: gunicorn with gunicorn.conf.py (make serve, the image)."""
     env = dict(os.environ)
-    env.setdefault("PYPY_GC_NURSERY", PYPY_GC_NURSERY)
+    for name, value in PYPY_GC.items():
+        env.setdefault(name, value)
     argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, args.app]
     os.execve(sys.executable, argv, env)
     return 1  # not reached: execve replaces this process

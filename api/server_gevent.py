@@ -16,6 +16,7 @@ import gevent
 from gunicorn.http import wsgi
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 
+from api.server import BufferedReads
 from api.server import ProblemErrors
 from api.server import closes_connection
 
@@ -107,7 +108,7 @@ class OneSendResponse(wsgi.Response):
         super().close()
 
 
-class GeventWorker(ProblemErrors, _GeventWorker):
+class GeventWorker(ProblemErrors, BufferedReads, _GeventWorker):
     """Gunicorn's gevent worker, problem+json errors, bounded client reads, turns."""
 
     def patch(self):

@@ -26,7 +26,6 @@ TESTED_ELSEWHERE = {
     "api/app.py": ("tests/conftest.py", "make_client builds every test's app with it"),
     "api/backup.py": ("tests/unit/db/test_backup.py", "python -m api backup|restore"),
     "api/keys.py": ("tests/unit/db/test_keys.py", "python -m api keys"),
-    "api/server.py": ("tests/e2e/test_server.py", "gunicorn's refusals, in gunicorn"),
     "api/supervise.py": ("tests/e2e/test_serve.py", "python -m api supervise"),
     "api/wsgi.py": ("tests/support/live.py", "gunicorn loads api.wsgi:app from it"),
     "api/zmq_keys.py": ("tests/unit/gateways/test_curve.py", "python -m api zmq-keys"),
