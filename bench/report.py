@@ -12,7 +12,7 @@ from bench.common import ratio
 #: Targets that divide a path's figure under PyPy by the same path's under
 #: CPython, or by the bare app's under PyPy: (what, path, over, wanted).
 RATIOS = [
-    ("PyPy/CPython, {label}", name, "cpython", 1.5)
+    ("PyPy/CPython, {label}", name, "cpython", 2.0 if name == "employees" else 1.5)
     for name in (
         "notes-get notes-list notes-post notes-patch redirect links-create "
         "department employees primes"
@@ -37,6 +37,7 @@ SEED_RATIOS = (
     ),
 )
 POST_P99_MS = 20.0
+COLLATZ_OVER_C = 2.0
 #: Tails under PyPy: a path's p99 at most this many times its p50, and at
 #: most this many times the bare app's p99.
 TAIL_OVER_P50, TAIL_OVER_BARE = 5.0, 10.0
@@ -218,6 +219,7 @@ def targets(results: dict) -> List[dict]:
         ("push", _push),
         ("rethinkdb", _rethinkdb),
         ("auth", _auth),
+        ("collatz", _collatz),
     ):
         out += goals(figures[name]) if name in figures else []
     seed = (results.get("seed") or {}).get("figures", {})
@@ -320,6 +322,20 @@ def _auth(figure: dict) -> List[dict]:
     shown += f"{rates['without']:,.0f} requests/s, {measured['interpreter']})"
     goal = _goal(what, shown, f"< {measured['target_cost']:.0%}")
     return [dict(goal, holds=measured["met"])]
+
+
+def _collatz(figure: dict) -> List[dict]:
+    what = "Collatz, the longest chain up to n, PyPy against C (gcc -O2)"
+    threshold = f"<= {COLLATZ_OVER_C:g}x"
+    measured = figure.get("result") or {}
+    times = {k: v.get("seconds") for k, v in measured.get("interpreters", {}).items()}
+    if not (times.get("pypy") and times.get("c")):
+        return [_goal(what, _unmeasured(figure), threshold)]
+    over = times["pypy"] / times["c"]
+    shown = (
+        f"{over:.2f}x ({times['pypy']:.3f} / {times['c']:.3f} s, n = {measured['n']:,})"
+    )
+    return [_goal(what, shown, threshold, _within(COLLATZ_OVER_C, over))]
 
 
 def targets_table(rows: List[dict]) -> str:

@@ -174,6 +174,18 @@ def test_rethinkdb_targets_without_the_figure_say_so():
     assert all(g["holds"] is None and "no RethinkDB" in g["figure"] for g in goals)
 
 
+def test_collatz_is_held_to_twice_the_c_time_of_the_same_run():
+    def figure(pypy_s):
+        times = {"pypy": {"seconds": pypy_s}, "c": {"seconds": 0.1}}
+        return {"result": {"n": 10**7, "interpreters": times}}
+
+    fast, slow = report._collatz(figure(0.19))[0], report._collatz(figure(0.21))[0]
+    assert fast["holds"] is True and fast["figure"].startswith("1.90x (0.190 / 0.100 s")
+    assert slow["holds"] is False and slow["threshold"] == "<= 2x"
+    missing = report._collatz({"error": "RuntimeError: gcc not found"})[0]
+    assert missing["holds"] is None and "gcc" in missing["figure"]
+
+
 def test_targets_without_a_figure_say_so():
     results = _results()
     results["settings"] = {"connections": 16}
