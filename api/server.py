@@ -85,10 +85,10 @@ class BufferUnreader(SocketUnreader):
     """Gunicorn's reader of a client's socket, reading into one buffer per connection.
 
     Under PyPy, each ``socket.recv(n)`` costs about 4n bytes of young objects,
-    even when it finds nothing to read: gunicorn's 8 KB reads were most of what
-    a request allocated, and so set how often the garbage collector paused a
-    worker. ``recv_into`` a buffer kept for the connection allocates only the
-    bytes read.
+    even when it finds nothing to read: gunicorn's 8 KB reads were about 9 KB
+    of the 70 KB a ``GET /health`` allocated, and young objects set how often
+    the garbage collector pauses a worker. ``recv_into`` a buffer kept for the
+    connection allocates only the bytes read.
     """
 
     def __init__(self, sock, max_chunk: int = 8192):
