@@ -111,18 +111,19 @@ class CollatzClient:
         return stats
 
     def _request(self, frames, timeout: float) -> Optional[list]:
+        deadline = time.monotonic() + timeout
         sock = self._socket()
         try:
-            sock.send_multipart(frames)
-            deadline = time.monotonic() + timeout
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                if sock.poll(left * 1000, zmq.POLLIN):
+            # A REQ socket's send waits for a peer, and a refused CURVE
+            # handshake takes the peer away: sending has the same deadline.
+            if _wait(sock, zmq.POLLOUT, deadline):
+                sock.send_multipart(frames, zmq.NOBLOCK)
+                if _wait(sock, zmq.POLLIN, deadline):
                     reply = sock.recv_multipart()
                     self._give_back(sock)
                     return reply
+        except zmq.Again:
+            pass  # the peer went between the poll and the send
         except BaseException:
             sock.close(linger=0)
             raise
@@ -163,6 +164,16 @@ class CollatzClient:
                 self._context.destroy(linger=0)
             self._context, self._pid = None, None
             self._idle = []
+
+
+def _wait(sock: zmq.Socket, event: int, deadline: float) -> bool:
+    """Whether ``sock`` is ready for ``event`` before ``deadline`` (monotonic)."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if sock.poll(left * 1000, event):
+            return True
 
 
 def _context_class() -> type:

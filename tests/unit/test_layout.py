@@ -51,7 +51,6 @@ TESTED_ELSEWHERE = {
     "db/salaries/tables.py": ("tests/unit/resources/test_salaries.py", "the tables"),
     "db/sql.py": ("tests/unit/db/test_sqlite.py", "sessions and queries"),
     "db/stores.py": ("tests/conftest.py", "make_client opens every test's stores"),
-    "gateways/collatz.py": ("tests/e2e/test_collatz.py", "the API's broker client"),
     "gateways/collatz_protocol.py": (
         "tests/unit/workers/collatz/test_broker.py",
         "the broker's messages",
