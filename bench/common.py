@@ -560,20 +560,31 @@ class Measurer:
         return {"available": True, "path": path, "warmup": warmed, **result}
 
     def measure_all(self, stack: Stack, targets, label: str, workers: int, jit=True):
-        """:meth:`measure` of each ``{key: paths.Target}`` on ``stack``, by key."""
-        api = paths.Api(stack.url)
-        return {
-            key: self.measure(
+        """:meth:`measure` of each ``{key: paths.Target}`` on ``stack``, by key.
+
+        One the app does not offer is not available; an export's rows count.
+        """
+        api, results = paths.Api(stack.url), {}
+        for key, target in targets.items():
+            try:
+                path = target.prepare(api)
+                rows = target.rows(api) if target.rows else None
+            except paths.NotAvailable as ex:
+                results[key] = unavailable(str(ex), label, target.label)
+                continue
+            result = self.measure(
                 stack.url,
                 target,
-                target.prepare(api),
+                path,
                 label=label,
                 stack=stack,
                 workers=workers,
                 jit=jit,
             )
-            for key, target in targets.items()
-        }
+            if rows:
+                result.update(rows_per_request=rows, rows_per_s=result["rps"] * rows)
+            results[key] = result
+        return results
 
 
 def unavailable(reason: str, label: str = "", what: str = "") -> dict:

@@ -1,5 +1,6 @@
 """Note changes pushed end to end, on the embedded store (docs/performance)."""
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -76,28 +77,24 @@ def measure(python: str, quick: bool, sizes=None) -> dict:
     """Every figure for the server side under ``python``."""
     size = sizes or SIZES[quick]
     rate, seconds = size["load_rate"], size["load_s"]
-    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
-        folder = Path(tmp)
-        with common.Stack(python, folder, push=True) as stack:
-            sub = common.Arrivals(stack, "sub")
-            try:
-                latency = (size["latency"], size["latency_warmup"])
-                result = {"latency": measure_latency(stack, sub, *latency)}
-                if size["live_warmup_s"]:
-                    measure_live(stack, sub, size["live_warmup_s"])
-                result["live"] = measure_live(stack, sub, size["live_s"])
-                if size["load_warmup_s"]:  # the JITs of both
-                    common.post_notes(stack.url, rate, size["load_warmup_s"], folder)
-                channels = {"sub": sub, "sse": common.Arrivals(stack, "sse")}
-                try:
-                    load = common.timed_writes(stack, folder, rate, seconds, channels)
-                finally:
-                    channels["sse"].close()
-                result["under_load"] = {"seconds": seconds, **load}
-                # Last: the worker restarts cold, as after a crash.
-                result["catch_up"] = measure_catch_up(stack, sub, size["backlog"])
-            finally:
-                sub.close()
+    with contextlib.ExitStack() as stacked:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-push-")
+        folder = Path(stacked.enter_context(tmp))
+        stack = stacked.enter_context(common.Stack(python, folder, push=True))
+        sub = stacked.enter_context(contextlib.closing(common.Arrivals(stack, "sub")))
+        latency = (size["latency"], size["latency_warmup"])
+        result = {"latency": measure_latency(stack, sub, *latency)}
+        if size["live_warmup_s"]:
+            measure_live(stack, sub, size["live_warmup_s"])
+        result["live"] = measure_live(stack, sub, size["live_s"])
+        if size["load_warmup_s"]:  # the JITs of both
+            common.post_notes(stack.url, rate, size["load_warmup_s"], folder)
+        with contextlib.closing(common.Arrivals(stack, "sse")) as sse:
+            channels = {"sub": sub, "sse": sse}
+            load = common.timed_writes(stack, folder, rate, seconds, channels)
+        result["under_load"] = {"seconds": seconds, **load}
+        # Last: the worker restarts cold, as after a crash.
+        result["catch_up"] = measure_catch_up(stack, sub, size["backlog"])
     return result
 
 

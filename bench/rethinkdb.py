@@ -1,21 +1,17 @@
 """Notes on a real RethinkDB server, under PyPy and CPython (docs/performance)."""
 
+import contextlib
 import sys
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict
-
-from rethinkdb import r
 
 from bench import common
 from bench import paths
 from db.notes.rethink import RethinkNotesStore
 from db.notes.sql import SqlNotesStore
-from db.rethink import Connector
-from db.rethink import close_quietly
-from db.rethink import parse_url
 from db.schema import create_schema
 from db.sql import Database
 from tests.support.rethinkdb_servers import START
@@ -37,18 +33,13 @@ def catch_up(kind: str, count: int, url: str, table: str, database_url: str) -> 
         store = RethinkNotesStore.from_url(url, table=table, timeout=30)
     else:
         store = SqlNotesStore(Database(database_url))
-    started = time.perf_counter()
-    seen = 0
-    for _change in store.changes(since=0, timeout=300):
-        seen += 1
+    started, seen = time.perf_counter(), 0
+    for seen, _change in enumerate(store.changes(since=0, timeout=300), 1):
         if seen == count:
             break
     seconds = time.perf_counter() - started
-    return {
-        "changes": seen,
-        "seconds": round(seconds, 3),
-        "per_s": round(seen / seconds, 1),
-    }
+    per_s = round(seen / seconds, 1)
+    return {"changes": seen, "seconds": round(seconds, 3), "per_s": per_s}
 
 
 def make_backlogs(rethinkdb_url: str, table: str, database_url: str, count: int):
@@ -64,11 +55,8 @@ def make_backlogs(rethinkdb_url: str, table: str, database_url: str, count: int)
             store.create(f"backlog {i}", "bench")
         store.close()
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))  # and raise what a writer raised
     first.close()
     database = Database(database_url)
     create_schema(database.engine)
@@ -78,22 +66,6 @@ def make_backlogs(rethinkdb_url: str, table: str, database_url: str, count: int)
     database.dispose()
     # The dead numbers are dead once their lease is over.
     time.sleep(first.changelog.lease + first.changelog.clock_margin)
-
-
-def copy_tables(rethinkdb_url: str, source: str, target: str) -> None:
-    """A copy of the notes, log and counter tables of ``source`` (fresh gaps)."""
-    RethinkNotesStore.from_url(rethinkdb_url, table=target).create_schema()
-    parsed = parse_url(rethinkdb_url)
-    conn = Connector(parsed, timeout=60).connect()
-    try:
-        pairs = zip(
-            RethinkNotesStore.table_names_for(source),
-            RethinkNotesStore.table_names_for(target),
-        )
-        for a, b in pairs:
-            r.db(parsed.db).table(b).insert(r.db(parsed.db).table(a)).run(conn)
-    finally:
-        close_quietly(conn)
 
 
 def _rates(measured: dict) -> dict:
@@ -135,12 +107,9 @@ def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
         }
         result["push"] = []
         for rate in size["push_rates"]:
-            sse = common.Arrivals(stack, "sse")
-            try:
+            with contextlib.closing(common.Arrivals(stack, "sse")) as sse:
                 seconds, channels = size["push_seconds"], {"sse": sse}
                 timed = common.timed_writes(stack, folder, rate, seconds, channels, 30)
-            finally:
-                sse.close()
             delays = timed.pop("sse")
             result["push"].append({**timed, **delays})
     result["workers"] = workers
@@ -160,14 +129,14 @@ def run(quick: bool, sizes=None, pythons=None) -> dict:
         folder = Path(tmp)
         server = Cluster(folder, size=1).start()
         try:
-            sqlite_url = f"sqlite:///{folder / 'backlog.db'}"
-            make_backlogs(server.url, "backlog", sqlite_url, size["changes"])
             for impl, python in (pythons or common.interpreters()).items():
                 (folder / impl).mkdir()
                 measured = measure(impl, python, server.url, folder / impl, size)
                 results[impl] = {"python": python, **measured}
-                copy_tables(server.url, "backlog", f"backlog_{impl}")
-                backlog = (size["changes"], server.url, f"backlog_{impl}", sqlite_url)
+                # A backlog each: catching up voids the dead numbers.
+                table, sqlite_url = f"backlog_{impl}", f"sqlite:///{folder / impl}.db"
+                make_backlogs(server.url, table, sqlite_url, size["changes"])
+                backlog = (size["changes"], server.url, table, sqlite_url)
                 results[impl]["catch_up"] = {
                     kind: common.run_in(
                         python, "bench.rethinkdb:catch_up", kind, *backlog

@@ -39,8 +39,6 @@ FIGURES = ("peer", "primes", "collatz", "push", "rethinkdb", "links_bulk", "ws")
 FIGURES += ("auth",)
 QUICK_FIGURES = ("peer", "push")
 RESULTS = common.ROOT / "bench" / "results"
-#: How long a path may answer 503 while its backend comes up (collatz workers).
-BACKEND_PATIENCE = 30.0
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -122,7 +120,7 @@ class Run:
         self.class_measurer = common.Measurer(workdir, **classes)
         names = [n.strip() for n in (args.only or "").split(",") if n.strip()]
         names = names or [target.name for target in paths.TARGETS] + ["bare"]
-        self.targets = paths.by_name(names)
+        self.targets = {target.name: target for target in paths.by_name(names)}
         self.with_bare = "bare" in names
         server = ServerSettings.from_env()
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -140,7 +138,7 @@ class Run:
             "machine": describe_machine(),
             "interpreters": list(self.interpreters),
             "versions": {},
-            "paths": [self._row(target) for target in self.targets],
+            "paths": [self._row(target) for target in self.targets.values()],
             "bare": self._row(paths.BARE),
             # The seed apps' figures, measured outside the project.
             "seed": json.loads((RESULTS / "seed.json").read_text()),
@@ -166,7 +164,7 @@ class Run:
         for name, python in self.interpreters.items():
             print(f"== {name}: {self.results['versions'][name]}", flush=True)
             if self.with_bare:
-                self._measure(name, python, [paths.BARE], app="bench.bare:app")
+                self._measure(name, python, {"bare": paths.BARE}, app="bench.bare:app")
             self._measure(name, python, self.targets)
         report.derive(self.results)
         if not (self.args.no_worker_classes or self.args.quick):
@@ -190,7 +188,7 @@ class Run:
         workers = self.results["settings"]["workers"][name]
         options = {"app": app, "ready_path": "/"}
         if not app:
-            collatz = any(target.needs == "collatz" for target in targets)
+            collatz = any(target.collatz for target in targets.values())
             cores = os.cpu_count() or 2
             options = {"database": self.database, "collatz": cores if collatz else 0}
         folder = self.workdir / f"{name}-{'bare' if app else 'app'}"
@@ -199,37 +197,18 @@ class Run:
             stack = common.Stack(python, folder, env=env, **options).start()
         except common.StartError as ex:
             reason = f"did not start: {str(ex)[-500:]}"
-            for target in targets:
-                result = common.unavailable(reason, name, target.label)
-                self.rows[target.name]["results"][name] = result
-            return
-        try:
-            for target in targets:
-                result = self._target(stack, target, name, workers)
-                self.rows[target.name]["results"][name] = result
-        finally:
-            stack.stop()
-
-    def _target(self, stack, target: paths.Target, name: str, workers: int) -> dict:
-        api = paths.Api(stack.url)
-        deadline = time.monotonic() + BACKEND_PATIENCE
-        while True:
+            measured = {
+                key: common.unavailable(reason, name, target.label)
+                for key, target in targets.items()
+            }
+        else:
+            jit = self.results["versions"][name].startswith("PyPy")
             try:
-                path = target.prepare(api)
-                rows = target.rows(api) if target.rows else None
-                break
-            except paths.NotAvailable as ex:
-                if ex.status != 503 or time.monotonic() > deadline:
-                    return common.unavailable(str(ex), name, target.label)
-                time.sleep(0.5)  # its backend is coming up
-        jit = self.results["versions"][name].startswith("PyPy")
-        result = self.measurer.measure(
-            stack.url, target, path, label=name, stack=stack, workers=workers, jit=jit
-        )
-        if rows:
-            result["rows_per_request"] = rows
-            result["rows_per_s"] = result["rps"] * rows
-        return result
+                measured = self.measurer.measure_all(stack, targets, name, workers, jit)
+            finally:
+                stack.stop()
+        for key, result in measured.items():
+            self.rows[key]["results"][name] = result
 
     def _worker_classes(self) -> None:
         print("== gunicorn worker classes under PyPy", flush=True)
