@@ -26,7 +26,7 @@ def _last_word(stack: common.Stack, *args: str) -> str:
 def run(quick: bool) -> dict:
     pythons = common.interpreters()
     impl = "pypy" if "pypy" in pythons else next(iter(pythons))
-    python = pythons[impl]
+    python, (turns, seconds) = pythons[impl], TURNS[quick]
     workers = common.workers(python)
     measurer = common.Measurer(
         Path(tempfile.gettempdir()),
@@ -35,38 +35,31 @@ def run(quick: bool) -> dict:
         duration=1.0,
         min_requests=0 if quick else 5000,
     )
-    with tempfile.TemporaryDirectory(prefix="bench-auth-") as folder:
-        stacks = {
-            "without": common.Stack(python, Path(folder) / "off"),
-            "with_key": common.Stack(python, Path(folder) / "on", env={"AUTH": "on"}),
-        }
-        headers = {"without": {}}
-        try:
-            for stack in stacks.values():
-                stack.start()
+    rates = {"without": [], "with_key": []}
+    with tempfile.TemporaryDirectory(prefix="bench-auth-") as tmp:
+        off = common.Stack(python, Path(tmp) / "off")
+        on = common.Stack(python, Path(tmp) / "on", env={"AUTH": "on"})
+        with off, on:
             read = "-m api keys create --name bench --scopes read".split()
-            key = _last_word(stacks["with_key"], *read)
-            headers["with_key"] = {"Authorization": f"Bearer {key}"}
-            targets = {}
-            for name, stack in stacks.items():
-                path = f"/notes/{_last_word(stack, '-c', _NOTE)}"
-                targets[name] = paths.Target(name, f"GET {path} ({name})", path)
+            key = _last_word(on, *read)
+            stacks = {
+                "without": (off, {}),
+                "with_key": (on, {"Authorization": f"Bearer {key}"}),
+            }
+            notes = {}
+            for name, (stack, headers) in stacks.items():
+                path = notes[name] = f"/notes/{_last_word(stack, '-c', _NOTE)}"
+                target = paths.Target(name, f"GET {path} ({name})", path)
                 # Warmed up; a 401 (a key that does not work) shows as errors.
-                measurer.measure(stack.url, targets[name], path, headers=headers[name])
-            rates = {name: [] for name in stacks}
-            turns, seconds = TURNS[quick]
+                measurer.measure(stack.url, target, path, headers=headers)
             for _ in range(turns):
-                for name, stack in stacks.items():
-                    url, path = stack.url, targets[name].path
+                for name, (stack, headers) in stacks.items():
                     result = common.wrk(
-                        url, path, seconds=seconds, headers=headers[name]
+                        stack.url, notes[name], seconds=seconds, headers=headers
                     )
                     if result["errors"]["total"]:
                         raise RuntimeError(f"{name}: {result['errors']}")
                     rates[name].append(round(result["rps"], 1))
-        finally:
-            for stack in stacks.values():
-                stack.stop()
     cost = statistics.median(
         1 - with_key / without
         for with_key, without in zip(rates["with_key"], rates["without"])

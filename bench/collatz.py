@@ -18,12 +18,12 @@ def time_module(n: int, repeats: int) -> dict:
     """The best of ``repeats`` timings of the pure module (run in a fresh process)."""
     from core.collatz import longest_upto
 
-    best = None
-    for _ in range(repeats):
+    def timed() -> tuple:
         started = time.perf_counter()
-        number, length = longest_upto(n)
-        seconds = time.perf_counter() - started
-        best = seconds if best is None else min(best, seconds)
+        answer = longest_upto(n)
+        return time.perf_counter() - started, answer
+
+    best, (number, length) = min(timed() for _ in range(repeats))
     return {"n": n, "number": number, "length": length, "seconds": best}
 
 
@@ -83,12 +83,9 @@ def compare_workers(python: str, n: int, repeats: int, folder: Path, runs) -> di
         for workers in (1, 2)
     ]
     runs.extend(mine)
-    best = {
-        count: min(
-            (r for r in mine if r["workers"] == count), key=lambda r: r["seconds"]
-        )
-        for count in (1, 2)
-    }
+    best = {}
+    for timed in sorted(mine, key=lambda timed: timed["seconds"]):
+        best.setdefault(timed["workers"], timed)
     return {
         "n": n,
         "interpreter": python,

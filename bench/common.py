@@ -115,13 +115,9 @@ def percentile(values: List[float], p: float) -> Optional[float]:
 
 def spread(values_ms: List[float]) -> dict:
     """p50, p99 and max of milliseconds, rounded (None for no values)."""
-    if not values_ms:
-        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
-    return {
-        "p50_ms": round(percentile(values_ms, 50), 2),
-        "p99_ms": round(percentile(values_ms, 99), 2),
-        "max_ms": round(max(values_ms), 2),
-    }
+    shown = {"p50_ms": percentile(values_ms, 50), "p99_ms": percentile(values_ms, 99)}
+    shown["max_ms"] = max(values_ms, default=None)
+    return {key: None if v is None else round(v, 2) for key, v in shown.items()}
 
 
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
