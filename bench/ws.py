@@ -6,7 +6,6 @@ import selectors
 import socket
 import subprocess
 import sys
-import threading
 import time
 from typing import Tuple
 
@@ -94,42 +93,38 @@ def clients(port: int, count: int, timed: bool) -> None:
         sock, protocol = _connect(port)
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ, protocol)
+    selector.register(sys.stdin, selectors.EVENT_READ)
     print(json.dumps({"connected": count}), flush=True)
     read = {"bytes": 0, "latencies": []}
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.wait(0 if timed else 0.1):
-            for key, _ in selector.select(0.2 if timed else 0):
-                try:
-                    data = key.fileobj.recv(1 << 20)
-                except BlockingIOError:
-                    continue
-                now = time.perf_counter()
-                read["bytes"] += len(data)
-                if not data:
-                    selector.unregister(key.fileobj)
-                elif timed:
-                    key.data.receive_data(data)
-                    notes = [
-                        json.loads(frame.data)["new_val"]
-                        for frame in key.data.events_received()
-                        if frame.opcode is Opcode.TEXT
-                    ]
-                    read["latencies"] += [
-                        (now - float(note["body"])) * 1000
-                        for note in notes
-                        if note["title"] == "measured"
-                    ]
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    expected = int(sys.stdin.readline() or 0)
-    deadline = time.monotonic() + 5
+    expected = deadline = float("inf")
     while read["bytes"] < expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-    stop.set()
-    thread.join()
+        if not timed:
+            time.sleep(0.1)  # the load clients read lazily
+        for key, _ in selector.select(0.2 if timed else 0):
+            if key.fileobj is sys.stdin:
+                expected = int(sys.stdin.readline() or 0)
+                deadline = time.monotonic() + 5
+                continue
+            try:
+                data = key.fileobj.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            now = time.perf_counter()
+            read["bytes"] += len(data)
+            if not data:
+                selector.unregister(key.fileobj)
+            elif timed:
+                key.data.receive_data(data)
+                notes = [
+                    json.loads(frame.data)["new_val"]
+                    for frame in key.data.events_received()
+                    if frame.opcode is Opcode.TEXT
+                ]
+                read["latencies"] += [
+                    (now - float(note["body"])) * 1000
+                    for note in notes
+                    if note["title"] == "measured"
+                ]
     print(json.dumps(read), flush=True)
 
 
