@@ -33,14 +33,10 @@ class Api:
         self, method: str, path: str, body: Optional[dict] = None, ok=range(400)
     ) -> requests.Response:
         """``method path`` with a JSON body; NotAvailable on a status not ``ok``."""
-        deadline = time.monotonic() + BACKEND_PATIENCE
+        url, deadline = self.base_url + path, time.monotonic() + BACKEND_PATIENCE
         while True:
             response = requests.request(
-                method,
-                self.base_url + path,
-                json=body,
-                timeout=30,
-                allow_redirects=False,
+                method, url, json=body, timeout=30, allow_redirects=False
             )
             if response.status_code != 503 or time.monotonic() > deadline:
                 break
