@@ -52,7 +52,9 @@ def test_a_full_collection_is_flushed_as_major_pauses():
     assert major and all(0 <= pause < 10 for pause in major)
     again = Recorder()
     gc_pauses.flush(again)  # flushed once
-    assert again.seen == {"minor": [], "major": []}
+    # A minor collection may start in between (the flush allocates); a
+    # major one needs far more allocation than that.
+    assert again.seen["major"] == []
 
 
 def test_a_collection_while_the_histogram_is_locked_does_not_deadlock():
