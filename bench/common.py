@@ -14,10 +14,12 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import AbstractSet
 from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
+from typing import Sequence
 
 import requests
 import zmq
@@ -125,17 +127,21 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return round(a / b, 2) if a and b else None
 
 
-def cpu_seconds(sessions) -> float:
-    """User + system CPU seconds of the live processes in ``sessions`` (Linux)."""
+def cpu_seconds(sessions, pids: AbstractSet[int] = frozenset()) -> float:
+    """User + system CPU seconds of the live processes in ``sessions``, and of
+    ``pids`` and their children (Linux)."""
     total = 0
     for entry in Path("/proc").iterdir():
         try:
             stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
         except OSError:
             continue  # the process ended meanwhile
-        # After the parenthesised name: session is the 4th field, utime 12th.
+        # After the parenthesised name: parent is the 2nd field, session the
+        # 4th, utime the 12th.
         fields = stat[stat.rindex(")") + 2 :].split() if stat else ()
-        if fields and int(fields[3]) in sessions:
+        if fields and (
+            int(fields[3]) in sessions or {int(entry.name), int(fields[1])} & pids
+        ):
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
@@ -259,8 +265,11 @@ class Stack:
         collatz: int = 0,
         push: bool = False,
         ready_path: str = "/health",
+        database_pids: Sequence[int] = (),
     ):
         self.python, self.folder, self.app = python, folder, app
+        #: A database server's processes, whose CPU per request is measured too.
+        self.database_pids = set(database_pids)
         self.collatz, self.push, self.ready_path = collatz, push, ready_path
         ports = addresses(folder)
         self.port = int(ports["PORT"])
@@ -534,20 +543,28 @@ class Measurer:
                 per_worker = min(per_worker, target.warm_requests)
             needed = per_worker * workers
             warmed = self.warm_up(url, target, path, headers, warmup, needed, workers)
+        database = stack.database_pids if stack else set()
         cpu_before = stack.cpu_seconds() if stack else None
+        db_before = cpu_seconds(set(), database) if database else None
         gc_before = gc_samples(stack.url) if stack else None
         result = self._wrk(url, target, path, headers, "measure", self.duration)
+        served = result["requests"] or None
         if stack:
-            cpu, served = (stack.cpu_seconds() - cpu_before) * 1000, result["requests"]
+            cpu = (stack.cpu_seconds() - cpu_before) * 1000
             result["cpu_ms_per_request"] = cpu / served if served else None
             result["gc"] = gc_between(gc_before, gc_samples(stack.url))
+        if db_before is not None and served:
+            db_cpu = (cpu_seconds(set(), database) - db_before) * 1000
+            result["database_cpu_ms_per_request"] = db_cpu / served
         latency, errors = result["latency_ms"], result["errors"]["total"]
         cpu = result.get("cpu_ms_per_request")
+        db_cpu = result.get("database_cpu_ms_per_request")
         gc = describe_gc(result.get("gc"))
         print(
             f"{result['rps']:>10,.0f} req/s  p50 {latency['p50']:7.2f} ms  "
             f"p99 {latency['p99']:7.2f} ms"
             + (f"  cpu {cpu:.3f} ms/req" if cpu is not None else "")
+            + (f" (database {db_cpu:.3f})" if db_cpu is not None else "")
             + (f"  gc {gc}" if gc else "")
             + (f"  errors {errors}" if errors else "")
             + (f"  (warm-up {describe_warmup(warmed)})" if warmed else ""),

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict
+from typing import Optional
 
 from bench import common
 from bench import paths
@@ -77,11 +78,20 @@ def _rates(measured: dict) -> dict:
         "warmup": (measured["warmup"] or {}).get("slice_rps", []),
         "leveled_off": bool((measured["warmup"] or {}).get("plateau")),
         "gc": common.describe_gc(measured.get("gc")),
+        # CPU per request of the API (gunicorn and the push worker) and of
+        # the database server: what bounds the rates on a shared machine.
+        "cpu_ms": _rounded(measured.get("cpu_ms_per_request")),
+        "database_cpu_ms": _rounded(measured.get("database_cpu_ms_per_request")),
     }
 
 
-def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
+def _rounded(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 3)
+
+
+def measure(impl: str, python: str, server: Cluster, folder: Path, size: dict) -> dict:
     """Every figure for the server side under ``python`` (``impl``: its name)."""
+    url = server.url
     workers = common.workers(python)
     env = {"RETHINKDB_URL": url, "RETHINKDB_TABLE": f"notes_{impl}"}
     measurer = common.Measurer(
@@ -98,7 +108,8 @@ def measure(impl: str, python: str, url: str, folder: Path, size: dict) -> dict:
     with common.Stack(python, folder / "sqlite", env=sqlite) as stack:
         measured = measurer.measure_all(stack, TARGETS, f"{impl} sqlite", workers)
         result.update({f"sqlite_{k}": _rates(v) for k, v in measured.items()})
-    with common.Stack(python, folder, env=env, push=True) as stack:
+    pids = [each.pid for each in server.servers]
+    with common.Stack(python, folder, env=env, push=True, database_pids=pids) as stack:
         measured = measurer.measure_all(stack, TARGETS, impl, workers)
         result.update({key: _rates(value) for key, value in measured.items()})
         result["over_sqlite"] = {
@@ -131,7 +142,7 @@ def run(quick: bool, sizes=None, pythons=None) -> dict:
         try:
             for impl, python in (pythons or common.interpreters()).items():
                 (folder / impl).mkdir()
-                measured = measure(impl, python, server.url, folder / impl, size)
+                measured = measure(impl, python, server, folder / impl, size)
                 results[impl] = {"python": python, **measured}
                 # A backlog each: catching up voids the dead numbers.
                 table, sqlite_url = f"backlog_{impl}", f"sqlite:///{folder / impl}.db"

@@ -35,6 +35,10 @@ def test_run_returns_every_figure():
         assert len(figures[path]["warmup"]) >= 1
     for path in ("get", "post"):
         assert figures["over_sqlite"][path] > 0
+        # Both sides of a request's CPU: the database server's is only
+        # measured on RethinkDB, the embedded store has none of its own.
+        assert figures[path]["cpu_ms"] > 0 and figures[path]["database_cpu_ms"] > 0
+        assert figures[f"sqlite_{path}"]["database_cpu_ms"] is None
     (push,) = figures["push"]
     # k6 starts one iteration at 0 s and every 1/rate s to the end, inclusive.
     assert push["created"] == push["sent"] >= 20 and push["failed"] == 0
