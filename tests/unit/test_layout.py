@@ -59,7 +59,6 @@ TESTED_ELSEWHERE = {
     "loadtest/run.py": ("tests/e2e/test_loadtest.py", "runs the load tests"),
     "web/conditional.py": ("tests/unit/resources/test_notes.py", "If-Match, ETags"),
     "web/metrics.py": ("tests/unit/resources/test_metrics.py", "counts by route"),
-    "workers/collatz/worker.py": ("tests/e2e/test_collatz.py", "real workers"),
     "workers/push/filters.py": ("tests/unit/workers/push/test_ws.py", "client filters"),
     "workers/push/metrics.py": ("tests/unit/resources/test_metrics.py", "its /metrics"),
     "workers/push/pub.py": ("tests/e2e/test_push.py", "ZeroMQ subscribers"),

@@ -78,9 +78,12 @@ class Worker:
                         )
                 elif time.monotonic() - heard > self.heartbeat * self.liveness:
                     log.warning(
-                        "broker silent for %.1fs; reconnecting in %.1fs",
+                        "broker silent for %.1fs; reconnecting in %.1fs%s",
                         time.monotonic() - heard,
                         backoff,
+                        " (does it take this worker's CURVE key?)"
+                        if self.keys is not None
+                        else "",
                     )
                     self.socket.close(linger=0)
                     self.socket = None
@@ -99,7 +102,7 @@ class Worker:
         if self.keys is not None:
             self.keys.apply(self.socket)
         self.socket.connect(self.endpoint)
-        self.socket.send(proto.READY)
+        self._send(proto.READY)
         self._next_heartbeat = time.monotonic() + self.heartbeat
         log.info(
             "collatz worker ready on %s (%s)",
@@ -110,8 +113,17 @@ class Worker:
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()
         if now >= self._next_heartbeat:
-            self.socket.send(proto.HEARTBEAT)
+            self._send(proto.HEARTBEAT)
             self._next_heartbeat = now + self.heartbeat
+
+    def _send(self, *frames: bytes) -> None:
+        # A DEALER's send waits for a peer, and a broker that refused this
+        # worker's handshake leaves it none: the message is dropped, and the
+        # broker's silence leads to a reconnect instead of a wait for ever.
+        try:
+            self.socket.send_multipart(list(frames), zmq.NOBLOCK)
+        except zmq.Again:
+            log.debug("no broker to send %r to", frames[0])
 
     def _on_task(self, args: List[bytes]) -> None:
         try:
@@ -120,16 +132,14 @@ class Worker:
                 raise ValueError(f"empty range {lo}..{hi}")
         except ValueError as ex:
             log.warning("malformed task %r: %s", args[:3], ex)
-            self.socket.send_multipart(
-                [proto.FAILED, args[0] if args else b"", b"malformed task"]
-            )
+            self._send(proto.FAILED, args[0] if args else b"", b"malformed task")
             return
         started = time.monotonic()
         try:
             start, length = self.compute(lo, hi)
         except MemoryError:
             log.exception("range %d..%d does not fit in memory", lo, hi)
-            self.socket.send_multipart([proto.FAILED, args[0], b"out of memory"])
+            self._send(proto.FAILED, args[0], b"out of memory")
             return
         log.info(
             "range %d..%d: %d with %d terms (%.3fs)",
@@ -140,7 +150,7 @@ class Worker:
             time.monotonic() - started,
         )
         result = proto.numbers(task_id, start, length)
-        self.socket.send_multipart([proto.RESULT] + result)
+        self._send(proto.RESULT, *result)
 
     def compute(self, lo: int, hi: int) -> Tuple[int, int]:
         """The longest chain in ``lo..hi``, heartbeating between slices of the range."""
