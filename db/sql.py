@@ -34,6 +34,8 @@ class Base(orm.DeclarativeBase):
 
 # The PostgreSQL driver that works under each interpreter (see requirements.txt).
 _PG_DRIVER = "psycopg2cffi" if PYPY else "psycopg"
+#: Where a pooled connection keeps the cursor of :meth:`Database.fetch_one`.
+_HOT_CURSOR = "fetch_one_cursor"
 
 
 def make_engine(url: str, read_only: bool = False) -> sa.Engine:
@@ -162,17 +164,25 @@ class Database:
         try:
             raw = self.read_engine.raw_connection()
             try:
-                cursor = raw.cursor()
+                # One cursor per connection, kept: under PyPy a cursor has a
+                # finalizer, so each new one lives on until a major collection.
+                cursor = raw.info.get(_HOT_CURSOR)
+                if cursor is None:
+                    cursor = raw.info[_HOT_CURSOR] = raw.cursor()
                 try:
                     cursor.execute(sql, args)
-                    row = cursor.fetchone()
-                finally:
+                    # Every row: a statement left unfinished would keep its
+                    # read transaction, and this connection's snapshot, open.
+                    rows = cursor.fetchall()
+                except BaseException:
+                    del raw.info[_HOT_CURSOR]
                     cursor.close()
+                    raise
             finally:
                 raw.close()
         except (exc.OperationalError, dbapi.OperationalError) as ex:
             raise Unavailable("SQL database unavailable") from ex
-        return None if row is None else query.make(row)
+        return query.make(rows[0]) if rows else None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:

@@ -59,9 +59,7 @@ class SQLiteConnection(sqlite3.Connection):
         self.open_cursors: Set[_Cursor] = set()
 
     def cursor(self, factory=None):
-        cursor = super().cursor(_Cursor if factory is None else factory)
-        self.open_cursors.add(cursor)
-        return cursor
+        return super().cursor(_Cursor if factory is None else factory)
 
     if PYPY:
 
@@ -78,13 +76,20 @@ class SQLiteConnection(sqlite3.Connection):
 
 
 class _Cursor(sqlite3.Cursor):
-    """A cursor that leaves its connection's ``open_cursors`` when closed."""
+    """A cursor in its connection's ``open_cursors`` from each ``execute`` until
+    it is closed or its rows are all fetched (the statement is then reset)."""
 
     sql = None
 
     def execute(self, sql, parameters=()):
         self.sql = sql  # named in the report if it is left open
+        self.connection.open_cursors.add(self)
         return super().execute(sql, parameters)
+
+    def fetchall(self):
+        rows = super().fetchall()
+        self.connection.open_cursors.discard(self)
+        return rows
 
     def close(self) -> None:
         self.connection.open_cursors.discard(self)

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from db.errors import Unavailable
+from db.sql import _HOT_CURSOR
 from db.sql import Database
 from db.sql import Query
 from db.sqlite import WriterQueue
@@ -237,6 +238,34 @@ def test_a_query_on_the_driver_reads_what_sqlalchemy_reads(database_url):
     assert database.fetch_one(Query(statement), {"row_id": 2}) is None
     table.drop(database.engine)
     database.dispose()
+
+
+def test_hot_reads_reuse_one_cursor_and_leave_no_snapshot_behind(
+    database, statements_left_open
+):
+    counter = sa.table("counter", sa.column("n"))
+    query = Query(sa.select(counter.c.n).order_by(counter.c.n.desc()))
+    with database.engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO counter VALUES (1), (2)"))
+    cursors = set()
+    for first in (2, 12):
+        assert database.fetch_one(query, {}).n == first  # the first of 3 rows
+        raw = database.read_engine.raw_connection()
+        cursors.add(raw.info[_HOT_CURSOR])
+        raw.close()
+        # Seen by the next read: no statement of this one holds its snapshot.
+        with database.engine.begin() as connection:
+            connection.execute(sa.text("UPDATE counter SET n = n + 10"))
+    assert len(cursors) == 1
+    assert statements_left_open.take() == []
+
+
+def test_a_hot_read_that_fails_does_not_spoil_the_next(database):
+    missing = Query(sa.select(sa.table("missing", sa.column("n")).c.n))
+    with pytest.raises(Unavailable):
+        database.fetch_one(missing, {})
+    counter = sa.table("counter", sa.column("n"))
+    assert database.fetch_one(Query(sa.select(counter.c.n)), {}).n == 0
 
 
 def test_a_query_on_a_database_that_cannot_open_is_unavailable(tmp_path):
