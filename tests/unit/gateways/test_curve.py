@@ -188,7 +188,14 @@ def _request(endpoint, keys=None, timeout=1.0):
         keys.apply(sock)
     sock.connect(endpoint)
     try:
-        sock.send(b"hello")
+        # A refused handshake leaves a REQ socket no peer, and a send without
+        # one would wait for ever.
+        if not sock.poll(timeout * 1000, zmq.POLLOUT):
+            return None
+        try:
+            sock.send(b"hello", zmq.NOBLOCK)
+        except zmq.Again:
+            return None
         return sock.recv() if sock.poll(timeout * 1000) else None
     finally:
         sock.close()
