@@ -16,6 +16,7 @@ import platform
 import sqlite3
 import threading
 from collections.abc import Iterator
+from typing import List
 from typing import Optional
 from typing import Set
 
@@ -57,8 +58,14 @@ class SQLiteConnection(sqlite3.Connection):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.open_cursors: Set[_Cursor] = set()
+        # Cursors closed with their statements finished, handed out again:
+        # under PyPy a cursor has a finalizer, so each new one would outlive
+        # the young generation and wait for a major collection.
+        self.spare_cursors: List[_Cursor] = []
 
     def cursor(self, factory=None):
+        if factory is None and self.spare_cursors:
+            return self.spare_cursors.pop()
         return super().cursor(_Cursor if factory is None else factory)
 
     if PYPY:
@@ -77,14 +84,35 @@ class SQLiteConnection(sqlite3.Connection):
 
 class _Cursor(sqlite3.Cursor):
     """A cursor in its connection's ``open_cursors`` from each ``execute`` until
-    it is closed or its rows are all fetched (the statement is then reset)."""
+    it is closed or its statement finished: rows all fetched, or none to read
+    (the driver then resets the statement, which gives back its snapshot).
+
+    Closed with its statement finished, it is kept for the connection's next
+    ``cursor()``; a statement still running is closed for real.
+    """
 
     sql = None
 
     def execute(self, sql, parameters=()):
         self.sql = sql  # named in the report if it is left open
         self.connection.open_cursors.add(self)
-        return super().execute(sql, parameters)
+        super().execute(sql, parameters)
+        if self.description is None:
+            self.connection.open_cursors.discard(self)
+        return self
+
+    def executemany(self, sql, seq_of_parameters):
+        self.sql = sql
+        self.connection.open_cursors.add(self)
+        super().executemany(sql, seq_of_parameters)
+        self.connection.open_cursors.discard(self)
+        return self
+
+    def fetchone(self):
+        row = super().fetchone()
+        if row is None:
+            self.connection.open_cursors.discard(self)
+        return row
 
     def fetchall(self):
         rows = super().fetchall()
@@ -92,8 +120,19 @@ class _Cursor(sqlite3.Cursor):
         return rows
 
     def close(self) -> None:
-        self.connection.open_cursors.discard(self)
-        super().close()
+        connection = self.connection
+        spares = connection.spare_cursors
+        if self in spares:
+            return
+        if self in connection.open_cursors or len(spares) >= _SPARE_CURSORS:
+            connection.open_cursors.discard(self)
+            super().close()
+        else:
+            spares.append(self)
+
+
+#: Finished cursors a connection keeps: as many as it has open at once.
+_SPARE_CURSORS = 4
 
 
 def _close_left_open(dbapi_connection, connection_record) -> None:

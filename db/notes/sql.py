@@ -388,7 +388,10 @@ class SqlNotesStore(NotesStore):
         note_id: str,
         if_versions: Optional[Collection[int]],
     ) -> Note:
-        row = connection.execute(_GET, {"note_id": note_id}).first()
+        # one_or_none reads on to the statement's end (the id is the key),
+        # so its SQLite cursor is reused (db.sqlite._Cursor); first() would
+        # close it with the statement still running.
+        row = connection.execute(_GET, {"note_id": note_id}).one_or_none()
         if row is None:
             raise not_found()
         if if_versions is not None and row.version not in if_versions:

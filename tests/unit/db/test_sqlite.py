@@ -276,3 +276,44 @@ def test_a_query_on_a_database_that_cannot_open_is_unavailable(tmp_path):
         database.fetch_one(query, {})
     database.dispose()
     assert backend_of(caught.value) == "sql"  # its label in store_errors_total
+
+
+def test_finished_statements_hand_their_cursor_to_the_next(database):
+    with database.engine.connect() as connection:
+        dbapi_connection = connection.connection.dbapi_connection
+        cursors = set()
+        for _ in range(20):
+            with connection.begin():  # BEGIN IMMEDIATE, an UPDATE, a SELECT
+                connection.execute(sa.text("UPDATE counter SET n = n + 1"))
+                connection.execute(sa.text("SELECT n FROM counter")).all()
+            cursors.update(dbapi_connection.spare_cursors)
+        assert len(cursors) <= 2
+        assert dbapi_connection.open_cursors == set()
+    with database.read_engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT n FROM counter")).scalar() == 20
+
+
+def test_a_cursor_closed_mid_statement_is_not_handed_out_again(database):
+    with database.engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO counter VALUES (1), (2)"))
+    with database.read_engine.connect() as connection:
+        dbapi_connection = connection.connection.dbapi_connection
+        result = connection.execute(sa.text("SELECT n FROM counter"))
+        cursor = result.cursor
+        assert result.first() is not None  # closes it, with rows left to read
+        assert cursor not in dbapi_connection.spare_cursors
+        with database.engine.begin() as writer:
+            writer.execute(sa.text("UPDATE counter SET n = n + 10"))
+        # No statement of the first read holds its snapshot.
+        assert connection.execute(sa.text("SELECT sum(n) FROM counter")).scalar() == 33
+
+
+def test_a_cursor_closed_twice_is_handed_out_once(database):
+    raw = database.engine.raw_connection()
+    cursor = raw.cursor()
+    cursor.execute("UPDATE counter SET n = 1")
+    cursor.close()
+    cursor.close()
+    first, second = raw.cursor(), raw.cursor()
+    assert first is cursor and second is not cursor
+    raw.close()
