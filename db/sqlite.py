@@ -131,7 +131,7 @@ class _Cursor(sqlite3.Cursor):
             spares.append(self)
 
 
-#: Finished cursors a connection keeps: as many as it has open at once.
+#: Finished cursors a connection keeps for reuse; more are closed for real.
 _SPARE_CURSORS = 4
 
 
