@@ -134,9 +134,12 @@ class Announcements:
         self.came = threading.Event()
 
     def wait(self, timeout: float) -> bool:
-        came = self.came.wait(timeout)
+        # Cleared only once seen: an announcement made just after a wait timed
+        # out is kept for the next one, as the real wakeups keep theirs.
+        if not self.came.wait(timeout):
+            return False
         self.came.clear()
-        return came
+        return True
 
 
 def test_an_idle_runner_claims_at_once_when_a_delivery_is_announced(store):
