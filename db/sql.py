@@ -34,8 +34,8 @@ class Base(orm.DeclarativeBase):
 
 # The PostgreSQL driver that works under each interpreter (see requirements.txt).
 _PG_DRIVER = "psycopg2cffi" if PYPY else "psycopg"
-#: Where a pooled connection keeps the cursor of :meth:`Database.fetch_one`.
-_HOT_CURSOR = "fetch_one_cursor"
+#: Where a pooled connection keeps the cursor of :meth:`Database.fetch_all`.
+_HOT_CURSOR = "fetch_all_cursor"
 
 
 def make_engine(url: str, read_only: bool = False) -> sa.Engine:
@@ -56,17 +56,21 @@ def make_engine(url: str, read_only: bool = False) -> sa.Engine:
 class Query:
     """A SELECT compiled once per dialect and run on the driver's own cursor.
 
-    For the hottest reads (:meth:`Database.fetch_one`): under PyPy,
+    For the hottest reads (:meth:`Database.fetch_all`): under PyPy,
     SQLAlchemy's connection, execution context and result cost more than the
     query itself (``GET /notes/{id}``: about 29 us in the store, 7 us on the
     driver). Rows are named tuples of the selected columns; date-times come
     back as SQLAlchemy's results give them (SQLite keeps them as text).
     """
 
-    def __init__(self, statement: sa.Select):
+    def __init__(self, statement: sa.Select, row: Optional[type] = None):
+        """``row``: the named tuple rows are made as (its fields in the
+        columns' order); by default one named after the columns."""
         self.statement = statement
         columns = list(statement.selected_columns)
-        self.row = collections.namedtuple("Row", [column.key for column in columns])
+        self.row = row or collections.namedtuple(
+            "Row", [column.key for column in columns]
+        )
         self._datetimes = [
             index
             for index, column in enumerate(columns)
@@ -157,6 +161,11 @@ class Database:
 
     def fetch_one(self, query: Query, params: Mapping[str, Any]):
         """The first row of ``query`` with ``params``, or None (hot reads)."""
+        rows = self.fetch_all(query, params)
+        return rows[0] if rows else None
+
+    def fetch_all(self, query: Query, params: Mapping[str, Any]) -> list:
+        """Every row of ``query`` with ``params`` (hot reads)."""
         sql, order, defaults = query.compiled(self.read_engine.dialect)
         values = {**defaults, **params}
         args = values if order is None else tuple(values[name] for name in order)
@@ -182,7 +191,7 @@ class Database:
                 raw.close()
         except (exc.OperationalError, dbapi.OperationalError) as ex:
             raise Unavailable("SQL database unavailable") from ex
-        return query.make(rows[0]) if rows else None
+        return [query.make(row) for row in rows]
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:

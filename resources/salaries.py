@@ -28,7 +28,6 @@ from db.salaries.store import Department
 from db.salaries.store import EmployeeFilter
 from db.salaries.store import EmployeeRecord
 from db.salaries.store import EmployeeRows
-from db.salaries.store import ExportRow
 from db.salaries.store import SalaryStore
 from db.salaries.store import Snapshot
 from web.auth import public
@@ -311,12 +310,18 @@ class _SalaryResource:
         limit, offset = query["limit"], query["offset"]
         # One row more than asked for tells whether there is a next page.
         rows = self._store.employees(where, query["order"], limit + 1, offset)
-        resp.media = {
-            self.items_key: [employee_body(row) for row in rows[:limit]],
-            "next": next_link(req, offset=offset + limit)
-            if len(rows) > limit
-            else None,
-        }
+        next_url = next_link(req, offset=offset + limit) if len(rows) > limit else None
+        # Written directly, as wire.dumps({items_key: [employee_body(row)
+        # ...], "next": next_url}) would (see EmployeeJson).
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = (
+            '{"%s":[%s],"next":%s}'
+            % (
+                self.items_key,
+                ",".join(map(_EMPLOYEE_JSON, rows[:limit])),
+                "null" if next_url is None else _json_string(next_url),
+            )
+        ).encode("utf-8")
 
 
 class _ExportBody:
@@ -355,40 +360,46 @@ def _salary_json(cents: int) -> str:
     return float.__repr__(money(cents))
 
 
-class ExportLines:
-    """An export's lines: ``ExportLines(department)(row)`` is one row's line.
+class EmployeeJson:
+    """``EmployeeJson()(employee)`` is ``wire.dumps(employee_body(employee))``.
 
-    The same text as ``wire.dumps(employee_body(...))``: compact, keys in the
-    same order, non-ASCII kept, the salary as JSON writes a float. Under
-    PyPy the generic encoder walks a dict per row; formatting directly is
-    about twice as fast, and titles and salaries, which repeat, are quoted
-    once each (POLICE: 13,570 rows, 14 -> 12 ms).
+    The same text: compact, keys in the same order, non-ASCII kept, the
+    salary as JSON writes a float. Under PyPy the generic encoder walks a
+    dict per row; formatting directly is about twice as fast, and titles,
+    departments and salaries, which repeat, are quoted once each (the POLICE
+    export, 13,570 rows: 14 -> 12 ms; a 100-row page: 235 -> 192 us).
     """
 
-    def __init__(self, department: str):
-        # %-formatting: under PyPy far faster than str.format or f-string specs.
-        self._format = (
-            '{"name":%s,"position_title":%s,"department":'
-            + _json_string(department).replace("%", "%%")
-            + ',"annual_salary":%s}'
-        )
+    def __init__(self):
         self._titles = _Memo(_json_string)
+        self._departments = _Memo(_json_string)
         self._salaries = _Memo(_salary_json)
 
-    def __call__(self, row: ExportRow) -> str:
-        name, title, cents = row
-        return self._format % (
-            _json_string(name),
-            self._titles[title],
-            self._salaries[cents],
+    def __call__(self, employee: EmployeeRecord) -> str:
+        name, title, department, cents = employee
+        # Concatenated: under PyPy 2.5x faster than %-formatting (which beats
+        # str.format and f-string specs), and no slower under CPython.
+        return (
+            '{"name":'
+            + _json_string(name)
+            + ',"position_title":'
+            + self._titles[title]
+            + ',"department":'
+            + self._departments[department]
+            + ',"annual_salary":'
+            + self._salaries[cents]
+            + "}"
         )
+
+
+_EMPLOYEE_JSON = EmployeeJson()
 
 
 def _ndjson_chunks(rows: EmployeeRows) -> Iterator[bytes]:
-    line_of = ExportLines(rows.department)
+    department = rows.department
     lines, size = [], 0
-    for row in rows:
-        line = line_of(row)
+    for name, title, cents in rows:
+        line = _EMPLOYEE_JSON((name, title, department, cents))
         lines.append(line)
         size += len(line) + 1
         if size >= CHUNK_BYTES:

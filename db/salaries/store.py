@@ -30,6 +30,7 @@ from db.salaries.tables import SalaryDepartment
 from db.salaries.tables import SalaryImport
 from db.salaries.tables import search_key
 from db.sql import Database
+from db.sql import Query
 
 #: Rows per INSERT batch during an import (and per progress callback).
 BATCH = 2000
@@ -172,7 +173,7 @@ class EmployeeRows:
 @functools.cache
 def _employees_statement(
     department: bool, q: bool, title: bool, low: bool, high: bool, order: str
-) -> sa.Select:
+) -> Query:
     """The employee list query for one combination of conditions (built once)."""
     conditions = []
     if department:
@@ -190,7 +191,7 @@ def _employees_statement(
         conditions.append(Employee.salary_cents >= sa.bindparam("low"))
     if high:
         conditions.append(Employee.salary_cents <= sa.bindparam("high"))
-    return (
+    return Query(
         sa.select(
             Employee.name,
             Employee.position_title,
@@ -200,7 +201,8 @@ def _employees_statement(
         .where(*conditions)
         .order_by(*_ORDER_BY[order])
         .limit(sa.bindparam("limit", type_=sa.Integer))
-        .offset(sa.bindparam("offset", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer)),
+        row=EmployeeRecord,
     )
 
 
@@ -273,9 +275,7 @@ class SalaryStore:
             "high" in params,
             order,
         )
-        with self._connect() as connection:
-            rows = connection.execute(statement, params).all()
-        return [EmployeeRecord._make(row) for row in rows]
+        return self._database.fetch_all(statement, params)
 
     def export(self, department: str) -> EmployeeRows:
         """Every employee of ``department`` (the exact name), by name, as a stream.

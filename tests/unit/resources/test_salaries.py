@@ -29,7 +29,7 @@ from db.salaries.store import EmployeeRecord
 from db.stores import open_stores
 from resources.salaries import CHUNK_BYTES
 from resources.salaries import DepartmentNdjson
-from resources.salaries import ExportLines
+from resources.salaries import EmployeeJson
 from resources.salaries import employee_body
 from tests.support.contract import ContractClient
 from tests.support.live import settings_for
@@ -370,6 +370,21 @@ def test_an_empty_search_lists_everyone(api):
     assert result.json["items"][0]["name"].startswith("AARON")
 
 
+@pytest.mark.parametrize(
+    "path, query",
+    [
+        ("/departments/STREETS & SAN/employees", "limit=2&title=LABORER"),
+        ("/dept/POLICE", "limit=2"),
+        ("/employees", "q=zzzz"),
+    ],
+)
+def test_a_page_is_written_as_the_generic_encoder_writes_it(api, path, query):
+    result = api.simulate_get(path, query_string=query)
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "application/json"
+    assert result.text == wire.dumps(result.json)
+
+
 # -- bad input -----------------------------------------------------------------
 
 BAD_QUERIES = [
@@ -570,20 +585,20 @@ def test_an_export_abandoned_early_gives_its_connection_back(salary_settings):
         EmployeeRecord('Zoë "Q" \\ Ü\n\t', "T\u2028\x01", 'D/E 100% "%s"', 96),
     ],
 )
-def test_an_export_line_is_the_employees_json(record):
-    line_of = ExportLines(record.department)
-    row = (record.name, record.position_title, record.salary_cents)
-    # twice: the second time, title and salary come from the memo
-    assert line_of(row) == line_of(row) == wire.dumps(employee_body(record))
+def test_an_employee_is_formatted_as_the_generic_encoder_writes_it(record):
+    to_json = EmployeeJson()
+    # twice: the second time, title, department and salary come from the memo
+    assert to_json(record) == to_json(record) == wire.dumps(employee_body(record))
 
 
-def test_an_export_remembers_a_bounded_number_of_titles(monkeypatch):
+def test_the_formatter_remembers_a_bounded_number_of_values(monkeypatch):
     monkeypatch.setattr("resources.salaries.MEMO_SIZE", 2)
-    line_of = ExportLines("D")
-    records = [EmployeeRecord(f"N{n}", f"T{n % 3}", "D", n) for n in range(6)]
-    lines = [line_of(record[:2] + record[3:]) for record in records]
+    to_json = EmployeeJson()
+    records = [EmployeeRecord(f"N{n}", f"T{n % 3}", f"D{n % 4}", n) for n in range(6)]
+    lines = [to_json(record) for record in records]
     assert lines == [wire.dumps(employee_body(record)) for record in records]
-    assert len(line_of._titles) == len(line_of._salaries) == 2
+    assert len(to_json._titles) == len(to_json._departments) == 2
+    assert len(to_json._salaries) == 2
 
 
 def test_the_documented_examples_are_real_answers(api):
