@@ -354,6 +354,10 @@ class Stack:
 # -- wrk, and the warm-up to the plateau ------------------------------------------
 
 
+class NotMeasured(RuntimeError):
+    """A figure cannot be made: a path it needs is not available (says which)."""
+
+
 class WrkError(RuntimeError):
     """wrk is missing, failed, or printed no result line."""
 
@@ -572,10 +576,14 @@ class Measurer:
         )
         return {"available": True, "path": path, "warmup": warmed, **result}
 
-    def measure_all(self, stack: Stack, targets, label: str, workers: int, jit=True):
+    def measure_all(
+        self, stack: Stack, targets, label: str, workers: int, jit=True, every=False
+    ):
         """:meth:`measure` of each ``{key: paths.Target}`` on ``stack``, by key.
 
-        One the app does not offer is not available; an export's rows count.
+        One the app does not offer is not available (with ``every``, a figure
+        that compares them all, :class:`NotMeasured` is raised); an export's
+        rows count.
         """
         api, results = paths.Api(stack.url), {}
         for key, target in targets.items():
@@ -583,6 +591,8 @@ class Measurer:
                 path = target.prepare(api)
                 rows = target.rows(api) if target.rows else None
             except paths.NotAvailable as ex:
+                if every:
+                    raise NotMeasured(f"{label}: {target.label}: {ex}") from ex
                 results[key] = unavailable(str(ex), label, target.label)
                 continue
             result = self.measure(

@@ -37,14 +37,16 @@ def run(quick: bool) -> dict:
         )
         workers = common.workers(pypy)
         with common.Stack(pypy, folder / "ours") as stack:
-            ours = measurer.measure_all(stack, TARGETS, "ours", workers)
+            ours = measurer.measure_all(stack, TARGETS, "ours", workers, every=True)
         # The peer's stack: its uvicorn alone, on its own SQLite file.
         env = {"PEER_DATABASE": str(folder / "peer.db")}
         peer = common.Stack(cpython, folder / "peer", env=env)
         try:
             ready = peer.url + "/notes/none"  # a 404, as JSON
             peer.spawn("uvicorn", *UVICORN, "--port", str(peer.port), ready=ready)
-            theirs = measurer.measure_all(peer, TARGETS, "FastAPI", PEER_WORKERS, False)
+            theirs = measurer.measure_all(
+                peer, TARGETS, "FastAPI", PEER_WORKERS, False, every=True
+            )
         finally:
             peer.stop()
     rows = []

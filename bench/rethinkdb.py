@@ -106,11 +106,13 @@ def measure(impl: str, python: str, server: Cluster, folder: Path, size: dict) -
     # figures over these, in one run.
     sqlite = {"RETHINKDB_URL": ""}
     with common.Stack(python, folder / "sqlite", env=sqlite) as stack:
-        measured = measurer.measure_all(stack, TARGETS, f"{impl} sqlite", workers)
+        measured = measurer.measure_all(
+            stack, TARGETS, f"{impl} sqlite", workers, every=True
+        )
         result.update({f"sqlite_{k}": _rates(v) for k, v in measured.items()})
     pids = [each.pid for each in server.servers]
     with common.Stack(python, folder, env=env, push=True, database_pids=pids) as stack:
-        measured = measurer.measure_all(stack, TARGETS, impl, workers)
+        measured = measurer.measure_all(stack, TARGETS, impl, workers, every=True)
         result.update({key: _rates(value) for key, value in measured.items()})
         result["over_sqlite"] = {
             name: common.ratio(result[name]["rps"], result[f"sqlite_{name}"]["rps"])

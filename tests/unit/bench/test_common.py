@@ -4,10 +4,12 @@ Nothing here asserts how fast anything is.
 """
 
 import sys
+import types
 
 import pytest
 
 from bench import common
+from bench import paths
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8000/
   1 threads and 16 connections
@@ -131,3 +133,18 @@ def test_a_pause_past_the_last_bucket_is_longer_than_it():
     gc = common.gc_between(before, after)
     assert gc["minor"]["longest_ms"] is None
     assert common.describe_gc(gc).startswith("minor 1 (300 ms, > 100)")
+
+
+def test_a_figure_that_needs_every_path_says_which_one_is_missing(tmp_path):
+    def missing(api):
+        raise paths.NotAvailable("GET /gone answered 404")
+
+    targets = {"gone": paths.Target("gone", "GET /gone", setup=missing)}
+    stack = types.SimpleNamespace(url="http://127.0.0.1:9")
+    measurer = common.Measurer(tmp_path, warmup=0, duration=1)
+    skipped = measurer.measure_all(stack, targets, "ours", workers=1)
+    assert skipped == {"gone": {"available": False, "reason": "GET /gone answered 404"}}
+    with pytest.raises(
+        common.NotMeasured, match="ours: GET /gone: GET /gone answered 404"
+    ):
+        measurer.measure_all(stack, targets, "ours", workers=1, every=True)
