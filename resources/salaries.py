@@ -315,12 +315,13 @@ class _SalaryResource:
         # ...], "next": next_url}) would (see EmployeeJson).
         resp.content_type = falcon.MEDIA_JSON
         resp.data = (
-            '{"%s":[%s],"next":%s}'
-            % (
-                self.items_key,
-                ",".join(map(_EMPLOYEE_JSON, rows[:limit])),
-                "null" if next_url is None else _json_string(next_url),
-            )
+            '{"'
+            + self.items_key
+            + '":['
+            + ",".join(map(_EMPLOYEE_JSON, rows[:limit]))
+            + '],"next":'
+            + ("null" if next_url is None else _json_string(next_url))
+            + "}"
         ).encode("utf-8")
 
 
