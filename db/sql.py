@@ -59,13 +59,12 @@ class Query:
     For the hottest reads (:meth:`Database.fetch_all`): under PyPy,
     SQLAlchemy's connection, execution context and result cost more than the
     query itself (``GET /notes/{id}``: about 29 us in the store, 7 us on the
-    driver). Rows are named tuples of the selected columns; date-times come
+    driver). Rows are named tuples of the selected columns (``row``, whose
+    fields are in the columns' order, or one made here); date-times come
     back as SQLAlchemy's results give them (SQLite keeps them as text).
     """
 
     def __init__(self, statement: sa.Select, row: Optional[type] = None):
-        """``row``: the named tuple rows are made as (its fields in the
-        columns' order); by default one named after the columns."""
         self.statement = statement
         columns = list(statement.selected_columns)
         self.row = row or collections.namedtuple(
