@@ -30,7 +30,6 @@ from db.stores import open_stores
 from resources.salaries import CHUNK_BYTES
 from resources.salaries import DepartmentNdjson
 from resources.salaries import EmployeeJson
-from resources.salaries import employee_body
 from tests.support.contract import ContractClient
 from tests.support.live import settings_for
 from tests.support.problems import assert_problem
@@ -576,6 +575,16 @@ def test_an_export_abandoned_early_gives_its_connection_back(salary_settings):
         assert pool.checkedout() == 0
     finally:
         stores.close()
+
+
+def employee_body(employee: EmployeeRecord) -> dict:
+    """An employee as the API documents it (the schema EmployeeOut)."""
+    return {
+        "name": employee.name,
+        "position_title": employee.position_title,
+        "department": employee.department,
+        "annual_salary": employee.salary_cents / 100,
+    }
 
 
 @pytest.mark.parametrize(
