@@ -13,11 +13,23 @@ from typing import Iterable
 from typing import List
 
 from prometheus_client import ProcessCollector
+from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from core.version import __version__
+
+# In multiprocess mode, prometheus_client asks os.getpid() at every change of
+# a value, to notice a fork: a system call each time, five per request (2% of
+# a GET /health in a PyPy worker). The pid kept here, renewed in the child of
+# every fork, tells the same. Set before any metric makes a value (this module
+# is imported before any defines one): values of two classes would share a
+# file without knowing of each other.
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+if values.ValueClass is not values.MutexValue:
+    values.ValueClass = values.MultiProcessValue(lambda: _pid[0])
 
 
 class BuildInfo(Collector):

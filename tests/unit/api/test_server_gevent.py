@@ -10,20 +10,26 @@ from api.server_gevent import _Date
 
 
 class Socket:
-    """Records each ``sendall``."""
+    """Records each ``send`` and ``sendall``; ``send`` takes at most ``limit`` bytes."""
 
-    def __init__(self):
+    def __init__(self, limit=None):
         self.sends = []
+        self.limit = limit
+
+    def send(self, data: bytes) -> int:
+        data = bytes(data[: self.limit])
+        self.sends.append(data)
+        return len(data)
 
     def sendall(self, data: bytes) -> None:
-        self.sends.append(data)
+        self.sends.append(bytes(data))
 
 
-def response(method="GET"):
+def response(method="GET", limit=None):
     request = types.SimpleNamespace(
         version=(1, 1), method=method, headers=[], should_close=lambda: False
     )
-    sock = Socket()
+    sock = Socket(limit)
     return OneSendResponse(request, sock, Config()), sock
 
 
@@ -37,6 +43,15 @@ def test_an_answer_with_a_body_leaves_in_one_send():
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nContent-Length: 7" in head and b"\r\nDate: " in head
     assert body == b'{"a":1}'
+
+
+def test_what_one_send_leaves_is_sent_after_it():
+    resp, sock = response(limit=10)
+    resp.start_response("200 OK", [("Content-Length", "7")])
+    resp.write(b'{"a":1}')
+    resp.close()
+    assert len(sock.sends) == 2 and len(sock.sends[0]) == 10
+    assert b"".join(sock.sends).endswith(b'\r\n\r\n{"a":1}')
 
 
 def test_an_answer_without_a_body_sends_its_head_at_close():

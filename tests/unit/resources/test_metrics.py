@@ -1,6 +1,10 @@
 """/metrics: Prometheus text, by route template and status; backends at scrape time."""
 
 import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -8,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from db.checkpoints import CheckpointStore
 from db.sql import Database
 from tests.support.problems import assert_problem
+from web.metrics import exposition
 from workers.push import metrics as push_metrics
 from workers.push.feed import EventFeed
 from workers.push.sse import SseServer
@@ -125,3 +130,32 @@ def test_the_push_worker_serves_its_own_metrics(database_url):
     assert found[attempts] - before.get(attempts, 0) == 6
     assert found[("push_lag_events", ())] == 3
     assert found[("push_head_seq", ())] == 9
+
+
+def test_a_forked_worker_counts_in_a_file_of_its_own(tmp_path):
+    # Multiprocess mode tells processes apart by pid; the pid is kept, not
+    # asked per change (core.metrics), so a fork must still be noticed.
+    script = textwrap.dedent(
+        """
+        import os
+        from web import metrics
+        child = os.fork()
+        if child == 0:
+            metrics.REQUESTS.labels("GET", "/x", "200").inc()
+            os._exit(0)
+        os.waitpid(child, 0)
+        metrics.REQUESTS.labels("GET", "/x", "200").inc(2)
+        print(os.getpid(), child)
+        """
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, check=True
+    )
+    parent, child = out.stdout.split()
+    text = samples(exposition(multiprocess_dir=str(tmp_path)).decode())
+    assert sorted(p.name for p in tmp_path.glob("counter_*.db")) == sorted(
+        [f"counter_{parent.decode()}.db", f"counter_{child.decode()}.db"]
+    )
+    labels = (("method", "GET"), ("route", "/x"), ("status", "200"))
+    assert text[("http_requests_total", labels)] == 3
