@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from db.errors import Unavailable
 from db.sql import _HOT_CURSOR
+from db.sql import HOT_CONNECTIONS
 from db.sql import Database
 from db.sql import Query
 from db.sqlite import WriterQueue
@@ -240,24 +241,44 @@ def test_a_query_on_the_driver_reads_what_sqlalchemy_reads(database_url):
     database.dispose()
 
 
-def test_hot_reads_reuse_one_cursor_and_leave_no_snapshot_behind(
+def test_hot_reads_keep_one_connection_and_cursor_and_no_snapshot(
     database, statements_left_open
 ):
+    checkouts = []
+    sa.event.listen(database.read_engine, "checkout", lambda *_: checkouts.append(1))
     counter = sa.table("counter", sa.column("n"))
     query = Query(sa.select(counter.c.n).order_by(counter.c.n.desc()))
     with database.engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO counter VALUES (1), (2)"))
     cursors = set()
-    for first in (2, 12):
+    for first in (2, 12, 22):
         assert database.fetch_one(query, {}).n == first  # the first of 3 rows
-        raw = database.read_engine.raw_connection()
-        cursors.add(raw.info[_HOT_CURSOR])
-        raw.close()
+        cursors.update(raw.info[_HOT_CURSOR] for raw in database._kept)
         # Seen by the next read: no statement of this one holds its snapshot.
         with database.engine.begin() as connection:
             connection.execute(sa.text("UPDATE counter SET n = n + 10"))
-    assert len(cursors) == 1
+    assert (len(checkouts), len(cursors)) == (1, 1)
+    checkins = []
+    sa.event.listen(database.read_engine, "checkin", lambda *_: checkins.append(1))
+    database.dispose()
+    assert checkins == [1]  # the kept connection went back, to be closed
     assert statements_left_open.take() == []
+
+
+def test_hot_reads_of_many_threads_keep_a_few_connections(database):
+    query = Query(sa.select(sa.table("counter", sa.column("n")).c.n))
+    seen = []
+
+    def read() -> None:
+        seen.extend(database.fetch_one(query, {}).n for _ in range(300))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [0] * 2400
+    assert 1 <= len(database._kept) <= HOT_CONNECTIONS
 
 
 def test_a_hot_read_that_fails_does_not_spoil_the_next(database):
