@@ -5,6 +5,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from db import visit_recorder
 from db.errors import Unavailable
 from db.link_tables import Link
 from db.link_tables import Visit
@@ -78,6 +79,49 @@ def test_a_full_queue_is_written_by_the_request(database):
         store.visit(code, None, None, None)
         assert stored(database, store, code) == (3, 3)
         assert store.recorder.pending == 0
+    finally:
+        store.close()
+
+
+def test_a_long_queue_is_written_a_batch_per_transaction(database, monkeypatch):
+    monkeypatch.setattr(visit_recorder, "BATCH", 4)
+    store = LinkStore(database, "salt", flush_interval=600)
+    try:
+        code = store.create("https://example.com/").code
+        for _ in range(10):
+            store.visit(code, None, None, None)
+        recorder = store.recorder
+        real_write, sizes = recorder._write, []
+
+        def write(batch):
+            sizes.append(len(batch))
+            if len(sizes) == 2:
+                raise Unavailable("SQL database unavailable")
+            real_write(batch)
+
+        monkeypatch.setattr(recorder, "_write", write)
+        with pytest.raises(Unavailable):
+            recorder.flush()
+        # The first batch is in; the rest waits, in order, for the next try.
+        assert (stored(database, store, code), recorder.pending) == ((4, 4), 6)
+        assert recorder.flush() == 6
+        assert sizes == [4, 4, 4, 2]
+        assert stored(database, store, code) == (10, 10)
+    finally:
+        store.close()
+
+
+def test_visits_piling_up_wake_the_writer_before_its_interval(database):
+    store = LinkStore(database, "salt", flush_interval=600)
+    store.recorder._wake_at = 3
+    try:
+        code = store.create("https://example.com/").code
+        for _ in range(3):
+            store.visit(code, None, None, None)
+        woken = time.monotonic()
+        while stored(database, store, code) != (3, 3):
+            assert time.monotonic() - woken < 5, "the writer was not woken"
+            time.sleep(0.02)
     finally:
         store.close()
 
