@@ -60,9 +60,13 @@ class Cluster:
         return process
 
     def start_broker(self) -> Process:
-        self.broker = self._spawn("broker", "workers.collatz.broker")
-        wait_until(lambda: self.stats() is not None, what="broker answering")
-        return self.broker
+        broker = self.broker = self._spawn("broker", "workers.collatz.broker")
+        # A broker that exits (an address taken) fails at once, with its log.
+        wait_until(
+            lambda: broker.check() or self.stats() is not None,
+            what="broker answering",
+        )
+        return broker
 
     def start_worker(self, wait: bool = True, env: Optional[dict] = None) -> Process:
         count = len([w for w in self.workers if w.proc.poll() is None])
