@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 from core.clock import as_utc
+from core.clock import isoformat
 from core.clock import utc_now
 from core.notes import CREATED
 from core.notes import DELETED
@@ -208,13 +209,21 @@ def _row_values(note: Note) -> dict:
 
 
 def _logged(note: Optional[Note]) -> Optional[dict]:
-    """A note as the change log keeps it: its fields, times as ISO 8601."""
+    """A note as the change log keeps it: its fields, times as the API writes them."""
     if note is None:
         return None
     fields = _row_values(note)
-    fields["created_at"] = note.created_at.isoformat()
-    fields["updated_at"] = note.updated_at.isoformat()
+    fields["created_at"] = isoformat(note.created_at)
+    fields["updated_at"] = isoformat(note.updated_at)
     return fields
+
+
+def _log_time(text: str) -> datetime.datetime:
+    # A log holds either the API's form (Z) or datetime.isoformat's (+00:00);
+    # Python 3.9's fromisoformat reads only the second.
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    return datetime.datetime.fromisoformat(text)
 
 
 def _from_log(fields: Optional[dict]) -> Optional[Note]:
@@ -223,8 +232,8 @@ def _from_log(fields: Optional[dict]) -> Optional[Note]:
     return Note(
         **{
             **fields,
-            "created_at": datetime.datetime.fromisoformat(fields["created_at"]),
-            "updated_at": datetime.datetime.fromisoformat(fields["updated_at"]),
+            "created_at": _log_time(fields["created_at"]),
+            "updated_at": _log_time(fields["updated_at"]),
         }
     )
 

@@ -1,10 +1,12 @@
-"""The SQL notes store's group commit: notes created together share one transaction."""
+"""The SQL notes store: group commit (notes created together share one
+transaction) and the times of its change log."""
 
 import pytest
 import sqlalchemy as sa
 
 import db.notes.groups
 import db.notes.sql
+from core.clock import isoformat
 from core.notes import CREATED
 from core.notes import new_note_id
 from db.errors import Unavailable
@@ -91,3 +93,25 @@ def test_without_a_pause_each_create_commits_on_its_own(store, commits):
     second = store.create("b", "")
     assert len(commits) == 2
     assert (first.position, second.position) == (1, 2)
+
+
+def test_the_log_keeps_times_as_the_api_writes_them_and_reads_either_form(
+    store, database
+):
+    note = store.create("title", "body")
+    changes = db.notes.sql._CHANGES
+    with database.write() as connection:
+        logged = connection.execute(sa.select(changes.c.new_val)).scalar_one()
+    assert logged["created_at"] == logged["updated_at"] == isoformat(note.created_at)
+    assert [change.new for change in store.changes(since=0, timeout=0.2)] == [note]
+
+    # datetime.isoformat's form (+00:00, microseconds) reads back as well.
+    python_form = note.created_at.isoformat()
+    assert python_form.endswith("+00:00")
+    with database.write() as connection:
+        connection.execute(
+            sa.update(changes).values(
+                new_val={**logged, "created_at": python_form, "updated_at": python_form}
+            )
+        )
+    assert [change.new for change in store.changes(since=0, timeout=0.2)] == [note]
