@@ -100,7 +100,7 @@ def test_the_log_keeps_times_as_the_api_writes_them_and_reads_either_form(
 ):
     note = store.create("title", "body")
     changes = db.notes.sql._CHANGES
-    with database.write() as connection:
+    with database.read() as connection:
         logged = connection.execute(sa.select(changes.c.new_val)).scalar_one()
     assert logged["created_at"] == logged["updated_at"] == isoformat(note.created_at)
     assert [change.new for change in store.changes(since=0, timeout=0.2)] == [note]
