@@ -3,6 +3,7 @@
 import os
 import platform
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -33,10 +34,27 @@ def labels(method, route, status, **more):
     )
 
 
+def settled_scrape(url: str) -> dict:
+    """A scrape once ``GET /health``'s count holds still for 1.5 s.
+
+    A readiness probe that timed out (``tests.support.live``, 1 s) can still
+    be served after the server answered another, and be counted later.
+    """
+    key = ("http_requests_total", labels("GET", "/health", "200"))
+    samples = scrape(url)
+    for _ in range(20):
+        time.sleep(1.5)
+        again = scrape(url)
+        if again.get(key) == samples.get(key):
+            return again
+        samples = again
+    raise AssertionError("GET /health's count kept moving with no request sent")
+
+
 def test_counts_add_up_across_workers(live_server, tmp_path):
     metrics_dir = tmp_path / "metrics"
     server = live_server(env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=3)
-    before = scrape(server.url)
+    before = settled_scrape(server.url)
 
     def call(i: int) -> int:
         if i < HEALTH:
