@@ -49,6 +49,9 @@ def main(argv: List[str]) -> int:
         parser.error("only paths without generated bodies or collatz workers")
     versions = {"old": args.old, "new": args.new}
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as folder:
+        # One data set, the salaries included, copied into both versions.
+        database = Path(folder) / "dataset.db"
+        common.prepare_database(args.python, database, salaries=True)
         stacks: Dict[str, common.Stack] = {}
         try:
             for name, checkout in versions.items():
@@ -56,6 +59,7 @@ def main(argv: List[str]) -> int:
                     args.python,
                     Path(folder) / name,
                     env={"PYTHONPATH": str(Path(checkout).resolve())},
+                    database=database,
                 ).start()
             for target in targets:
                 where = {
