@@ -83,9 +83,21 @@ class LinkStats:
 def _adding(table: sa.Table, dialect: str):
     """INSERT ... ON CONFLICT (the key) DO UPDATE SET visits = visits + new."""
     statement = _INSERTS[dialect](table)
-    return statement.on_conflict_do_update(
+    statement = statement.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
         set_={"visits": table.c.visits + statement.excluded.visits},
+    )
+    if dialect != "sqlite":
+        # PostgreSQL's driver runs an executemany row by row; SQLAlchemy
+        # sends this construct's as one multi-row INSERT instead.
+        return statement
+    # SQLAlchemy compiles a dialect's upsert at every execution (its Insert
+    # is not cacheable): under PyPy that was most of a batch's rollup. On
+    # SQLite a batch is the driver's executemany either way, so the SQL is
+    # compiled here once, as text, with the columns' types for the binds.
+    sql = statement.compile(dialect=sqlite.dialect(paramstyle="named")).string
+    return sa.text(sql).bindparams(
+        *(sa.bindparam(column.key, type_=column.type) for column in table.columns)
     )
 
 
