@@ -27,11 +27,12 @@ from db.sql import Database
 log = logging.getLogger(__name__)
 
 #: Most visits written in one transaction. A write holds its process (under
-#: gevent, SQLite's calls block every greenlet): 5,000 visits held a PyPy
-#: worker for 90-190 ms, the tail of GET /{code}. Each transaction also has a
-#: fixed cost of a few ms, so smaller batches cost CPU: under wrk, 500 cut the
-#: redirect's p99 to a third for 1% more CPU per request, 200 to a fifth for 14%.
-BATCH = 500
+#: gevent, SQLite's calls block every greenlet), so a batch's length is the
+#: tail of GET /{code}: 5,000 visits held a PyPy worker for 90-190 ms. Each
+#: transaction also has a fixed cost, so smaller batches cost CPU. Against
+#: 500, under wrk (bench.ab, PyPy): 200 cut the redirect's p99 from 13.8 to
+#: 9.8 ms for 3.5% more CPU per request; 100 from 13.0 to 8.3 ms for 11%.
+BATCH = 200
 #: Seconds the writer sleeps between two batches: under gevent a timer, so
 #: the requests ready meanwhile run before the next batch.
 _BETWEEN_BATCHES = 0.000001
