@@ -64,6 +64,8 @@ class Query:
     driver). Rows are named tuples of the selected columns (``row``, whose
     fields are in the columns' order, or one made here); date-times come
     back as SQLAlchemy's results give them (SQLite keeps them as text).
+    ``row=tuple``: the driver's own tuples, for a caller that makes its own
+    rows from them (no date-time column).
     """
 
     def __init__(self, statement: sa.Select, row: Optional[type] = None):
@@ -77,6 +79,8 @@ class Query:
             for index, column in enumerate(columns)
             if isinstance(column.type, sa.DateTime)
         ]
+        if row is tuple and self._datetimes:
+            raise ValueError("row=tuple would leave date-times as the driver's text")
         self._compiled: Dict[str, Tuple[str, Optional[tuple], dict]] = {}
 
     def compiled(self, dialect) -> Tuple[str, Optional[tuple], dict]:
@@ -208,6 +212,8 @@ class Database:
             self._kept.append(raw)
         else:
             raw.close()
+        if query.row is tuple:
+            return rows
         return [query.make(row) for row in rows]
 
     @contextlib.contextmanager

@@ -204,7 +204,7 @@ def _employees_statement(
         .order_by(*_ORDER_BY[order])
         .limit(sa.bindparam("limit", type_=sa.Integer))
         .offset(sa.bindparam("offset", type_=sa.Integer)),
-        row=None if department else EmployeeRecord,
+        row=tuple if department else EmployeeRecord,
     )
 
 

@@ -237,6 +237,10 @@ def test_a_query_on_the_driver_reads_what_sqlalchemy_reads(database_url):
     row = database.fetch_one(Query(statement), {"row_id": 1})
     assert (row.at, row.name) == tuple(expected)
     assert database.fetch_one(Query(statement), {"row_id": 2}) is None
+    names = Query(sa.select(table.c.id, table.c.name), row=tuple)
+    assert database.fetch_all(names, {}) == [(1, "a")]
+    with pytest.raises(ValueError, match="date-times"):
+        Query(statement, row=tuple)
     table.drop(database.engine)
     database.dispose()
 
