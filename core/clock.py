@@ -33,6 +33,16 @@ def naive_utc(moment: Optional[datetime.datetime]) -> Optional[datetime.datetime
     return as_utc(moment).replace(tzinfo=None)
 
 
+def z_as_offset(text: str) -> str:
+    """``text`` with a final ``Z`` (or ``z``) written ``+00:00``.
+
+    Python 3.9's ``datetime.fromisoformat`` (PyPy's) reads only the second.
+    """
+    if text[-1:] in ("Z", "z"):
+        return text[:-1] + "+00:00"
+    return text
+
+
 def isoformat(moment: Optional[datetime.datetime]) -> Optional[str]:
     """The API's time format: ``2024-05-01T12:00:00.123Z`` (None stays None).
 

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from marshmallow import fields
 from marshmallow import validate
 
+from core.clock import z_as_offset
 from core.targets import Targets
 from core.urls import UnsafeUrl
 from core.urls import host_of
@@ -68,15 +69,16 @@ class IsoDateTime(fields.AwareDateTime):
     """ISO 8601 date-time, ``Z`` suffix included; UTC when no offset is given.
 
     Python 3.9's ``datetime.fromisoformat`` (PyPy) does not read ``Z``, and the
-    backport marshmallow would patch it with does not build under PyPy.
+    backport marshmallow would patch it with does not build under PyPy: the
+    ``Z`` is written as an offset first.
     """
 
     def __init__(self, **kwargs):
         super().__init__(default_timezone=datetime.timezone.utc, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime.datetime:
-        if isinstance(value, str) and value[-1:] in ("Z", "z"):
-            value = value[:-1] + "+00:00"
+        if isinstance(value, str):
+            value = z_as_offset(value)
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
             # In UTC, as it is stored: 9999-12-31T23:59:59-14:00 is past the

@@ -30,6 +30,7 @@ from sqlalchemy.orm import mapped_column
 from core.clock import as_utc
 from core.clock import isoformat
 from core.clock import utc_now
+from core.clock import z_as_offset
 from core.notes import CREATED
 from core.notes import DELETED
 from core.notes import TITLE_MAX
@@ -219,11 +220,8 @@ def _logged(note: Optional[Note]) -> Optional[dict]:
 
 
 def _log_time(text: str) -> datetime.datetime:
-    # A log holds either the API's form (Z) or datetime.isoformat's (+00:00);
-    # Python 3.9's fromisoformat reads only the second.
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    return datetime.datetime.fromisoformat(text)
+    # A log holds either the API's form (Z) or datetime.isoformat's (+00:00).
+    return datetime.datetime.fromisoformat(z_as_offset(text))
 
 
 def _from_log(fields: Optional[dict]) -> Optional[Note]:

@@ -37,7 +37,6 @@ TESTED_ELSEWHERE = {
     "clients/postman.py": ("tests/unit/web/test_openapi.py", "the collection's tests"),
     "clients/python/cli.py": ("tests/e2e/test_client_cli.py", "runs the command"),
     "core/addresses.py": ("tests/unit/core/test_hosts.py", "the loopback names"),
-    "core/clock.py": ("tests/unit/workers/push/test_events.py", "the events' times"),
     "core/metrics.py": ("tests/unit/resources/test_metrics.py", "the /metrics text"),
     "core/notes.py": ("tests/unit/workers/push/test_events.py", "changes as events"),
     "core/text.py": ("tests/unit/web/test_validation.py", "NUL and lone surrogates"),
