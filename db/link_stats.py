@@ -88,8 +88,9 @@ def _adding(table: sa.Table, dialect: str):
         set_={"visits": table.c.visits + statement.excluded.visits},
     )
     if dialect != "sqlite":
-        # PostgreSQL's driver runs an executemany row by row; SQLAlchemy
-        # sends this construct's as one multi-row INSERT instead.
+        # The construct stays: psycopg2cffi (PyPy) runs an executemany as
+        # a statement per row, and SQLAlchemy sends this one as one
+        # multi-row INSERT instead.
         return statement
     # SQLAlchemy compiles a dialect's upsert at every execution (its Insert
     # is not cacheable): under PyPy that was most of a batch's rollup. On
