@@ -34,13 +34,23 @@ def catch_up(kind: str, count: int, url: str, table: str, database_url: str) -> 
         store = RethinkNotesStore.from_url(url, table=table, timeout=30)
     else:
         store = SqlNotesStore(Database(database_url))
+    changes = store.changes(since=0, timeout=300)
     started, seen = time.perf_counter(), 0
-    for seen, _change in enumerate(store.changes(since=0, timeout=300), 1):
+    for seen, _change in enumerate(changes, 1):
         if seen == count:
             break
     seconds = time.perf_counter() - started
-    per_s = round(seen / seconds, 1)
-    return {"changes": seen, "seconds": round(seconds, 3), "per_s": per_s}
+    # Closing the stream waits for a round of its outbox emptier under way,
+    # no part of catching up: timed apart. (Unnamed, CPython would close it
+    # at the break, inside the time; PyPy only when collected.)
+    changes.close()
+    closed = time.perf_counter() - started
+    return {
+        "changes": seen,
+        "seconds": round(seconds, 3),
+        "per_s": round(seen / seconds, 1),
+        "closed_s": round(closed, 3),
+    }
 
 
 def make_backlogs(rethinkdb_url: str, table: str, database_url: str, count: int):

@@ -45,4 +45,6 @@ def test_run_returns_every_figure():
     assert push["events"] == push["created"] and push["missing"] == 0
     assert 0 <= push["p50_ms"] <= push["max_ms"]
     for store in ("rethinkdb", "sql"):
-        assert figures["catch_up"][store]["changes"] == 40
+        caught_up = figures["catch_up"][store]
+        assert caught_up["changes"] == 40
+        assert 0 < caught_up["seconds"] <= caught_up["closed_s"]
