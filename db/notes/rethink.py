@@ -129,7 +129,8 @@ class RethinkNotesStore(NotesStore):
         clock_margin: Seconds the servers' clocks (and a write's way to its
             primary) may be off; a missing number is given up on
             ``lease + clock_margin`` seconds after it was taken.
-        batch: Numbers read per query while catching up.
+        batch: Numbers read per query while catching up, and notes whose
+            outboxes are emptied per write.
         empty_interval: Seconds between two emptyings of the outboxes by a
             reader following the stream.
         outbox_limit: Entries a note's outbox may hold before its writer

@@ -578,6 +578,76 @@ def test_a_following_reader_empties_the_outboxes_and_drops_tombstones(store_on, 
     assert [c.seq for c in changes] == [1, 2, 3, 4]
 
 
+def test_a_reader_catching_up_leaves_the_outboxes_until_it_is_live(store_on, url):
+    writer = store_on(url)
+    reader = store_on(url, batch=2, empty_interval=0.05)
+    notes = [writer.create(f"n{i}", "") for i in range(6)]
+    stop, paused, seqs = threading.Event(), threading.Event(), []
+
+    def consume():
+        for change in reader.changes(since=0, stop=stop):
+            seqs.append(change.seq)
+            if len(seqs) == 3:  # mid-way through the catch-up
+                paused.wait(10)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        wait_until(lambda: len(seqs) == 3, timeout=10, what="three changes read")
+        time.sleep(0.3)  # rounds of emptying would have run by now
+        assert outboxes(url, writer) == {n.id: [i] for i, n in enumerate(notes, 1)}
+        paused.set()
+        wait_until(
+            lambda: outboxes(url, writer) == {n.id: [] for n in notes},
+            timeout=10,
+            what="outboxes emptied once the reader is live",
+        )
+    finally:
+        stop.set()
+        paused.set()
+        consumer.join(15)
+    assert seqs == [1, 2, 3, 4, 5, 6]
+
+
+def test_outboxes_are_emptied_a_batch_of_notes_at_a_time(store_on, url, monkeypatch):
+    writer = store_on(url, batch=2)
+    notes = [writer.create(f"n{i}", "") for i in range(5)]  # seqs 1..5
+    shipped = []
+    ship = writer.changelog.ship
+    monkeypatch.setattr(
+        writer.changelog,
+        "ship",
+        lambda conn, outboxes, wait=False: (
+            shipped.append(len(outboxes)) or ship(conn, outboxes, wait)
+        ),
+    )
+    with connection(url) as conn:
+        assert writer.changelog.empty_outboxes(conn, 4) is True
+    assert shipped == [2, 2, 0]
+    assert outboxes(url, writer) == {n.id: [] for n in notes[:4]} | {notes[4].id: [5]}
+    assert sorted(log_entries(url, writer)) == [1, 2, 3, 4, 5]
+
+
+def test_emptying_outboxes_stops_between_two_batches(store_on, url):
+    writer = store_on(url, batch=2)
+    notes = [writer.create(f"n{i}", "") for i in range(4)]
+    with connection(url) as conn:
+        assert writer.changelog.empty_outboxes(conn, 4, stop=lambda: True) is False
+    left = outboxes(url, writer)
+    assert sorted(len(left[n.id]) for n in notes) == [0, 0, 1, 1]
+
+
+def test_outbox_entries_that_stay_after_shipping_fail_the_emptying(
+    store_on, url, monkeypatch
+):
+    writer = store_on(url, batch=2)
+    for i in range(3):
+        writer.create(f"n{i}", "")
+    monkeypatch.setattr(writer.changelog, "ship", lambda *args: False)  # loses them
+    with connection(url) as conn, pytest.raises(ReqlDriverError, match="stayed"):
+        writer.changelog.empty_outboxes(conn, 3)
+
+
 def test_without_a_reader_a_writer_empties_a_long_outbox_itself(store_on, url):
     writer = store_on(url, outbox_limit=4)
     note = writer.create("busy", "")
