@@ -129,10 +129,10 @@ class RethinkNotesStore(NotesStore):
         clock_margin: Seconds the servers' clocks (and a write's way to its
             primary) may be off; a missing number is given up on
             ``lease + clock_margin`` seconds after it was taken.
-        batch: Numbers read per query while catching up, and notes whose
-            outboxes are emptied per write.
+        batch: Numbers read per query while catching up.
         empty_interval: Seconds between two emptyings of the outboxes by a
             reader following the stream.
+        empty_batch: Notes whose outboxes one write empties.
         outbox_limit: Entries a note's outbox may hold before its writer
             logs and empties it itself (when no reader does).
     """
@@ -149,6 +149,7 @@ class RethinkNotesStore(NotesStore):
         clock_margin: float = 1.0,
         batch: int = 1000,
         empty_interval: float = 1.0,
+        empty_batch: int = 100,
         outbox_limit: int = 16,
     ):
         check_name(table, "RETHINKDB_TABLE", "the table name")
@@ -175,6 +176,7 @@ class RethinkNotesStore(NotesStore):
             poll_interval=poll_interval,
             batch=batch,
             empty_interval=empty_interval,
+            empty_batch=empty_batch,
         )
         self._pid = os.getpid()
         self._idle: List[Any] = []  # connections not in use, newest last

@@ -57,10 +57,11 @@ class ChangeLog:
             primary) may be off.
         poll_interval: Seconds between checks of ``stop``/``timeout``, and
             before a missing number is looked for, while following.
-        batch: Numbers read per query while catching up, and notes whose
-            outboxes are emptied per write.
+        batch: Numbers read per query while catching up.
         empty_interval: Seconds between two emptyings of the outboxes by a
             reader following the stream.
+        empty_batch: Notes whose outboxes one write empties; the server
+            serves the API's queries between two such writes, not during one.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class ChangeLog:
         poll_interval: float,
         batch: int,
         empty_interval: float,
+        empty_batch: int,
     ):
         self._notes = notes
         self._log = log_table
@@ -87,6 +89,7 @@ class ChangeLog:
         self.poll_interval = poll_interval
         self.batch = batch
         self.empty_interval = empty_interval
+        self.empty_batch = empty_batch
 
     def head(self, conn) -> int:
         """The last number handed out (0 before the first)."""
@@ -331,8 +334,8 @@ class ChangeLog:
     ) -> bool:
         """Log (durably) and drop the outbox entries up to ``upto``.
 
-        ``batch`` notes at a time, so that no write holds the server for
-        long; ``stop()`` is asked between two. Returns whether none is left.
+        ``empty_batch`` notes at a time, so that no write holds the server
+        for long; ``stop()`` is asked between two. Returns whether none is left.
         Tombstones whose delete is then in the log go. Entries found in the
         log are not trusted to be on disk (step 3 writes soft, and a server
         crash may lose one the feed showed): see :meth:`ship`.
@@ -343,7 +346,7 @@ class ChangeLog:
                 self._notes.between(
                     r.minval, upto, index="outbox", right_bound="closed"
                 )
-                .limit(self.batch)
+                .limit(self.empty_batch)
                 .pluck("id", "outbox")
                 .coerce_to("array")
                 .run(conn)
@@ -358,7 +361,7 @@ class ChangeLog:
             shipped = [(k, list(v.values())) for k, v in outboxes.items()]
             if self.ship(conn, shipped, True):
                 raise ReqlDriverError("the connection broke while emptying outboxes")
-            if len(docs) < self.batch:
+            if len(docs) < self.empty_batch:
                 return True
             if stop():
                 return False

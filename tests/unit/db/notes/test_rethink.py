@@ -610,7 +610,7 @@ def test_a_reader_catching_up_leaves_the_outboxes_until_it_is_live(store_on, url
 
 
 def test_outboxes_are_emptied_a_batch_of_notes_at_a_time(store_on, url, monkeypatch):
-    writer = store_on(url, batch=2)
+    writer = store_on(url, empty_batch=2)
     notes = [writer.create(f"n{i}", "") for i in range(5)]  # seqs 1..5
     shipped = []
     ship = writer.changelog.ship
@@ -629,7 +629,7 @@ def test_outboxes_are_emptied_a_batch_of_notes_at_a_time(store_on, url, monkeypa
 
 
 def test_emptying_outboxes_stops_between_two_batches(store_on, url):
-    writer = store_on(url, batch=2)
+    writer = store_on(url, empty_batch=2)
     notes = [writer.create(f"n{i}", "") for i in range(4)]
     with connection(url) as conn:
         assert writer.changelog.empty_outboxes(conn, 4, stop=lambda: True) is False
@@ -640,7 +640,7 @@ def test_emptying_outboxes_stops_between_two_batches(store_on, url):
 def test_outbox_entries_that_stay_after_shipping_fail_the_emptying(
     store_on, url, monkeypatch
 ):
-    writer = store_on(url, batch=2)
+    writer = store_on(url, empty_batch=2)
     for i in range(3):
         writer.create(f"n{i}", "")
     monkeypatch.setattr(writer.changelog, "ship", lambda *args: False)  # loses them
