@@ -1,11 +1,13 @@
 """Ports, child processes and waiting: for the tests and the bench alike."""
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import List
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -13,9 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> List[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on now.
+
+    The sockets stay bound until all are chosen: ports picked one after the
+    other can be the same one twice.
+    """
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def free_udp_port() -> int:

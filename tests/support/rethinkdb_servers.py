@@ -25,7 +25,7 @@ from db.rethink import close_quietly
 from db.rethink import parse_url
 from tests.support.live import ROOT
 from tests.support.processes import Process
-from tests.support.processes import free_port
+from tests.support.processes import free_ports
 from tests.support.processes import wait_until
 
 #: The script that starts a server: DATA_DIR DRIVER_PORT CLUSTER_PORT [JOIN...].
@@ -54,7 +54,7 @@ class ServerProcess(Process):
     """
 
     def __init__(self, folder: Path, *options: str):
-        self.driver_port, self.cluster_port = free_port(), free_port()
+        self.driver_port, self.cluster_port = free_ports(2)
         binary = server_binary()
         assert binary is not None, f"no RethinkDB server beside {START}"
         super().__init__(
@@ -120,8 +120,9 @@ class Cluster:
     def start(self) -> "Cluster":
         script = start_script()
         assert script is not None, f"no RethinkDB start script at {START}"
+        ports = free_ports(2 * self.size)
         for number in range(self.size):
-            driver, cluster = free_port(), free_port()
+            driver, cluster = ports[2 * number : 2 * number + 2]
             joins = (
                 [f"127.0.0.1:{self.servers[0].cluster_port}"] if self.servers else []
             )
