@@ -40,8 +40,8 @@ def catch_up(kind: str, count: int, url: str, table: str, database_url: str) -> 
         if seen == count:
             break
     seconds = time.perf_counter() - started
-    # Closing the stream waits for a round of its outbox emptier under way,
-    # no part of catching up: timed apart. (Unnamed, CPython would close it
+    # Closing the stream waits for an emptying of the outboxes under way (one
+    # write), no part of catching up: timed apart. (Unnamed, CPython would close it
     # at the break, inside the time; PyPy only when collected.)
     changes.close()
     closed = time.perf_counter() - started

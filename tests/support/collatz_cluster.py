@@ -16,7 +16,7 @@ from core.settings import Settings
 from gateways import curve
 from tests.support.live import child_env
 from tests.support.processes import Process
-from tests.support.processes import free_port
+from tests.support.processes import free_ports
 from tests.support.processes import wait_until
 
 #: Short heartbeats so that a dead worker is noticed within a second.
@@ -34,8 +34,9 @@ class Cluster:
         self, folder: Path, timeout: float = 60.0, keys: Optional[Path] = None
     ):
         self.folder = folder
-        self.frontend = f"tcp://127.0.0.1:{free_port()}"
-        self.backend = f"tcp://127.0.0.1:{free_port()}"
+        frontend, backend = free_ports(2)
+        self.frontend = f"tcp://127.0.0.1:{frontend}"
+        self.backend = f"tcp://127.0.0.1:{backend}"
         self.env = {
             "COLLATZ_FRONTEND": self.frontend,
             "COLLATZ_BACKEND": self.backend,

@@ -18,6 +18,7 @@ from db.sql import Database
 from tests.support.processes import ROOT
 from tests.support.processes import Process
 from tests.support.processes import free_port
+from tests.support.processes import free_ports
 from tests.support.processes import free_udp_port
 from tests.support.processes import wait_until
 
@@ -39,12 +40,13 @@ def addresses(tmp_path: Optional[Path]) -> dict:
     ``None``: the test session's own, for what owns no ``tmp_path``.
     """
     if tmp_path not in _ADDRESSES:
+        port, frontend, backend, pub, sse = free_ports(5)
         _ADDRESSES[tmp_path] = {
-            "PORT": str(free_port()),
-            "COLLATZ_FRONTEND": f"tcp://127.0.0.1:{free_port()}",
-            "COLLATZ_BACKEND": f"tcp://127.0.0.1:{free_port()}",
-            "PUSH_PUB_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
-            "PUSH_SSE_BIND": f"127.0.0.1:{free_port()}",
+            "PORT": str(port),
+            "COLLATZ_FRONTEND": f"tcp://127.0.0.1:{frontend}",
+            "COLLATZ_BACKEND": f"tcp://127.0.0.1:{backend}",
+            "PUSH_PUB_ENDPOINT": f"tcp://127.0.0.1:{pub}",
+            "PUSH_SSE_BIND": f"127.0.0.1:{sse}",
             # The commit nudges of the test's API reach its push worker only.
             "PUSH_WAKE_ADDRESS": f"127.0.0.1:{free_udp_port()}",
         }
@@ -164,8 +166,9 @@ class PushWorkerProcess(Process):
     def __init__(self, tmp_path: Path, env: Optional[dict] = None, args=()):
         self.tmp_path = tmp_path
         self._key: Optional[str] = None
-        self.pub_endpoint = f"tcp://127.0.0.1:{free_port()}"
-        self.sse_url = f"http://127.0.0.1:{free_port()}"
+        pub, sse = free_ports(2)
+        self.pub_endpoint = f"tcp://127.0.0.1:{pub}"
+        self.sse_url = f"http://127.0.0.1:{sse}"
         host_port = self.sse_url[len("http://") :]
         env = child_env(
             tmp_path,
